@@ -1,0 +1,536 @@
+//! The configuration: the data model (users, items, events and their
+//! features), where the source files are and how they are written, how events
+//! become labels, and pipeline settings.
+//!
+//! The commented example `cascade.toml` at the repository root is embedded in
+//! the binary as the defaults ([`Config::default_toml`]) and parsed in a test,
+//! so the documentation of every key cannot drift from the code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::timestamp::TimestampFormat;
+
+/// The example configuration shipped with Cascade (MovieLens-100k schema).
+const DEFAULT_TOML: &str = include_str!("../../../cascade.toml");
+
+/// A configuration problem, naming where it is and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{origin}: cannot read the config: {source}")]
+    Read {
+        /// The file.
+        origin: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, or a value of the wrong type.
+    #[error("{origin}: {message}")]
+    Syntax {
+        /// The file (or `<embedded defaults>`).
+        origin: String,
+        /// The parser's message, which names the line, column and key.
+        message: String,
+    },
+    /// Well-formed TOML whose meaning is wrong.
+    #[error("{origin}: key `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        origin: String,
+        /// Dotted path of the offending key.
+        key: String,
+        /// What was expected.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the stores and pipeline outputs live.
+    #[serde(default)]
+    pub workspace: WorkspaceConfig,
+    /// The user table.
+    pub users: TableConfig,
+    /// The item table.
+    pub items: TableConfig,
+    /// The event log.
+    pub events: EventsConfig,
+    /// Which events are positive feedback and how ratings become labels.
+    pub labels: LabelConfig,
+    /// Batch pipeline settings.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+}
+
+/// Where Cascade keeps its files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    /// Directory for the embedded store, the Parquet offline store and outputs.
+    #[serde(default = "default_workspace_dir")]
+    pub dir: String,
+}
+
+impl Default for WorkspaceConfig {
+    fn default() -> Self {
+        WorkspaceConfig { dir: default_workspace_dir() }
+    }
+}
+
+fn default_workspace_dir() -> String {
+    "cascade-workspace".to_owned()
+}
+
+/// A user or item table: its id column, features and source file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// Column that holds the id.
+    pub id: String,
+    /// Feature used to show a record to a person (e.g. a movie title).
+    #[serde(default)]
+    pub display: Option<String>,
+    /// Where the table is read from, relative to the data directory.
+    #[serde(default)]
+    pub source: Option<SourceConfig>,
+    /// Features by name.
+    #[serde(default)]
+    pub features: BTreeMap<String, FeatureSpec>,
+}
+
+/// The type of a feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureType {
+    /// An identifier, kept as a token.
+    Id,
+    /// One token from a vocabulary (gender, occupation).
+    Categorical,
+    /// Several tokens (genres): split on `separator`, or gathered from 0/1 flag columns.
+    MultiCategorical,
+    /// A number.
+    Numeric,
+    /// A moment in time, parsed with `format`.
+    Timestamp,
+    /// Free text (titles, descriptions).
+    Text,
+}
+
+/// One feature of a user or item table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    /// The feature's type.
+    #[serde(rename = "type")]
+    pub feature_type: FeatureType,
+    /// Source column, when it differs from the feature name.
+    #[serde(default)]
+    pub column: Option<String>,
+    /// multi_categorical: the token separator inside one cell.
+    #[serde(default)]
+    pub separator: Option<String>,
+    /// multi_categorical: flag columns; the feature holds the names of those set to 1.
+    #[serde(default)]
+    pub from_flags: Option<Vec<String>>,
+    /// timestamp: `unix`, `unix_ms`, `rfc3339` or a strftime pattern such as `%d-%b-%Y`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+impl FeatureSpec {
+    /// The source column this feature is read from.
+    pub fn source_column<'a>(&'a self, feature_name: &'a str) -> &'a str {
+        self.column.as_deref().unwrap_or(feature_name)
+    }
+}
+
+/// File formats the importer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormat {
+    /// Delimited text; `delimiter` defaults to `,`.
+    Csv,
+    /// Tab-separated text.
+    Tsv,
+    /// One JSON object per line.
+    Jsonl,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// Text encodings of delimited and JSON sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// UTF-8 (the default).
+    #[default]
+    Utf8,
+    /// ISO-8859-1, as in MovieLens' `u.item`.
+    Latin1,
+}
+
+/// Where a table or log is read from and how it is written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Path relative to the data directory given on the command line.
+    pub path: String,
+    /// File format.
+    pub format: SourceFormat,
+    /// Field delimiter for `csv` (one character).
+    #[serde(default)]
+    pub delimiter: Option<String>,
+    /// Whether the first line names the columns (csv/tsv).
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// Column names, for files without a header line.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Text encoding.
+    #[serde(default)]
+    pub encoding: Encoding,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl SourceConfig {
+    /// The single-byte field delimiter for delimited formats.
+    pub fn delimiter_byte(&self) -> u8 {
+        match (self.format, &self.delimiter) {
+            (_, Some(d)) => d.as_bytes()[0],
+            (SourceFormat::Tsv, None) => b'\t',
+            _ => b',',
+        }
+    }
+}
+
+/// The event log's columns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Column holding the user id.
+    pub user: String,
+    /// Column holding the item id.
+    pub item: String,
+    /// Column holding the event time.
+    pub timestamp: String,
+    /// Format of the event time (see [`FeatureSpec::format`]).
+    pub timestamp_format: String,
+    /// Column holding the event type; leave out to use `constant_event_type`.
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// Event type of every row when the file has no event-type column.
+    #[serde(default)]
+    pub constant_event_type: Option<String>,
+    /// Column with a numeric payload (rating, dwell time).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// Column with a client-supplied unique event id (makes re-imports idempotent
+    /// even when two events are otherwise identical).
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// Where the log is read from.
+    #[serde(default)]
+    pub source: Option<SourceConfig>,
+}
+
+/// How events become positive feedback and binary labels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelConfig {
+    /// Event types that are positive feedback (label 1) outright.
+    #[serde(default)]
+    pub positive_event_types: Vec<String>,
+    /// Event types whose value is a rating, labelled by threshold.
+    #[serde(default)]
+    pub rating: Option<RatingLabel>,
+}
+
+/// Ratings to labels: `value >= threshold` is 1, else 0.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatingLabel {
+    /// Event types carrying a rating in their value.
+    pub event_types: Vec<String>,
+    /// Smallest rating that counts as positive.
+    pub threshold: f64,
+}
+
+impl LabelConfig {
+    /// The binary label of an event of `event_type` with `value`.
+    pub fn label(&self, event_type: &str, value: Option<f64>) -> bool {
+        if let Some(rating) = &self.rating
+            && rating.event_types.iter().any(|t| t == event_type)
+        {
+            return value.is_some_and(|v| v >= rating.threshold);
+        }
+        self.positive_event_types.iter().any(|t| t == event_type)
+    }
+}
+
+/// Batch pipeline settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// How many of the user's previous items each training sample carries.
+    #[serde(default = "default_history_length")]
+    pub history_length: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { history_length: default_history_length() }
+    }
+}
+
+fn default_history_length() -> usize {
+    10
+}
+
+impl Config {
+    /// The embedded example configuration's text.
+    pub fn default_toml() -> &'static str {
+        DEFAULT_TOML
+    }
+
+    /// The embedded defaults (the MovieLens-100k schema).
+    pub fn embedded_default() -> Config {
+        Config::from_toml_str(DEFAULT_TOML, "<embedded cascade.toml>")
+            .expect("the embedded cascade.toml is valid; a test parses it")
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { origin: origin.clone(), source })?;
+        Config::from_toml_str(&text, &origin)
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            origin: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.validate().map_err(|(key, message)| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            key,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        validate_table("users", &self.users)?;
+        validate_table("items", &self.items)?;
+        let events = &self.events;
+        if TimestampFormat::parse_spec(&events.timestamp_format).is_none() {
+            return Err(bad_timestamp_format("events.timestamp_format"));
+        }
+        match (&events.event_type, &events.constant_event_type) {
+            (None, None) => {
+                return Err((
+                    "events.event_type".into(),
+                    "expected a column name, or set events.constant_event_type".into(),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err((
+                    "events.constant_event_type".into(),
+                    "expected only one of events.event_type and events.constant_event_type".into(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(source) = &events.source {
+            validate_source("events.source", source)?;
+        }
+        if let Some(rating) = &self.labels.rating
+            && !rating.threshold.is_finite()
+        {
+            return Err(("labels.rating.threshold".into(), "expected a finite number".into()));
+        }
+        if self.labels.positive_event_types.is_empty() && self.labels.rating.is_none() {
+            return Err((
+                "labels.positive_event_types".into(),
+                "expected at least one positive event type (or a labels.rating rule)".into(),
+            ));
+        }
+        if self.pipeline.history_length == 0 {
+            return Err(("pipeline.history_length".into(), "expected at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+fn bad_timestamp_format(key: &str) -> (String, String) {
+    (key.to_owned(), "expected `unix`, `unix_ms`, `rfc3339` or a strftime pattern with `%`".into())
+}
+
+fn validate_table(table: &str, config: &TableConfig) -> Result<(), (String, String)> {
+    if let Some(display) = &config.display
+        && !config.features.contains_key(display)
+    {
+        return Err((
+            format!("{table}.display"),
+            format!("expected a feature name, got {display:?}"),
+        ));
+    }
+    if let Some(source) = &config.source {
+        validate_source(&format!("{table}.source"), source)?;
+    }
+    for (name, spec) in &config.features {
+        let key = format!("{table}.features.{name}");
+        let multi = spec.feature_type == FeatureType::MultiCategorical;
+        if spec.separator.is_some() && !multi {
+            return Err((
+                format!("{key}.separator"),
+                "only multi_categorical features take a separator".into(),
+            ));
+        }
+        if spec.from_flags.is_some() && !multi {
+            return Err((
+                format!("{key}.from_flags"),
+                "only multi_categorical features take from_flags".into(),
+            ));
+        }
+        if multi && spec.separator.is_some() == spec.from_flags.is_some() {
+            return Err((
+                key,
+                "multi_categorical expects exactly one of `separator` or `from_flags`".into(),
+            ));
+        }
+        if let Some(separator) = &spec.separator
+            && separator.is_empty()
+        {
+            return Err((format!("{key}.separator"), "expected a non-empty string".into()));
+        }
+        match (&spec.format, spec.feature_type) {
+            (None, FeatureType::Timestamp) => {
+                return Err((format!("{key}.format"), "timestamp features need a format".into()));
+            }
+            (Some(format), FeatureType::Timestamp) => {
+                if TimestampFormat::parse_spec(format).is_none() {
+                    return Err(bad_timestamp_format(&format!("{key}.format")));
+                }
+            }
+            (Some(_), _) => {
+                return Err((
+                    format!("{key}.format"),
+                    "only timestamp features take a format".into(),
+                ));
+            }
+            (None, _) => {}
+        }
+    }
+    Ok(())
+}
+
+fn validate_source(key: &str, source: &SourceConfig) -> Result<(), (String, String)> {
+    if let Some(delimiter) = &source.delimiter {
+        if source.format != SourceFormat::Csv {
+            return Err((format!("{key}.delimiter"), "only csv sources take a delimiter".into()));
+        }
+        if delimiter.len() != 1 {
+            return Err((
+                format!("{key}.delimiter"),
+                format!("expected one ASCII character, got {delimiter:?}"),
+            ));
+        }
+    }
+    let delimited = matches!(source.format, SourceFormat::Csv | SourceFormat::Tsv);
+    if delimited && !source.header && source.columns.is_none() {
+        return Err((
+            format!("{key}.columns"),
+            "a file without a header line needs `columns`".into(),
+        ));
+    }
+    if !delimited && source.columns.is_some() {
+        return Err((format!("{key}.columns"), "only csv/tsv sources take `columns`".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_example_parses_and_declares_movielens() {
+        let config = Config::from_toml_str(Config::default_toml(), "cascade.toml").unwrap();
+        assert_eq!(config.users.id, "user_id");
+        assert_eq!(config.items.display.as_deref(), Some("title"));
+        let genres = &config.items.features["genres"];
+        assert_eq!(genres.feature_type, FeatureType::MultiCategorical);
+        assert_eq!(genres.from_flags.as_ref().unwrap().len(), 19);
+        assert!(config.labels.label("rating", Some(4.0)));
+        assert!(!config.labels.label("rating", Some(3.0)));
+        assert_eq!(config.events.source.as_ref().unwrap().path, "u.data");
+    }
+
+    fn with(replace: &str, by: &str) -> Result<Config, ConfigError> {
+        let text = Config::default_toml().replacen(replace, by, 1);
+        assert_ne!(text, Config::default_toml(), "fixture must change the text: {replace}");
+        Config::from_toml_str(&text, "test.toml")
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = with("[pipeline]", "[pipeline]\nhistory_lenght = 3").unwrap_err().to_string();
+        assert!(err.contains("test.toml") && err.contains("history_lenght"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = with("threshold = 4.0", "threshold = \"high\"").unwrap_err().to_string();
+        assert!(err.contains("threshold") && err.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn unknown_feature_type_lists_the_valid_ones() {
+        let err =
+            with("{ type = \"categorical\" }", "{ type = \"colour\" }").unwrap_err().to_string();
+        assert!(err.contains("colour") && err.contains("multi_categorical"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_dotted_key() {
+        let err =
+            with("timestamp_format = \"unix\"", "timestamp_format = \"whenever\"").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, .. } if key == "events.timestamp_format"),
+            "{err}"
+        );
+        let err =
+            with("{ type = \"text\" }", "{ type = \"text\", separator = \",\" }").unwrap_err();
+        assert!(err.to_string().contains("items.features.title.separator"), "{err}");
+        let err = with("path = \"u.data\"", "path = \"u.data\"\ndelimiter = \";;\"").unwrap_err();
+        assert!(err.to_string().contains(".source.delimiter"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = Config::load(Path::new("/nonexistent/cascade.toml")).unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/cascade.toml"), "{err}");
+    }
+
+    #[test]
+    fn labels_follow_rating_rule_then_positive_types() {
+        let labels = LabelConfig {
+            positive_event_types: vec!["click".into()],
+            rating: Some(RatingLabel { event_types: vec!["rating".into()], threshold: 4.0 }),
+        };
+        assert!(labels.label("click", None));
+        assert!(!labels.label("impression", None));
+        assert!(labels.label("rating", Some(5.0)));
+        assert!(!labels.label("rating", None));
+    }
+}

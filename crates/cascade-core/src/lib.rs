@@ -1,0 +1,14 @@
+//! Shared vocabulary of Cascade: the configuration that declares the data
+//! model, the feature values it produces, and the events that flow through the
+//! log. Every other crate speaks in these types; this crate owns no I/O beyond
+//! reading the configuration file.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod event;
+pub mod timestamp;
+pub mod value;
+
+pub use config::{Config, ConfigError};
+pub use event::{Event, StoredEvent};
+pub use value::{FeatureValue, Record};

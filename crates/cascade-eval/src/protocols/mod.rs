@@ -1,0 +1,9 @@
+//! Protocol runners. A protocol fixes the split, what is masked and how ties
+//! are broken (PROTOCOLS.md); the runner takes any model through a small
+//! scoring trait and returns named metric values.
+
+pub mod ctr;
+pub mod loo_full;
+
+pub use ctr::{CtrExample, CtrReport, CtrScorer, evaluate_ctr};
+pub use loo_full::{FullRanker, LooReport, LooSplit, Stage, evaluate_loo, top_k};

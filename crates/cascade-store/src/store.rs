@@ -1,0 +1,326 @@
+//! The redb file: tables, appends and reads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use cascade_core::{Event, Record, StoredEvent};
+
+use crate::event_key::EventKey;
+
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const EVENT_KEYS: TableDefinition<&[u8], u64> = TableDefinition::new("event_keys");
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
+
+/// A store failure, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed (I/O, corruption, a lock held by another process).
+    #[error("store {path}: {source}")]
+    Database {
+        /// The redb file.
+        path: PathBuf,
+        /// redb's error.
+        source: redb::Error,
+    },
+    /// A stored value did not decode (the file was written by an incompatible version).
+    #[error("store {path}: cannot decode {what}: {message}")]
+    Decode {
+        /// The redb file.
+        path: PathBuf,
+        /// What was being read.
+        what: String,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// Which record table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityKind {
+    /// The user table.
+    User,
+    /// The item table.
+    Item,
+}
+
+impl EntityKind {
+    fn table(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
+        match self {
+            EntityKind::User => USERS,
+            EntityKind::Item => ITEMS,
+        }
+    }
+}
+
+/// An event with the key that deduplicates it.
+#[derive(Debug, Clone)]
+pub struct KeyedEvent {
+    /// Deduplication key.
+    pub key: EventKey,
+    /// The event.
+    pub event: Event,
+}
+
+/// What happened to one event of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendStatus {
+    /// Newly appended at this sequence number.
+    Appended(u64),
+    /// Already in the log at this sequence number; nothing was written.
+    Duplicate(u64),
+}
+
+impl AppendStatus {
+    /// The event's sequence number, new or existing.
+    pub fn seq(self) -> u64 {
+        match self {
+            AppendStatus::Appended(seq) | AppendStatus::Duplicate(seq) => seq,
+        }
+    }
+}
+
+/// The embedded store. Cheap to clone; clones share one open database.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store file at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let fail = |source: redb::Error| StoreError::Database { path: path.to_owned(), source };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(e.into()))?;
+        }
+        let db = Database::create(path).map_err(|e| fail(e.into()))?;
+        let store = Store { db: Arc::new(db), path: path.to_owned() };
+        // Create every table up front so read transactions never meet a missing one.
+        store.write(|txn| {
+            txn.open_table(EVENTS)?;
+            txn.open_table(EVENT_KEYS)?;
+            txn.open_table(USERS)?;
+            txn.open_table(ITEMS)?;
+            Ok(())
+        })?;
+        Ok(store)
+    }
+
+    /// The redb file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fail(&self, source: impl Into<redb::Error>) -> StoreError {
+        StoreError::Database { path: self.path.clone(), source: source.into() }
+    }
+
+    fn write<T>(
+        &self,
+        body: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let value = body(&txn).map_err(|e| self.fail(e))?;
+        txn.commit().map_err(|e| self.fail(e))?;
+        Ok(value)
+    }
+
+    /// Appends events in one durable transaction. Events whose key is already
+    /// in the log (or earlier in this batch) are reported as duplicates.
+    pub fn append(&self, events: &[KeyedEvent]) -> Result<Vec<AppendStatus>, StoreError> {
+        self.write(|txn| {
+            let mut log = txn.open_table(EVENTS)?;
+            let mut keys = txn.open_table(EVENT_KEYS)?;
+            let mut next_seq = match log.last()? {
+                Some((seq, _)) => seq.value() + 1,
+                None => 0,
+            };
+            let mut statuses = Vec::with_capacity(events.len());
+            for keyed in events {
+                if let Some(existing) = keys.get(keyed.key.0.as_slice())? {
+                    statuses.push(AppendStatus::Duplicate(existing.value()));
+                    continue;
+                }
+                let bytes = serde_json::to_vec(&keyed.event).expect("events always serialise");
+                log.insert(next_seq, bytes.as_slice())?;
+                keys.insert(keyed.key.0.as_slice(), next_seq)?;
+                statuses.push(AppendStatus::Appended(next_seq));
+                next_seq += 1;
+            }
+            Ok(statuses)
+        })
+    }
+
+    /// The sequence number of the event with this key, if it is in the log.
+    pub fn find_key(&self, key: &EventKey) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let keys = txn.open_table(EVENT_KEYS).map_err(|e| self.fail(e))?;
+        let found = keys.get(key.0.as_slice()).map_err(|e| self.fail(e))?;
+        Ok(found.map(|seq| seq.value()))
+    }
+
+    /// Number of events in the log.
+    pub fn event_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let log = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
+        log.len().map_err(|e| self.fail(e))
+    }
+
+    /// Replays the log from `from_seq` (inclusive), in sequence order, calling
+    /// `visit` for each event. Reads one consistent snapshot.
+    pub fn replay(
+        &self,
+        from_seq: u64,
+        mut visit: impl FnMut(StoredEvent),
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let log = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
+        for entry in log.range(from_seq..).map_err(|e| self.fail(e))? {
+            let (seq, bytes) = entry.map_err(|e| self.fail(e))?;
+            let seq = seq.value();
+            let event: Event =
+                serde_json::from_slice(bytes.value()).map_err(|e| StoreError::Decode {
+                    path: self.path.clone(),
+                    what: format!("event {seq}"),
+                    message: e.to_string(),
+                })?;
+            visit(StoredEvent { seq, event });
+        }
+        Ok(())
+    }
+
+    /// All events from `from_seq` on, in sequence order.
+    pub fn events(&self, from_seq: u64) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut events = Vec::new();
+        self.replay(from_seq, |event| events.push(event))?;
+        Ok(events)
+    }
+
+    /// Inserts or replaces records by id in one durable transaction; returns how
+    /// many were new or changed.
+    pub fn upsert(
+        &self,
+        kind: EntityKind,
+        records: &[(String, Record)],
+    ) -> Result<usize, StoreError> {
+        self.write(|txn| {
+            let mut table = txn.open_table(kind.table())?;
+            let mut changed = 0;
+            for (id, record) in records {
+                let bytes = serde_json::to_vec(record).expect("records always serialise");
+                let previous = table.insert(id.as_str(), bytes.as_slice())?;
+                if previous.is_none_or(|old| old.value() != bytes.as_slice()) {
+                    changed += 1;
+                }
+            }
+            Ok(changed)
+        })
+    }
+
+    /// Removes a record; returns whether it existed.
+    pub fn delete(&self, kind: EntityKind, id: &str) -> Result<bool, StoreError> {
+        self.write(|txn| Ok(txn.open_table(kind.table())?.remove(id)?.is_some()))
+    }
+
+    /// One record by id.
+    pub fn get(&self, kind: EntityKind, id: &str) -> Result<Option<Record>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let table = txn.open_table(kind.table()).map_err(|e| self.fail(e))?;
+        let Some(bytes) = table.get(id).map_err(|e| self.fail(e))? else { return Ok(None) };
+        self.decode_record(id, bytes.value()).map(Some)
+    }
+
+    /// Every record of a table, ordered by id.
+    pub fn records(&self, kind: EntityKind) -> Result<Vec<(String, Record)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let table = txn.open_table(kind.table()).map_err(|e| self.fail(e))?;
+        let mut records = Vec::new();
+        for entry in table.iter().map_err(|e| self.fail(e))? {
+            let (id, bytes) = entry.map_err(|e| self.fail(e))?;
+            records.push((id.value().to_owned(), self.decode_record(id.value(), bytes.value())?));
+        }
+        Ok(records)
+    }
+
+    fn decode_record(&self, id: &str, bytes: &[u8]) -> Result<Record, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Decode {
+            path: self.path.clone(),
+            what: format!("record {id:?}"),
+            message: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cascade_core::FeatureValue;
+
+    use super::*;
+
+    fn keyed(id: &str, ts_ms: i64) -> KeyedEvent {
+        let event = Event {
+            user: "u1".into(),
+            item: id.into(),
+            event_type: "click".into(),
+            value: Some(1.0),
+            ts_ms,
+        };
+        KeyedEvent { key: EventKey::from_client_id(id), event }
+    }
+
+    #[test]
+    fn appends_in_order_and_deduplicates_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let first = store.append(&[keyed("a", 1), keyed("b", 2)]).unwrap();
+        assert_eq!(first, vec![AppendStatus::Appended(0), AppendStatus::Appended(1)]);
+        let second = store.append(&[keyed("b", 2), keyed("c", 3), keyed("c", 3)]).unwrap();
+        assert_eq!(
+            second,
+            vec![AppendStatus::Duplicate(1), AppendStatus::Appended(2), AppendStatus::Duplicate(2)]
+        );
+        let items: Vec<_> =
+            store.events(0).unwrap().into_iter().map(|e| (e.seq, e.event.item)).collect();
+        assert_eq!(items, vec![(0, "a".into()), (1, "b".into()), (2, "c".into())]);
+        assert_eq!(store.events(2).unwrap().len(), 1);
+        assert_eq!(store.find_key(&EventKey::from_client_id("c")).unwrap(), Some(2));
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            store.append(&[keyed("a", 1)]).unwrap();
+            let record = Record::from([("age".to_owned(), FeatureValue::Text("25".into()))]);
+            store.upsert(EntityKind::User, &[("u1".into(), record)]).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.event_count().unwrap(), 1);
+        let user = store.get(EntityKind::User, "u1").unwrap().unwrap();
+        assert_eq!(user["age"], FeatureValue::Text("25".into()));
+    }
+
+    #[test]
+    fn upsert_counts_only_changes_and_delete_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let record = |v: f64| Record::from([("x".to_owned(), FeatureValue::Number(v))]);
+        assert_eq!(store.upsert(EntityKind::Item, &[("i".into(), record(1.0))]).unwrap(), 1);
+        assert_eq!(store.upsert(EntityKind::Item, &[("i".into(), record(1.0))]).unwrap(), 0);
+        assert_eq!(store.upsert(EntityKind::Item, &[("i".into(), record(2.0))]).unwrap(), 1);
+        assert!(store.delete(EntityKind::Item, "i").unwrap());
+        assert!(store.get(EntityKind::Item, "i").unwrap().is_none());
+        assert!(store.records(EntityKind::Item).unwrap().is_empty());
+    }
+}
