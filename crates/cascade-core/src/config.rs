@@ -191,6 +191,10 @@ pub struct SourceConfig {
     /// Column names, for files without a header line.
     #[serde(default)]
     pub columns: Option<Vec<String>>,
+    /// Whether `"` quotes fields (csv only; default true). Turn it off for files
+    /// like MovieLens' whose titles contain bare quote characters.
+    #[serde(default)]
+    pub quoting: Option<bool>,
     /// Text encoding.
     #[serde(default)]
     pub encoding: Encoding,
@@ -208,6 +212,11 @@ impl SourceConfig {
             (SourceFormat::Tsv, None) => b'\t',
             _ => b',',
         }
+    }
+
+    /// Whether `"` quotes fields.
+    pub fn quoting(&self) -> bool {
+        self.format == SourceFormat::Csv && self.quoting.unwrap_or(true)
     }
 }
 

@@ -6,9 +6,11 @@
 
 pub mod config;
 pub mod event;
+pub mod ids;
 pub mod timestamp;
 pub mod value;
 
 pub use config::{Config, ConfigError};
 pub use event::{Event, StoredEvent};
+pub use ids::IdIndex;
 pub use value::{FeatureValue, Record};

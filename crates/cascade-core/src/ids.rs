@@ -1,0 +1,69 @@
+//! Dense indices for external ids: models address users and items as
+//! `0..n`, in a deterministic order.
+
+use std::collections::HashMap;
+
+/// A bijection between external ids and dense indices `0..len`.
+///
+/// Ids are ordered numerically when every id is an integer (so MovieLens item
+/// "2" comes before "10", as PROTOCOLS.md requires), and as strings otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct IdIndex {
+    ids: Vec<String>,
+    positions: HashMap<String, u32>,
+}
+
+impl IdIndex {
+    /// Builds the index over the distinct ids given.
+    pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(ids: I) -> IdIndex {
+        let mut ids: Vec<String> = ids.into_iter().map(Into::into).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.iter().all(|id| id.parse::<i64>().is_ok()) {
+            ids.sort_by_key(|id| id.parse::<i64>().expect("checked numeric"));
+        }
+        let positions = ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
+        IdIndex { ids, positions }
+    }
+
+    /// Number of ids.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are no ids.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The dense index of an external id.
+    pub fn index(&self, id: &str) -> Option<u32> {
+        self.positions.get(id).copied()
+    }
+
+    /// The external id at a dense index.
+    pub fn id(&self, index: u32) -> &str {
+        &self.ids[index as usize]
+    }
+
+    /// All ids in index order.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_ids_sort_numerically_others_lexically() {
+        let numeric = IdIndex::new(["10", "2", "1", "2"]);
+        assert_eq!(numeric.ids(), ["1", "2", "10"]);
+        assert_eq!(numeric.index("10"), Some(2));
+        let mixed = IdIndex::new(["b10", "b2", "a"]);
+        assert_eq!(mixed.ids(), ["a", "b10", "b2"]);
+        assert_eq!(mixed.id(1), "b10");
+        assert_eq!(mixed.index("zzz"), None);
+    }
+}
