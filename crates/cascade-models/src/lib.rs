@@ -9,5 +9,5 @@ pub mod interactions;
 pub mod linalg;
 pub mod tuning;
 
-pub use baselines::{BiasCtr, Ease, EaseConfig, ItemKnn, ItemKnnConfig, MostPopular};
+pub use baselines::{BiasCtr, Ease, EaseConfig, ItemKnn, ItemKnnConfig, MostPopular, ease};
 pub use interactions::Interactions;

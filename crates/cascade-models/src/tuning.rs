@@ -54,6 +54,10 @@ pub fn select_on_validation<C, M: FullRanker>(
     Tuned { model, setting, trials }
 }
 
+/// RecBole's ItemKNN defaults (k = 100, no shrinkage): the setting the
+/// PROTOCOLS.md reference was measured with, used unless tuning is asked for.
+pub const ITEM_KNN_DEFAULT: ItemKnnConfig = ItemKnnConfig { k: 100, shrink: 0.0 };
+
 /// The ItemKNN grid: neighbours × shrinkage.
 pub fn item_knn_grid() -> Vec<ItemKnnConfig> {
     let mut grid = Vec::new();

@@ -1,8 +1,9 @@
 //! ItemKNN: item–item cosine similarity over the binary interaction matrix,
 //! `sim(i, j) = |U_i ∩ U_j| / (sqrt(|U_i|·|U_j|) + shrink)`, keeping each
-//! item's `k` most similar neighbours. A user's score for item j is the sum of
-//! `sim(i, j)` over the items i in their history that have j as a neighbour
-//! (the RecBole formulation).
+//! item's `k` most similar neighbours. A user's score for a target item t is
+//! the sum of `sim(j, t)` over the history items j that are among t's `k`
+//! neighbours (the RecBole formulation: the neighbourhood is the target's, not
+//! the history item's; the other way round scores markedly worse here).
 
 use rayon::prelude::*;
 
@@ -22,7 +23,11 @@ pub struct ItemKnnConfig {
 /// A fitted ItemKNN model: each item's neighbours with their similarity.
 #[derive(Debug, Clone)]
 pub struct ItemKnn {
+    /// Each item's top-k neighbours, most similar first.
     neighbours: Vec<Vec<(u32, f32)>>,
+    /// The transpose: for history item j, the targets t that have j among
+    /// their neighbours, with sim(j, t). Scoring walks this.
+    contributions: Vec<Vec<(u32, f32)>>,
 }
 
 impl ItemKnn {
@@ -66,8 +71,14 @@ impl ItemKnn {
                     sims
                 },
             )
-            .collect();
-        ItemKnn { neighbours }
+            .collect::<Vec<Vec<(u32, f32)>>>();
+        let mut contributions = vec![Vec::new(); data.n_items];
+        for (target, list) in neighbours.iter().enumerate() {
+            for &(j, sim) in list {
+                contributions[j as usize].push((target as u32, sim));
+            }
+        }
+        ItemKnn { neighbours, contributions }
     }
 
     /// The neighbours of `item`, most similar first.
@@ -82,9 +93,9 @@ impl FullRanker for ItemKnn {
         let mut seen = history.to_vec();
         seen.sort_unstable();
         seen.dedup();
-        for &i in &seen {
-            for &(j, sim) in &self.neighbours[i as usize] {
-                scores[j as usize] += sim;
+        for &j in &seen {
+            for &(target, sim) in &self.contributions[j as usize] {
+                scores[target as usize] += sim;
             }
         }
     }
@@ -108,6 +119,22 @@ mod tests {
         let mut scores = [0.0; 3];
         model.score_user(0, &[1], &mut scores);
         assert!((scores[0] - sim01).abs() < 1e-6 && scores[2] == 0.0);
+    }
+
+    #[test]
+    fn the_target_neighbourhood_decides_who_contributes() {
+        // Item 0 is everyone's nearest neighbour, but with k = 1 item 0's own
+        // single neighbour is item 1, so a history of {2} contributes to 0 only
+        // if 2 is 0's neighbour — it is not.
+        let data = Interactions::new(3, &[vec![0, 1], vec![0, 1], vec![0, 2]]);
+        let model = ItemKnn::fit(&data, ItemKnnConfig { k: 1, shrink: 0.0 });
+        assert_eq!(model.neighbours(0), &[(1, 2.0 / (3f32.sqrt() * 2f32.sqrt()))]);
+        assert_eq!(model.neighbours(2)[0].0, 0);
+        let mut scores = [0.0; 3];
+        model.score_user(0, &[2], &mut scores);
+        assert_eq!(scores[0], 0.0, "2 is not among 0's neighbours");
+        model.score_user(0, &[0], &mut scores);
+        assert!(scores[2] > 0.0, "0 is 2's neighbour, so it contributes to 2");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! every item for a user through [`cascade_eval::protocols::FullRanker`].
 
 mod bias_ctr;
-mod ease;
+pub mod ease;
 mod item_knn;
 mod most_popular;
 

@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod append;
+pub mod dataset;
+pub mod eval;
+pub mod import;
+pub mod pipeline;
+pub mod quickstart;

@@ -1,0 +1,115 @@
+//! `cascade quickstart`: the whole loop on MovieLens-100k in under a minute.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+
+use cascade_batch::stats;
+use cascade_core::FeatureValue;
+use cascade_eval::protocols::top_k;
+use cascade_store::EntityKind;
+
+use crate::commands::eval::{fit_ctr, fit_loo, prepare};
+use crate::progress::Progress;
+use crate::workspace::Workspace;
+use crate::{Common, ModelName};
+
+/// PROTOCOLS.md reference rows (RecBole 1.2.1, same protocol): HR@10, NDCG@10, MRR@10, Recall@20.
+const REFERENCES: [(&str, [f64; 4]); 3] = [
+    ("Pop (reference)", [0.0859, 0.0449, 0.0326, 0.1262]),
+    ("ItemKNN (RecBole)", [0.1124, 0.0619, 0.0466, 0.1835]),
+    ("EASE (RecBole)", [0.1347, 0.0698, 0.0504, 0.2163]),
+];
+
+pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
+    let started = Instant::now();
+    let workspace = Workspace::open(common)?;
+    if !workspace.builtin_config {
+        bail!(
+            "quickstart runs on the built-in MovieLens-100k config; use `cascade import` and `cascade eval` with --config"
+        );
+    }
+    let progress = Progress { quiet: false };
+    let data = workspace.movielens_dir(from, progress)?;
+    println!("MovieLens-100k: {} (checksums verified)", data.display());
+
+    let prepared = prepare(&workspace, Some(&data), progress)?;
+    let bar = progress.spinner("batch pipeline: splits, samples, features, statistics");
+    prepared.pipeline.write_outputs()?;
+    let summary = stats::compute(&prepared.pipeline)?;
+    bar.finish_and_clear();
+    println!("\n{summary}\n");
+    println!("pipeline outputs under {}\n", workspace.pipeline_dir().display());
+
+    let split = &prepared.split;
+    let models = [ModelName::Pop, ModelName::Itemknn, ModelName::Ease];
+    let mut outcomes = Vec::new();
+    for model in models {
+        outcomes.push((model, fit_loo(model, split, false, progress)?));
+    }
+
+    println!(
+        "ML100K-LOO-FULL, test (full ranking over {} items, {} users; hyperparameters chosen on validation)",
+        split.n_items,
+        split.n_users()
+    );
+    println!(
+        "{:<20} {:>7} {:>8} {:>7} {:>9}  {:>8}  setting",
+        "model", "HR@10", "NDCG@10", "MRR@10", "Recall@20", "cover@10"
+    );
+    for (model, outcome) in &outcomes {
+        let m = &outcome.test;
+        println!(
+            "{:<20} {:>7.4} {:>8.4} {:>7.4} {:>9.4}  {:>8.4}  {}",
+            format!("{model:?}"),
+            m["hr@10"],
+            m["ndcg@10"],
+            m["mrr@10"],
+            m["recall@20"],
+            m["coverage@10"],
+            outcome.setting
+        );
+    }
+    for (name, [hr, ndcg, mrr, recall]) in REFERENCES {
+        println!("{name:<20} {hr:>7.4} {ndcg:>8.4} {mrr:>7.4} {recall:>9.4}");
+    }
+
+    let ctr = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
+    let (setting, report) = fit_ctr(&ctr, prepared.users.len(), prepared.items.len());
+    println!(
+        "\nML100K-CTR, test: bias-ctr ({setting}) AUC {:.4}  LogLoss {:.4}  GAUC {:.4} over {} users",
+        report.auc, report.logloss, report.gauc, report.gauc_users
+    );
+
+    // A sample user's top 10 from the best model on validation-chosen settings.
+    let store = workspace.store()?;
+    let user = 0u32;
+    let user_id = prepared.users.id(user).to_owned();
+    let (_, best) = outcomes.last().expect("three models");
+    let mut history = split.train[user as usize].clone();
+    history.push(split.valid[user as usize]);
+    history.push(split.test[user as usize]);
+    let mut scores = vec![0f32; split.n_items];
+    best.ranker.score_user(user, &history, &mut scores);
+    let mut masked = vec![false; split.n_items];
+    history.iter().for_each(|&i| masked[i as usize] = true);
+    let title = |item: u32| -> Result<String> {
+        let id = prepared.items.id(item);
+        let record = store.get(EntityKind::Item, id)?;
+        Ok(match record.as_ref().and_then(|r| r.get("title")) {
+            Some(FeatureValue::Text(title)) => title.clone(),
+            _ => format!("item {id}"),
+        })
+    };
+    println!("\nuser {user_id} recently watched:");
+    for &item in history.iter().rev().take(3) {
+        println!("  - {}", title(item)?);
+    }
+    println!("EASE recommends (unseen movies):");
+    for (rank, item) in top_k(&scores, &masked, 10).into_iter().enumerate() {
+        println!("  {:>2}. {}", rank + 1, title(item)?);
+    }
+    println!("\ndone in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! The workspace: the config in force and the directory holding the store,
+//! the offline Parquet store, pipeline outputs and downloaded datasets.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use cascade_batch::datasets::{MovieLensSource, download_movielens_100k, verify_movielens_100k};
+use cascade_batch::import::{ImportOptions, ImportReport, import_events, import_records};
+use cascade_batch::offline::export;
+use cascade_batch::pipeline::Pipeline;
+use cascade_core::Config;
+use cascade_store::{EntityKind, Store};
+
+use crate::Common;
+use crate::progress::Progress;
+
+/// The config and directories one command works in.
+#[derive(Debug)]
+pub struct Workspace {
+    pub config: Config,
+    pub dir: PathBuf,
+    /// True when running on the built-in MovieLens-100k config.
+    pub builtin_config: bool,
+}
+
+impl Workspace {
+    pub fn open(common: &Common) -> Result<Workspace> {
+        let (config, builtin_config) = match &common.config {
+            Some(path) => (Config::load(path)?, false),
+            None => (Config::embedded_default(), true),
+        };
+        let dir = common.workspace.clone().unwrap_or_else(|| PathBuf::from(&config.workspace.dir));
+        Ok(Workspace { config, dir, builtin_config })
+    }
+
+    pub fn store(&self) -> Result<Store> {
+        Ok(Store::open(&self.dir.join("store.redb"))?)
+    }
+
+    pub fn offline_dir(&self) -> PathBuf {
+        self.dir.join("offline")
+    }
+
+    pub fn pipeline_dir(&self) -> PathBuf {
+        self.dir.join("pipeline")
+    }
+
+    /// Finds MovieLens-100k (`--from`, `CASCADE_DATA_DIR`, an earlier download,
+    /// else the internet) and verifies every file's checksum.
+    pub fn movielens_dir(&self, from: Option<&Path>, progress: Progress) -> Result<PathBuf> {
+        let source = MovieLensSource::resolve(from, &self.dir.join("datasets"));
+        let dir = match source {
+            MovieLensSource::From(dir)
+            | MovieLensSource::Environment(dir)
+            | MovieLensSource::Cached(dir) => dir,
+            MovieLensSource::Download(cache) => {
+                progress.say("downloading MovieLens-100k from GroupLens");
+                let bar = progress.bytes("download");
+                let dir = download_movielens_100k(&cache, &mut |done, total| {
+                    if let Some(total) = total {
+                        bar.set_length(total);
+                    }
+                    bar.set_position(done);
+                })?;
+                bar.finish_and_clear();
+                dir
+            }
+        };
+        verify_movielens_100k(&dir).context("MovieLens-100k failed verification")?;
+        Ok(dir)
+    }
+
+    /// Imports users, items and events from `data_dir` (idempotent), with a
+    /// progress bar per table.
+    pub fn import_all(
+        &self,
+        store: &Store,
+        data_dir: &Path,
+        skip_bad_rows: bool,
+        progress: Progress,
+    ) -> Result<Vec<ImportReport>> {
+        let options = ImportOptions { skip_bad_rows, ..ImportOptions::default() };
+        let mut reports = Vec::new();
+        for table in ["users", "items", "events"] {
+            let has_source = match table {
+                "users" => self.config.users.source.is_some(),
+                "items" => self.config.items.source.is_some(),
+                _ => self.config.events.source.is_some(),
+            };
+            if !has_source {
+                continue;
+            }
+            let bar = progress.spinner(&format!("importing {table}"));
+            let mut tick = |rows: usize| {
+                if rows.is_multiple_of(5_000) {
+                    bar.set_message(format!("importing {table}: {rows} rows"));
+                }
+            };
+            let report = match table {
+                "users" => import_records(
+                    &self.config,
+                    EntityKind::User,
+                    data_dir,
+                    store,
+                    options,
+                    &mut tick,
+                ),
+                "items" => import_records(
+                    &self.config,
+                    EntityKind::Item,
+                    data_dir,
+                    store,
+                    options,
+                    &mut tick,
+                ),
+                _ => import_events(&self.config, data_dir, store, options, &mut tick),
+            }?;
+            bar.finish_and_clear();
+            reports.push(report);
+        }
+        if reports.is_empty() {
+            bail!("the config names no source files (users.source, items.source, events.source)");
+        }
+        Ok(reports)
+    }
+
+    /// Exports the store to the offline store and opens the pipeline on it.
+    pub fn pipeline(&self, store: &Store, progress: Progress) -> Result<Pipeline> {
+        let bar = progress.spinner("exporting the store to Parquet");
+        export(store, &self.config, &self.offline_dir())?;
+        bar.set_message("planning the batch pipeline");
+        let pipeline = Pipeline::new(&self.config, &self.offline_dir(), &self.pipeline_dir())?;
+        bar.finish_and_clear();
+        Ok(pipeline)
+    }
+
+    /// Makes sure the store holds data: imports from `data` when given, or,
+    /// on the built-in config with an empty store, from MovieLens-100k.
+    pub fn ensure_data(
+        &self,
+        store: &Store,
+        data: Option<&Path>,
+        progress: Progress,
+    ) -> Result<()> {
+        let dir = match data {
+            Some(dir) if self.builtin_config => self.movielens_dir(Some(dir), progress)?,
+            Some(dir) => dir.to_owned(),
+            None if store.event_count()? > 0 => return Ok(()),
+            None if self.builtin_config => self.movielens_dir(None, progress)?,
+            None => bail!(
+                "the store in {} is empty: pass --data DIR to import first",
+                self.dir.display()
+            ),
+        };
+        for report in self.import_all(store, &dir, false, progress)? {
+            progress.say(describe_import(&report));
+        }
+        Ok(())
+    }
+}
+
+/// One line about an import.
+pub fn describe_import(report: &ImportReport) -> String {
+    let mut line = format!(
+        "{:>7}: {} rows from {} — {} written, {} already present",
+        report.table,
+        report.rows,
+        report.file.display(),
+        report.written,
+        report.unchanged
+    );
+    if report.bad_rows > 0 {
+        line.push_str(&format!(", {} bad rows skipped; first:", report.bad_rows));
+        for example in &report.examples {
+            line.push_str(&format!("\n           {example}"));
+        }
+    }
+    line
+}
