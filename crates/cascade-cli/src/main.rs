@@ -79,6 +79,11 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// System benchmarks (results go in docs/benchmarks.md).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Evaluate a model under a protocol of PROTOCOLS.md.
     Eval {
         /// Protocol.
@@ -97,6 +102,22 @@ enum Command {
         /// Print one JSON object on stdout and nothing else.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Time import + export + pipeline + statistics on a fresh workspace per
+    /// run; prints medians as JSON.
+    Pipeline {
+        /// Runs to take the median over.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Data directory [default: MovieLens-100k via $CASCADE_DATA_DIR or download].
+        #[arg(long, env = "CASCADE_DATA_DIR")]
+        data: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -158,6 +179,9 @@ fn main() -> ExitCode {
         }
         Command::Append { max_batch, common } => commands::append::run(&common, max_batch),
         Command::Pipeline { common } => commands::pipeline::run(&common),
+        Command::Bench { command: BenchCommand::Pipeline { runs, data, common } } => {
+            commands::bench::pipeline(&common, data.as_deref(), runs.max(1))
+        }
         Command::Eval { protocol, model, data, tune, json, common } => {
             commands::eval::run(&common, protocol, model, data.as_deref(), tune, json)
         }

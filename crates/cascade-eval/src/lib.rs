@@ -4,4 +4,5 @@
 #![warn(missing_docs)]
 
 pub mod metrics;
+pub mod plots;
 pub mod protocols;

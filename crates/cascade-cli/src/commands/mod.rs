@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod append;
+pub mod bench;
 pub mod dataset;
 pub mod eval;
 pub mod import;

@@ -7,10 +7,11 @@ use anyhow::{Result, bail};
 
 use cascade_batch::stats;
 use cascade_core::FeatureValue;
+use cascade_eval::plots::{Bar, grouped_bars};
 use cascade_eval::protocols::top_k;
 use cascade_store::EntityKind;
 
-use crate::commands::eval::{fit_ctr, fit_loo, prepare};
+use crate::commands::eval::{LooOutcome, fit_ctr, fit_loo, prepare};
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 use crate::{Common, ModelName};
@@ -74,6 +75,9 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     for (name, [hr, ndcg, mrr, recall]) in REFERENCES {
         println!("{name:<20} {hr:>7.4} {ndcg:>8.4} {mrr:>7.4} {recall:>9.4}");
     }
+    let plot = workspace.dir.join("reports").join("loo_full.svg");
+    plot_against_references(&plot, &outcomes)?;
+    println!("plot: {}", plot.display());
 
     let ctr = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
     let (setting, report) = fit_ctr(&ctr, prepared.users.len(), prepared.items.len());
@@ -112,4 +116,27 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     }
     println!("\ndone in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// HR@10 and NDCG@10 of each model beside the RecBole reference for it.
+fn plot_against_references(path: &Path, outcomes: &[(ModelName, LooOutcome)]) -> Result<()> {
+    std::fs::create_dir_all(path.parent().expect("reports dir"))?;
+    let mut bars = Vec::new();
+    for ((model, outcome), (_, [hr, ndcg, _, _])) in outcomes.iter().zip(REFERENCES) {
+        let group = format!("{model:?}");
+        bars.push(Bar {
+            group: group.clone(),
+            series: "Cascade HR@10".into(),
+            value: outcome.test["hr@10"],
+        });
+        bars.push(Bar { group: group.clone(), series: "RecBole HR@10".into(), value: hr });
+        bars.push(Bar {
+            group: group.clone(),
+            series: "Cascade NDCG@10".into(),
+            value: outcome.test["ndcg@10"],
+        });
+        bars.push(Bar { group, series: "RecBole NDCG@10".into(), value: ndcg });
+    }
+    grouped_bars(path, "ML100K-LOO-FULL, test (full ranking)", "metric value", &bars)
+        .map_err(anyhow::Error::msg)
 }

@@ -1,0 +1,140 @@
+//! Commands as a user runs them: machine-readable evaluation, clear errors.
+
+use crate::{cascade, movielens_dir, texts};
+
+#[test]
+fn eval_json_prints_exactly_one_object_with_the_reference_pop_numbers() {
+    let Some(data) = movielens_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let output = cascade()
+        .args(["eval", "--protocol", "loo-full", "--model", "pop", "--json", "--data"])
+        .arg(&data)
+        .arg("--workspace")
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "stdout must hold one JSON line only: {stdout}");
+    let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(value["protocol"], "loo-full");
+    assert_eq!(value["model"], "pop");
+    let metrics = &value["metrics"];
+    for key in ["hr@10", "ndcg@10", "mrr@10", "recall@20"] {
+        assert!(metrics[key].is_f64(), "missing {key}: {stdout}");
+    }
+    assert!((metrics["hr@10"].as_f64().unwrap() - 0.0859).abs() < 5e-5);
+    assert!((metrics["ndcg@10"].as_f64().unwrap() - 0.0449).abs() < 5e-5);
+
+    // The store is reused: a second run imports nothing new and agrees.
+    let again = cascade()
+        .args(["eval", "--protocol", "ctr", "--model", "bias-ctr", "--json", "--workspace"])
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&again);
+    assert!(again.status.success(), "{stderr}");
+    let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let auc = value["metrics"]["auc"].as_f64().unwrap();
+    assert!(auc > 0.7 && auc < 1.0, "bias-ctr AUC {auc}");
+}
+
+#[test]
+fn a_model_that_does_not_fit_the_protocol_is_refused_by_name() {
+    let output =
+        cascade().args(["eval", "--protocol", "ctr", "--model", "pop", "--json"]).output().unwrap();
+    let (stdout, stderr) = texts(&output);
+    assert!(!output.status.success());
+    assert!(stdout.is_empty(), "nothing on stdout on error: {stdout}");
+    assert!(stderr.contains("`pop`") && stderr.contains("bias-ctr"), "{stderr}");
+}
+
+#[test]
+fn unknown_model_lists_the_valid_ones() {
+    let output = cascade().args(["eval", "--model", "deepfm-xl"]).output().unwrap();
+    let (_, stderr) = texts(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains("deepfm-xl") && stderr.contains("itemknn"), "{stderr}");
+}
+
+#[test]
+fn config_errors_name_the_file_and_key() {
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("bad.toml");
+    let text =
+        cascade_core::Config::default_toml().replace("history_length = 10", "history_length = 0");
+    std::fs::write(&config, text).unwrap();
+    let output = cascade()
+        .args(["import", "--from", "/nonexistent", "--config"])
+        .arg(&config)
+        .arg("--workspace")
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains("bad.toml") && stderr.contains("pipeline.history_length"), "{stderr}");
+}
+
+#[test]
+fn import_with_skip_bad_rows_reports_and_continues() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("log.csv"), "who,what,when\nu1,i1,100\nu2,i2,soon\nu3,i3,300\n")
+        .unwrap();
+    let config = work.path().join("clicks.toml");
+    std::fs::write(
+        &config,
+        r#"
+[events]
+user = "who"
+item = "what"
+timestamp = "when"
+timestamp_format = "unix"
+constant_event_type = "click"
+[events.source]
+path = "log.csv"
+format = "csv"
+[labels]
+positive_event_types = ["click"]
+[users]
+id = "who"
+[items]
+id = "what"
+"#,
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        cascade()
+            .args(["import", "--config"])
+            .arg(&config)
+            .arg("--from")
+            .arg(&data)
+            .arg("--workspace")
+            .arg(work.path().join("ws"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let strict = run(&[]);
+    let (_, stderr) = texts(&strict);
+    assert!(!strict.status.success());
+    assert!(stderr.contains("log.csv:3: column `when`: expected Unix seconds"), "{stderr}");
+
+    let lenient = run(&["--skip-bad-rows"]);
+    let (stdout, stderr) = texts(&lenient);
+    assert!(lenient.status.success(), "{stderr}");
+    assert!(stdout.contains("2 written") && stdout.contains("1 bad rows skipped"), "{stdout}");
+    assert!(stdout.contains("log.csv:3"), "{stdout}");
+    assert!(stdout.contains("holds 2 events"), "{stdout}");
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let output = cascade().arg("--help").output().unwrap();
+    let (stdout, _) = texts(&output);
+    for command in ["quickstart", "dataset", "import", "append", "pipeline", "eval"] {
+        assert!(stdout.contains(command), "--help lacks {command}: {stdout}");
+    }
+}
