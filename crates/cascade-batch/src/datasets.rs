@@ -87,6 +87,25 @@ pub fn verify_movielens_100k(dir: &Path) -> Result<(), DatasetError> {
     Ok(())
 }
 
+/// The local copy tests use: `CASCADE_DATA_DIR` if set (it must then hold the
+/// data: CI sets it, and a missing copy there is a failure), else
+/// `../shared/data/ml-100k` beside the repository at `repo_root`. `None`, with
+/// a message, when neither exists, so a developer without the data can still
+/// run the rest of the suite.
+pub fn movielens_100k_for_tests(repo_root: &Path) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(DATA_DIR_ENV).map(PathBuf::from) {
+        assert!(dir.join("u.data").exists(), "{DATA_DIR_ENV}={} has no u.data", dir.display());
+        return Some(dir);
+    }
+    let default = repo_root.join("../shared/data/ml-100k");
+    if default.join("u.data").exists() {
+        Some(default)
+    } else {
+        eprintln!("SKIPPED: MovieLens-100k not found; set {DATA_DIR_ENV}");
+        None
+    }
+}
+
 /// Where MovieLens-100k comes from, in order of preference.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MovieLensSource {

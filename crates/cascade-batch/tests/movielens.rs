@@ -12,21 +12,10 @@ use cascade_eval::protocols::{Stage, evaluate_loo};
 use cascade_models::{Ease, EaseConfig, Interactions, ItemKnn, ItemKnnConfig, MostPopular};
 use cascade_store::{EntityKind, Store};
 
-/// The MovieLens-100k directory: `CASCADE_DATA_DIR`, else `../shared/data/ml-100k`
-/// beside the repository. CI sets the variable; a missing directory there is a failure.
 fn movielens_dir() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("CASCADE_DATA_DIR") {
-        let dir = PathBuf::from(dir);
-        assert!(dir.join("u.data").exists(), "CASCADE_DATA_DIR={} has no u.data", dir.display());
-        return Some(dir);
-    }
-    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ml-100k");
-    if default.join("u.data").exists() {
-        Some(default)
-    } else {
-        eprintln!("SKIPPED: MovieLens-100k not found; set CASCADE_DATA_DIR");
-        None
-    }
+    cascade_batch::datasets::movielens_100k_for_tests(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+    )
 }
 
 #[test]

@@ -34,3 +34,12 @@ impl Interactions {
         Interactions::new(split.n_items, &split.train)
     }
 }
+
+/// The distinct items of a history, ascending: a repeated item counts once,
+/// as it does in the binary interaction matrix the models are fitted on.
+pub fn distinct_items(history: &[u32]) -> Vec<u32> {
+    let mut items = history.to_vec();
+    items.sort_unstable();
+    items.dedup();
+    items
+}

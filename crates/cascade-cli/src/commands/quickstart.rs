@@ -63,7 +63,7 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
         let m = &outcome.test;
         println!(
             "{:<20} {:>7.4} {:>8.4} {:>7.4} {:>9.4}  {:>8.4}  {}",
-            format!("{model:?}"),
+            display_name(*model),
             m["hr@10"],
             m["ndcg@10"],
             m["mrr@10"],
@@ -123,7 +123,7 @@ fn plot_against_references(path: &Path, outcomes: &[(ModelName, LooOutcome)]) ->
     std::fs::create_dir_all(path.parent().expect("reports dir"))?;
     let mut bars = Vec::new();
     for ((model, outcome), (_, [hr, ndcg, _, _])) in outcomes.iter().zip(REFERENCES) {
-        let group = format!("{model:?}");
+        let group = display_name(*model).to_owned();
         bars.push(Bar {
             group: group.clone(),
             series: "Cascade HR@10".into(),
@@ -139,4 +139,13 @@ fn plot_against_references(path: &Path, outcomes: &[(ModelName, LooOutcome)]) ->
     }
     grouped_bars(path, "ML100K-LOO-FULL, test (full ranking)", "metric value", &bars)
         .map_err(anyhow::Error::msg)
+}
+
+fn display_name(model: ModelName) -> &'static str {
+    match model {
+        ModelName::Pop => "Pop",
+        ModelName::Itemknn => "ItemKNN",
+        ModelName::Ease => "EASE",
+        ModelName::BiasCtr => "bias-CTR",
+    }
 }

@@ -13,20 +13,11 @@ pub fn cascade() -> Command {
     command
 }
 
-/// MovieLens-100k: `CASCADE_DATA_DIR`, else `../shared/data/ml-100k` beside the repository.
+/// MovieLens-100k for tests (see `movielens_100k_for_tests`).
 pub fn movielens_dir() -> Option<PathBuf> {
-    if let Ok(dir) = std::env::var("CASCADE_DATA_DIR") {
-        let dir = PathBuf::from(dir);
-        assert!(dir.join("u.data").exists(), "CASCADE_DATA_DIR={} has no u.data", dir.display());
-        return Some(dir);
-    }
-    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ml-100k");
-    if default.join("u.data").exists() {
-        Some(default)
-    } else {
-        eprintln!("SKIPPED: MovieLens-100k not found; set CASCADE_DATA_DIR");
-        None
-    }
+    cascade_batch::datasets::movielens_100k_for_tests(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."),
+    )
 }
 
 /// Standard output and error as text, for assertions and failure messages.

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use cascade_eval::protocols::FullRanker;
 
-use crate::interactions::Interactions;
+use crate::interactions::{Interactions, distinct_items};
 use crate::linalg::invert_spd_in_place;
 
 /// EASE hyperparameters.
@@ -76,10 +76,7 @@ impl Ease {
 impl FullRanker for Ease {
     fn score_user(&self, _user: u32, history: &[u32], scores: &mut [f32]) {
         scores.iter_mut().for_each(|s| *s = 0.0);
-        let mut seen = history.to_vec();
-        seen.sort_unstable();
-        seen.dedup();
-        for &i in &seen {
+        for &i in &distinct_items(history) {
             let row = &self.weights[i as usize * self.n_items..(i as usize + 1) * self.n_items];
             for (score, &w) in scores.iter_mut().zip(row) {
                 *score += w;

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use cascade_eval::protocols::FullRanker;
 
-use crate::interactions::Interactions;
+use crate::interactions::{Interactions, distinct_items};
 
 /// ItemKNN hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,10 +90,7 @@ impl ItemKnn {
 impl FullRanker for ItemKnn {
     fn score_user(&self, _user: u32, history: &[u32], scores: &mut [f32]) {
         scores.iter_mut().for_each(|s| *s = 0.0);
-        let mut seen = history.to_vec();
-        seen.sort_unstable();
-        seen.dedup();
-        for &j in &seen {
+        for &j in &distinct_items(history) {
             for &(target, sim) in &self.contributions[j as usize] {
                 scores[target as usize] += sim;
             }
