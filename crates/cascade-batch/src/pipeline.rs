@@ -10,7 +10,9 @@
 //! 3. `samples`: one training sample per interaction with point-in-time
 //!    features — counts and positive rates of the user and the item, and the
 //!    user's last N items — computed only from events with a strictly earlier
-//!    timestamp (RANGE frames ending `1 PRECEDING` on integer milliseconds).
+//!    timestamp (RANGE frames ending `1 PRECEDING` on integer milliseconds;
+//!    the history is an equi-join on (user, position) against the N positions
+//!    before the sample's first event at its timestamp).
 //! 4. `user_features` / `item_features`: serving features over the whole log.
 //! 5. statistics for BI (see [`crate::stats`]).
 
@@ -24,7 +26,7 @@ use cascade_core::{Config, IdIndex};
 use cascade_eval::protocols::{CtrExample, LooSplit};
 
 use crate::BatchError;
-use crate::table_columns::{floats, ints, string_lists, strings};
+use crate::table_columns::{floats, ints, optional_strings, strings};
 
 /// The CTR protocol's three parts; features are (user, item) dense indices.
 #[derive(Debug, Clone, Default)]
@@ -63,7 +65,8 @@ pub struct Sample {
     pub item_positives_before: i64,
     /// The user's positive rate before `ts_ms` (NaN with no history).
     pub user_positive_rate_before: f64,
-    /// The user's last items strictly before `ts_ms`, oldest first.
+    /// The user's last items strictly before `ts_ms`, oldest first (in the
+    /// Parquet file: columns `history_1` = most recent .. `history_N`).
     pub history: Vec<String>,
 }
 
@@ -72,6 +75,7 @@ pub struct Pipeline {
     runtime: tokio::runtime::Runtime,
     ctx: SessionContext,
     output_dir: PathBuf,
+    history_length: usize,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -103,7 +107,8 @@ impl Pipeline {
             .map_err(|e| BatchError::Data(format!("cannot start the query runtime: {e}")))?;
         // Two partitions match the machines this runs on; more only adds shuffles.
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2));
-        let pipeline = Pipeline { runtime, ctx, output_dir: output_dir.to_owned() };
+        let history_length = config.pipeline.history_length;
+        let pipeline = Pipeline { runtime, ctx, output_dir: output_dir.to_owned(), history_length };
         for table in ["events", "users", "items"] {
             let path = offline_dir.join(format!("{table}.parquet"));
             if !path.exists() {
@@ -132,6 +137,19 @@ impl Pipeline {
         }
         let feedback = feedback.iter().map(|t| sql_string(t)).collect::<Vec<_>>().join(", ");
         let history = config.pipeline.history_length;
+        // The last N earlier positions are generated explicitly and joined on
+        // (user, pos): N rows per sample, where a range join on the user alone
+        // would pair every sample with the user's whole log first.
+        let offsets = (1..=history).map(|k| format!("({k})")).collect::<Vec<_>>().join(", ");
+        // One column per position (history_1 = most recent): a fixed-width,
+        // padded sequence as sequence models read it, built with MAX(CASE ...)
+        // because ordered ARRAY_AGG keeps ~5 KB of state per sample.
+        let history_columns = (1..=history)
+            .map(|k| format!("MAX(CASE WHEN w.k = {k} THEN h.item_id END) AS history_{k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let history_select =
+            (1..=history).map(|k| format!("h.history_{k}")).collect::<Vec<_>>().join(", ");
         let views = [
             (
                 "interactions",
@@ -178,18 +196,22 @@ impl Pipeline {
                          COALESCE({POSITIVES} OVER (PARTITION BY item_id {STRICTLY_EARLIER}), 0) AS item_positives_before
                        FROM positioned p
                      ),
+                     wanted AS (
+                       SELECT s.seq, s.user_id, offsets.k, s.first_pos_at_ts - offsets.k AS history_pos
+                       FROM positioned s CROSS JOIN (VALUES {offsets}) AS offsets(k)
+                       WHERE s.first_pos_at_ts - offsets.k >= 1
+                     ),
                      history AS (
-                       SELECT s.seq, ARRAY_AGG(h.item_id ORDER BY h.pos) AS history
-                       FROM positioned s JOIN interactions h ON h.user_id = s.user_id
-                       WHERE h.pos < s.first_pos_at_ts AND h.pos >= s.first_pos_at_ts - {history}
-                       GROUP BY s.seq
+                       SELECT w.seq, {history_columns}
+                       FROM wanted w JOIN interactions h ON h.user_id = w.user_id AND h.pos = w.history_pos
+                       GROUP BY w.seq
                      )
                      SELECT c.seq, c.user_id, c.item_id, c.ts_ms, c.label, c.split,
                             c.user_events_before, c.user_positives_before,
                             c.item_events_before, c.item_positives_before,
                             CAST(c.user_positives_before AS DOUBLE) / NULLIF(c.user_events_before, 0) AS user_positive_rate_before,
                             CAST(c.item_positives_before AS DOUBLE) / NULLIF(c.item_events_before, 0) AS item_positive_rate_before,
-                            h.history
+                            {history_select}
                      FROM counted c LEFT JOIN history h ON h.seq = c.seq"
                 ),
             ),
@@ -397,7 +419,9 @@ impl Pipeline {
                 ints(batch, "item_positives_before"),
             );
             let rates = floats(batch, "user_positive_rate_before");
-            let histories = string_lists(batch, "history");
+            let history_columns: Vec<Vec<Option<String>>> = (1..=self.history_length)
+                .map(|k| optional_strings(batch, &format!("history_{k}")))
+                .collect();
             for row in 0..batch.num_rows() {
                 samples.push(Sample {
                     seq: columns.0[row] as u64,
@@ -411,7 +435,8 @@ impl Pipeline {
                     item_events_before: counts.2[row],
                     item_positives_before: counts.3[row],
                     user_positive_rate_before: rates[row],
-                    history: histories[row].clone(),
+                    // Oldest first: history_N .. history_1, skipping the padding.
+                    history: history_columns.iter().rev().filter_map(|c| c[row].clone()).collect(),
                 });
             }
         }

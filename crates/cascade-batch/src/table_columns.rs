@@ -21,6 +21,13 @@ pub fn strings(batch: &RecordBatch, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// A text column with nulls kept.
+pub fn optional_strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    let array = cast(column(batch, name), &DataType::Utf8).expect("any column casts to text");
+    let array = array.as_string::<i32>();
+    (0..array.len()).map(|i| (!array.is_null(i)).then(|| array.value(i).to_owned())).collect()
+}
+
 /// An integer column; nulls read as 0.
 pub fn ints(batch: &RecordBatch, name: &str) -> Vec<i64> {
     let array = cast(column(batch, name), &DataType::Int64).expect("integer column");
@@ -33,20 +40,4 @@ pub fn floats(batch: &RecordBatch, name: &str) -> Vec<f64> {
     let array = cast(column(batch, name), &DataType::Float64).expect("numeric column");
     let array = array.as_primitive::<Float64Type>();
     (0..array.len()).map(|i| if array.is_null(i) { f64::NAN } else { array.value(i) }).collect()
-}
-
-/// A list-of-text column; nulls read as empty lists.
-pub fn string_lists(batch: &RecordBatch, name: &str) -> Vec<Vec<String>> {
-    let array = column(batch, name);
-    let list = array.as_list::<i32>();
-    (0..list.len())
-        .map(|i| {
-            if list.is_null(i) {
-                return Vec::new();
-            }
-            let values = cast(&list.value(i), &DataType::Utf8).expect("list items cast to text");
-            let values = values.as_string::<i32>();
-            (0..values.len()).map(|j| values.value(j).to_owned()).collect()
-        })
-        .collect()
 }
