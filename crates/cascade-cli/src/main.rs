@@ -99,6 +99,9 @@ enum Command {
         /// using RecBole's defaults (k=100, shrink=0). EASE is always tuned.
         #[arg(long)]
         tune: bool,
+        /// Seed of trained models (initialisation, shuffling, negative sampling).
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
         /// Print one JSON object on stdout and nothing else.
         #[arg(long)]
         json: bool,
@@ -163,6 +166,8 @@ pub enum ModelName {
     Itemknn,
     /// EASE closed-form linear model, λ tuned on validation (loo-full).
     Ease,
+    /// BPR matrix factorisation on sparse embedding tables, early-stopped on validation (loo-full).
+    BprMf,
     /// Smoothed user and item positive rates (ctr).
     BiasCtr,
 }
@@ -182,8 +187,9 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Pipeline { runs, data, common } } => {
             commands::bench::pipeline(&common, data.as_deref(), runs.max(1))
         }
-        Command::Eval { protocol, model, data, tune, json, common } => {
-            commands::eval::run(&common, protocol, model, data.as_deref(), tune, json)
+        Command::Eval { protocol, model, data, tune, seed, json, common } => {
+            let options = commands::eval::EvalOptions { tune, seed, json };
+            commands::eval::run(&common, protocol, model, data.as_deref(), options)
         }
     };
     match outcome {

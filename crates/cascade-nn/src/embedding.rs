@@ -87,6 +87,20 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+impl Clone for EmbeddingTable {
+    fn clone(&self) -> EmbeddingTable {
+        EmbeddingTable {
+            config: self.config.clone(),
+            ids: self.ids.clone(),
+            weights: self.weights.clone(),
+            state: self.state.clone(),
+            row_steps: self.row_steps.clone(),
+            optimizer: self.config.optimizer.build(),
+            clock: self.clock,
+        }
+    }
+}
+
 impl EmbeddingTable {
     /// An empty table.
     pub fn new(config: TableConfig) -> EmbeddingTable {

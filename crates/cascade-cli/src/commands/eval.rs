@@ -11,6 +11,7 @@ use serde_json::json;
 use cascade_batch::pipeline::{CtrSplit, Pipeline};
 use cascade_core::IdIndex;
 use cascade_eval::protocols::{CtrReport, FullRanker, LooSplit, Stage, evaluate_ctr, evaluate_loo};
+use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::tuning::{
     ITEM_KNN_DEFAULT, Trial, ease_grid, item_knn_grid, select_on_validation,
 };
@@ -52,11 +53,12 @@ fn model_label(model: ModelName) -> String {
 
 /// Fits `model`, then evaluates on test once. EASE's λ is always chosen on
 /// the validation item; ItemKNN uses RecBole's defaults unless `tune` asks
-/// for the validation grid.
+/// for the validation grid; trained models use `seed` and stop early on validation.
 pub fn fit_loo(
     model: ModelName,
     split: &LooSplit,
     tune: bool,
+    seed: u64,
     progress: Progress,
 ) -> Result<LooOutcome> {
     let name = model_label(model);
@@ -99,6 +101,30 @@ pub fn fit_loo(
             bar.finish_and_clear();
             (Box::new(tuned.model), tuned.setting)
         }
+        ModelName::BprMf => {
+            let config = BprMfConfig { seed, ..BprMfConfig::default() };
+            let bar = progress.bar(config.max_epochs as u64, &format!("training {name}"), "epochs");
+            let (model, reports) = BprMf::train(split, &config, |epoch| {
+                bar.set_message(format!(
+                    "valid NDCG@10 {:.4}, {:.0} triples/s",
+                    epoch.valid_ndcg10, epoch.samples_per_s
+                ));
+                bar.inc(1);
+            })?;
+            bar.finish_and_clear();
+            let best = reports
+                .iter()
+                .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10))
+                .expect("an epoch ran");
+            let setting = format!(
+                "dim={} epoch {} of {} (early stopping on validation), seed {}",
+                config.dim,
+                best.epoch + 1,
+                reports.len(),
+                config.seed
+            );
+            (Box::new(model), setting)
+        }
         ModelName::BiasCtr => bail!("model `bias-ctr` is a click model: use --protocol ctr"),
     };
     let test = evaluate_loo(ranker.as_ref(), split, Stage::Test).metrics;
@@ -120,21 +146,32 @@ pub fn fit_ctr(split: &CtrSplit, n_users: usize, n_items: usize) -> (String, Ctr
     (format!("prior_strength={strength} (chosen on validation)"), evaluate_ctr(&model, &split.test))
 }
 
+/// How `cascade eval` runs a model.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalOptions {
+    /// Tune ItemKNN on validation instead of using RecBole's defaults.
+    pub tune: bool,
+    /// Seed of trained models.
+    pub seed: u64,
+    /// One JSON object on stdout, nothing else.
+    pub json: bool,
+}
+
 pub fn run(
     common: &Common,
     protocol: Protocol,
     model: ModelName,
     data: Option<&Path>,
-    tune: bool,
-    json: bool,
+    options: EvalOptions,
 ) -> Result<()> {
+    let EvalOptions { tune, seed, json } = options;
     let applies = match protocol {
         Protocol::LooFull => model != ModelName::BiasCtr,
         Protocol::Ctr => model == ModelName::BiasCtr,
     };
     if !applies {
         let fits = match protocol {
-            Protocol::LooFull => "pop, itemknn, ease",
+            Protocol::LooFull => "pop, itemknn, ease, bpr-mf",
             Protocol::Ctr => "bias-ctr",
         };
         bail!(
@@ -148,7 +185,7 @@ pub fn run(
     let prepared = prepare(&workspace, data, progress)?;
     let (setting, metrics): (String, BTreeMap<String, f64>) = match protocol {
         Protocol::LooFull => {
-            let outcome = fit_loo(model, &prepared.split, tune, progress)?;
+            let outcome = fit_loo(model, &prepared.split, tune, seed, progress)?;
             (outcome.setting, outcome.test)
         }
         Protocol::Ctr => {

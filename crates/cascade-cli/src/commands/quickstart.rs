@@ -47,7 +47,7 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     let models = [ModelName::Pop, ModelName::Itemknn, ModelName::Ease];
     let mut outcomes = Vec::new();
     for model in models {
-        outcomes.push((model, fit_loo(model, split, false, progress)?));
+        outcomes.push((model, fit_loo(model, split, false, 0, progress)?));
     }
 
     println!(
@@ -146,6 +146,7 @@ fn display_name(model: ModelName) -> &'static str {
         ModelName::Pop => "Pop",
         ModelName::Itemknn => "ItemKNN",
         ModelName::Ease => "EASE",
+        ModelName::BprMf => "BPR-MF",
         ModelName::BiasCtr => "bias-CTR",
     }
 }

@@ -1,0 +1,68 @@
+//! Early stopping on a validation metric (higher is better).
+
+/// Tracks the best epoch and says when patience has run out.
+#[derive(Debug, Clone)]
+pub struct EarlyStopping {
+    patience: usize,
+    best: Option<(usize, f64)>,
+}
+
+/// What to do after an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// This epoch is the best so far: keep its weights.
+    Improved,
+    /// Not better; keep training.
+    Continue,
+    /// `patience` epochs without improvement: stop.
+    Stop,
+}
+
+impl EarlyStopping {
+    /// Stops after `patience` epochs without a new best.
+    pub fn new(patience: usize) -> EarlyStopping {
+        EarlyStopping { patience, best: None }
+    }
+
+    /// Records epoch `epoch`'s validation value.
+    pub fn observe(&mut self, epoch: usize, value: f64) -> Verdict {
+        match self.best {
+            Some((_, best)) if value <= best => {
+                if epoch - self.best_epoch().expect("set") >= self.patience {
+                    Verdict::Stop
+                } else {
+                    Verdict::Continue
+                }
+            }
+            _ => {
+                self.best = Some((epoch, value));
+                Verdict::Improved
+            }
+        }
+    }
+
+    /// The best epoch so far.
+    pub fn best_epoch(&self) -> Option<usize> {
+        self.best.map(|(epoch, _)| epoch)
+    }
+
+    /// The best value so far.
+    pub fn best_value(&self) -> Option<f64> {
+        self.best.map(|(_, value)| value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stops_after_patience_epochs_without_improvement() {
+        let mut stop = EarlyStopping::new(2);
+        assert_eq!(stop.observe(0, 0.1), Verdict::Improved);
+        assert_eq!(stop.observe(1, 0.2), Verdict::Improved);
+        assert_eq!(stop.observe(2, 0.2), Verdict::Continue);
+        assert_eq!(stop.observe(3, 0.15), Verdict::Stop);
+        assert_eq!((stop.best_epoch(), stop.best_value()), (Some(1), Some(0.2)));
+    }
+}
