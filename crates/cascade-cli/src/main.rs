@@ -112,6 +112,21 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Train a model for a fixed number of epochs on ML100K-LOO-FULL's train
+    /// part; prints samples/s, seconds per epoch and peak RSS as JSON.
+    Train {
+        /// Model to train.
+        #[arg(long, value_enum)]
+        model: ModelName,
+        /// Epochs to run (no early stopping).
+        #[arg(long, default_value_t = 5)]
+        epochs: usize,
+        /// MovieLens-100k directory [default: $CASCADE_DATA_DIR, or the workspace's store].
+        #[arg(long, env = "CASCADE_DATA_DIR")]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Time import + export + pipeline + statistics on a fresh workspace per
     /// run; prints medians as JSON.
     Pipeline {
@@ -186,6 +201,9 @@ fn main() -> ExitCode {
         Command::Pipeline { common } => commands::pipeline::run(&common),
         Command::Bench { command: BenchCommand::Pipeline { runs, data, common } } => {
             commands::bench::pipeline(&common, data.as_deref(), runs.max(1))
+        }
+        Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
+            commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
         }
         Command::Eval { protocol, model, data, tune, seed, json, common } => {
             let options = commands::eval::EvalOptions { tune, seed, json };

@@ -4,14 +4,17 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use serde_json::json;
 
 use cascade_batch::stats;
 
-use crate::Common;
+use cascade_models::retrieval::{BprMf, BprMfConfig};
+
+use crate::commands::eval::prepare;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
+use crate::{Common, ModelName};
 
 /// Seconds of each stage in one run.
 struct Timings {
@@ -81,6 +84,41 @@ pub fn pipeline(common: &Common, data: Option<&Path>, runs: usize) -> Result<()>
             "total": total,
         },
         "import_events_per_s": events as f64 / import,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// Peak resident memory of this process so far, in bytes (Linux).
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+/// Trains `model` for `epochs` epochs and prints throughput as one JSON object.
+pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usize) -> Result<()> {
+    if model != ModelName::BprMf {
+        bail!(
+            "`bench train` measures trained models; `{model:?}` has no training loop (try bpr-mf)"
+        );
+    }
+    let workspace = Workspace::open(common)?;
+    let prepared = prepare(&workspace, data, Progress { quiet: true })?;
+    let config = BprMfConfig { max_epochs: epochs, patience: usize::MAX, ..BprMfConfig::default() };
+    let bar = Progress { quiet: false }.bar(epochs as u64, "training", "epochs");
+    let (_, reports) = BprMf::train(&prepared.split, &config, |_| bar.inc(1))?;
+    bar.finish_and_clear();
+    let report = json!({
+        "bench": "train",
+        "model": "bpr-mf",
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "epochs": reports.len(),
+        "batch_size": config.batch_size,
+        "dim": config.dim,
+        "median_epoch_train_s": median(reports.iter().map(|r| r.train_seconds).collect()),
+        "median_samples_per_s": median(reports.iter().map(|r| r.samples_per_s).collect()),
+        "peak_rss_bytes": peak_rss_bytes(),
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
