@@ -11,6 +11,7 @@ mod error;
 pub mod import;
 pub mod offline;
 pub mod pipeline;
+pub mod ranking_features;
 pub mod sources;
 pub mod stats;
 mod table_columns;

@@ -185,6 +185,8 @@ pub enum ModelName {
     BprMf,
     /// Smoothed user and item positive rates (ctr).
     BiasCtr,
+    /// Factorization machine over every user and item feature, on sparse tables (ctr).
+    Fm,
 }
 
 fn main() -> ExitCode {

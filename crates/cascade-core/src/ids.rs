@@ -52,9 +52,30 @@ impl IdIndex {
     }
 }
 
+/// The 64-bit id of `value` in `field`, as embedding tables key their rows.
+/// FNV-1a of `field=value`: fixed across runs and machines, so any schema maps
+/// onto the same tables with no vocabulary pass, and values first seen online
+/// simply get new rows.
+pub fn feature_id(field: &str, value: &str) -> u64 {
+    let mut hash: u64 = 0xCBF2_9CE4_8422_2325;
+    for byte in field.bytes().chain([b'=']).chain(value.bytes()) {
+        hash ^= byte as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01B3);
+    }
+    hash
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feature_ids_are_stable_and_field_scoped() {
+        assert_ne!(feature_id("gender", "F"), feature_id("occupation", "F"));
+        // Pinned (FNV-1a 64 of "gender=F", computed independently): changing
+        // the hash would silently invalidate every checkpoint's id maps.
+        assert_eq!(feature_id("gender", "F"), 0xA141_BA80_10EC_B693);
+    }
 
     #[test]
     fn numeric_ids_sort_numerically_others_lexically() {

@@ -10,6 +10,7 @@ pub mod early_stopping;
 pub mod interactions;
 pub mod linalg;
 pub mod random;
+pub mod ranking;
 pub mod retrieval;
 pub mod tuning;
 

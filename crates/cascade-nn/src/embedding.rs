@@ -205,6 +205,11 @@ impl EmbeddingTable {
     ) -> candle_core::Result<(Lookup, Tensor)> {
         let flat: Vec<u64> = bags.iter().flatten().copied().collect();
         let lookup = self.lookup(&flat)?;
+        if bags.iter().all(|bag| bag.len() == 1) {
+            // Every bag holds one id: pooling is the identity, skip the B × T matmul.
+            let pooled = lookup.var.as_tensor().clone();
+            return Ok((lookup, pooled));
+        }
         let total = flat.len();
         let mut pool = vec![0f32; bags.len() * total.max(1)];
         let mut offset = 0;

@@ -9,8 +9,12 @@ use clap::ValueEnum;
 use serde_json::json;
 
 use cascade_batch::pipeline::{CtrSplit, Pipeline};
+use cascade_batch::ranking_features::FieldEncoder;
 use cascade_core::IdIndex;
-use cascade_eval::protocols::{CtrReport, FullRanker, LooSplit, Stage, evaluate_ctr, evaluate_loo};
+use cascade_eval::protocols::{
+    CtrExample, CtrReport, FullRanker, LooSplit, Stage, evaluate_ctr, evaluate_loo,
+};
+use cascade_models::ranking::{FieldIds, Fm, FmConfig};
 use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::tuning::{
     ITEM_KNN_DEFAULT, Trial, ease_grid, item_knn_grid, select_on_validation,
@@ -125,7 +129,9 @@ pub fn fit_loo(
             );
             (Box::new(model), setting)
         }
-        ModelName::BiasCtr => bail!("model `bias-ctr` is a click model: use --protocol ctr"),
+        ModelName::BiasCtr | ModelName::Fm => {
+            bail!("model `{name}` is a click model: use --protocol ctr")
+        }
     };
     let test = evaluate_loo(ranker.as_ref(), split, Stage::Test).metrics;
     Ok(LooOutcome { setting, ranker, test })
@@ -157,6 +163,50 @@ pub struct EvalOptions {
     pub json: bool,
 }
 
+/// Trains the factorization machine on every declared user and item feature,
+/// early-stopped on validation AUC, and scores test once.
+fn fit_fm(
+    workspace: &Workspace,
+    prepared: &Prepared,
+    split: &CtrSplit,
+    seed: u64,
+    progress: Progress,
+) -> Result<(String, CtrReport)> {
+    let encoder = FieldEncoder::new(
+        &workspace.store()?,
+        &workspace.config,
+        &prepared.users,
+        &prepared.items,
+    )?;
+    let encode = |rows: &[CtrExample<(u32, u32)>]| -> Vec<CtrExample<FieldIds>> {
+        rows.iter()
+            .map(|e| CtrExample {
+                user: e.user,
+                label: e.label,
+                features: encoder.encode(e.features.0, e.features.1),
+            })
+            .collect()
+    };
+    let (train, valid, test) = (encode(&split.train), encode(&split.valid), encode(&split.test));
+    let config = FmConfig { seed, ..FmConfig::default() };
+    let bar = progress.bar(config.max_epochs as u64, "training fm", "epochs");
+    let (model, history) = Fm::train(&train, &valid, &config, |_, loss, auc| {
+        bar.set_message(format!("loss {loss:.4}, valid AUC {auc:.4}"));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let best =
+        history.iter().enumerate().max_by(|a, b| a.1.1.total_cmp(&b.1.1)).map_or(0, |(i, _)| i);
+    let setting = format!(
+        "fields {}, dim {}, epoch {} of {} (early stopping on validation AUC), seed {seed}",
+        encoder.field_names.join("+"),
+        config.dim,
+        best + 1,
+        history.len()
+    );
+    Ok((setting, evaluate_ctr(&model, &test)))
+}
+
 pub fn run(
     common: &Common,
     protocol: Protocol,
@@ -166,13 +216,13 @@ pub fn run(
 ) -> Result<()> {
     let EvalOptions { tune, seed, json } = options;
     let applies = match protocol {
-        Protocol::LooFull => model != ModelName::BiasCtr,
-        Protocol::Ctr => model == ModelName::BiasCtr,
+        Protocol::LooFull => !matches!(model, ModelName::BiasCtr | ModelName::Fm),
+        Protocol::Ctr => matches!(model, ModelName::BiasCtr | ModelName::Fm),
     };
     if !applies {
         let fits = match protocol {
             Protocol::LooFull => "pop, itemknn, ease, bpr-mf",
-            Protocol::Ctr => "bias-ctr",
+            Protocol::Ctr => "bias-ctr, fm",
         };
         bail!(
             "model `{}` does not apply to protocol `{}`; models for it: {fits}",
@@ -190,7 +240,10 @@ pub fn run(
         }
         Protocol::Ctr => {
             let split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
-            let (setting, report) = fit_ctr(&split, prepared.users.len(), prepared.items.len());
+            let (setting, report) = match model {
+                ModelName::Fm => fit_fm(&workspace, &prepared, &split, seed, progress)?,
+                _ => fit_ctr(&split, prepared.users.len(), prepared.items.len()),
+            };
             let metrics = [("auc", report.auc), ("logloss", report.logloss), ("gauc", report.gauc)]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))

@@ -148,5 +148,6 @@ fn display_name(model: ModelName) -> &'static str {
         ModelName::Ease => "EASE",
         ModelName::BprMf => "BPR-MF",
         ModelName::BiasCtr => "bias-CTR",
+        ModelName::Fm => "FM",
     }
 }

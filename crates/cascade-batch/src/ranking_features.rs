@@ -1,0 +1,127 @@
+//! Ranking-model inputs from the user and item tables: every declared
+//! feature becomes a field of hashed ids (`cascade_core::ids::feature_id`).
+//! Categorical and id features give one id, multi-categorical ones a bag,
+//! timestamps their year (e.g. a movie's release year), numbers their
+//! rounded value; free text is left to text models. A missing value is an
+//! empty bag, which pools to zeros.
+
+use chrono::{DateTime, Datelike};
+
+use cascade_core::config::{FeatureType, TableConfig};
+use cascade_core::ids::feature_id;
+use cascade_core::{Config, FeatureValue, IdIndex, Record};
+use cascade_store::{EntityKind, Store, StoreError};
+
+/// One entity's fields: a bag of ids per field.
+type EntityFields = Vec<Vec<u64>>;
+
+/// Per-user and per-item field ids, ready to concatenate per example.
+#[derive(Debug, Clone)]
+pub struct FieldEncoder {
+    /// Field names, in the order examples carry them.
+    pub field_names: Vec<String>,
+    user_fields: Vec<EntityFields>,
+    item_fields: Vec<EntityFields>,
+}
+
+fn encode_value(name: &str, feature_type: FeatureType, value: &FeatureValue) -> Vec<u64> {
+    match (feature_type, value) {
+        (_, FeatureValue::Null) => Vec::new(),
+        (FeatureType::MultiCategorical, FeatureValue::List(items)) => {
+            items.iter().map(|item| feature_id(name, item)).collect()
+        }
+        (FeatureType::Timestamp, FeatureValue::Number(ms)) => {
+            DateTime::from_timestamp_millis(*ms as i64)
+                .map(|t| vec![feature_id(name, &t.year().to_string())])
+                .unwrap_or_default()
+        }
+        (FeatureType::Numeric, FeatureValue::Number(n)) => {
+            vec![feature_id(name, &format!("{}", n.round()))]
+        }
+        (_, other) => vec![feature_id(name, &other.display())],
+    }
+}
+
+fn encode_table(
+    store: &Store,
+    kind: EntityKind,
+    table: &TableConfig,
+    index: &IdIndex,
+    id_field: &str,
+) -> Result<(Vec<String>, Vec<EntityFields>), StoreError> {
+    let features: Vec<(&String, FeatureType)> = table
+        .features
+        .iter()
+        .filter(|(_, spec)| spec.feature_type != FeatureType::Text)
+        .map(|(name, spec)| (name, spec.feature_type))
+        .collect();
+    let mut names = vec![id_field.to_owned()];
+    names.extend(features.iter().map(|(name, _)| (*name).clone()));
+    let mut rows = Vec::with_capacity(index.len());
+    for id in index.ids() {
+        let record = store.get(kind, id)?.unwrap_or_else(Record::new);
+        let mut fields = vec![vec![feature_id(id_field, id)]];
+        for (name, feature_type) in &features {
+            fields.push(encode_value(
+                name,
+                *feature_type,
+                record.get(*name).unwrap_or(&FeatureValue::Null),
+            ));
+        }
+        rows.push(fields);
+    }
+    Ok((names, rows))
+}
+
+impl FieldEncoder {
+    /// Encodes every indexed user and item once.
+    pub fn new(
+        store: &Store,
+        config: &Config,
+        users: &IdIndex,
+        items: &IdIndex,
+    ) -> Result<FieldEncoder, StoreError> {
+        let (mut field_names, user_fields) =
+            encode_table(store, EntityKind::User, &config.users, users, "user_id")?;
+        let (item_names, item_fields) =
+            encode_table(store, EntityKind::Item, &config.items, items, "item_id")?;
+        field_names.extend(item_names);
+        Ok(FieldEncoder { field_names, user_fields, item_fields })
+    }
+
+    /// The fields of one (user, item) example, by dense indices.
+    pub fn encode(&self, user: u32, item: u32) -> Vec<Vec<u64>> {
+        let mut fields = self.user_fields[user as usize].clone();
+        fields.extend(self.item_fields[item as usize].iter().cloned());
+        fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_become_ids_by_type() {
+        assert_eq!(
+            encode_value(
+                "genres",
+                FeatureType::MultiCategorical,
+                &FeatureValue::List(vec!["A".into(), "B".into()])
+            )
+            .len(),
+            2
+        );
+        let year = encode_value(
+            "release",
+            FeatureType::Timestamp,
+            &FeatureValue::Number(788_918_400_000.0),
+        );
+        assert_eq!(year, vec![feature_id("release", "1995")]);
+        assert!(encode_value("age", FeatureType::Categorical, &FeatureValue::Null).is_empty());
+        assert_eq!(
+            encode_value("age", FeatureType::Categorical, &FeatureValue::Text("24".into())),
+            vec![feature_id("age", "24")]
+        );
+    }
+}
