@@ -206,24 +206,11 @@ impl EmbeddingTable {
         let flat: Vec<u64> = bags.iter().flatten().copied().collect();
         let lookup = self.lookup(&flat)?;
         if bags.iter().all(|bag| bag.len() == 1) {
-            // Every bag holds one id: pooling is the identity, skip the B × T matmul.
+            // Every bag holds one id: pooling is the identity, skip the scatter.
             let pooled = lookup.var.as_tensor().clone();
             return Ok((lookup, pooled));
         }
-        let total = flat.len();
-        let mut pool = vec![0f32; bags.len() * total.max(1)];
-        let mut offset = 0;
-        for (b, bag) in bags.iter().enumerate() {
-            let weight = match pooling {
-                Pooling::Sum => 1.0,
-                Pooling::Mean => 1.0 / bag.len().max(1) as f32,
-            };
-            for t in offset..offset + bag.len() {
-                pool[b * total + t] = weight;
-            }
-            offset += bag.len();
-        }
-        if total == 0 {
+        if flat.is_empty() {
             let zeros = Tensor::zeros(
                 (bags.len(), self.config.dim),
                 candle_core::DType::F32,
@@ -231,8 +218,24 @@ impl EmbeddingTable {
             )?;
             return Ok((lookup, zeros));
         }
-        let pool = Tensor::from_vec(pool, (bags.len(), total), &Device::Cpu)?;
-        let pooled = pool.matmul(lookup.var.as_tensor())?;
+        // Each gathered row is scaled by its bag's weight, then added into its
+        // bag's output row: O(T × D), differentiable through index_add.
+        let mut owner = Vec::with_capacity(flat.len());
+        let mut scale = Vec::with_capacity(flat.len());
+        for (b, bag) in bags.iter().enumerate() {
+            let weight = match pooling {
+                Pooling::Sum => 1.0,
+                Pooling::Mean => 1.0 / bag.len() as f32,
+            };
+            owner.extend(std::iter::repeat_n(b as u32, bag.len()));
+            scale.extend(std::iter::repeat_n(weight, bag.len()));
+        }
+        let owner = Tensor::from_vec(owner, flat.len(), &Device::Cpu)?;
+        let scale = Tensor::from_vec(scale, (flat.len(), 1), &Device::Cpu)?;
+        let scaled = lookup.var.as_tensor().broadcast_mul(&scale)?;
+        let zeros =
+            Tensor::zeros((bags.len(), self.config.dim), candle_core::DType::F32, &Device::Cpu)?;
+        let pooled = zeros.index_add(&owner, &scaled, 0)?;
         Ok((lookup, pooled))
     }
 
