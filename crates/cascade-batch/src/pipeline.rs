@@ -93,6 +93,17 @@ const POSITIVES: &str = "SUM(CASE WHEN label THEN 1 ELSE 0 END)";
 /// Events with a strictly earlier timestamp (integer ms, so `1 PRECEDING` is "before").
 const STRICTLY_EARLIER: &str = "ORDER BY ts_ms RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING";
 
+/// Interactions, positives, positive rate and first/last time per `key`
+/// (`user_id` or `item_id`): the shared core of the serving feature tables.
+fn activity_by(key: &str) -> String {
+    format!(
+        "SELECT {key}, COUNT(*) AS interactions, {POSITIVES} AS positives,
+                AVG(CASE WHEN label THEN 1.0 ELSE 0.0 END) AS positive_rate,
+                MIN(ts_ms) AS first_ts_ms, MAX(ts_ms) AS last_ts_ms
+         FROM interactions GROUP BY {key}"
+    )
+}
+
 impl Pipeline {
     /// Opens the offline store in `offline_dir`; outputs go to `output_dir`.
     pub fn new(
@@ -150,6 +161,8 @@ impl Pipeline {
             .join(", ");
         let history_select =
             (1..=history).map(|k| format!("h.history_{k}")).collect::<Vec<_>>().join(", ");
+        let activity_by_user = activity_by("user_id");
+        let activity_by_item = activity_by("item_id");
         let views = [
             (
                 "interactions",
@@ -219,12 +232,7 @@ impl Pipeline {
                 "user_features",
                 format!(
                     "CREATE VIEW user_features AS
-                     WITH activity AS (
-                       SELECT user_id, COUNT(*) AS interactions, {POSITIVES} AS positives,
-                              AVG(CASE WHEN label THEN 1.0 ELSE 0.0 END) AS positive_rate,
-                              MIN(ts_ms) AS first_ts_ms, MAX(ts_ms) AS last_ts_ms
-                       FROM interactions GROUP BY user_id
-                     ),
+                     WITH activity AS ({activity_by_user}),
                      recent AS (
                        SELECT user_id, ARRAY_AGG(item_id ORDER BY pos DESC) AS recent_items
                        FROM interactions WHERE pos > n - {history} GROUP BY user_id
@@ -238,12 +246,7 @@ impl Pipeline {
                 "item_features",
                 format!(
                     "CREATE VIEW item_features AS
-                     WITH activity AS (
-                       SELECT item_id, COUNT(*) AS interactions, {POSITIVES} AS positives,
-                              AVG(CASE WHEN label THEN 1.0 ELSE 0.0 END) AS positive_rate,
-                              MIN(ts_ms) AS first_ts_ms, MAX(ts_ms) AS last_ts_ms
-                       FROM interactions GROUP BY item_id
-                     )
+                     WITH activity AS ({activity_by_item})
                      SELECT i.*, COALESCE(a.interactions, 0) AS interactions, COALESCE(a.positives, 0) AS positives,
                             a.positive_rate, a.first_ts_ms, a.last_ts_ms,
                             RANK() OVER (ORDER BY COALESCE(a.interactions, 0) DESC) AS popularity_rank
