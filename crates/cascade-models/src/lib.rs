@@ -12,6 +12,7 @@ pub mod linalg;
 pub mod random;
 pub mod ranking;
 pub mod retrieval;
+pub mod training;
 pub mod tuning;
 
 pub use baselines::{BiasCtr, Ease, EaseConfig, ItemKnn, ItemKnnConfig, MostPopular, ease};

@@ -105,7 +105,9 @@ pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usi
     }
     let workspace = Workspace::open(common)?;
     let prepared = prepare(&workspace, data, Progress { quiet: true })?;
-    let config = BprMfConfig { max_epochs: epochs, patience: usize::MAX, ..BprMfConfig::default() };
+    let mut config = BprMfConfig::default();
+    config.training.max_epochs = epochs;
+    config.training.patience = usize::MAX;
     let bar = Progress { quiet: false }.bar(epochs as u64, "training", "epochs");
     let (_, reports) = BprMf::train(&prepared.split, &config, |_| bar.inc(1))?;
     bar.finish_and_clear();
@@ -114,7 +116,7 @@ pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usi
         "model": "bpr-mf",
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
         "epochs": reports.len(),
-        "batch_size": config.batch_size,
+        "batch_size": config.training.batch_size,
         "dim": config.dim,
         "median_epoch_train_s": median(reports.iter().map(|r| r.train_seconds).collect()),
         "median_samples_per_s": median(reports.iter().map(|r| r.samples_per_s).collect()),

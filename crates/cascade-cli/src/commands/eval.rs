@@ -106,8 +106,13 @@ pub fn fit_loo(
             (Box::new(tuned.model), tuned.setting)
         }
         ModelName::BprMf => {
-            let config = BprMfConfig { seed, ..BprMfConfig::default() };
-            let bar = progress.bar(config.max_epochs as u64, &format!("training {name}"), "epochs");
+            let mut config = BprMfConfig::default();
+            config.training.seed = seed;
+            let bar = progress.bar(
+                config.training.max_epochs as u64,
+                &format!("training {name}"),
+                "epochs",
+            );
             let (model, reports) = BprMf::train(split, &config, |epoch| {
                 bar.set_message(format!(
                     "valid NDCG@10 {:.4}, {:.0} triples/s",
@@ -125,7 +130,7 @@ pub fn fit_loo(
                 config.dim,
                 best.epoch + 1,
                 reports.len(),
-                config.seed
+                config.training.seed
             );
             (Box::new(model), setting)
         }
@@ -188,8 +193,9 @@ fn fit_fm(
             .collect()
     };
     let (train, valid, test) = (encode(&split.train), encode(&split.valid), encode(&split.test));
-    let config = FmConfig { seed, ..FmConfig::default() };
-    let bar = progress.bar(config.max_epochs as u64, "training fm", "epochs");
+    let mut config = FmConfig::default();
+    config.training.seed = seed;
+    let bar = progress.bar(config.training.max_epochs as u64, "training fm", "epochs");
     let (model, history) = Fm::train(&train, &valid, &config, |_, loss, auc| {
         bar.set_message(format!("loss {loss:.4}, valid AUC {auc:.4}"));
         bar.inc(1);

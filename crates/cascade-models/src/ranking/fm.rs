@@ -19,6 +19,7 @@ use cascade_nn::{EmbeddingTable, Lookup, OptimizerConfig, Pooling, TableConfig};
 use crate::early_stopping::{EarlyStopping, Verdict};
 use crate::random::SeededRng;
 use crate::ranking::fields::FieldIds;
+use crate::training::TrainingSettings;
 
 /// FM hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,30 +27,23 @@ use crate::ranking::fields::FieldIds;
 pub struct FmConfig {
     /// Factor dimension K.
     pub dim: usize,
-    /// Examples per step.
-    pub batch_size: usize,
-    /// Upper bound on epochs.
-    pub max_epochs: usize,
-    /// Epochs without a better validation AUC before stopping.
-    pub patience: usize,
-    /// L2 strength on the gathered factor rows.
-    pub reg: f32,
-    /// Row-wise optimizer of all tables.
-    pub optimizer: OptimizerConfig,
-    /// Seed of initialisation and shuffling.
-    pub seed: u64,
+    /// Batching, epochs, early stopping on validation AUC, L2 on factor rows,
+    /// optimizer of all tables, seed.
+    pub training: TrainingSettings,
 }
 
 impl Default for FmConfig {
     fn default() -> Self {
         FmConfig {
             dim: 16,
-            batch_size: 1024,
-            max_epochs: 30,
-            patience: 3,
-            reg: 1e-5,
-            optimizer: OptimizerConfig::Adam { lr: 0.002, beta1: 0.9, beta2: 0.999 },
-            seed: 2026,
+            training: TrainingSettings {
+                batch_size: 1024,
+                max_epochs: 30,
+                patience: 3,
+                reg: 1e-5,
+                optimizer: OptimizerConfig::Adam { lr: 0.002, beta1: 0.9, beta2: 0.999 },
+                seed: 2026,
+            },
         }
     }
 }
@@ -119,15 +113,15 @@ impl Fm {
             EmbeddingTable::new(TableConfig {
                 name: name.into(),
                 dim,
-                optimizer: config.optimizer,
+                optimizer: config.training.optimizer,
                 init_scale: scale,
                 seed,
             })
         };
         Fm {
-            bias: table("bias", 1, 0.0, config.seed),
-            linear: table("linear", 1, 0.0, config.seed ^ 1),
-            factors: table("factors", config.dim, 0.01, config.seed ^ 2),
+            bias: table("bias", 1, 0.0, config.training.seed),
+            linear: table("linear", 1, 0.0, config.training.seed ^ 1),
+            factors: table("factors", config.dim, 0.01, config.training.seed ^ 2),
         }
     }
 
@@ -168,16 +162,16 @@ impl Fm {
     ) -> candle_core::Result<(Fm, Vec<(f64, f64)>)> {
         let mut model = Fm::new(config);
         let mut order: Vec<usize> = (0..train.len()).collect();
-        let mut rng = SeededRng::new(config.seed);
-        let mut stopping = EarlyStopping::new(config.patience);
+        let mut rng = SeededRng::new(config.training.seed);
+        let mut stopping = EarlyStopping::new(config.training.patience);
         let mut best = None;
         let mut history = Vec::new();
-        for epoch in 0..config.max_epochs {
+        for epoch in 0..config.training.max_epochs {
             rng.shuffle(&mut order);
             let (mut loss_sum, mut batches) = (0.0, 0usize);
-            for chunk in order.chunks(config.batch_size) {
+            for chunk in order.chunks(config.training.batch_size) {
                 let batch: Vec<&CtrExample<FieldIds>> = chunk.iter().map(|&i| &train[i]).collect();
-                loss_sum += model.step(&batch, config.reg)?;
+                loss_sum += model.step(&batch, config.training.reg)?;
                 batches += 1;
             }
             let auc = evaluate_ctr(&model, valid).auc;
@@ -233,17 +227,11 @@ mod tests {
         };
         let train: Vec<_> = (0..4000).map(|_| example(&mut rng)).collect();
         let valid: Vec<_> = (0..500).map(|_| example(&mut rng)).collect();
-        let config = FmConfig {
-            dim: 4,
-            batch_size: 128,
-            max_epochs: 25,
-            patience: 25,
-            ..FmConfig::default()
-        };
-        let config = FmConfig {
-            optimizer: OptimizerConfig::Adam { lr: 0.02, beta1: 0.9, beta2: 0.999 },
-            ..config
-        };
+        let mut config = FmConfig { dim: 4, ..FmConfig::default() };
+        config.training.batch_size = 128;
+        config.training.max_epochs = 25;
+        config.training.patience = 25;
+        config.training.optimizer = OptimizerConfig::Adam { lr: 0.02, beta1: 0.9, beta2: 0.999 };
         let (model, history) = Fm::train(&train, &valid, &config, |_, _, _| {}).unwrap();
         let auc = evaluate_ctr(&model, &valid).auc;
         assert!(auc > 0.95, "FM should capture the interaction, AUC {auc}; history {history:?}");

@@ -19,6 +19,7 @@ use cascade_nn::{EmbeddingTable, OptimizerConfig, TableConfig};
 use crate::early_stopping::{EarlyStopping, Verdict};
 use crate::interactions::Interactions;
 use crate::random::SeededRng;
+use crate::training::TrainingSettings;
 
 /// BPR-MF hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,30 +27,23 @@ use crate::random::SeededRng;
 pub struct BprMfConfig {
     /// Embedding dimension D.
     pub dim: usize,
-    /// Triples per step.
-    pub batch_size: usize,
-    /// Upper bound on epochs.
-    pub max_epochs: usize,
-    /// Epochs without a better validation NDCG@10 before stopping.
-    pub patience: usize,
-    /// L2 strength on the gathered rows.
-    pub reg: f32,
-    /// Row-wise optimizer of both tables.
-    pub optimizer: OptimizerConfig,
-    /// Seed of initialisation, shuffling and negative sampling.
-    pub seed: u64,
+    /// Batching (triples per step), epochs, early stopping on validation
+    /// NDCG@10, L2, optimizer of both tables, seed (also of negative sampling).
+    pub training: TrainingSettings,
 }
 
 impl Default for BprMfConfig {
     fn default() -> Self {
         BprMfConfig {
             dim: 64,
-            batch_size: 2048,
-            max_epochs: 200,
-            patience: 10,
-            reg: 1e-4,
-            optimizer: OptimizerConfig::Adam { lr: 0.005, beta1: 0.9, beta2: 0.999 },
-            seed: 2026,
+            training: TrainingSettings {
+                batch_size: 2048,
+                max_epochs: 200,
+                patience: 10,
+                reg: 1e-4,
+                optimizer: OptimizerConfig::Adam { lr: 0.005, beta1: 0.9, beta2: 0.999 },
+                seed: 2026,
+            },
         }
     }
 }
@@ -86,14 +80,14 @@ impl BprMf {
             EmbeddingTable::new(TableConfig {
                 name: name.into(),
                 dim: config.dim,
-                optimizer: config.optimizer,
+                optimizer: config.training.optimizer,
                 init_scale: 0.1,
                 seed,
             })
         };
         BprMf {
-            users: table("user", config.seed),
-            items: table("item", config.seed ^ 0x5EED),
+            users: table("user", config.training.seed),
+            items: table("item", config.training.seed ^ 0x5EED),
             item_matrix: Vec::new(),
             n_items,
             dim: config.dim,
@@ -152,16 +146,16 @@ impl BprMf {
             .enumerate()
             .flat_map(|(u, items)| items.iter().map(move |&i| (u as u32, i)))
             .collect();
-        let mut rng = SeededRng::new(config.seed);
+        let mut rng = SeededRng::new(config.training.seed);
         let mut model = BprMf::new(split.n_items, config);
         let mut best = None;
-        let mut stopping = EarlyStopping::new(config.patience);
+        let mut stopping = EarlyStopping::new(config.training.patience);
         let mut reports = Vec::new();
-        for epoch in 0..config.max_epochs {
+        for epoch in 0..config.training.max_epochs {
             let started = std::time::Instant::now();
             rng.shuffle(&mut pairs);
             let (mut loss_sum, mut batches) = (0.0, 0usize);
-            for chunk in pairs.chunks(config.batch_size) {
+            for chunk in pairs.chunks(config.training.batch_size) {
                 let users: Vec<u64> = chunk.iter().map(|&(u, _)| u as u64).collect();
                 let positives: Vec<u64> = chunk.iter().map(|&(_, i)| i as u64).collect();
                 let negatives: Vec<u64> = chunk
@@ -175,7 +169,7 @@ impl BprMf {
                         }
                     })
                     .collect();
-                loss_sum += model.step(&users, &positives, &negatives, config.reg)?;
+                loss_sum += model.step(&users, &positives, &negatives, config.training.reg)?;
                 batches += 1;
             }
             let train_seconds = started.elapsed().as_secs_f64();
@@ -232,13 +226,10 @@ mod tests {
             test: train.iter().map(|t| (t[0] / 10) * 10 + (t[0] + 9) % 10).collect(),
             train,
         };
-        let config = BprMfConfig {
-            dim: 8,
-            batch_size: 64,
-            max_epochs: 40,
-            patience: 40,
-            ..BprMfConfig::default()
-        };
+        let mut config = BprMfConfig { dim: 8, ..BprMfConfig::default() };
+        config.training.batch_size = 64;
+        config.training.max_epochs = 40;
+        config.training.patience = 40;
         let (model, reports) = BprMf::train(&split, &config, |_| {}).unwrap();
         assert!(reports.last().unwrap().loss < reports[0].loss, "loss falls");
         let mut scores = vec![0f32; n_items];
