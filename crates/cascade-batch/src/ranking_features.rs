@@ -89,6 +89,27 @@ impl FieldEncoder {
         Ok(FieldEncoder { field_names, user_fields, item_fields })
     }
 
+    /// The position of the `item_id` field (the first item field).
+    pub fn item_field(&self) -> usize {
+        self.user_fields.first().map_or(1, Vec::len)
+    }
+
+    /// The hashed `item_id` of a dense item index: what a user's history holds,
+    /// so history items share the item field's embedding rows.
+    pub fn item_key(&self, item: u32) -> u64 {
+        self.item_fields[item as usize][0][0]
+    }
+
+    /// Every user's fields, by dense index.
+    pub fn user_fields(&self) -> &[Vec<Vec<u64>>] {
+        &self.user_fields
+    }
+
+    /// Every item's fields, by dense index.
+    pub fn item_fields(&self) -> &[Vec<Vec<u64>>] {
+        &self.item_fields
+    }
+
     /// The fields of one (user, item) example, by dense indices.
     pub fn encode(&self, user: u32, item: u32) -> Vec<Vec<u64>> {
         let mut fields = self.user_fields[user as usize].clone();

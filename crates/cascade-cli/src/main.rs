@@ -183,10 +183,28 @@ pub enum ModelName {
     Ease,
     /// BPR matrix factorisation on sparse embedding tables, early-stopped on validation (loo-full).
     BprMf,
+    /// NeuMF: GMF and an MLP over user and item embeddings, early-stopped on validation (loo-full).
+    Neumf,
+    /// Two-tower: user features + recent items vs item features, in-batch softmax with logQ correction (loo-full).
+    TwoTower,
+    /// SASRec: causal self-attention over the user's sequence, early-stopped on validation (loo-full).
+    Sasrec,
     /// Smoothed user and item positive rates (ctr).
     BiasCtr,
+    /// Logistic regression on every user and item feature (ctr).
+    Lr,
     /// Factorization machine over every user and item feature, on sparse tables (ctr).
     Fm,
+    /// Wide & Deep: first-order weights plus an MLP over field embeddings (ctr).
+    WideDeep,
+    /// DeepFM: FM plus an MLP over the same field embeddings (ctr).
+    Deepfm,
+    /// DCNv2: full-rank cross layers, then an MLP (ctr).
+    Dcnv2,
+    /// DIN: attention over the user's last items, keyed by the target item (ctr).
+    Din,
+    /// DIEN: GRU interest extractor with auxiliary loss, AUGRU evolution (ctr).
+    Dien,
 }
 
 fn main() -> ExitCode {

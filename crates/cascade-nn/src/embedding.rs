@@ -80,7 +80,7 @@ pub struct TableParts<'a> {
 }
 
 /// splitmix64: a fixed, seedable hash for reproducible initialisation.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -205,23 +205,42 @@ impl EmbeddingTable {
     ) -> candle_core::Result<(Lookup, Tensor)> {
         let flat: Vec<u64> = bags.iter().flatten().copied().collect();
         let lookup = self.lookup(&flat)?;
+        let pooled = self.pool(lookup.var.as_tensor(), bags, pooling)?;
+        Ok((lookup, pooled))
+    }
+
+    /// [`lookup_bags`](Self::lookup_bags) for inference: no growth, unseen ids
+    /// read as zeros (so they still count in a mean's denominator).
+    pub fn lookup_bags_frozen(
+        &self,
+        bags: &[Vec<u64>],
+        pooling: Pooling,
+    ) -> candle_core::Result<Tensor> {
+        let flat: Vec<u64> = bags.iter().flatten().copied().collect();
+        self.pool(&self.lookup_frozen(&flat)?, bags, pooling)
+    }
+
+    /// Pools `gathered` (T × D, the bags' rows in order) into B × D.
+    fn pool(
+        &self,
+        gathered: &Tensor,
+        bags: &[Vec<u64>],
+        pooling: Pooling,
+    ) -> candle_core::Result<Tensor> {
         if bags.iter().all(|bag| bag.len() == 1) {
             // Every bag holds one id: pooling is the identity, skip the scatter.
-            let pooled = lookup.var.as_tensor().clone();
-            return Ok((lookup, pooled));
+            return Ok(gathered.clone());
         }
-        if flat.is_empty() {
-            let zeros = Tensor::zeros(
-                (bags.len(), self.config.dim),
-                candle_core::DType::F32,
-                &Device::Cpu,
-            )?;
-            return Ok((lookup, zeros));
+        let zeros =
+            Tensor::zeros((bags.len(), self.config.dim), candle_core::DType::F32, &Device::Cpu)?;
+        let total: usize = bags.iter().map(Vec::len).sum();
+        if total == 0 {
+            return Ok(zeros);
         }
         // Each gathered row is scaled by its bag's weight, then added into its
         // bag's output row: O(T × D), differentiable through index_add.
-        let mut owner = Vec::with_capacity(flat.len());
-        let mut scale = Vec::with_capacity(flat.len());
+        let mut owner = Vec::with_capacity(total);
+        let mut scale = Vec::with_capacity(total);
         for (b, bag) in bags.iter().enumerate() {
             let weight = match pooling {
                 Pooling::Sum => 1.0,
@@ -230,13 +249,9 @@ impl EmbeddingTable {
             owner.extend(std::iter::repeat_n(b as u32, bag.len()));
             scale.extend(std::iter::repeat_n(weight, bag.len()));
         }
-        let owner = Tensor::from_vec(owner, flat.len(), &Device::Cpu)?;
-        let scale = Tensor::from_vec(scale, (flat.len(), 1), &Device::Cpu)?;
-        let scaled = lookup.var.as_tensor().broadcast_mul(&scale)?;
-        let zeros =
-            Tensor::zeros((bags.len(), self.config.dim), candle_core::DType::F32, &Device::Cpu)?;
-        let pooled = zeros.index_add(&owner, &scaled, 0)?;
-        Ok((lookup, pooled))
+        let owner = Tensor::from_vec(owner, total, &Device::Cpu)?;
+        let scale = Tensor::from_vec(scale, (total, 1), &Device::Cpu)?;
+        zeros.index_add(&owner, &gathered.broadcast_mul(&scale)?, 0)
     }
 
     /// Rows for inference: no growth; unseen ids read as zeros.

@@ -14,10 +14,12 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod dense;
 pub mod embedding;
 pub mod id_map;
 pub mod optimizers;
 
+pub use dense::{DenseParams, DenseSnapshot, Mlp};
 pub use embedding::{EmbeddingTable, Lookup, Pooling, TableConfig, TableParts};
 pub use id_map::IdMap;
 pub use optimizers::{OptimizerConfig, RowOptimizer};

@@ -5,13 +5,20 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
+use clap::ValueEnum;
 use serde_json::json;
 
 use cascade_batch::stats;
 
-use cascade_models::retrieval::{BprMf, BprMfConfig};
+use cascade_models::ranking::{CtrModel, CtrModelConfig};
+use cascade_models::retrieval::{
+    BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TwoTower,
+    TwoTowerConfig,
+};
+use cascade_models::training::TrainingSettings;
 
-use crate::commands::eval::prepare;
+use crate::commands::eval::{prepare, tower_features};
+use crate::commands::ranking;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 use crate::{Common, ModelName};
@@ -96,31 +103,93 @@ fn peak_rss_bytes() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
 }
 
-/// Trains `model` for `epochs` epochs and prints throughput as one JSON object.
-pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usize) -> Result<()> {
-    if model != ModelName::BprMf {
-        bail!(
-            "`bench train` measures trained models; `{model:?}` has no training loop (try bpr-mf)"
-        );
+/// Per-epoch timings of one training run.
+struct EpochTimes {
+    train_seconds: Vec<f64>,
+    samples_per_s: Vec<f64>,
+    settings: serde_json::Value,
+}
+
+fn retrieval_times(reports: &[EpochReport], settings: serde_json::Value) -> EpochTimes {
+    EpochTimes {
+        train_seconds: reports.iter().map(|r| r.train_seconds).collect(),
+        samples_per_s: reports.iter().map(|r| r.samples_per_s).collect(),
+        settings,
     }
+}
+
+/// Trains `model` for `epochs` epochs (no early stopping) and prints
+/// throughput and peak memory as one JSON object.
+pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usize) -> Result<()> {
     let workspace = Workspace::open(common)?;
     let prepared = prepare(&workspace, data, Progress { quiet: true })?;
-    let mut config = BprMfConfig::default();
-    config.training.max_epochs = epochs;
-    config.training.patience = usize::MAX;
     let bar = Progress { quiet: false }.bar(epochs as u64, "training", "epochs");
-    let (_, reports) = BprMf::train(&prepared.split, &config, |_| bar.inc(1))?;
+    let fixed = |training: &mut TrainingSettings| {
+        training.max_epochs = epochs;
+        training.patience = usize::MAX;
+    };
+    let times = match model {
+        ModelName::BprMf => {
+            let mut config = BprMfConfig::default();
+            fixed(&mut config.training);
+            let (_, reports) = BprMf::train(&prepared.split, &config, |_| bar.inc(1))?;
+            retrieval_times(&reports, json!(config))
+        }
+        ModelName::Neumf => {
+            let mut config = NeuMfConfig::default();
+            fixed(&mut config.training);
+            let (_, reports) = NeuMf::train(&prepared.split, &config, |_| bar.inc(1))?;
+            retrieval_times(&reports, json!(config))
+        }
+        ModelName::TwoTower => {
+            let mut config = TwoTowerConfig::default();
+            fixed(&mut config.training);
+            let features = tower_features(&workspace, &prepared)?;
+            let (_, reports) = TwoTower::train(&prepared.split, features, &config, |_| bar.inc(1))?;
+            retrieval_times(&reports, json!(config))
+        }
+        ModelName::Sasrec => {
+            let mut config = SasRecConfig::default();
+            fixed(&mut config.training);
+            let (_, reports) = SasRec::train(&prepared.split, &config, |_| bar.inc(1))?;
+            retrieval_times(&reports, json!(config))
+        }
+        other => match ranking::ctr_arch(other) {
+            Some(arch) => {
+                let mut config = CtrModelConfig::default_for(arch);
+                fixed(&mut config.training);
+                let split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
+                let inputs = ranking::encode(&workspace, &prepared, &split, config.history_length)?;
+                let (_, reports) = CtrModel::train(
+                    &inputs.train,
+                    &inputs.valid,
+                    &config,
+                    inputs.item_field,
+                    |_| bar.inc(1),
+                )?;
+                EpochTimes {
+                    train_seconds: reports.iter().map(|r| r.train_seconds).collect(),
+                    samples_per_s: reports.iter().map(|r| r.samples_per_s).collect(),
+                    settings: json!(config),
+                }
+            }
+            None => bail!(
+                "`bench train` measures trained models; `{}` has no training loop (try bpr-mf, neumf, sasrec or a ranking model)",
+                model.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned())
+            ),
+        },
+    };
     bar.finish_and_clear();
     let report = json!({
         "bench": "train",
-        "model": "bpr-mf",
+        "model": model.to_possible_value().map(|v| v.get_name().to_owned()),
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
-        "epochs": reports.len(),
-        "batch_size": config.training.batch_size,
-        "dim": config.dim,
-        "median_epoch_train_s": median(reports.iter().map(|r| r.train_seconds).collect()),
-        "median_samples_per_s": median(reports.iter().map(|r| r.samples_per_s).collect()),
+        "threads": rayon::current_num_threads(),
+        "epochs": times.train_seconds.len(),
+        "median_epoch_train_s": median(times.train_seconds.clone()),
+        "median_samples_per_s": median(times.samples_per_s.clone()),
         "peak_rss_bytes": peak_rss_bytes(),
+        "settings": times.settings,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

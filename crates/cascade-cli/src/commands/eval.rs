@@ -11,16 +11,18 @@ use serde_json::json;
 use cascade_batch::pipeline::{CtrSplit, Pipeline};
 use cascade_batch::ranking_features::FieldEncoder;
 use cascade_core::IdIndex;
-use cascade_eval::protocols::{
-    CtrExample, CtrReport, FullRanker, LooSplit, Stage, evaluate_ctr, evaluate_loo,
+use cascade_eval::protocols::{CtrReport, FullRanker, LooSplit, Stage, evaluate_ctr, evaluate_loo};
+use cascade_models::ranking::{CtrArch, CtrModelConfig};
+use cascade_models::retrieval::{
+    BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TowerFeatures,
+    TwoTower, TwoTowerConfig,
 };
-use cascade_models::ranking::{FieldIds, Fm, FmConfig};
-use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::tuning::{
     ITEM_KNN_DEFAULT, Trial, ease_grid, item_knn_grid, select_on_validation,
 };
 use cascade_models::{BiasCtr, Ease, Interactions, ItemKnn, MostPopular, ease::gram_matrix};
 
+use crate::commands::ranking;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 use crate::{Common, ModelName, Protocol};
@@ -61,6 +63,7 @@ fn model_label(model: ModelName) -> String {
 pub fn fit_loo(
     model: ModelName,
     split: &LooSplit,
+    tower_features: Option<TowerFeatures>,
     tune: bool,
     seed: u64,
     progress: Progress,
@@ -108,38 +111,84 @@ pub fn fit_loo(
         ModelName::BprMf => {
             let mut config = BprMfConfig::default();
             config.training.seed = seed;
-            let bar = progress.bar(
-                config.training.max_epochs as u64,
-                &format!("training {name}"),
-                "epochs",
-            );
-            let (model, reports) = BprMf::train(split, &config, |epoch| {
-                bar.set_message(format!(
-                    "valid NDCG@10 {:.4}, {:.0} triples/s",
-                    epoch.valid_ndcg10, epoch.samples_per_s
-                ));
-                bar.inc(1);
-            })?;
+            let bar = epoch_bar(progress, &name, config.training.max_epochs);
+            let (model, reports) = BprMf::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();
-            let best = reports
-                .iter()
-                .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10))
-                .expect("an epoch ran");
+            (Box::new(model), describe_epochs(&format!("dim={}", config.dim), &reports, seed))
+        }
+        ModelName::Neumf => {
+            let mut config = NeuMfConfig::default();
+            config.training.seed = seed;
+            let bar = epoch_bar(progress, &name, config.training.max_epochs);
+            let (model, reports) = NeuMf::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
+            bar.finish_and_clear();
             let setting = format!(
-                "dim={} epoch {} of {} (early stopping on validation), seed {}",
-                config.dim,
-                best.epoch + 1,
-                reports.len(),
-                config.training.seed
+                "dim={} hidden={:?}, {} negatives per positive",
+                config.dim, config.hidden, config.negatives_per_positive
             );
-            (Box::new(model), setting)
+            (Box::new(model), describe_epochs(&setting, &reports, seed))
         }
-        ModelName::BiasCtr | ModelName::Fm => {
-            bail!("model `{name}` is a click model: use --protocol ctr")
+        ModelName::TwoTower => {
+            let Some(features) = tower_features else {
+                bail!("model `{name}` needs user and item features; none were loaded")
+            };
+            let mut config = TwoTowerConfig::default();
+            config.training.seed = seed;
+            let bar = epoch_bar(progress, &name, config.training.max_epochs);
+            let (model, reports) =
+                TwoTower::train(split, features, &config, |epoch| show_epoch(&bar, epoch))?;
+            bar.finish_and_clear();
+            let setting = format!(
+                "dim={} out={} hidden={:?} last {} items, tau={}",
+                config.dim,
+                config.output_dim,
+                config.hidden,
+                config.history_length,
+                config.temperature
+            );
+            (Box::new(model), describe_epochs(&setting, &reports, seed))
         }
+        ModelName::Sasrec => {
+            let mut config = SasRecConfig::default();
+            config.training.seed = seed;
+            let bar = epoch_bar(progress, &name, config.training.max_epochs);
+            let (model, reports) = SasRec::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
+            bar.finish_and_clear();
+            let setting = format!(
+                "dim={} blocks={} heads={} L={} dropout={}",
+                config.dim, config.blocks, config.heads, config.max_length, config.dropout
+            );
+            (Box::new(model), describe_epochs(&setting, &reports, seed))
+        }
+        _ => bail!("model `{name}` is a click model: use --protocol ctr"),
     };
     let test = evaluate_loo(ranker.as_ref(), split, Stage::Test).metrics;
     Ok(LooOutcome { setting, ranker, test })
+}
+
+fn epoch_bar(progress: Progress, name: &str, max_epochs: usize) -> indicatif::ProgressBar {
+    progress.bar(max_epochs as u64, &format!("training {name}"), "epochs")
+}
+
+fn show_epoch(bar: &indicatif::ProgressBar, epoch: &EpochReport) {
+    bar.set_message(format!(
+        "loss {:.4}, valid NDCG@10 {:.4}, {:.0} samples/s",
+        epoch.loss, epoch.valid_ndcg10, epoch.samples_per_s
+    ));
+    bar.inc(1);
+}
+
+/// "settings, epoch e of n (early stopping on validation), seed s".
+fn describe_epochs(settings: &str, reports: &[EpochReport], seed: u64) -> String {
+    let best = reports
+        .iter()
+        .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10))
+        .map_or(0, |r| r.epoch);
+    format!(
+        "{settings}, epoch {} of {} (early stopping on validation), seed {seed}",
+        best + 1,
+        reports.len()
+    )
 }
 
 /// Fits the smoothed-rate click model, choosing the prior strength on validation AUC.
@@ -168,49 +217,22 @@ pub struct EvalOptions {
     pub json: bool,
 }
 
-/// Trains the factorization machine on every declared user and item feature,
-/// early-stopped on validation AUC, and scores test once.
-fn fit_fm(
+/// Trains a ranking architecture on every declared user and item feature
+/// (and the history, for DIN / DIEN), early-stopped on validation AUC, and
+/// scores test once.
+fn fit_ranking(
     workspace: &Workspace,
     prepared: &Prepared,
     split: &CtrSplit,
+    arch: CtrArch,
     seed: u64,
     progress: Progress,
 ) -> Result<(String, CtrReport)> {
-    let encoder = FieldEncoder::new(
-        &workspace.store()?,
-        &workspace.config,
-        &prepared.users,
-        &prepared.items,
-    )?;
-    let encode = |rows: &[CtrExample<(u32, u32)>]| -> Vec<CtrExample<FieldIds>> {
-        rows.iter()
-            .map(|e| CtrExample {
-                user: e.user,
-                label: e.label,
-                features: encoder.encode(e.features.0, e.features.1),
-            })
-            .collect()
-    };
-    let (train, valid, test) = (encode(&split.train), encode(&split.valid), encode(&split.test));
-    let mut config = FmConfig::default();
+    let mut config = CtrModelConfig::default_for(arch);
     config.training.seed = seed;
-    let bar = progress.bar(config.training.max_epochs as u64, "training fm", "epochs");
-    let (model, history) = Fm::train(&train, &valid, &config, |_, loss, auc| {
-        bar.set_message(format!("loss {loss:.4}, valid AUC {auc:.4}"));
-        bar.inc(1);
-    })?;
-    bar.finish_and_clear();
-    let best =
-        history.iter().enumerate().max_by(|a, b| a.1.1.total_cmp(&b.1.1)).map_or(0, |(i, _)| i);
-    let setting = format!(
-        "fields {}, dim {}, epoch {} of {} (early stopping on validation AUC), seed {seed}",
-        encoder.field_names.join("+"),
-        config.dim,
-        best + 1,
-        history.len()
-    );
-    Ok((setting, evaluate_ctr(&model, &test)))
+    let inputs = ranking::encode(workspace, prepared, split, config.history_length)?;
+    let (model, epochs) = ranking::train(&inputs, &config, progress)?;
+    Ok((ranking::describe(&inputs, &config, &epochs), evaluate_ctr(&model, &inputs.test)))
 }
 
 pub fn run(
@@ -221,15 +243,13 @@ pub fn run(
     options: EvalOptions,
 ) -> Result<()> {
     let EvalOptions { tune, seed, json } = options;
+    let is_click_model = model == ModelName::BiasCtr || ranking::ctr_arch(model).is_some();
     let applies = match protocol {
-        Protocol::LooFull => !matches!(model, ModelName::BiasCtr | ModelName::Fm),
-        Protocol::Ctr => matches!(model, ModelName::BiasCtr | ModelName::Fm),
+        Protocol::LooFull => !is_click_model,
+        Protocol::Ctr => is_click_model,
     };
     if !applies {
-        let fits = match protocol {
-            Protocol::LooFull => "pop, itemknn, ease, bpr-mf",
-            Protocol::Ctr => "bias-ctr, fm",
-        };
+        let fits = models_for(protocol);
         bail!(
             "model `{}` does not apply to protocol `{}`; models for it: {fits}",
             model_label(model),
@@ -241,14 +261,18 @@ pub fn run(
     let prepared = prepare(&workspace, data, progress)?;
     let (setting, metrics): (String, BTreeMap<String, f64>) = match protocol {
         Protocol::LooFull => {
-            let outcome = fit_loo(model, &prepared.split, tune, seed, progress)?;
+            let features = match model {
+                ModelName::TwoTower => Some(tower_features(&workspace, &prepared)?),
+                _ => None,
+            };
+            let outcome = fit_loo(model, &prepared.split, features, tune, seed, progress)?;
             (outcome.setting, outcome.test)
         }
         Protocol::Ctr => {
             let split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
-            let (setting, report) = match model {
-                ModelName::Fm => fit_fm(&workspace, &prepared, &split, seed, progress)?,
-                _ => fit_ctr(&split, prepared.users.len(), prepared.items.len()),
+            let (setting, report) = match ranking::ctr_arch(model) {
+                Some(arch) => fit_ranking(&workspace, &prepared, &split, arch, seed, progress)?,
+                None => fit_ctr(&split, prepared.users.len(), prepared.items.len()),
             };
             let metrics = [("auc", report.auc), ("logloss", report.logloss), ("gauc", report.gauc)]
                 .into_iter()
@@ -271,4 +295,32 @@ pub fn run(
 
 fn protocol_label(protocol: Protocol) -> String {
     protocol.to_possible_value().expect("every protocol has a name").get_name().to_owned()
+}
+
+/// Every user's and item's declared features, for the two-tower model.
+pub fn tower_features(workspace: &Workspace, prepared: &Prepared) -> Result<TowerFeatures> {
+    let encoder = FieldEncoder::new(
+        &workspace.store()?,
+        &workspace.config,
+        &prepared.users,
+        &prepared.items,
+    )?;
+    Ok(TowerFeatures {
+        users: encoder.user_fields().to_vec(),
+        items: encoder.item_fields().to_vec(),
+        item_keys: (0..prepared.items.len() as u32).map(|i| encoder.item_key(i)).collect(),
+    })
+}
+
+/// The models that apply to `protocol`, for error messages.
+pub fn models_for(protocol: Protocol) -> String {
+    ModelName::value_variants()
+        .iter()
+        .filter(|m| {
+            (protocol == Protocol::Ctr)
+                == (**m == ModelName::BiasCtr || ranking::ctr_arch(**m).is_some())
+        })
+        .map(|m| model_label(*m))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -7,3 +7,4 @@ pub mod eval;
 pub mod import;
 pub mod pipeline;
 pub mod quickstart;
+pub mod ranking;

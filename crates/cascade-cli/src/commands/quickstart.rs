@@ -47,7 +47,7 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     let models = [ModelName::Pop, ModelName::Itemknn, ModelName::Ease];
     let mut outcomes = Vec::new();
     for model in models {
-        outcomes.push((model, fit_loo(model, split, false, 0, progress)?));
+        outcomes.push((model, fit_loo(model, split, None, false, 0, progress)?));
     }
 
     println!(
@@ -147,7 +147,16 @@ fn display_name(model: ModelName) -> &'static str {
         ModelName::Itemknn => "ItemKNN",
         ModelName::Ease => "EASE",
         ModelName::BprMf => "BPR-MF",
+        ModelName::Neumf => "NeuMF",
+        ModelName::TwoTower => "two-tower",
+        ModelName::Sasrec => "SASRec",
         ModelName::BiasCtr => "bias-CTR",
+        ModelName::Lr => "LR",
         ModelName::Fm => "FM",
+        ModelName::WideDeep => "Wide&Deep",
+        ModelName::Deepfm => "DeepFM",
+        ModelName::Dcnv2 => "DCNv2",
+        ModelName::Din => "DIN",
+        ModelName::Dien => "DIEN",
     }
 }

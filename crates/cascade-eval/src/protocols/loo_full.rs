@@ -58,6 +58,21 @@ pub trait FullRanker: Sync {
     /// Writes one score per item into `scores` (`scores.len()` is the number of
     /// items) for `user`, whose train history is `history`. Higher is better.
     fn score_user(&self, user: u32, history: &[u32], scores: &mut [f32]);
+
+    /// Like [`score_user`](Self::score_user), for models that read the whole
+    /// sequence before the target: `before_target` is the train items and, at
+    /// the test stage, the validation item after them. Models fitted on the
+    /// train part alone keep the default, which ignores it (as RecBole does).
+    fn score_sequence(
+        &self,
+        user: u32,
+        history: &[u32],
+        before_target: &[u32],
+        scores: &mut [f32],
+    ) {
+        let _ = before_target;
+        self.score_user(user, history, scores);
+    }
 }
 
 /// Results of one protocol run.
@@ -104,8 +119,8 @@ pub fn evaluate_loo(model: &dyn FullRanker, split: &LooSplit, stage: Stage) -> L
     let per_user: Vec<(Vec<f64>, Vec<u32>)> = (0..split.n_users())
         .into_par_iter()
         .map_init(
-            || (vec![0f32; split.n_items], vec![false; split.n_items]),
-            |(scores, masked), user| {
+            || (vec![0f32; split.n_items], vec![false; split.n_items], Vec::new()),
+            |(scores, masked, sequence), user| {
                 let history = &split.train[user];
                 let target = match stage {
                     Stage::Valid => split.valid[user],
@@ -120,7 +135,12 @@ pub fn evaluate_loo(model: &dyn FullRanker, split: &LooSplit, stage: Stage) -> L
                 }
                 // The target itself is never masked, even if the user saw it before.
                 masked[target as usize] = false;
-                model.score_user(user as u32, history, scores);
+                sequence.clear();
+                sequence.extend_from_slice(history);
+                if stage == Stage::Test {
+                    sequence.push(split.valid[user]);
+                }
+                model.score_sequence(user as u32, history, sequence, scores);
                 let ranked = top_k(scores, masked, 20);
                 let values = ranking_metrics.iter().map(|m| m.score(&ranked, &[target])).collect();
                 (values, ranked.into_iter().take(10).collect())

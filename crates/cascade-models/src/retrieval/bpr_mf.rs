@@ -19,6 +19,7 @@ use cascade_nn::{EmbeddingTable, OptimizerConfig, TableConfig};
 use crate::early_stopping::{EarlyStopping, Verdict};
 use crate::interactions::Interactions;
 use crate::random::SeededRng;
+use crate::retrieval::negatives::{NegativeSampler, NegativeSampling};
 use crate::training::TrainingSettings;
 
 /// BPR-MF hyperparameters.
@@ -27,6 +28,8 @@ use crate::training::TrainingSettings;
 pub struct BprMfConfig {
     /// Embedding dimension D.
     pub dim: usize,
+    /// How the unseen item of each triple is drawn.
+    pub negatives: NegativeSampling,
     /// Batching (triples per step), epochs, early stopping on validation
     /// NDCG@10, L2, optimizer of both tables, seed (also of negative sampling).
     pub training: TrainingSettings,
@@ -36,6 +39,7 @@ impl Default for BprMfConfig {
     fn default() -> Self {
         BprMfConfig {
             dim: 64,
+            negatives: NegativeSampling::Uniform,
             training: TrainingSettings {
                 batch_size: 2048,
                 max_epochs: 200,
@@ -147,6 +151,7 @@ impl BprMf {
             .flat_map(|(u, items)| items.iter().map(move |&i| (u as u32, i)))
             .collect();
         let mut rng = SeededRng::new(config.training.seed);
+        let sampler = NegativeSampler::new(&data, config.negatives);
         let mut model = BprMf::new(split.n_items, config);
         let mut best = None;
         let mut stopping = EarlyStopping::new(config.training.patience);
@@ -160,14 +165,7 @@ impl BprMf {
                 let positives: Vec<u64> = chunk.iter().map(|&(_, i)| i as u64).collect();
                 let negatives: Vec<u64> = chunk
                     .iter()
-                    .map(|&(u, _)| {
-                        loop {
-                            let candidate = rng.below(split.n_items) as u32;
-                            if data.by_user[u as usize].binary_search(&candidate).is_err() {
-                                break candidate as u64;
-                            }
-                        }
-                    })
+                    .map(|&(u, _)| sampler.sample(&data.by_user[u as usize], &mut rng) as u64)
                     .collect();
                 loss_sum += model.step(&users, &positives, &negatives, config.training.reg)?;
                 batches += 1;

@@ -1,0 +1,120 @@
+//! Ranking models on ML100K-CTR: turning the split into model inputs (every
+//! declared feature, plus each row's preceding items in protocol order) and
+//! training one architecture with progress and early stopping.
+
+use anyhow::Result;
+
+use cascade_batch::pipeline::CtrSplit;
+use cascade_batch::ranking_features::FieldEncoder;
+use cascade_eval::protocols::CtrExample;
+use cascade_models::ranking::{CtrArch, CtrEpoch, CtrFeatures, CtrModel, CtrModelConfig};
+
+use crate::ModelName;
+use crate::commands::eval::Prepared;
+use crate::progress::Progress;
+use crate::workspace::Workspace;
+
+/// The CTR split as model inputs.
+pub struct CtrInputs {
+    pub train: Vec<CtrExample<CtrFeatures>>,
+    pub valid: Vec<CtrExample<CtrFeatures>>,
+    pub test: Vec<CtrExample<CtrFeatures>>,
+    pub field_names: Vec<String>,
+    pub item_field: usize,
+}
+
+/// The ranking architecture a model name stands for, if it is one.
+pub fn ctr_arch(model: ModelName) -> Option<CtrArch> {
+    Some(match model {
+        ModelName::Lr => CtrArch::Lr,
+        ModelName::Fm => CtrArch::Fm,
+        ModelName::WideDeep => CtrArch::WideDeep,
+        ModelName::Deepfm => CtrArch::DeepFm,
+        ModelName::Dcnv2 => CtrArch::DcnV2,
+        ModelName::Din => CtrArch::Din,
+        ModelName::Dien => CtrArch::Dien,
+        _ => return None,
+    })
+}
+
+/// Encodes every row's fields and its user's items before it in protocol
+/// order (train, then valid, then test, each in time order), keeping the
+/// `history_length` most recent.
+pub fn encode(
+    workspace: &Workspace,
+    prepared: &Prepared,
+    split: &CtrSplit,
+    history_length: usize,
+) -> Result<CtrInputs> {
+    let encoder = FieldEncoder::new(
+        &workspace.store()?,
+        &workspace.config,
+        &prepared.users,
+        &prepared.items,
+    )?;
+    let mut sequences: Vec<Vec<u64>> = vec![Vec::new(); prepared.users.len()];
+    let mut encode_part = |rows: &[CtrExample<(u32, u32)>]| -> Vec<CtrExample<CtrFeatures>> {
+        rows.iter()
+            .map(|row| {
+                let (user, item) = row.features;
+                let sequence = &mut sequences[user as usize];
+                let history = sequence[sequence.len().saturating_sub(history_length)..].to_vec();
+                sequence.push(encoder.item_key(item));
+                CtrExample {
+                    user: row.user,
+                    label: row.label,
+                    features: CtrFeatures { fields: encoder.encode(user, item), history },
+                }
+            })
+            .collect()
+    };
+    let train = encode_part(&split.train);
+    let valid = encode_part(&split.valid);
+    let test = encode_part(&split.test);
+    Ok(CtrInputs {
+        train,
+        valid,
+        test,
+        item_field: encoder.item_field(),
+        field_names: encoder.field_names,
+    })
+}
+
+/// Trains `config` on the inputs with a progress bar of epochs.
+pub fn train(
+    inputs: &CtrInputs,
+    config: &CtrModelConfig,
+    progress: Progress,
+) -> Result<(CtrModel, Vec<CtrEpoch>)> {
+    let name = config.arch.name();
+    let bar =
+        progress.bar(config.training.max_epochs as u64, &format!("training {name}"), "epochs");
+    let (model, epochs) =
+        CtrModel::train(&inputs.train, &inputs.valid, config, inputs.item_field, |epoch| {
+            bar.set_message(format!(
+                "loss {:.4}, valid AUC {:.4}, {:.0} samples/s",
+                epoch.train_loss, epoch.valid_auc, epoch.samples_per_s
+            ));
+            bar.inc(1);
+        })?;
+    bar.finish_and_clear();
+    Ok((model, epochs))
+}
+
+/// A one-line description of what was trained, for reports.
+pub fn describe(inputs: &CtrInputs, config: &CtrModelConfig, epochs: &[CtrEpoch]) -> String {
+    let best =
+        epochs.iter().max_by(|a, b| a.valid_auc.total_cmp(&b.valid_auc)).map_or(0, |e| e.epoch);
+    let history = match config.arch {
+        CtrArch::Din | CtrArch::Dien => format!(" + last {} items", config.history_length),
+        _ => String::new(),
+    };
+    format!(
+        "fields {}{history}, dim {}, epoch {} of {} (early stopping on validation AUC), seed {}",
+        inputs.field_names.join("+"),
+        config.dim,
+        best + 1,
+        epochs.len(),
+        config.training.seed
+    )
+}
