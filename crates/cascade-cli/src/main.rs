@@ -79,6 +79,23 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Train one model with early stopping on validation; writes its best
+    /// epoch as a checkpoint and its training curves (SVG) under
+    /// `<workspace>/models/<model>/`, and prints test metrics once.
+    Train {
+        /// Model (a trained one: bpr-mf, neumf, two-tower, sasrec, lr, fm,
+        /// wide-deep, deepfm, dcnv2, din, dien).
+        #[arg(long, value_enum)]
+        model: ModelName,
+        /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
+        #[arg(long, env = "CASCADE_DATA_DIR")]
+        data: Option<PathBuf>,
+        /// Seed (initialisation, shuffling, negative sampling).
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        #[command(flatten)]
+        common: Common,
+    },
     /// System benchmarks (results go in docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
@@ -207,6 +224,13 @@ pub enum ModelName {
     Dien,
 }
 
+impl ModelName {
+    /// The name users type.
+    fn to_possible_value_name(self) -> String {
+        self.to_possible_value().expect("every model has a name").get_name().to_owned()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -224,6 +248,9 @@ fn main() -> ExitCode {
         }
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
+        }
+        Command::Train { model, data, seed, common } => {
+            commands::train::run(&common, model, data.as_deref(), seed)
         }
         Command::Eval { protocol, model, data, tune, seed, json, common } => {
             let options = commands::eval::EvalOptions { tune, seed, json };

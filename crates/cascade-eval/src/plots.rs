@@ -87,6 +87,38 @@ pub fn grouped_bars(path: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Re
     root.present().map_err(|e| fail(&e))
 }
 
+/// Draws training curves: a left panel per series, one line each over epochs
+/// (e.g. train loss, and the validation metric early stopping watched).
+pub fn training_curves(path: &Path, title: &str, panels: &[(&str, &[f64])]) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let root = SVGBackend::new(path, (500 * panels.len().max(1) as u32, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let root = root.titled(title, ("sans-serif", 22)).map_err(|e| fail(&e))?;
+    for (i, (area, (name, values))) in
+        root.split_evenly((1, panels.len().max(1))).iter().zip(panels).enumerate()
+    {
+        let (low, high) = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+        let pad = ((high - low) * 0.1).max(1e-6);
+        let mut chart = ChartBuilder::on(area)
+            .margin(16)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(1.0..(values.len().max(2)) as f64, (low - pad)..(high + pad))
+            .map_err(|e| fail(&e))?;
+        chart.configure_mesh().x_desc("epoch").y_desc(*name).draw().map_err(|e| fail(&e))?;
+        let color = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(
+                values.iter().enumerate().map(|(e, v)| (e as f64 + 1.0, *v)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| fail(&e))?;
+    }
+    root.present().map_err(|e| fail(&e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +139,18 @@ mod tests {
             assert!(svg.contains(text), "the SVG lacks {text}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn training_curves_name_each_panel() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.svg");
+        let loss = [0.69, 0.55, 0.52];
+        let auc = [0.70, 0.78, 0.79];
+        training_curves(&path, "fm", &[("train loss", &loss), ("valid AUC", &auc)]).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        for text in ["fm", "train loss", "valid AUC", "epoch", "<polyline"] {
+            assert!(svg.contains(text), "the SVG lacks {text}");
+        }
     }
 }

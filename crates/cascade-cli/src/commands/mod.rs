@@ -8,3 +8,4 @@ pub mod import;
 pub mod pipeline;
 pub mod quickstart;
 pub mod ranking;
+pub mod train;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod durability;
+mod train;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

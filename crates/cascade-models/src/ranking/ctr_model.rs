@@ -307,6 +307,7 @@ mod tests {
         let mut config = CtrModelConfig::default_for(arch);
         config.dim = 4;
         config.hidden = vec![16];
+        config.history_length = 2;
         config.dense_lr = 0.01;
         config.training.batch_size = 128;
         config.training.max_epochs = 25;
@@ -333,6 +334,7 @@ mod tests {
         let (train, valid) = (interaction_data(1, 600), interaction_data(2, 100));
         let mut config = CtrModelConfig::default_for(CtrArch::Dien);
         config.dim = 4;
+        config.history_length = 2;
         config.training.max_epochs = 2;
         let run = || {
             let (model, _) = CtrModel::train(&train, &valid, &config, 1, |_| {}).unwrap();

@@ -228,6 +228,12 @@ impl NeuMf {
         Ok((model, reports))
     }
 
+    /// The sparse tables and dense tensors, for a checkpoint.
+    pub fn parts(&self) -> candle_core::Result<(Vec<&EmbeddingTable>, DenseSnapshot)> {
+        let t = &self.tables;
+        Ok((vec![&t.gmf_users, &t.gmf_items, &t.mlp_users, &t.mlp_items], self.params.snapshot()?))
+    }
+
     fn scores(&self, user: u32) -> candle_core::Result<Vec<f32>> {
         let items: Vec<u64> = (0..self.n_items as u64).collect();
         let users = vec![user as u64; self.n_items];

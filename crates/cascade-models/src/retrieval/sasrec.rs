@@ -297,6 +297,11 @@ impl SasRec {
         Ok((model, reports))
     }
 
+    /// The dense tensors (SASRec has no sparse table), for a checkpoint.
+    pub fn parts(&self) -> candle_core::Result<DenseSnapshot> {
+        self.params.snapshot()
+    }
+
     /// The user embedding for a sequence: the last position's state (D).
     pub fn user_embedding(&self, sequence: &[u32]) -> candle_core::Result<Vec<f32>> {
         let l = self.config.max_length;

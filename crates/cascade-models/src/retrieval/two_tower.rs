@@ -292,6 +292,11 @@ impl TwoTower {
         Ok((model, reports))
     }
 
+    /// The shared sparse table and the towers' tensors, for a checkpoint.
+    pub fn parts(&self) -> candle_core::Result<(&EmbeddingTable, DenseSnapshot)> {
+        Ok((&self.embeddings, self.params.snapshot()?))
+    }
+
     fn user_scores(&self, user: u32, before_target: &[u32]) -> candle_core::Result<Vec<f32>> {
         let row = &self.features.users[user as usize];
         let fields: Vec<Tensor> = row

@@ -1,0 +1,131 @@
+"""Side-by-side training speed: RecBole 1.2.1 (PyTorch, CPU) vs Cascade, same
+machine, same run, same thread count, batch size and embedding size.
+
+Never a runtime dependency of Cascade. Set up the peer once, outside the repo:
+
+    python3 -m venv /tmp/recbole-venv
+    /tmp/recbole-venv/bin/pip install "torch<2.6" "numpy<2" pandas==2.2.3 \
+        setuptools==69.5.1 recbole==1.2.1
+
+then, from the repository root, with a release build of `cascade`:
+
+    /tmp/recbole-venv/bin/python benches/recbole_side_by_side.py \
+        --data ../shared/data/ml-100k-recbole --ml100k ../shared/data/ml-100k \
+        --cascade target/release/cascade --epochs 3
+
+It prints one JSON object: median train seconds per epoch of each library
+and the ratio, per model.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+
+# (cascade model, RecBole model, shared hyperparameters). RecBole's BPR and
+# NeuMF use the same batch size, dimension and negatives as Cascade's defaults.
+MODELS = [
+    ("bpr-mf", "BPR", {"train_batch_size": 2048, "embedding_size": 64, "learning_rate": 0.005}),
+    (
+        "neumf",
+        "NeuMF",
+        {
+            "train_batch_size": 2048,
+            "mf_embedding_size": 64,
+            "mlp_embedding_size": 64,
+            "mlp_hidden_size": [128, 64],
+            "learning_rate": 0.002,
+            "train_neg_sample_args": {"distribution": "uniform", "sample_num": 4},
+        },
+    ),
+]
+
+
+def prepare_atomic_files(source, workdir):
+    """RecBole ignores data_path for `ml-100k`, so the copy is named ml100k;
+    timestamps become their dense rank so RecBole's float32 cannot merge ties."""
+    target = os.path.join(workdir, "ml100k")
+    os.makedirs(target)
+    for suffix in ("user", "item"):
+        shutil.copy(os.path.join(source, f"ml-100k.{suffix}"), os.path.join(target, f"ml100k.{suffix}"))
+    with open(os.path.join(source, "ml-100k.inter")) as f:
+        header, *rows = f.read().splitlines()
+    rows = [r.split("\t") for r in rows]
+    ranks = {t: i for i, t in enumerate(sorted({int(float(r[3])) for r in rows}))}
+    with open(os.path.join(target, "ml100k.inter"), "w") as f:
+        f.write(header + "\n")
+        for r in rows:
+            f.write("\t".join(r[:3] + [str(ranks[int(float(r[3]))])]) + "\n")
+    return workdir
+
+
+def recbole_epoch_seconds(model_name, params, data_path, epochs):
+    import torch
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer
+
+    torch.set_num_threads(1)
+    config = Config(
+        model=model_name,
+        dataset="ml100k",
+        config_dict={
+            "data_path": data_path,
+            "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]},
+            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full"},
+            "epochs": epochs,
+            "show_progress": False,
+            "device": "cpu",
+            "use_gpu": False,
+            **params,
+        },
+    )
+    dataset = create_dataset(config)
+    train, _, _ = data_preparation(config, dataset)
+    model = get_model(config["model"])(config, train.dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    seconds = []
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        trainer._train_epoch(train, epoch, show_progress=False)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def cascade_epoch_seconds(binary, model, data, epochs):
+    env = dict(os.environ, RAYON_NUM_THREADS="1", CASCADE_DATA_DIR=data)
+    with tempfile.TemporaryDirectory() as workspace:
+        out = subprocess.run(
+            [binary, "bench", "train", "--model", model, "--epochs", str(epochs), "--workspace", workspace],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout
+    return json.loads(out)["median_epoch_train_s"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="ml-100k-recbole directory")
+    parser.add_argument("--ml100k", required=True, help="ml-100k directory (GroupLens format)")
+    parser.add_argument("--cascade", required=True, help="path of a release `cascade` binary")
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+    results = {"threads": 1, "epochs": args.epochs, "models": {}}
+    with tempfile.TemporaryDirectory() as workdir:
+        data_path = prepare_atomic_files(args.data, workdir)
+        for cascade_model, recbole_model, params in MODELS:
+            theirs = recbole_epoch_seconds(recbole_model, params, data_path, args.epochs)
+            ours = cascade_epoch_seconds(args.cascade, cascade_model, args.ml100k, args.epochs)
+            results["models"][cascade_model] = {
+                "recbole_s_per_epoch": theirs,
+                "cascade_s_per_epoch": ours,
+                "speedup": theirs / ours,
+            }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

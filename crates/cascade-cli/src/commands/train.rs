@@ -1,0 +1,194 @@
+//! `cascade train`: trains one model with early stopping on validation,
+//! writes the best epoch as a checkpoint (safetensors + manifest) and its
+//! training curves as SVG under `<workspace>/models/<model>/`, and reports
+//! test metrics once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use candle_core::Tensor;
+
+use cascade_core::ids::feature_id;
+use cascade_eval::plots::training_curves;
+use cascade_eval::protocols::{Stage, evaluate_ctr, evaluate_loo};
+use cascade_models::ranking::CtrModelConfig;
+use cascade_models::retrieval::{
+    BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TwoTower,
+    TwoTowerConfig,
+};
+use cascade_nn::EmbeddingTable;
+use cascade_nn::checkpoint::{self, FORMAT_VERSION, Manifest};
+
+use crate::commands::eval::{prepare, tower_features};
+use crate::commands::ranking;
+use crate::progress::Progress;
+use crate::workspace::Workspace;
+use crate::{Common, ModelName};
+
+/// What a trained model leaves behind.
+struct Trained<'a> {
+    tables: Vec<&'a EmbeddingTable>,
+    dense: Vec<(String, Tensor)>,
+    losses: Vec<f64>,
+    valid: Vec<f64>,
+    valid_name: &'static str,
+    test: BTreeMap<String, f64>,
+    settings: serde_json::Value,
+}
+
+fn curves(reports: &[EpochReport]) -> (Vec<f64>, Vec<f64>) {
+    (reports.iter().map(|r| r.loss).collect(), reports.iter().map(|r| r.valid_ndcg10).collect())
+}
+
+/// Trains `model` and writes its checkpoint and curves.
+pub fn run(common: &Common, model: ModelName, data: Option<&Path>, seed: u64) -> Result<()> {
+    let name = model.to_possible_value_name();
+    let retrieval = matches!(
+        model,
+        ModelName::BprMf | ModelName::Neumf | ModelName::TwoTower | ModelName::Sasrec
+    );
+    if !retrieval && ranking::ctr_arch(model).is_none() {
+        bail!(
+            "model `{name}` has no training loop (closed-form or counting); use `cascade eval --model {name}`"
+        )
+    }
+    let workspace = Workspace::open(common)?;
+    let progress = Progress { quiet: false };
+    let prepared = prepare(&workspace, data, progress)?;
+    let split = &prepared.split;
+    let bar = progress.bar(0, &format!("training {name}"), "epochs");
+    let tick = |epoch: &EpochReport| {
+        bar.set_message(format!("valid NDCG@10 {:.4}", epoch.valid_ndcg10));
+        bar.inc(1);
+    };
+    // Each arm keeps its model alive in one of these so `Trained` can borrow its tables.
+    let (bpr, neumf, two_tower, ctr);
+    let trained = match model {
+        ModelName::BprMf => {
+            let mut config = BprMfConfig::default();
+            config.training.seed = seed;
+            let (model, reports) = BprMf::train(split, &config, tick)?;
+            bpr = model;
+            let (losses, valid) = curves(&reports);
+            let (users, items) = bpr.tables();
+            Trained {
+                tables: vec![users, items],
+                dense: Vec::new(),
+                losses,
+                valid,
+                valid_name: "valid NDCG@10",
+                test: evaluate_loo(&bpr, split, Stage::Test).metrics,
+                settings: serde_json::to_value(&config)?,
+            }
+        }
+        ModelName::Neumf => {
+            let mut config = NeuMfConfig::default();
+            config.training.seed = seed;
+            let (model, reports) = NeuMf::train(split, &config, tick)?;
+            neumf = model;
+            let (losses, valid) = curves(&reports);
+            let (tables, dense) = neumf.parts()?;
+            Trained {
+                tables,
+                dense: dense.tensors().to_vec(),
+                losses,
+                valid,
+                valid_name: "valid NDCG@10",
+                test: evaluate_loo(&neumf, split, Stage::Test).metrics,
+                settings: serde_json::to_value(&config)?,
+            }
+        }
+        ModelName::TwoTower => {
+            let mut config = TwoTowerConfig::default();
+            config.training.seed = seed;
+            let features = tower_features(&workspace, &prepared)?;
+            let (model, reports) = TwoTower::train(split, features, &config, tick)?;
+            two_tower = model;
+            let (losses, valid) = curves(&reports);
+            let (table, dense) = two_tower.parts()?;
+            Trained {
+                tables: vec![table],
+                dense: dense.tensors().to_vec(),
+                losses,
+                valid,
+                valid_name: "valid NDCG@10",
+                test: evaluate_loo(&two_tower, split, Stage::Test).metrics,
+                settings: serde_json::to_value(&config)?,
+            }
+        }
+        ModelName::Sasrec => {
+            let mut config = SasRecConfig::default();
+            config.training.seed = seed;
+            let (model, reports) = SasRec::train(split, &config, tick)?;
+            let (losses, valid) = curves(&reports);
+            Trained {
+                tables: Vec::new(),
+                dense: model.parts()?.tensors().to_vec(),
+                losses,
+                valid,
+                valid_name: "valid NDCG@10",
+                test: evaluate_loo(&model, split, Stage::Test).metrics,
+                settings: serde_json::to_value(&config)?,
+            }
+        }
+        other => {
+            let arch = ranking::ctr_arch(other).context("a trained model, checked above")?;
+            let mut config = CtrModelConfig::default_for(arch);
+            config.training.seed = seed;
+            let ctr_split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
+            let inputs = ranking::encode(&workspace, &prepared, &ctr_split, config.history_length)?;
+            let (model, epochs) = ranking::train(&inputs, &config, Progress { quiet: true })?;
+            ctr = model;
+            let report = evaluate_ctr(&ctr, &inputs.test);
+            let (tables, dense) = ctr.parts()?;
+            Trained {
+                tables: tables.to_vec(),
+                dense: dense.tensors().to_vec(),
+                losses: epochs.iter().map(|e| e.train_loss).collect(),
+                valid: epochs.iter().map(|e| e.valid_auc).collect(),
+                valid_name: "valid AUC",
+                test: [("auc", report.auc), ("logloss", report.logloss), ("gauc", report.gauc)]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect(),
+                settings: serde_json::json!({ "model": config, "fields": inputs.field_names }),
+            }
+        }
+    };
+    bar.finish_and_clear();
+    let dir = workspace.dir.join("models").join(&name);
+    let schema = format!("{:?}{:?}", workspace.config.users, workspace.config.items);
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        model: name.clone(),
+        schema_fingerprint: format!("{:016x}", feature_id("schema", &schema)),
+        features: trained.settings.clone(),
+        tables: trained.tables.iter().map(|t| t.config().clone()).collect(),
+        dense: trained.dense.iter().map(|(n, _)| n.clone()).collect(),
+        metrics: trained.test.iter().map(|(k, v)| (format!("test {k}"), *v)).collect(),
+        data_range: None,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    checkpoint::save(&dir, &manifest, &trained.tables, &trained.dense)
+        .with_context(|| format!("writing the checkpoint of `{name}`"))?;
+    let plot = dir.join("curves.svg");
+    training_curves(
+        &plot,
+        &format!("{name}: training curves"),
+        &[("train loss", &trained.losses), (trained.valid_name, &trained.valid)],
+    )
+    .map_err(anyhow::Error::msg)?;
+    let best = trained.valid.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    println!(
+        "{name}: {} epochs, best {} {best:.4}; checkpoint {}, curves {}",
+        trained.losses.len(),
+        trained.valid_name,
+        dir.display(),
+        plot.display()
+    );
+    for (metric, value) in &trained.test {
+        println!("  test {metric:<14} {value:.4}");
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! `cascade train`: a real training run on MovieLens-100k leaves a checkpoint
+//! that loads only as the same model, and training curves.
+
+use crate::{cascade, movielens_dir, texts};
+
+#[test]
+fn train_writes_a_checkpoint_and_curves_and_reports_test_metrics() {
+    let Some(data) = movielens_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let output = cascade()
+        .args(["train", "--model", "lr", "--data"])
+        .arg(&data)
+        .arg("--workspace")
+        .arg(work.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("test auc"), "{stdout}");
+    let dir = work.path().join("models/lr");
+    let manifest = cascade_nn::checkpoint::read_manifest(&dir).unwrap();
+    assert_eq!(manifest.model, "lr");
+    assert_eq!(manifest.tables.len(), 2, "first-order and embedding tables");
+    let auc = manifest.metrics["test auc"];
+    assert!(auc > 0.75 && auc < 0.85, "LR test AUC {auc}");
+    let loaded =
+        cascade_nn::checkpoint::load(&dir, "lr", &manifest.schema_fingerprint).unwrap();
+    assert!(loaded.tables[1].len() > 2000, "every user, item and feature value has a row");
+    let refused = cascade_nn::checkpoint::load(&dir, "deepfm", &manifest.schema_fingerprint)
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("holds model `lr`"), "{refused}");
+    let svg = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
+    assert!(svg.contains("valid AUC") && svg.contains("train loss"));
+}
+
+#[test]
+fn training_a_model_without_a_training_loop_says_so() {
+    let output = cascade().args(["train", "--model", "ease"]).output().unwrap();
+    let (_, stderr) = texts(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains("`ease`") && stderr.contains("cascade eval"), "{stderr}");
+}
