@@ -23,8 +23,7 @@ fn train_writes_a_checkpoint_and_curves_and_reports_test_metrics() {
     assert_eq!(manifest.tables.len(), 2, "first-order and embedding tables");
     let auc = manifest.metrics["test auc"];
     assert!(auc > 0.75 && auc < 0.85, "LR test AUC {auc}");
-    let loaded =
-        cascade_nn::checkpoint::load(&dir, "lr", &manifest.schema_fingerprint).unwrap();
+    let loaded = cascade_nn::checkpoint::load(&dir, "lr", &manifest.schema_fingerprint).unwrap();
     assert!(loaded.tables[1].len() > 2000, "every user, item and feature value has a row");
     let refused = cascade_nn::checkpoint::load(&dir, "deepfm", &manifest.schema_fingerprint)
         .unwrap_err()
