@@ -9,6 +9,7 @@
 pub mod datasets;
 mod error;
 pub mod import;
+pub mod ipinyou;
 pub mod offline;
 pub mod pipeline;
 pub mod ranking_features;

@@ -35,6 +35,24 @@ struct Common {
     workspace: Option<PathBuf>,
 }
 
+/// Settings of trained models a user may override.
+#[derive(Debug, Clone, Copy, Args)]
+struct TrainingFlags {
+    /// Seed of trained models (initialisation, shuffling, negative sampling).
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Learning rate of the sparse tables (SASRec: of its dense layers)
+    /// [default: the model's own].
+    #[arg(long)]
+    lr: Option<f32>,
+}
+
+impl From<TrainingFlags> for cascade_models::training::Overrides {
+    fn from(flags: TrainingFlags) -> Self {
+        cascade_models::training::Overrides { seed: Some(flags.seed), learning_rate: flags.lr }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Fetch MovieLens-100k, import, run the pipeline, train and evaluate the
@@ -90,9 +108,8 @@ enum Command {
         /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
         #[arg(long, env = "CASCADE_DATA_DIR")]
         data: Option<PathBuf>,
-        /// Seed (initialisation, shuffling, negative sampling).
-        #[arg(long, default_value_t = 2026)]
-        seed: u64,
+        #[command(flatten)]
+        overrides: TrainingFlags,
         #[command(flatten)]
         common: Common,
     },
@@ -112,13 +129,15 @@ enum Command {
         /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
         #[arg(long, env = "CASCADE_DATA_DIR")]
         data: Option<PathBuf>,
+        /// IPINYOU-SAMPLE directory (train.fm.txt, test.fm.txt, featindex.fm.txt).
+        #[arg(long, env = "CASCADE_IPINYOU_DIR")]
+        ipinyou_dir: Option<PathBuf>,
         /// Choose ItemKNN's k and shrinkage on the validation item instead of
         /// using RecBole's defaults (k=100, shrink=0). EASE is always tuned.
         #[arg(long)]
         tune: bool,
-        /// Seed of trained models (initialisation, shuffling, negative sampling).
-        #[arg(long, default_value_t = 2026)]
-        seed: u64,
+        #[command(flatten)]
+        overrides: TrainingFlags,
         /// Print one JSON object on stdout and nothing else.
         #[arg(long)]
         json: bool,
@@ -187,6 +206,8 @@ pub enum Protocol {
     LooFull,
     /// ML100K-CTR: per-user 80/10/10 in time, label = rating >= 4; AUC, LogLoss, GAUC.
     Ctr,
+    /// IPINYOU-SAMPLE: the iPinYou click log sample; AUC with a 95% bootstrap interval, LogLoss.
+    Ipinyou,
 }
 
 /// Models `cascade eval` knows.
@@ -249,12 +270,17 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
         }
-        Command::Train { model, data, seed, common } => {
-            commands::train::run(&common, model, data.as_deref(), seed)
+        Command::Train { model, data, overrides, common } => {
+            commands::train::run(&common, model, data.as_deref(), overrides.into())
         }
-        Command::Eval { protocol, model, data, tune, seed, json, common } => {
-            let options = commands::eval::EvalOptions { tune, seed, json };
-            commands::eval::run(&common, protocol, model, data.as_deref(), options)
+        Command::Eval { protocol, model, data, ipinyou_dir, tune, overrides, json, common } => {
+            let options = commands::eval::EvalOptions { tune, overrides: overrides.into(), json };
+            match (protocol, commands::ranking::ctr_arch(model)) {
+                (Protocol::Ipinyou, Some(arch)) => {
+                    commands::ipinyou::run(arch, ipinyou_dir.as_deref(), options.overrides, json)
+                }
+                _ => commands::eval::run(&common, protocol, model, data.as_deref(), options),
+            }
         }
     };
     match outcome {

@@ -22,3 +22,24 @@ pub struct TrainingSettings {
     /// Seed of initialisation, shuffling and sampling.
     pub seed: u64,
 }
+
+/// What a user may override from the command line for any trained model.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Overrides {
+    /// Seed of initialisation, shuffling and sampling.
+    pub seed: Option<u64>,
+    /// Learning rate of the sparse tables (SASRec: of its dense parameters).
+    pub learning_rate: Option<f32>,
+}
+
+impl TrainingSettings {
+    /// These settings with `overrides` applied.
+    pub fn apply(&mut self, overrides: &Overrides) {
+        if let Some(seed) = overrides.seed {
+            self.seed = seed;
+        }
+        if let Some(rate) = overrides.learning_rate {
+            self.optimizer = self.optimizer.with_learning_rate(rate);
+        }
+    }
+}

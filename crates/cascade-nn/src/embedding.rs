@@ -186,14 +186,22 @@ impl EmbeddingTable {
 
     /// Gathers the rows of `ids` for a training step, giving unseen ids fresh rows.
     pub fn lookup(&mut self, ids: &[u64]) -> candle_core::Result<Lookup> {
+        let (rows, gathered) = self.gather(ids);
+        let tensor = Tensor::from_vec(gathered, (rows.len(), self.config.dim), &Device::Cpu)?;
+        Ok(Lookup { var: Var::from_tensor(&tensor)?, rows })
+    }
+
+    /// The rows of `ids` (fresh rows for unseen ids) and their weights, T × D
+    /// row-major: for fused kernels that compute their own gradient and hand
+    /// it to [`apply_row_gradients`](Self::apply_row_gradients).
+    pub fn gather(&mut self, ids: &[u64]) -> (Vec<u32>, Vec<f32>) {
         let dim = self.config.dim;
         let rows: Vec<u32> = ids.iter().map(|&id| self.row_for_training(id)).collect();
         let mut gathered = Vec::with_capacity(rows.len() * dim);
         for &row in &rows {
             gathered.extend_from_slice(&self.weights[row as usize * dim..(row as usize + 1) * dim]);
         }
-        let tensor = Tensor::from_vec(gathered, (rows.len(), dim), &Device::Cpu)?;
-        Ok(Lookup { var: Var::from_tensor(&tensor)?, rows })
+        (rows, gathered)
     }
 
     /// Gathers the rows of every id of every bag, and the B × D pooled tensor

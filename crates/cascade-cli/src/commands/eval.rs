@@ -17,6 +17,7 @@ use cascade_models::retrieval::{
     BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TowerFeatures,
     TwoTower, TwoTowerConfig,
 };
+use cascade_models::training::{Overrides, TrainingSettings};
 use cascade_models::tuning::{
     ITEM_KNN_DEFAULT, Trial, ease_grid, item_knn_grid, select_on_validation,
 };
@@ -65,7 +66,7 @@ pub fn fit_loo(
     split: &LooSplit,
     tower_features: Option<TowerFeatures>,
     tune: bool,
-    seed: u64,
+    overrides: Overrides,
     progress: Progress,
 ) -> Result<LooOutcome> {
     let name = model_label(model);
@@ -110,15 +111,18 @@ pub fn fit_loo(
         }
         ModelName::BprMf => {
             let mut config = BprMfConfig::default();
-            config.training.seed = seed;
+            config.training.apply(&overrides);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) = BprMf::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();
-            (Box::new(model), describe_epochs(&format!("dim={}", config.dim), &reports, seed))
+            (
+                Box::new(model),
+                describe_epochs(&format!("dim={}", config.dim), &reports, &config.training),
+            )
         }
         ModelName::Neumf => {
             let mut config = NeuMfConfig::default();
-            config.training.seed = seed;
+            config.training.apply(&overrides);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) = NeuMf::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();
@@ -126,14 +130,14 @@ pub fn fit_loo(
                 "dim={} hidden={:?}, {} negatives per positive",
                 config.dim, config.hidden, config.negatives_per_positive
             );
-            (Box::new(model), describe_epochs(&setting, &reports, seed))
+            (Box::new(model), describe_epochs(&setting, &reports, &config.training))
         }
         ModelName::TwoTower => {
             let Some(features) = tower_features else {
                 bail!("model `{name}` needs user and item features; none were loaded")
             };
             let mut config = TwoTowerConfig::default();
-            config.training.seed = seed;
+            config.training.apply(&overrides);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) =
                 TwoTower::train(split, features, &config, |epoch| show_epoch(&bar, epoch))?;
@@ -146,11 +150,11 @@ pub fn fit_loo(
                 config.history_length,
                 config.temperature
             );
-            (Box::new(model), describe_epochs(&setting, &reports, seed))
+            (Box::new(model), describe_epochs(&setting, &reports, &config.training))
         }
         ModelName::Sasrec => {
             let mut config = SasRecConfig::default();
-            config.training.seed = seed;
+            config.training.apply(&overrides);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) = SasRec::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();
@@ -158,7 +162,7 @@ pub fn fit_loo(
                 "dim={} blocks={} heads={} L={} dropout={}",
                 config.dim, config.blocks, config.heads, config.max_length, config.dropout
             );
-            (Box::new(model), describe_epochs(&setting, &reports, seed))
+            (Box::new(model), describe_epochs(&setting, &reports, &config.training))
         }
         _ => bail!("model `{name}` is a click model: use --protocol ctr"),
     };
@@ -179,15 +183,17 @@ fn show_epoch(bar: &indicatif::ProgressBar, epoch: &EpochReport) {
 }
 
 /// "settings, epoch e of n (early stopping on validation), seed s".
-fn describe_epochs(settings: &str, reports: &[EpochReport], seed: u64) -> String {
+fn describe_epochs(settings: &str, reports: &[EpochReport], training: &TrainingSettings) -> String {
     let best = reports
         .iter()
         .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10))
         .map_or(0, |r| r.epoch);
     format!(
-        "{settings}, epoch {} of {} (early stopping on validation), seed {seed}",
+        "{settings}, lr {}, epoch {} of {} (early stopping on validation), seed {}",
+        training.optimizer.learning_rate(),
         best + 1,
-        reports.len()
+        reports.len(),
+        training.seed
     )
 }
 
@@ -211,8 +217,8 @@ pub fn fit_ctr(split: &CtrSplit, n_users: usize, n_items: usize) -> (String, Ctr
 pub struct EvalOptions {
     /// Tune ItemKNN on validation instead of using RecBole's defaults.
     pub tune: bool,
-    /// Seed of trained models.
-    pub seed: u64,
+    /// Seed and learning rate of trained models.
+    pub overrides: Overrides,
     /// One JSON object on stdout, nothing else.
     pub json: bool,
 }
@@ -225,11 +231,11 @@ fn fit_ranking(
     prepared: &Prepared,
     split: &CtrSplit,
     arch: CtrArch,
-    seed: u64,
+    overrides: Overrides,
     progress: Progress,
 ) -> Result<(String, CtrReport)> {
     let mut config = CtrModelConfig::default_for(arch);
-    config.training.seed = seed;
+    config.training.apply(&overrides);
     let inputs = ranking::encode(workspace, prepared, split, config.history_length)?;
     let (model, epochs) = ranking::train(&inputs, &config, progress)?;
     Ok((ranking::describe(&inputs, &config, &epochs), evaluate_ctr(&model, &inputs.test)))
@@ -242,11 +248,13 @@ pub fn run(
     data: Option<&Path>,
     options: EvalOptions,
 ) -> Result<()> {
-    let EvalOptions { tune, seed, json } = options;
+    let EvalOptions { tune, overrides, json } = options;
     let is_click_model = model == ModelName::BiasCtr || ranking::ctr_arch(model).is_some();
     let applies = match protocol {
         Protocol::LooFull => !is_click_model,
         Protocol::Ctr => is_click_model,
+        // Ranking architectures reach IPINYOU-SAMPLE before this point.
+        Protocol::Ipinyou => false,
     };
     if !applies {
         let fits = models_for(protocol);
@@ -265,13 +273,16 @@ pub fn run(
                 ModelName::TwoTower => Some(tower_features(&workspace, &prepared)?),
                 _ => None,
             };
-            let outcome = fit_loo(model, &prepared.split, features, tune, seed, progress)?;
+            let outcome = fit_loo(model, &prepared.split, features, tune, overrides, progress)?;
             (outcome.setting, outcome.test)
         }
+        Protocol::Ipinyou => bail!("IPINYOU-SAMPLE is evaluated before the MovieLens data is read"),
         Protocol::Ctr => {
             let split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
             let (setting, report) = match ranking::ctr_arch(model) {
-                Some(arch) => fit_ranking(&workspace, &prepared, &split, arch, seed, progress)?,
+                Some(arch) => {
+                    fit_ranking(&workspace, &prepared, &split, arch, overrides, progress)?
+                }
                 None => fit_ctr(&split, prepared.users.len(), prepared.items.len()),
             };
             let metrics = [("auc", report.auc), ("logloss", report.logloss), ("gauc", report.gauc)]
@@ -317,8 +328,14 @@ pub fn models_for(protocol: Protocol) -> String {
     ModelName::value_variants()
         .iter()
         .filter(|m| {
-            (protocol == Protocol::Ctr)
-                == (**m == ModelName::BiasCtr || ranking::ctr_arch(**m).is_some())
+            let arch = ranking::ctr_arch(**m);
+            match protocol {
+                Protocol::LooFull => arch.is_none() && **m != ModelName::BiasCtr,
+                Protocol::Ctr => arch.is_some() || **m == ModelName::BiasCtr,
+                Protocol::Ipinyou => {
+                    arch.is_some_and(|a| !matches!(a, CtrArch::Din | CtrArch::Dien))
+                }
+            }
         })
         .map(|m| model_label(*m))
         .collect::<Vec<_>>()

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod dataset;
 pub mod eval;
 pub mod import;
+pub mod ipinyou;
 pub mod pipeline;
 pub mod quickstart;
 pub mod ranking;

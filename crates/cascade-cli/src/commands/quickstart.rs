@@ -11,6 +11,8 @@ use cascade_eval::plots::{Bar, grouped_bars};
 use cascade_eval::protocols::top_k;
 use cascade_store::EntityKind;
 
+use cascade_models::training::Overrides;
+
 use crate::commands::eval::{LooOutcome, fit_ctr, fit_loo, prepare};
 use crate::progress::Progress;
 use crate::workspace::Workspace;
@@ -47,7 +49,7 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     let models = [ModelName::Pop, ModelName::Itemknn, ModelName::Ease];
     let mut outcomes = Vec::new();
     for model in models {
-        outcomes.push((model, fit_loo(model, split, None, false, 0, progress)?));
+        outcomes.push((model, fit_loo(model, split, None, false, Overrides::default(), progress)?));
     }
 
     println!(

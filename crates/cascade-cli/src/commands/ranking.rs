@@ -103,18 +103,23 @@ pub fn train(
 
 /// A one-line description of what was trained, for reports.
 pub fn describe(inputs: &CtrInputs, config: &CtrModelConfig, epochs: &[CtrEpoch]) -> String {
-    let best =
-        epochs.iter().max_by(|a, b| a.valid_auc.total_cmp(&b.valid_auc)).map_or(0, |e| e.epoch);
+    // The first epoch with the highest validation AUC, as early stopping kept it.
+    let best = epochs.iter().fold(None::<&CtrEpoch>, |best, e| match best {
+        Some(b) if e.valid_auc <= b.valid_auc => Some(b),
+        _ => Some(e),
+    });
     let history = match config.arch {
         CtrArch::Din | CtrArch::Dien => format!(" + last {} items", config.history_length),
         _ => String::new(),
     };
     format!(
-        "fields {}{history}, dim {}, epoch {} of {} (early stopping on validation AUC), seed {}",
+        "fields {}{history}, dim {}, lr {}, epoch {} of {} (valid AUC {:.4}, early stopping), seed {}",
         inputs.field_names.join("+"),
         config.dim,
-        best + 1,
+        config.training.optimizer.learning_rate(),
+        best.map_or(0, |b| b.epoch + 1),
         epochs.len(),
+        best.map_or(f64::NAN, |b| b.valid_auc),
         config.training.seed
     )
 }

@@ -17,6 +17,7 @@ use cascade_models::retrieval::{
     BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TwoTower,
     TwoTowerConfig,
 };
+use cascade_models::training::Overrides;
 use cascade_nn::EmbeddingTable;
 use cascade_nn::checkpoint::{self, FORMAT_VERSION, Manifest};
 
@@ -42,7 +43,12 @@ fn curves(reports: &[EpochReport]) -> (Vec<f64>, Vec<f64>) {
 }
 
 /// Trains `model` and writes its checkpoint and curves.
-pub fn run(common: &Common, model: ModelName, data: Option<&Path>, seed: u64) -> Result<()> {
+pub fn run(
+    common: &Common,
+    model: ModelName,
+    data: Option<&Path>,
+    overrides: Overrides,
+) -> Result<()> {
     let name = model.to_possible_value_name();
     let retrieval = matches!(
         model,
@@ -67,7 +73,7 @@ pub fn run(common: &Common, model: ModelName, data: Option<&Path>, seed: u64) ->
     let trained = match model {
         ModelName::BprMf => {
             let mut config = BprMfConfig::default();
-            config.training.seed = seed;
+            config.training.apply(&overrides);
             let (model, reports) = BprMf::train(split, &config, tick)?;
             bpr = model;
             let (losses, valid) = curves(&reports);
@@ -84,7 +90,7 @@ pub fn run(common: &Common, model: ModelName, data: Option<&Path>, seed: u64) ->
         }
         ModelName::Neumf => {
             let mut config = NeuMfConfig::default();
-            config.training.seed = seed;
+            config.training.apply(&overrides);
             let (model, reports) = NeuMf::train(split, &config, tick)?;
             neumf = model;
             let (losses, valid) = curves(&reports);
@@ -101,7 +107,7 @@ pub fn run(common: &Common, model: ModelName, data: Option<&Path>, seed: u64) ->
         }
         ModelName::TwoTower => {
             let mut config = TwoTowerConfig::default();
-            config.training.seed = seed;
+            config.training.apply(&overrides);
             let features = tower_features(&workspace, &prepared)?;
             let (model, reports) = TwoTower::train(split, features, &config, tick)?;
             two_tower = model;
@@ -119,7 +125,7 @@ pub fn run(common: &Common, model: ModelName, data: Option<&Path>, seed: u64) ->
         }
         ModelName::Sasrec => {
             let mut config = SasRecConfig::default();
-            config.training.seed = seed;
+            config.training.apply(&overrides);
             let (model, reports) = SasRec::train(split, &config, tick)?;
             let (losses, valid) = curves(&reports);
             Trained {
@@ -135,7 +141,7 @@ pub fn run(common: &Common, model: ModelName, data: Option<&Path>, seed: u64) ->
         other => {
             let arch = ranking::ctr_arch(other).context("a trained model, checked above")?;
             let mut config = CtrModelConfig::default_for(arch);
-            config.training.seed = seed;
+            config.training.apply(&overrides);
             let ctr_split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
             let inputs = ranking::encode(&workspace, &prepared, &ctr_split, config.history_length)?;
             let (model, epochs) = ranking::train(&inputs, &config, Progress { quiet: true })?;

@@ -1,5 +1,6 @@
-//! `cascade train`: a real training run on MovieLens-100k leaves a checkpoint
-//! that loads only as the same model, and training curves.
+//! Trained models end to end: `cascade train` on MovieLens-100k leaves a
+//! checkpoint that loads only as the same model, and training curves; the
+//! iPinYou protocol reports AUC with its bootstrap interval.
 
 use crate::{cascade, movielens_dir, texts};
 
@@ -39,4 +40,35 @@ fn training_a_model_without_a_training_loop_says_so() {
     let (_, stderr) = texts(&output);
     assert!(!output.status.success());
     assert!(stderr.contains("`ease`") && stderr.contains("cascade eval"), "{stderr}");
+}
+
+#[test]
+fn ipinyou_reports_auc_with_a_bootstrap_interval() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/ipinyou-deepctr-sample");
+    if !dir.join("train.fm.txt").exists() {
+        eprintln!("SKIPPED: {} not found", dir.display());
+        return;
+    }
+    let output = cascade()
+        .args(["eval", "--protocol", "ipinyou", "--model", "lr", "--json", "--ipinyou-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    let value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let metric = |key: &str| value["metrics"][key].as_f64().unwrap();
+    let (auc, low, high) = (metric("auc"), metric("auc_95_low"), metric("auc_95_high"));
+    assert!(low <= auc && auc <= high && high - low > 0.02, "{low} ≤ {auc} ≤ {high}");
+    assert!(metric("logloss") < 0.1, "clicks are rare; a calibrated model's LogLoss is small");
+
+    let refused = cascade()
+        .args(["eval", "--protocol", "ipinyou", "--model", "din", "--ipinyou-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&refused);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("`din`") && stderr.contains("history"), "{stderr}");
 }

@@ -5,5 +5,5 @@
 pub mod ctr;
 pub mod loo_full;
 
-pub use ctr::{CtrExample, CtrReport, CtrScorer, evaluate_ctr};
+pub use ctr::{CtrExample, CtrReport, CtrScorer, auc_bootstrap_interval, evaluate_ctr};
 pub use loo_full::{FullRanker, LooReport, LooSplit, Stage, evaluate_loo, top_k};

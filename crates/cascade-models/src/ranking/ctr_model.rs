@@ -88,6 +88,10 @@ impl CtrModelConfig {
     /// Defaults that converge on ML100K-CTR without touching test (chosen on
     /// validation AUC).
     pub fn default_for(arch: CtrArch) -> CtrModelConfig {
+        // LR's first-order weights start at zero and are all it has: at 0.002
+        // it was still improving after 30 epochs. Validation AUC on
+        // ML100K-CTR: lr 0.002 → 0.7800, 0.01 → 0.7850, 0.05 → 0.7816.
+        let sparse_lr = if arch == CtrArch::Lr { 0.01 } else { 0.002 };
         CtrModelConfig {
             arch,
             dim: 16,
@@ -99,7 +103,7 @@ impl CtrModelConfig {
                 max_epochs: 30,
                 patience: 3,
                 reg: 1e-5,
-                optimizer: OptimizerConfig::Adam { lr: 0.002, beta1: 0.9, beta2: 0.999 },
+                optimizer: OptimizerConfig::Adam { lr: sparse_lr, beta1: 0.9, beta2: 0.999 },
                 seed: 2026,
             },
         }
@@ -268,8 +272,10 @@ impl CtrModel {
 
 impl CtrScorer<CtrFeatures> for CtrModel {
     fn predict(&self, examples: &[CtrExample<CtrFeatures>]) -> Vec<f64> {
+        // Parameters are candle variables, so inference builds a graph too; small
+        // chunks keep DIEN's unrolled GRU graph (L steps × chunk rows) small.
         examples
-            .chunks(4096)
+            .chunks(512)
             .flat_map(|chunk| {
                 let features: Vec<&CtrFeatures> = chunk.iter().map(|e| &e.features).collect();
                 self.predict_batch(&features).expect("inference on CPU tensors of matching shapes")

@@ -114,10 +114,7 @@ fn dropout(x: &Tensor, rate: f32, rng: Option<&mut SeededRng>) -> candle_core::R
 
 impl SasRec {
     fn new(n_items: usize, config: &SasRecConfig) -> candle_core::Result<SasRec> {
-        let lr = match config.training.optimizer {
-            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Adagrad { lr, .. } => lr as f64,
-            OptimizerConfig::Ftrl { alpha, .. } => alpha as f64,
-        };
+        let lr = f64::from(config.training.optimizer.learning_rate());
         let mut params = DenseParams::new(config.training.seed, lr);
         let d = config.dim;
         let items = params.uniform("items", &[n_items + 1, d], (1.0 / d as f32).sqrt())?;

@@ -76,6 +76,23 @@ fn default_ftrl_beta() -> f32 {
 }
 
 impl OptimizerConfig {
+    /// The step size (FTRL's α).
+    pub fn learning_rate(&self) -> f32 {
+        match *self {
+            OptimizerConfig::Adagrad { lr, .. } | OptimizerConfig::Adam { lr, .. } => lr,
+            OptimizerConfig::Ftrl { alpha, .. } => alpha,
+        }
+    }
+
+    /// The same optimizer with step size `rate`.
+    pub fn with_learning_rate(mut self, rate: f32) -> OptimizerConfig {
+        match &mut self {
+            OptimizerConfig::Adagrad { lr, .. } | OptimizerConfig::Adam { lr, .. } => *lr = rate,
+            OptimizerConfig::Ftrl { alpha, .. } => *alpha = rate,
+        }
+        self
+    }
+
     /// Builds the optimizer.
     pub fn build(&self) -> Box<dyn RowOptimizer> {
         match *self {
