@@ -45,11 +45,18 @@ struct TrainingFlags {
     /// [default: the model's own].
     #[arg(long)]
     lr: Option<f32>,
+    /// Examples (pairs, windows) per training step [default: the model's own].
+    #[arg(long)]
+    batch_size: Option<usize>,
 }
 
 impl From<TrainingFlags> for cascade_models::training::Overrides {
     fn from(flags: TrainingFlags) -> Self {
-        cascade_models::training::Overrides { seed: Some(flags.seed), learning_rate: flags.lr }
+        cascade_models::training::Overrides {
+            seed: Some(flags.seed),
+            learning_rate: flags.lr,
+            batch_size: flags.batch_size,
+        }
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Overrides {
     pub seed: Option<u64>,
     /// Learning rate of the sparse tables (SASRec: of its dense parameters).
     pub learning_rate: Option<f32>,
+    /// Examples per step.
+    pub batch_size: Option<usize>,
 }
 
 impl TrainingSettings {
@@ -37,6 +39,9 @@ impl TrainingSettings {
     pub fn apply(&mut self, overrides: &Overrides) {
         if let Some(seed) = overrides.seed {
             self.seed = seed;
+        }
+        if let Some(batch_size) = overrides.batch_size {
+            self.batch_size = batch_size.max(1);
         }
         if let Some(rate) = overrides.learning_rate {
             self.optimizer = self.optimizer.with_learning_rate(rate);

@@ -208,4 +208,30 @@ mod tests {
         assert!((valid.metrics["ndcg@10"] - ndcg).abs() < 1e-12);
         assert_eq!(valid.top_lists[1], vec![0, 1, 2, 3]);
     }
+
+    /// Scores only the successor of the last item it is shown.
+    struct NextOfLast;
+
+    impl FullRanker for NextOfLast {
+        fn score_user(&self, _user: u32, _history: &[u32], scores: &mut [f32]) {
+            scores.iter_mut().for_each(|s| *s = 0.0);
+        }
+
+        fn score_sequence(&self, _: u32, _: &[u32], before_target: &[u32], scores: &mut [f32]) {
+            scores.iter_mut().for_each(|s| *s = 0.0);
+            let last = *before_target.last().expect("a history") as usize;
+            scores[(last + 1) % scores.len()] = 1.0;
+        }
+    }
+
+    #[test]
+    fn sequence_models_see_the_validation_item_at_test_only() {
+        // Train 0, 1; valid 2; test 3. At validation the last item shown is 1
+        // (→ predicts 2, a hit); at test it must be 2 (→ predicts 3, a hit).
+        let split = LooSplit { n_items: 6, train: vec![vec![0, 1]], valid: vec![2], test: vec![3] };
+        for stage in [Stage::Valid, Stage::Test] {
+            let metrics = evaluate_loo(&NextOfLast, &split, stage).metrics;
+            assert_eq!(metrics["mrr@10"], 1.0, "{stage:?}: {metrics:?}");
+        }
+    }
 }

@@ -49,7 +49,7 @@ impl Default for NeuMfConfig {
         NeuMfConfig {
             dim: 64,
             hidden: vec![128, 64],
-            negatives_per_positive: 4,
+            negatives_per_positive: 1,
             negatives: NegativeSampling::Uniform,
             dense_lr: 0.001,
             training: TrainingSettings {
