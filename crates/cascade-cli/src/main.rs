@@ -259,7 +259,23 @@ impl ModelName {
     }
 }
 
+/// candle's CPU ops run on a spin-waiting barrier pool sized to the cores.
+/// Our per-step tensors are small, so the pool's hand-offs cost more than they
+/// save, and any other busy thread (evaluation, another process) turns its
+/// spinning into lost time: FM trained 0.37 s/epoch on one candle thread and
+/// 0.91 s on two (docs/benchmarks.md). Both cores still work where it pays:
+/// evaluation and data preparation run on rayon. `CANDLE_NUM_THREADS` set by
+/// the user wins.
+#[allow(unsafe_code)]
+fn default_candle_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
+}
+
 fn main() -> ExitCode {
+    default_candle_threads();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Quickstart { from, common } => commands::quickstart::run(&common, from.as_deref()),
