@@ -45,25 +45,35 @@ fn encode_value(name: &str, feature_type: FeatureType, value: &FeatureValue) -> 
 fn encode_table(
     store: &Store,
     kind: EntityKind,
+    config: &Config,
     table: &TableConfig,
     index: &IdIndex,
     id_field: &str,
 ) -> Result<(Vec<String>, Vec<EntityFields>), StoreError> {
-    let features: Vec<(&String, FeatureType)> = table
+    // A feature that shares ids with another is hashed in that one's
+    // namespace; the id columns' namespaces are `user_id` / `item_id`.
+    let namespace = |name: &str| -> String {
+        match name {
+            n if n == config.users.id => "user_id".to_owned(),
+            n if n == config.items.id => "item_id".to_owned(),
+            n => n.to_owned(),
+        }
+    };
+    let features: Vec<(&String, String, FeatureType)> = table
         .features
         .iter()
         .filter(|(_, spec)| spec.feature_type != FeatureType::Text)
-        .map(|(name, spec)| (name, spec.feature_type))
+        .map(|(name, spec)| (name, namespace(spec.id_namespace(name)), spec.feature_type))
         .collect();
     let mut names = vec![id_field.to_owned()];
-    names.extend(features.iter().map(|(name, _)| (*name).clone()));
+    names.extend(features.iter().map(|(name, _, _)| (*name).clone()));
     let mut rows = Vec::with_capacity(index.len());
     for id in index.ids() {
         let record = store.get(kind, id)?.unwrap_or_else(Record::new);
         let mut fields = vec![vec![feature_id(id_field, id)]];
-        for (name, feature_type) in &features {
+        for (name, namespace, feature_type) in &features {
             fields.push(encode_value(
-                name,
+                namespace,
                 *feature_type,
                 record.get(*name).unwrap_or(&FeatureValue::Null),
             ));
@@ -82,9 +92,9 @@ impl FieldEncoder {
         items: &IdIndex,
     ) -> Result<FieldEncoder, StoreError> {
         let (mut field_names, user_fields) =
-            encode_table(store, EntityKind::User, &config.users, users, "user_id")?;
+            encode_table(store, EntityKind::User, config, &config.users, users, "user_id")?;
         let (item_names, item_fields) =
-            encode_table(store, EntityKind::Item, &config.items, items, "item_id")?;
+            encode_table(store, EntityKind::Item, config, &config.items, items, "item_id")?;
         field_names.extend(item_names);
         Ok(FieldEncoder { field_names, user_fields, item_fields })
     }
@@ -144,5 +154,33 @@ mod tests {
             encode_value("age", FeatureType::Categorical, &FeatureValue::Text("24".into())),
             vec![feature_id("age", "24")]
         );
+    }
+
+    /// A user feature that shares ids with `item_id` (their favourite movie)
+    /// hashes to the same id as that movie's item_id field, so both read one
+    /// embedding row.
+    #[test]
+    fn shared_ids_hash_in_the_other_features_namespace() {
+        let text = cascade_core::Config::default_toml().replacen(
+            "zip_code = { type = \"categorical\" }",
+            "zip_code = { type = \"categorical\", share_ids_with = \"item_id\" }",
+            1,
+        );
+        let config = Config::from_toml_str(&text, "shared.toml").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let record: Record = [("zip_code".to_owned(), FeatureValue::Text("50".into()))].into();
+        store.upsert(EntityKind::User, &[("1".into(), record)]).unwrap();
+        let encoder = FieldEncoder::new(
+            &store,
+            &config,
+            &IdIndex::new(["1"]),
+            &IdIndex::new(["50"]),
+        )
+        .unwrap();
+        let zip = encoder.field_names.iter().position(|f| f == "zip_code").unwrap();
+        let fields = encoder.encode(0, 0);
+        assert_eq!(fields[zip], vec![encoder.item_key(0)]);
+        assert_eq!(encoder.item_key(0), feature_id("item_id", "50"));
     }
 }

@@ -140,9 +140,20 @@ pub struct FeatureSpec {
     /// timestamp: `unix`, `unix_ms`, `rfc3339` or a strftime pattern such as `%d-%b-%Y`.
     #[serde(default)]
     pub format: Option<String>,
+    /// Look this feature's values up in another feature's embedding rows
+    /// (e.g. a `last_item` feature sharing `item_id`'s): a feature name, or
+    /// the user or item id column.
+    #[serde(default)]
+    pub share_ids_with: Option<String>,
 }
 
 impl FeatureSpec {
+    /// The namespace its values are hashed in: the feature it shares ids
+    /// with, or its own name.
+    pub fn id_namespace<'a>(&'a self, feature_name: &'a str) -> &'a str {
+        self.share_ids_with.as_deref().unwrap_or(feature_name)
+    }
+
     /// The source column this feature is read from.
     pub fn source_column<'a>(&'a self, feature_name: &'a str) -> &'a str {
         self.column.as_deref().unwrap_or(feature_name)
@@ -340,6 +351,24 @@ impl Config {
     fn validate(&self) -> Result<(), (String, String)> {
         validate_table("users", &self.users)?;
         validate_table("items", &self.items)?;
+        let shareable = |name: &str| {
+            name == self.users.id
+                || name == self.items.id
+                || self.users.features.contains_key(name)
+                || self.items.features.contains_key(name)
+        };
+        for (table, config) in [("users", &self.users), ("items", &self.items)] {
+            for (name, spec) in &config.features {
+                if let Some(other) = &spec.share_ids_with
+                    && !shareable(other)
+                {
+                    return Err((
+                        format!("{table}.features.{name}.share_ids_with"),
+                        format!("expected a feature name or id column, got {other:?}"),
+                    ));
+                }
+            }
+        }
         let events = &self.events;
         if TimestampFormat::parse_spec(&events.timestamp_format).is_none() {
             return Err(bad_timestamp_format("events.timestamp_format"));
@@ -523,6 +552,19 @@ mod tests {
         assert!(err.to_string().contains("items.features.title.separator"), "{err}");
         let err = with("path = \"u.data\"", "path = \"u.data\"\ndelimiter = \";;\"").unwrap_err();
         assert!(err.to_string().contains(".source.delimiter"), "{err}");
+    }
+
+    #[test]
+    fn shared_ids_must_name_a_feature_or_id_column() {
+        let shared = "occupation = { type = \"categorical\", share_ids_with = \"user_id\" }";
+        let config = with("occupation = { type = \"categorical\" }", shared).unwrap();
+        assert_eq!(config.users.features["occupation"].id_namespace("occupation"), "user_id");
+        let typo = "occupation = { type = \"categorical\", share_ids_with = \"job\" }";
+        let err = with("occupation = { type = \"categorical\" }", typo).unwrap_err().to_string();
+        assert!(
+            err.contains("users.features.occupation.share_ids_with") && err.contains("job"),
+            "{err}"
+        );
     }
 
     #[test]
