@@ -171,13 +171,9 @@ mod tests {
         let store = Store::open(&dir.path().join("store.redb")).unwrap();
         let record: Record = [("zip_code".to_owned(), FeatureValue::Text("50".into()))].into();
         store.upsert(EntityKind::User, &[("1".into(), record)]).unwrap();
-        let encoder = FieldEncoder::new(
-            &store,
-            &config,
-            &IdIndex::new(["1"]),
-            &IdIndex::new(["50"]),
-        )
-        .unwrap();
+        let encoder =
+            FieldEncoder::new(&store, &config, &IdIndex::new(["1"]), &IdIndex::new(["50"]))
+                .unwrap();
         let zip = encoder.field_names.iter().position(|f| f == "zip_code").unwrap();
         let fields = encoder.encode(0, 0);
         assert_eq!(fields[zip], vec![encoder.item_key(0)]);
