@@ -113,12 +113,16 @@ def main():
     parser.add_argument("--cascade", required=True, help="path of a release `cascade` binary")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
+    data, ml100k, cascade = (os.path.abspath(p) for p in (args.data, args.ml100k, args.cascade))
     results = {"threads": 1, "epochs": args.epochs, "models": {}}
     with tempfile.TemporaryDirectory() as workdir:
-        data_path = prepare_atomic_files(args.data, workdir)
+        # RecBole writes log/, log_tensorboard/ and saved/ into the working
+        # directory; keep them out of the repository.
+        os.chdir(workdir)
+        data_path = prepare_atomic_files(data, workdir)
         for cascade_model, recbole_model, params in MODELS:
             theirs = recbole_epoch_seconds(recbole_model, params, data_path, args.epochs)
-            ours = cascade_epoch_seconds(args.cascade, cascade_model, args.ml100k, args.epochs)
+            ours = cascade_epoch_seconds(cascade, cascade_model, ml100k, args.epochs)
             results["models"][cascade_model] = {
                 "recbole_s_per_epoch": theirs,
                 "cascade_s_per_epoch": ours,
