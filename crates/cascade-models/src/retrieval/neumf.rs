@@ -14,7 +14,7 @@ use candle_core::{Device, Module, Tensor};
 use candle_nn::Linear;
 use serde::{Deserialize, Serialize};
 
-use cascade_eval::protocols::{FullRanker, LooSplit, Stage, evaluate_loo};
+use cascade_eval::protocols::{FullRanker, LooSplit};
 use cascade_nn::{
     DenseParams, DenseSnapshot, EmbeddingTable, Lookup, Mlp, OptimizerConfig, TableConfig,
 };
@@ -22,8 +22,8 @@ use cascade_nn::{
 use crate::early_stopping::{EarlyStopping, Verdict};
 use crate::interactions::Interactions;
 use crate::random::SeededRng;
-use crate::retrieval::EpochReport;
 use crate::retrieval::negatives::{NegativeSampler, NegativeSampling};
+use crate::retrieval::{EpochReport, EpochWork, close_epoch};
 use crate::training::TrainingSettings;
 
 /// NeuMF hyperparameters.
@@ -206,17 +206,14 @@ impl NeuMf {
                 batches += 1;
             }
             let train_seconds = started.elapsed().as_secs_f64();
-            let valid_ndcg10 = evaluate_loo(&model, split, Stage::Valid).metrics["ndcg@10"];
-            let report = EpochReport {
+            let work = EpochWork {
                 epoch,
-                loss: loss_sum / batches.max(1) as f64,
-                valid_ndcg10,
-                samples_per_s: (pairs.len() * per_positive) as f64 / train_seconds,
+                loss_sum,
+                batches,
+                samples: pairs.len() * per_positive,
                 train_seconds,
             };
-            on_epoch(&report);
-            reports.push(report);
-            match stopping.observe(epoch, valid_ndcg10) {
+            match close_epoch(&model, split, work, &mut stopping, &mut reports, &mut on_epoch) {
                 Verdict::Improved => best = Some((model.tables.clone(), model.params.snapshot()?)),
                 Verdict::Continue => {}
                 Verdict::Stop => break,
@@ -258,6 +255,7 @@ impl FullRanker for NeuMf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cascade_eval::protocols::{Stage, evaluate_loo};
 
     /// Two communities: NeuMF must rank a user's own community first.
     #[test]

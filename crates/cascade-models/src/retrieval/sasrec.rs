@@ -19,12 +19,12 @@ use candle_core::{D, Device, Module, Tensor};
 use candle_nn::Linear;
 use serde::{Deserialize, Serialize};
 
-use cascade_eval::protocols::{FullRanker, LooSplit, Stage, evaluate_loo};
+use cascade_eval::protocols::{FullRanker, LooSplit};
 use cascade_nn::{DenseParams, DenseSnapshot, Mlp, OptimizerConfig};
 
 use crate::early_stopping::{EarlyStopping, Verdict};
 use crate::random::SeededRng;
-use crate::retrieval::EpochReport;
+use crate::retrieval::{EpochReport, EpochWork, close_epoch};
 use crate::training::TrainingSettings;
 
 /// SASRec hyperparameters.
@@ -272,17 +272,8 @@ impl SasRec {
                 batches += 1;
             }
             let train_seconds = started.elapsed().as_secs_f64();
-            let valid_ndcg10 = evaluate_loo(&model, split, Stage::Valid).metrics["ndcg@10"];
-            let report = EpochReport {
-                epoch,
-                loss: loss_sum / batches.max(1) as f64,
-                valid_ndcg10,
-                samples_per_s: targets as f64 / train_seconds,
-                train_seconds,
-            };
-            on_epoch(&report);
-            reports.push(report);
-            match stopping.observe(epoch, valid_ndcg10) {
+            let work = EpochWork { epoch, loss_sum, batches, samples: targets, train_seconds };
+            match close_epoch(&model, split, work, &mut stopping, &mut reports, &mut on_epoch) {
                 Verdict::Improved => best = Some(model.params.snapshot()?),
                 Verdict::Continue => {}
                 Verdict::Stop => break,
@@ -332,6 +323,7 @@ impl FullRanker for SasRec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cascade_eval::protocols::{Stage, evaluate_loo};
 
     /// Every user walks a cycle of items; the next item is always the
     /// successor of the last one. SASRec must learn the transition.

@@ -16,7 +16,7 @@
 use candle_core::{D, Device, Module, Tensor};
 use serde::{Deserialize, Serialize};
 
-use cascade_eval::protocols::{FullRanker, LooSplit, Stage, evaluate_loo};
+use cascade_eval::protocols::{FullRanker, LooSplit};
 use cascade_nn::{
     DenseParams, DenseSnapshot, EmbeddingTable, Lookup, Mlp, OptimizerConfig, Pooling, TableConfig,
 };
@@ -24,7 +24,7 @@ use cascade_nn::{
 use crate::early_stopping::{EarlyStopping, Verdict};
 use crate::random::SeededRng;
 use crate::ranking::FieldIds;
-use crate::retrieval::EpochReport;
+use crate::retrieval::{EpochReport, EpochWork, close_epoch};
 use crate::training::TrainingSettings;
 
 /// Two-tower hyperparameters.
@@ -266,17 +266,8 @@ impl TwoTower {
             }
             let train_seconds = started.elapsed().as_secs_f64();
             model.refresh_item_matrix()?;
-            let valid_ndcg10 = evaluate_loo(&model, split, Stage::Valid).metrics["ndcg@10"];
-            let report = EpochReport {
-                epoch,
-                loss: loss_sum / batches.max(1) as f64,
-                valid_ndcg10,
-                samples_per_s: pairs.len() as f64 / train_seconds,
-                train_seconds,
-            };
-            on_epoch(&report);
-            reports.push(report);
-            match stopping.observe(epoch, valid_ndcg10) {
+            let work = EpochWork { epoch, loss_sum, batches, samples: pairs.len(), train_seconds };
+            match close_epoch(&model, split, work, &mut stopping, &mut reports, &mut on_epoch) {
                 Verdict::Improved => {
                     best = Some((model.embeddings.clone(), model.params.snapshot()?))
                 }
