@@ -29,6 +29,15 @@ impl Interactions {
         Interactions { n_items, by_user, by_item }
     }
 
+    /// Every distinct (user, item) pair, user by user.
+    pub fn pairs(&self) -> Vec<(u32, u32)> {
+        self.by_user
+            .iter()
+            .enumerate()
+            .flat_map(|(u, items)| items.iter().map(move |&i| (u as u32, i)))
+            .collect()
+    }
+
     /// The train part of a leave-one-out split.
     pub fn from_split(split: &LooSplit) -> Interactions {
         Interactions::new(split.n_items, &split.train)

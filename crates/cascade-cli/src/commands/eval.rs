@@ -308,14 +308,16 @@ fn protocol_label(protocol: Protocol) -> String {
     protocol.to_possible_value().expect("every protocol has a name").get_name().to_owned()
 }
 
+impl Prepared {
+    /// Hashed field ids of every indexed user and item, as the config declares them.
+    pub fn field_encoder(&self, workspace: &Workspace) -> Result<FieldEncoder> {
+        Ok(FieldEncoder::new(&workspace.store()?, &workspace.config, &self.users, &self.items)?)
+    }
+}
+
 /// Every user's and item's declared features, for the two-tower model.
 pub fn tower_features(workspace: &Workspace, prepared: &Prepared) -> Result<TowerFeatures> {
-    let encoder = FieldEncoder::new(
-        &workspace.store()?,
-        &workspace.config,
-        &prepared.users,
-        &prepared.items,
-    )?;
+    let encoder = prepared.field_encoder(workspace)?;
     Ok(TowerFeatures {
         users: encoder.user_fields().to_vec(),
         items: encoder.item_fields().to_vec(),

@@ -5,7 +5,6 @@
 use anyhow::Result;
 
 use cascade_batch::pipeline::CtrSplit;
-use cascade_batch::ranking_features::FieldEncoder;
 use cascade_eval::protocols::CtrExample;
 use cascade_models::ranking::{CtrArch, CtrEpoch, CtrFeatures, CtrModel, CtrModelConfig};
 
@@ -46,12 +45,7 @@ pub fn encode(
     split: &CtrSplit,
     history_length: usize,
 ) -> Result<CtrInputs> {
-    let encoder = FieldEncoder::new(
-        &workspace.store()?,
-        &workspace.config,
-        &prepared.users,
-        &prepared.items,
-    )?;
+    let encoder = prepared.field_encoder(workspace)?;
     let mut sequences: Vec<Vec<u64>> = vec![Vec::new(); prepared.users.len()];
     let mut encode_part = |rows: &[CtrExample<(u32, u32)>]| -> Vec<CtrExample<CtrFeatures>> {
         rows.iter()

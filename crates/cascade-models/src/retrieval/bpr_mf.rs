@@ -138,12 +138,7 @@ impl BprMf {
         mut on_epoch: impl FnMut(&EpochReport),
     ) -> candle_core::Result<(BprMf, Vec<EpochReport>)> {
         let data = Interactions::from_split(split);
-        let mut pairs: Vec<(u32, u32)> = data
-            .by_user
-            .iter()
-            .enumerate()
-            .flat_map(|(u, items)| items.iter().map(move |&i| (u as u32, i)))
-            .collect();
+        let mut pairs: Vec<(u32, u32)> = data.pairs();
         let mut rng = SeededRng::new(config.training.seed);
         let sampler = NegativeSampler::new(&data, config.negatives);
         let mut model = BprMf::new(split.n_items, config);

@@ -172,12 +172,7 @@ impl NeuMf {
     ) -> candle_core::Result<(NeuMf, Vec<EpochReport>)> {
         let data = Interactions::from_split(split);
         let sampler = NegativeSampler::new(&data, config.negatives);
-        let mut pairs: Vec<(u32, u32)> = data
-            .by_user
-            .iter()
-            .enumerate()
-            .flat_map(|(u, items)| items.iter().map(move |&i| (u as u32, i)))
-            .collect();
+        let mut pairs: Vec<(u32, u32)> = data.pairs();
         let mut rng = SeededRng::new(config.training.seed);
         let mut model = NeuMf::new(split.n_items, config)?;
         let mut stopping = EarlyStopping::new(config.training.patience);
