@@ -120,6 +120,36 @@ impl DenseParams {
         self.optimizer.as_mut().expect("built above").step(grads)
     }
 
+    /// One AdamW step from gradients a fused kernel computed itself, as
+    /// (parameter name, gradient of the same shape).
+    ///
+    /// candle 0.11 offers no public way to build a `GradStore`, so this
+    /// differentiates the surrogate Σ ⟨parameter, gradient⟩, whose gradient
+    /// with respect to each parameter is exactly the given one.
+    pub fn step_with_gradients(&mut self, grads: &[(&str, Vec<f32>)]) -> candle_core::Result<()> {
+        let mut surrogate = Tensor::new(0f32, &Device::Cpu)?;
+        for (name, grad) in grads {
+            let var = self.var(name)?;
+            let grad = Tensor::from_slice(grad, var.dims(), &Device::Cpu)?;
+            surrogate = (surrogate + (var.as_tensor() * grad)?.sum_all()?)?;
+        }
+        let grads = surrogate.backward()?;
+        self.step(&grads)
+    }
+
+    /// The current values of parameter `name`, row-major.
+    pub fn values(&self, name: &str) -> candle_core::Result<Vec<f32>> {
+        self.var(name)?.as_tensor().flatten_all()?.to_vec1()
+    }
+
+    fn var(&self, name: &str) -> candle_core::Result<&Var> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, var)| var)
+            .ok_or_else(|| candle_core::Error::Msg(format!("no dense parameter named `{name}`")))
+    }
+
     /// Copies of every tensor, to restore later or to save.
     pub fn snapshot(&self) -> candle_core::Result<DenseSnapshot> {
         self.vars
@@ -139,10 +169,7 @@ impl DenseParams {
 
     /// Overwrites parameter `name` with `value`, e.g. from a checkpoint.
     pub fn set(&mut self, name: &str, value: &Tensor) -> candle_core::Result<()> {
-        let (_, var) =
-            self.vars.iter().find(|(n, _)| n == name).ok_or_else(|| {
-                candle_core::Error::Msg(format!("no dense parameter named `{name}`"))
-            })?;
+        let var = self.var(name)?;
         if var.dims() != value.dims() {
             return Err(candle_core::Error::Msg(format!(
                 "dense parameter `{name}` has shape {:?}, the value {:?}",
@@ -170,6 +197,13 @@ impl DenseSnapshot {
 #[derive(Debug, Clone)]
 pub struct Mlp {
     layers: Vec<Linear>,
+}
+
+impl Mlp {
+    /// The layers, first to last.
+    pub fn layers(&self) -> &[Linear] {
+        &self.layers
+    }
 }
 
 impl Module for Mlp {

@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod dense;
 pub mod embedding;
 pub mod id_map;
+pub mod matrix;
 pub mod optimizers;
 
 pub use dense::{DenseParams, DenseSnapshot, Mlp};

@@ -4,6 +4,7 @@
 pub mod bpr_mf;
 pub mod negatives;
 pub mod neumf;
+mod neumf_kernel;
 pub mod sasrec;
 pub mod two_tower;
 

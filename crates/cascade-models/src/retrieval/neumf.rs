@@ -10,19 +10,18 @@
 //!
 //! Scoring a user runs the MLP against every item (N × 2D), batched.
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Module, Tensor};
 use candle_nn::Linear;
 use serde::{Deserialize, Serialize};
 
 use cascade_eval::protocols::{FullRanker, LooSplit};
-use cascade_nn::{
-    DenseParams, DenseSnapshot, EmbeddingTable, Lookup, Mlp, OptimizerConfig, TableConfig,
-};
+use cascade_nn::{DenseParams, DenseSnapshot, EmbeddingTable, Mlp, OptimizerConfig, TableConfig};
 
 use crate::early_stopping::{EarlyStopping, Verdict};
 use crate::interactions::Interactions;
 use crate::random::SeededRng;
 use crate::retrieval::negatives::{NegativeSampler, NegativeSampling};
+use crate::retrieval::neumf_kernel::{Batch, DenseWeights, Embeddings, Layer, gradients};
 use crate::retrieval::{EpochReport, EpochWork, close_epoch};
 use crate::training::TrainingSettings;
 
@@ -78,6 +77,7 @@ struct Tables {
 #[derive(Debug)]
 pub struct NeuMf {
     n_items: usize,
+    dim: usize,
     tables: Tables,
     params: DenseParams,
     mlp: Mlp,
@@ -108,7 +108,7 @@ impl NeuMf {
         let mlp =
             params.mlp("mlp", 2 * config.dim, hidden, *last.first().unwrap_or(&config.dim))?;
         let output = params.linear("output", config.dim + mlp_out, 1)?;
-        Ok(NeuMf { n_items, tables, params, mlp, output })
+        Ok(NeuMf { n_items, dim: config.dim, tables, params, mlp, output })
     }
 
     /// Logits (B) from the four gathered B × D tensors.
@@ -125,42 +125,52 @@ impl NeuMf {
         self.output.forward(&Tensor::cat(&[&gmf, &mlp], 1)?)?.squeeze(1)
     }
 
-    fn step(
-        &mut self,
-        users: &[u64],
-        items: &[u64],
-        labels: &[f32],
-        reg: f32,
-    ) -> candle_core::Result<f64> {
-        let lookups: [Lookup; 4] = [
-            self.tables.gmf_users.lookup(users)?,
-            self.tables.gmf_items.lookup(items)?,
-            self.tables.mlp_users.lookup(users)?,
-            self.tables.mlp_items.lookup(items)?,
-        ];
-        let [a, b, c, d] = &lookups;
-        let z = self.logits(
-            a.var.as_tensor(),
-            b.var.as_tensor(),
-            c.var.as_tensor(),
-            d.var.as_tensor(),
-        )?;
-        let y = Tensor::from_vec(labels.to_vec(), labels.len(), &Device::Cpu)?;
-        let z = z.clamp(-30f32, 30f32)?;
-        let bce = (z.exp()?.affine(1.0, 1.0)?.log()? - (&y * &z)?)?.mean_all()?;
-        let mut penalty = Tensor::new(0f32, &Device::Cpu)?;
-        for lookup in &lookups {
-            penalty = (penalty + lookup.var.as_tensor().sqr()?.sum_all()?)?;
+    /// The dense parameters' current values, for the fused kernel.
+    fn dense_weights(&self) -> candle_core::Result<DenseWeights> {
+        let layers = (0..self.mlp.layers().len())
+            .map(|k| {
+                let (output, input) = self.mlp.layers()[k].weight().dims2()?;
+                Ok(Layer {
+                    weight: self.params.values(&format!("mlp.{k}.weight"))?,
+                    bias: self.params.values(&format!("mlp.{k}.bias"))?,
+                    input,
+                    output,
+                })
+            })
+            .collect::<candle_core::Result<_>>()?;
+        Ok(DenseWeights {
+            layers,
+            output: self.params.values("output.weight")?,
+            output_bias: self.params.values("output.bias")?[0],
+        })
+    }
+
+    /// One optimizer step on `batch` through the fused kernel; the loss.
+    fn step(&mut self, batch: &Batch, reg: f32) -> candle_core::Result<f64> {
+        let weights = self.dense_weights()?;
+        let t = &mut self.tables;
+        let (gmf_user_rows, gmf_users) = t.gmf_users.gather(&batch.users);
+        let (mlp_user_rows, mlp_users) = t.mlp_users.gather(&batch.users);
+        let (gmf_item_rows, gmf_items) = t.gmf_items.gather(&batch.items);
+        let (mlp_item_rows, mlp_items) = t.mlp_items.gather(&batch.items);
+        let embeddings = Embeddings { gmf_users, gmf_items, mlp_users, mlp_items };
+        let grads = gradients(batch, &embeddings, &weights, self.dim, reg)?;
+        t.gmf_users.apply_row_gradients(&gmf_user_rows, &grads.embeddings.gmf_users);
+        t.mlp_users.apply_row_gradients(&mlp_user_rows, &grads.embeddings.mlp_users);
+        t.gmf_items.apply_row_gradients(&gmf_item_rows, &grads.embeddings.gmf_items);
+        t.mlp_items.apply_row_gradients(&mlp_item_rows, &grads.embeddings.mlp_items);
+        let names: Vec<(String, String)> = (0..grads.layers.len())
+            .map(|k| (format!("mlp.{k}.weight"), format!("mlp.{k}.bias")))
+            .collect();
+        let mut dense: Vec<(&str, Vec<f32>)> = Vec::new();
+        for ((weight, bias), (d_weight, d_bias)) in names.iter().zip(grads.layers) {
+            dense.push((weight, d_weight));
+            dense.push((bias, d_bias));
         }
-        let loss = (bce + (penalty * (reg as f64 / users.len() as f64))?)?;
-        let grads = loss.backward()?;
-        let [a, b, c, d] = &lookups;
-        self.tables.gmf_users.apply_gradients(a, &grads)?;
-        self.tables.gmf_items.apply_gradients(b, &grads)?;
-        self.tables.mlp_users.apply_gradients(c, &grads)?;
-        self.tables.mlp_items.apply_gradients(d, &grads)?;
-        self.params.step(&grads)?;
-        loss.to_scalar::<f32>().map(f64::from)
+        dense.push(("output.weight", grads.output));
+        dense.push(("output.bias", vec![grads.output_bias]));
+        self.params.step_with_gradients(&dense)?;
+        Ok(grads.loss)
     }
 
     /// Trains on the split's train part with sampled negatives, choosing the
@@ -197,7 +207,8 @@ impl NeuMf {
                         labels.push(0.0);
                     }
                 }
-                loss_sum += model.step(&users, &items, &labels, config.training.reg)?;
+                let batch = Batch::new(&users, &items, labels);
+                loss_sum += model.step(&batch, config.training.reg)?;
                 batches += 1;
             }
             let train_seconds = started.elapsed().as_secs_f64();
@@ -251,6 +262,101 @@ impl FullRanker for NeuMf {
 mod tests {
     use super::*;
     use cascade_eval::protocols::{Stage, evaluate_loo};
+    use cascade_nn::Lookup;
+
+    /// The fused kernel's loss and gradients equal candle's autograd of the
+    /// same loss over per-sample lookups, repeated users and items included.
+    #[test]
+    fn fused_gradient_matches_autograd() {
+        let config = NeuMfConfig { dim: 4, hidden: vec![6, 3], ..NeuMfConfig::default() };
+        let mut model = NeuMf::new(12, &config).unwrap();
+        let users = [0u64, 0, 0, 1, 1, 2, 0];
+        let items = [3u64, 5, 3, 5, 7, 3, 9];
+        let labels = vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+        let reg = 0.05f32;
+        let batch = Batch::new(&users, &items, labels.clone());
+        // Larger embeddings than the 0.05 init, so that ReLUs cut both ways.
+        for table in [&mut model.tables.gmf_users, &mut model.tables.mlp_users] {
+            let (rows, _) = table.gather(&batch.users);
+            let push: Vec<f32> =
+                (0..rows.len() * 4).map(|k| (k as f32 * 0.7).sin() * 20.0).collect();
+            table.apply_row_gradients(&rows, &push);
+        }
+        let weights = model.dense_weights().unwrap();
+        let t = &mut model.tables;
+        let embeddings = Embeddings {
+            gmf_users: t.gmf_users.gather(&batch.users).1,
+            gmf_items: t.gmf_items.gather(&batch.items).1,
+            mlp_users: t.mlp_users.gather(&batch.users).1,
+            mlp_items: t.mlp_items.gather(&batch.items).1,
+        };
+        let fused = gradients(&batch, &embeddings, &weights, 4, reg).unwrap();
+
+        let lookups = [
+            t.gmf_users.lookup(&users).unwrap(),
+            t.gmf_items.lookup(&items).unwrap(),
+            t.mlp_users.lookup(&users).unwrap(),
+            t.mlp_items.lookup(&items).unwrap(),
+        ];
+        let [a, b, c, d] = &lookups;
+        let z = model
+            .logits(a.var.as_tensor(), b.var.as_tensor(), c.var.as_tensor(), d.var.as_tensor())
+            .unwrap()
+            .clamp(-30f32, 30f32)
+            .unwrap();
+        let y = Tensor::from_vec(labels, users.len(), &candle_core::Device::Cpu).unwrap();
+        let bce = (z.exp().unwrap().affine(1.0, 1.0).unwrap().log().unwrap() - (&y * &z).unwrap())
+            .unwrap()
+            .mean_all()
+            .unwrap();
+        let mut penalty = Tensor::new(0f32, &candle_core::Device::Cpu).unwrap();
+        for lookup in &lookups {
+            penalty = (penalty + lookup.var.as_tensor().sqr().unwrap().sum_all().unwrap()).unwrap();
+        }
+        let loss = (bce + (penalty * (reg as f64 / users.len() as f64)).unwrap()).unwrap();
+        let grads = loss.backward().unwrap();
+
+        let close = |x: &[f32], y: &[f32], what: &str| {
+            assert_eq!(x.len(), y.len(), "{what}");
+            for (x, y) in x.iter().zip(y) {
+                assert!((x - y).abs() < 1e-5 + 1e-3 * y.abs(), "{what}: fused {x} vs autograd {y}");
+            }
+        };
+        let expected_loss = loss.to_scalar::<f32>().unwrap() as f64;
+        assert!((fused.loss - expected_loss).abs() < 1e-5, "{} vs {expected_loss}", fused.loss);
+        // Per-sample autograd rows summed per distinct id.
+        let summed = |lookup: &Lookup, of: &[u32], n: usize| {
+            let per_sample: Vec<f32> = grads
+                .get(lookup.var.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let mut sums = vec![0f32; n * 4];
+            for (k, &row) in of.iter().enumerate() {
+                for d in 0..4 {
+                    sums[row as usize * 4 + d] += per_sample[k * 4 + d];
+                }
+            }
+            sums
+        };
+        let (n_users, n_items) = (batch.users.len(), batch.items.len());
+        let e = &fused.embeddings;
+        close(&e.gmf_users, &summed(a, &batch.user_of, n_users), "gmf users");
+        close(&e.gmf_items, &summed(b, &batch.item_of, n_items), "gmf items");
+        close(&e.mlp_users, &summed(c, &batch.user_of, n_users), "mlp users");
+        close(&e.mlp_items, &summed(d, &batch.item_of, n_items), "mlp items");
+        let dense = |tensor: &Tensor| -> Vec<f32> {
+            grads.get(tensor).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        };
+        for (k, layer) in model.mlp.layers().iter().enumerate() {
+            close(&fused.layers[k].0, &dense(layer.weight()), &format!("layer {k} weight"));
+            close(&fused.layers[k].1, &dense(layer.bias().unwrap()), &format!("layer {k} bias"));
+        }
+        close(&fused.output, &dense(model.output.weight()), "output weight");
+        close(&[fused.output_bias], &dense(model.output.bias().unwrap()), "output bias");
+    }
 
     /// Two communities: NeuMF must rank a user's own community first.
     #[test]
