@@ -63,13 +63,13 @@ def prepare_atomic_files(source, workdir):
     return workdir
 
 
-def recbole_epoch_seconds(model_name, params, data_path, epochs):
+def recbole_epoch_seconds(model_name, params, data_path, epochs, threads):
     import torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     config = Config(
         model=model_name,
         dataset="ml100k",
@@ -96,8 +96,8 @@ def recbole_epoch_seconds(model_name, params, data_path, epochs):
     return statistics.median(seconds)
 
 
-def cascade_epoch_seconds(binary, model, data, epochs):
-    env = dict(os.environ, RAYON_NUM_THREADS="1", CASCADE_DATA_DIR=data)
+def cascade_epoch_seconds(binary, model, data, epochs, threads):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), CASCADE_DATA_DIR=data)
     with tempfile.TemporaryDirectory() as workspace:
         out = subprocess.run(
             [binary, "bench", "train", "--model", model, "--epochs", str(epochs), "--workspace", workspace],
@@ -112,17 +112,22 @@ def main():
     parser.add_argument("--ml100k", required=True, help="ml-100k directory (GroupLens format)")
     parser.add_argument("--cascade", required=True, help="path of a release `cascade` binary")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads and Cascade's rayon pool")
+    parser.add_argument("--models", default="bpr-mf,neumf", help="comma-separated Cascade model names")
     args = parser.parse_args()
     data, ml100k, cascade = (os.path.abspath(p) for p in (args.data, args.ml100k, args.cascade))
-    results = {"threads": 1, "epochs": args.epochs, "models": {}}
+    results = {"threads": args.threads, "epochs": args.epochs, "models": {}}
     with tempfile.TemporaryDirectory() as workdir:
         # RecBole writes log/, log_tensorboard/ and saved/ into the working
         # directory; keep them out of the repository.
         os.chdir(workdir)
         data_path = prepare_atomic_files(data, workdir)
+        wanted = args.models.split(",")
         for cascade_model, recbole_model, params in MODELS:
-            theirs = recbole_epoch_seconds(recbole_model, params, data_path, args.epochs)
-            ours = cascade_epoch_seconds(cascade, cascade_model, ml100k, args.epochs)
+            if cascade_model not in wanted:
+                continue
+            theirs = recbole_epoch_seconds(recbole_model, params, data_path, args.epochs, args.threads)
+            ours = cascade_epoch_seconds(cascade, cascade_model, ml100k, args.epochs, args.threads)
             results["models"][cascade_model] = {
                 "recbole_s_per_epoch": theirs,
                 "cascade_s_per_epoch": ours,

@@ -38,14 +38,16 @@ struct Common {
 /// Settings of trained models a user may override.
 #[derive(Debug, Clone, Copy, Args)]
 struct TrainingFlags {
-    /// Seed of trained models (initialisation, shuffling, negative sampling).
-    #[arg(long, default_value_t = 2026)]
-    seed: u64,
+    /// Seed of trained models (initialisation, shuffling, negative sampling)
+    /// [default: `[training.<model>] seed` of the config, else 2026].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Learning rate of the sparse tables (SASRec: of its dense layers)
-    /// [default: the model's own].
+    /// [default: `[training.<model>] learning_rate` of the config, else the model's own].
     #[arg(long)]
     lr: Option<f32>,
-    /// Examples (pairs, windows) per training step [default: the model's own].
+    /// Examples (pairs, windows) per training step
+    /// [default: `[training.<model>] batch_size` of the config, else the model's own].
     #[arg(long)]
     batch_size: Option<usize>,
 }
@@ -53,7 +55,7 @@ struct TrainingFlags {
 impl From<TrainingFlags> for cascade_models::training::Overrides {
     fn from(flags: TrainingFlags) -> Self {
         cascade_models::training::Overrides {
-            seed: Some(flags.seed),
+            seed: flags.seed,
             learning_rate: flags.lr,
             batch_size: flags.batch_size,
         }
@@ -254,28 +256,48 @@ pub enum ModelName {
 
 impl ModelName {
     /// The name users type.
-    fn to_possible_value_name(self) -> String {
+    pub(crate) fn to_possible_value_name(self) -> String {
         self.to_possible_value().expect("every model has a name").get_name().to_owned()
     }
 }
 
-/// candle's CPU ops run on a spin-waiting barrier pool sized to the cores.
-/// Our per-step tensors are small, so the pool's hand-offs cost more than they
-/// save, and any other busy thread (evaluation, another process) turns its
-/// spinning into lost time: FM trained 0.37 s/epoch on one candle thread and
-/// 0.91 s on two (docs/benchmarks.md). Both cores still work where it pays:
-/// evaluation and data preparation run on rayon. `CANDLE_NUM_THREADS` set by
-/// the user wins.
+/// Cascade's own parallel work (evaluation, data preparation, gradient
+/// shards) runs on rayon's global pool, sized by `RAYON_NUM_THREADS` or the
+/// cores. candle's kernels run on the calling thread:
+/// - elementwise ops go to a spin-waiting barrier pool sized by
+///   `CANDLE_NUM_THREADS`; with our small per-step tensors its hand-offs cost
+///   more than they save (FM: 0.37 s/epoch on one candle thread, 0.91 s on
+///   two; docs/benchmarks.md), so it defaults to 1;
+/// - matmul reads `RAYON_NUM_THREADS` on every call (re-reading the CPU list
+///   from /proc when it is unset) and splits gemm across that many rayon
+///   threads, which gained nothing (SASRec 12.9 vs 12.0 s/epoch, DIN 17.6 vs
+///   18.5, DCNv2 0.78 vs 0.80) and fights the gradient shards for the cores;
+///   the pool gets its size explicitly and the variable is set to 1 for
+///   candle alone.
+///
+/// A `CANDLE_NUM_THREADS` the user set wins.
 #[allow(unsafe_code)]
-fn default_candle_threads() {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        // SAFETY: called first thing in `main`, before any other thread exists.
-        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+fn configure_threads() {
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // SAFETY: called first thing in `main`, before any other thread exists
+    // (the pool below starts after, and is told its size, so it reads no
+    // environment).
+    unsafe {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            std::env::set_var("CANDLE_NUM_THREADS", "1");
+        }
     }
+    // Only fails if the pool already exists, in which case it keeps its size.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
 }
 
 fn main() -> ExitCode {
-    default_candle_threads();
+    configure_threads();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Quickstart { from, common } => commands::quickstart::run(&common, from.as_deref()),

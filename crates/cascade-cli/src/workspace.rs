@@ -12,8 +12,11 @@ use cascade_batch::pipeline::Pipeline;
 use cascade_core::Config;
 use cascade_store::{EntityKind, Store};
 
-use crate::Common;
+use cascade_models::training::Overrides;
+use clap::ValueEnum;
+
 use crate::progress::Progress;
+use crate::{Common, ModelName};
 
 /// The config and directories one command works in.
 #[derive(Debug)]
@@ -32,6 +35,32 @@ impl Workspace {
         };
         let dir = common.workspace.clone().unwrap_or_else(|| PathBuf::from(&config.workspace.dir));
         Ok(Workspace { config, dir, builtin_config })
+    }
+
+    /// The training overrides of `model`: command-line flags over the
+    /// config's `[training.<model>]`. Every `[training.*]` table must name a
+    /// model, so a typo is an error rather than silently ignored settings.
+    pub fn training_overrides(&self, model: ModelName, flags: Overrides) -> Result<Overrides> {
+        let origin = if self.builtin_config { "the built-in config" } else { "the config file" };
+        for name in self.config.training.keys() {
+            if ModelName::from_str(name, false).is_err() {
+                let models: Vec<String> = ModelName::value_variants()
+                    .iter()
+                    .map(|m| m.to_possible_value_name())
+                    .collect();
+                bail!(
+                    "{origin}: [training.{name}]: no model named `{name}`; models: {}",
+                    models.join(", ")
+                );
+            }
+        }
+        let config =
+            self.config.training.get(&model.to_possible_value_name()).cloned().unwrap_or_default();
+        Ok(Overrides {
+            seed: flags.seed.or(config.seed),
+            learning_rate: flags.learning_rate.or(config.learning_rate),
+            batch_size: flags.batch_size.or(config.batch_size),
+        })
     }
 
     pub fn store(&self) -> Result<Store> {

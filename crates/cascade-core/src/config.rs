@@ -65,6 +65,23 @@ pub struct Config {
     /// Batch pipeline settings.
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    /// Per-model training settings, `[training.<model name>]`; a command-line
+    /// flag wins over these, these over the model's defaults. Model names are
+    /// checked where the models are known (the CLI).
+    #[serde(default)]
+    pub training: BTreeMap<String, ModelTrainingConfig>,
+}
+
+/// Training settings of one model; every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelTrainingConfig {
+    /// Learning rate of the model's sparse tables (SASRec: of its dense layers).
+    pub learning_rate: Option<f32>,
+    /// Examples per step.
+    pub batch_size: Option<usize>,
+    /// Seed of initialisation, shuffling and sampling.
+    pub seed: Option<u64>,
 }
 
 /// Where Cascade keeps its files.
@@ -369,6 +386,22 @@ impl Config {
                 }
             }
         }
+        for (model, settings) in &self.training {
+            if settings.batch_size == Some(0) {
+                return Err((
+                    format!("training.{model}.batch_size"),
+                    "expected a positive number of examples".into(),
+                ));
+            }
+            if let Some(rate) = settings.learning_rate
+                && !(rate.is_finite() && rate > 0.0)
+            {
+                return Err((
+                    format!("training.{model}.learning_rate"),
+                    format!("expected a positive finite number, got {rate}"),
+                ));
+            }
+        }
         let events = &self.events;
         if TimestampFormat::parse_spec(&events.timestamp_format).is_none() {
             return Err(bad_timestamp_format("events.timestamp_format"));
@@ -552,6 +585,27 @@ mod tests {
         assert!(err.to_string().contains("items.features.title.separator"), "{err}");
         let err = with("path = \"u.data\"", "path = \"u.data\"\ndelimiter = \";;\"").unwrap_err();
         assert!(err.to_string().contains(".source.delimiter"), "{err}");
+    }
+
+    #[test]
+    fn training_settings_parse_and_bad_values_name_the_key() {
+        let tail = "history_length = 10";
+        let good = "history_length = 10\n[training.neumf]\nlearning_rate = 0.01\nbatch_size = 512";
+        let config = with(tail, good).unwrap();
+        let neumf = &config.training["neumf"];
+        assert_eq!(
+            (neumf.learning_rate, neumf.batch_size, neumf.seed),
+            (Some(0.01), Some(512), None)
+        );
+        let zero = "history_length = 10\n[training.fm]\nbatch_size = 0";
+        let err = with(tail, zero).unwrap_err().to_string();
+        assert!(err.contains("training.fm.batch_size"), "{err}");
+        let negative = "history_length = 10\n[training.fm]\nlearning_rate = -1.0";
+        let err = with(tail, negative).unwrap_err().to_string();
+        assert!(err.contains("training.fm.learning_rate"), "{err}");
+        let typo = "history_length = 10\n[training.fm]\nlr = 0.1";
+        let err = with(tail, typo).unwrap_err().to_string();
+        assert!(err.contains("lr"), "{err}");
     }
 
     #[test]

@@ -126,10 +126,13 @@ impl DenseParams {
     /// candle 0.11 offers no public way to build a `GradStore`, so this
     /// differentiates the surrogate Σ ⟨parameter, gradient⟩, whose gradient
     /// with respect to each parameter is exactly the given one.
-    pub fn step_with_gradients(&mut self, grads: &[(&str, Vec<f32>)]) -> candle_core::Result<()> {
+    pub fn step_with_gradients<N: AsRef<str>>(
+        &mut self,
+        grads: &[(N, Vec<f32>)],
+    ) -> candle_core::Result<()> {
         let mut surrogate = Tensor::new(0f32, &Device::Cpu)?;
         for (name, grad) in grads {
-            let var = self.var(name)?;
+            let var = self.var(name.as_ref())?;
             let grad = Tensor::from_slice(grad, var.dims(), &Device::Cpu)?;
             surrogate = (surrogate + (var.as_tensor() * grad)?.sum_all()?)?;
         }

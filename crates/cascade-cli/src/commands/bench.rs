@@ -15,7 +15,7 @@ use cascade_models::retrieval::{
     BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TwoTower,
     TwoTowerConfig,
 };
-use cascade_models::training::TrainingSettings;
+use cascade_models::training::{Overrides, TrainingSettings};
 
 use crate::commands::eval::{prepare, tower_features};
 use crate::commands::ranking;
@@ -122,9 +122,12 @@ fn retrieval_times(reports: &[EpochReport], settings: serde_json::Value) -> Epoc
 /// throughput and peak memory as one JSON object.
 pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usize) -> Result<()> {
     let workspace = Workspace::open(common)?;
+    // The model as configured: `[training.<model>]` of the config applies.
+    let overrides = workspace.training_overrides(model, Overrides::default())?;
     let prepared = prepare(&workspace, data, Progress { quiet: true })?;
     let bar = Progress { quiet: false }.bar(epochs as u64, "training", "epochs");
     let fixed = |training: &mut TrainingSettings| {
+        training.apply(&overrides);
         training.max_epochs = epochs;
         training.patience = usize::MAX;
     };

@@ -266,6 +266,7 @@ pub fn run(
     }
     let progress = Progress { quiet: json };
     let workspace = Workspace::open(common)?;
+    let overrides = workspace.training_overrides(model, overrides)?;
     let prepared = prepare(&workspace, data, progress)?;
     let (setting, metrics): (String, BTreeMap<String, f64>) = match protocol {
         Protocol::LooFull => {

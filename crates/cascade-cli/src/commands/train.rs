@@ -60,6 +60,7 @@ pub fn run(
         )
     }
     let workspace = Workspace::open(common)?;
+    let overrides = workspace.training_overrides(model, overrides)?;
     let progress = Progress { quiet: false };
     let prepared = prepare(&workspace, data, progress)?;
     let split = &prepared.split;

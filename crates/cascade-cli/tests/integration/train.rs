@@ -72,3 +72,37 @@ fn ipinyou_reports_auc_with_a_bootstrap_interval() {
     assert!(!refused.status.success());
     assert!(stderr.contains("`din`") && stderr.contains("history"), "{stderr}");
 }
+
+#[test]
+fn training_settings_come_from_the_config_and_typos_are_refused() {
+    let Some(data) = movielens_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("cascade.toml");
+    let settings = "\n[training.bpr-mf]\nbatch_size = 512\nseed = 7\n";
+    std::fs::write(&config, format!("{}{settings}", cascade_core::Config::default_toml())).unwrap();
+    let bench = |config: &std::path::Path| {
+        cascade()
+            .args(["bench", "train", "--model", "bpr-mf", "--epochs", "1", "--data"])
+            .arg(&data)
+            .arg("--workspace")
+            .arg(work.path().join("ws"))
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let output = bench(&config);
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["settings"]["training"]["batch_size"], 512, "{stdout}");
+    assert_eq!(report["settings"]["training"]["seed"], 7, "{stdout}");
+
+    let typo = work.path().join("typo.toml");
+    let settings = "\n[training.bpr_mf]\nbatch_size = 512\n";
+    std::fs::write(&typo, format!("{}{settings}", cascade_core::Config::default_toml())).unwrap();
+    let output = bench(&typo);
+    let (_, stderr) = texts(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains("[training.bpr_mf]") && stderr.contains("bpr-mf"), "{stderr}");
+}

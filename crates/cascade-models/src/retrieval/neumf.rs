@@ -12,6 +12,7 @@
 
 use candle_core::{Module, Tensor};
 use candle_nn::Linear;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use cascade_eval::protocols::{FullRanker, LooSplit};
@@ -21,7 +22,9 @@ use crate::early_stopping::{EarlyStopping, Verdict};
 use crate::interactions::Interactions;
 use crate::random::SeededRng;
 use crate::retrieval::negatives::{NegativeSampler, NegativeSampling};
-use crate::retrieval::neumf_kernel::{Batch, DenseWeights, Embeddings, Layer, gradients};
+use crate::retrieval::neumf_kernel::{
+    Batch, DenseWeights, Embeddings, Gradients, Layer, gradients,
+};
 use crate::retrieval::{EpochReport, EpochWork, close_epoch};
 use crate::training::TrainingSettings;
 
@@ -38,6 +41,11 @@ pub struct NeuMfConfig {
     pub negatives_per_positive: usize,
     /// How negatives are drawn.
     pub negatives: NegativeSampling,
+    /// Each step's batch is split into this many shards whose gradients are
+    /// computed in parallel (rayon) and summed in shard order, so a run
+    /// repeats exactly whatever the thread count; a different shard count
+    /// changes only the float summation order.
+    pub gradient_shards: usize,
     /// AdamW learning rate of the MLP and output layer.
     pub dense_lr: f64,
     /// Batching, epochs, patience on validation NDCG@10, L2, sparse optimizer, seed.
@@ -51,6 +59,7 @@ impl Default for NeuMfConfig {
             hidden: vec![128, 64],
             negatives_per_positive: 4,
             negatives: NegativeSampling::Uniform,
+            gradient_shards: 2,
             dense_lr: 0.001,
             training: TrainingSettings {
                 batch_size: 2048,
@@ -145,32 +154,64 @@ impl NeuMf {
         })
     }
 
-    /// One optimizer step on `batch` through the fused kernel; the loss.
-    fn step(&mut self, batch: &Batch, reg: f32) -> candle_core::Result<f64> {
+    /// One optimizer step on a batch split into `shards`: each shard's
+    /// gradient is computed on its own rayon task, and the sum, taken in shard
+    /// order whatever the thread count, is applied once. Returns the loss.
+    fn step(&mut self, shards: &[Batch], reg: f32) -> candle_core::Result<f64> {
         let weights = self.dense_weights()?;
+        let step_samples = shards.iter().map(Batch::len).sum();
         let t = &mut self.tables;
-        let (gmf_user_rows, gmf_users) = t.gmf_users.gather(&batch.users);
-        let (mlp_user_rows, mlp_users) = t.mlp_users.gather(&batch.users);
-        let (gmf_item_rows, gmf_items) = t.gmf_items.gather(&batch.items);
-        let (mlp_item_rows, mlp_items) = t.mlp_items.gather(&batch.items);
-        let embeddings = Embeddings { gmf_users, gmf_items, mlp_users, mlp_items };
-        let grads = gradients(batch, &embeddings, &weights, self.dim, reg)?;
-        t.gmf_users.apply_row_gradients(&gmf_user_rows, &grads.embeddings.gmf_users);
-        t.mlp_users.apply_row_gradients(&mlp_user_rows, &grads.embeddings.mlp_users);
-        t.gmf_items.apply_row_gradients(&gmf_item_rows, &grads.embeddings.gmf_items);
-        t.mlp_items.apply_row_gradients(&mlp_item_rows, &grads.embeddings.mlp_items);
-        let names: Vec<(String, String)> = (0..grads.layers.len())
-            .map(|k| (format!("mlp.{k}.weight"), format!("mlp.{k}.bias")))
+        let gathered: Vec<([Vec<u32>; 4], Embeddings)> = shards
+            .iter()
+            .map(|batch| {
+                let (gmf_user_rows, gmf_users) = t.gmf_users.gather(&batch.users);
+                let (mlp_user_rows, mlp_users) = t.mlp_users.gather(&batch.users);
+                let (gmf_item_rows, gmf_items) = t.gmf_items.gather(&batch.items);
+                let (mlp_item_rows, mlp_items) = t.mlp_items.gather(&batch.items);
+                (
+                    [gmf_user_rows, mlp_user_rows, gmf_item_rows, mlp_item_rows],
+                    Embeddings { gmf_users, gmf_items, mlp_users, mlp_items },
+                )
+            })
             .collect();
-        let mut dense: Vec<(&str, Vec<f32>)> = Vec::new();
-        for ((weight, bias), (d_weight, d_bias)) in names.iter().zip(grads.layers) {
-            dense.push((weight, d_weight));
-            dense.push((bias, d_bias));
+        let grads: Vec<Gradients> = shards
+            .par_iter()
+            .zip(&gathered)
+            .map(|(batch, (_, embeddings))| {
+                gradients(batch, embeddings, &weights, self.dim, reg, step_samples)
+            })
+            .collect::<candle_core::Result<_>>()?;
+
+        let tables = [&mut t.gmf_users, &mut t.mlp_users, &mut t.gmf_items, &mut t.mlp_items];
+        for (k, table) in tables.into_iter().enumerate() {
+            let mut rows = Vec::new();
+            let mut row_grads = Vec::new();
+            for ((shard_rows, _), shard) in gathered.iter().zip(&grads) {
+                let e = &shard.embeddings;
+                rows.extend_from_slice(&shard_rows[k]);
+                row_grads
+                    .extend_from_slice([&e.gmf_users, &e.mlp_users, &e.gmf_items, &e.mlp_items][k]);
+            }
+            table.apply_row_gradients(&rows, &row_grads);
         }
-        dense.push(("output.weight", grads.output));
-        dense.push(("output.bias", vec![grads.output_bias]));
+
+        let mut dense: Vec<(String, Vec<f32>)> = Vec::new();
+        for (k, (d_weight, d_bias)) in grads[0].layers.iter().enumerate() {
+            dense.push((format!("mlp.{k}.weight"), d_weight.clone()));
+            dense.push((format!("mlp.{k}.bias"), d_bias.clone()));
+        }
+        dense.push(("output.weight".into(), grads[0].output.clone()));
+        dense.push(("output.bias".into(), vec![grads[0].output_bias]));
+        for shard in &grads[1..] {
+            let parts = shard.layers.iter().flat_map(|(w, b)| [w.as_slice(), b.as_slice()]);
+            let parts =
+                parts.chain([shard.output.as_slice(), std::slice::from_ref(&shard.output_bias)]);
+            for ((_, sum), part) in dense.iter_mut().zip(parts) {
+                sum.iter_mut().zip(part).for_each(|(s, x)| *s += x);
+            }
+        }
         self.params.step_with_gradients(&dense)?;
-        Ok(grads.loss)
+        Ok(grads.iter().map(|g| g.loss).sum())
     }
 
     /// Trains on the split's train part with sampled negatives, choosing the
@@ -194,21 +235,28 @@ impl NeuMf {
             rng.shuffle(&mut pairs);
             let (mut loss_sum, mut batches) = (0.0, 0usize);
             for chunk in pairs.chunks(config.training.batch_size / per_positive) {
-                let mut users = Vec::with_capacity(chunk.len() * per_positive);
-                let mut items = Vec::with_capacity(chunk.len() * per_positive);
-                let mut labels = Vec::with_capacity(chunk.len() * per_positive);
-                for &(u, i) in chunk {
-                    users.push(u as u64);
-                    items.push(i as u64);
-                    labels.push(1.0);
-                    for _ in 0..config.negatives_per_positive {
-                        users.push(u as u64);
-                        items.push(sampler.sample(&data.by_user[u as usize], &mut rng) as u64);
-                        labels.push(0.0);
-                    }
-                }
-                let batch = Batch::new(&users, &items, labels);
-                loss_sum += model.step(&batch, config.training.reg)?;
+                let shard_len = chunk.len().div_ceil(config.gradient_shards.max(1));
+                let shards: Vec<Batch> = chunk
+                    .chunks(shard_len)
+                    .map(|positives| {
+                        let n = positives.len() * per_positive;
+                        let (mut users, mut items) = (Vec::with_capacity(n), Vec::with_capacity(n));
+                        let mut labels = Vec::with_capacity(n);
+                        for &(u, i) in positives {
+                            users.push(u as u64);
+                            items.push(i as u64);
+                            labels.push(1.0);
+                            for _ in 0..config.negatives_per_positive {
+                                let seen = &data.by_user[u as usize];
+                                users.push(u as u64);
+                                items.push(sampler.sample(seen, &mut rng) as u64);
+                                labels.push(0.0);
+                            }
+                        }
+                        Batch::new(&users, &items, labels)
+                    })
+                    .collect();
+                loss_sum += model.step(&shards, config.training.reg)?;
                 batches += 1;
             }
             let train_seconds = started.elapsed().as_secs_f64();
@@ -275,6 +323,7 @@ mod tests {
         let labels = vec![1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0];
         let reg = 0.05f32;
         let batch = Batch::new(&users, &items, labels.clone());
+        let n = users.len();
         // Larger embeddings than the 0.05 init, so that ReLUs cut both ways.
         for table in [&mut model.tables.gmf_users, &mut model.tables.mlp_users] {
             let (rows, _) = table.gather(&batch.users);
@@ -290,7 +339,7 @@ mod tests {
             mlp_users: t.mlp_users.gather(&batch.users).1,
             mlp_items: t.mlp_items.gather(&batch.items).1,
         };
-        let fused = gradients(&batch, &embeddings, &weights, 4, reg).unwrap();
+        let fused = gradients(&batch, &embeddings, &weights, 4, reg, n).unwrap();
 
         let lookups = [
             t.gmf_users.lookup(&users).unwrap(),
@@ -356,6 +405,42 @@ mod tests {
         }
         close(&fused.output, &dense(model.output.weight()), "output weight");
         close(&[fused.output_bias], &dense(model.output.bias().unwrap()), "output bias");
+    }
+
+    /// A step on a batch split into shards moves every parameter as one step
+    /// on the whole batch does, up to float summation order.
+    #[test]
+    fn sharded_step_equals_whole_step() {
+        let config = NeuMfConfig { dim: 4, hidden: vec![6, 3], ..NeuMfConfig::default() };
+        let users = [0u64, 0, 1, 1, 2, 0, 3, 1];
+        let items = [3u64, 5, 5, 7, 3, 9, 3, 2];
+        let labels = vec![1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+        let mut whole = NeuMf::new(12, &config).unwrap();
+        let mut sharded = NeuMf::new(12, &config).unwrap();
+        let loss_whole = whole.step(&[Batch::new(&users, &items, labels.clone())], 0.05).unwrap();
+        let shards = [
+            Batch::new(&users[..5], &items[..5], labels[..5].to_vec()),
+            Batch::new(&users[5..], &items[5..], labels[5..].to_vec()),
+        ];
+        let loss_sharded = sharded.step(&shards, 0.05).unwrap();
+        assert!((loss_whole - loss_sharded).abs() < 1e-6, "{loss_whole} vs {loss_sharded}");
+        let (a, b) = (whole.parts().unwrap(), sharded.parts().unwrap());
+        for (x, y) in a.0.iter().zip(&b.0) {
+            for id in 0..12 {
+                let (x, y) = (x.row(id), y.row(id));
+                assert_eq!(x.is_some(), y.is_some());
+                if let (Some(x), Some(y)) = (x, y) {
+                    x.iter().zip(y).for_each(|(x, y)| assert!((x - y).abs() < 1e-6, "{x} vs {y}"));
+                }
+            }
+        }
+        for ((name, x), (_, y)) in a.1.tensors().iter().zip(b.1.tensors()) {
+            let (x, y): (Vec<f32>, Vec<f32>) = (
+                x.flatten_all().unwrap().to_vec1().unwrap(),
+                y.flatten_all().unwrap().to_vec1().unwrap(),
+            );
+            x.iter().zip(&y).for_each(|(x, y)| assert!((x - y).abs() < 1e-6, "{name}: {x} vs {y}"));
+        }
     }
 
     /// Two communities: NeuMF must rank a user's own community first.

@@ -59,7 +59,8 @@ impl Batch {
         Batch { users, items, user_of, item_of, labels }
     }
 
-    fn len(&self) -> usize {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
         self.labels.len()
     }
 }
@@ -97,16 +98,20 @@ pub(super) struct Gradients {
     pub output_bias: f32,
 }
 
-/// Mean binary cross-entropy of clamp(z, ±30) plus reg · Σ‖row‖² / S over
-/// the four rows of every sample, and its gradient.
+/// Binary cross-entropy of clamp(z, ±30) plus reg · Σ‖row‖² over the four
+/// rows of every sample, summed over `batch` and divided by `step_samples`,
+/// and its gradient. A step split into shards passes its total sample count,
+/// so that the shards' gradients add up to the whole step's mean.
 pub(super) fn gradients(
     batch: &Batch,
     embeddings: &Embeddings,
     weights: &DenseWeights,
     dim: usize,
     reg: f32,
+    step_samples: usize,
 ) -> candle_core::Result<Gradients> {
     let (s, n_users, n_items) = (batch.len(), batch.users.len(), batch.items.len());
+    let mean = step_samples as f32;
     let layers = &weights.layers;
     let first = &layers[0];
     let h0 = first.output;
@@ -150,7 +155,7 @@ pub(super) fn gradients(
         loss += f64::from(clamped.exp().ln_1p() - y * clamped);
         // The clamp passes no gradient outside ±30.
         if z.abs() < 30.0 {
-            dz[k] = (1.0 / (1.0 + (-clamped).exp()) - y) / s as f32;
+            dz[k] = (1.0 / (1.0 + (-clamped).exp()) - y) / mean;
         }
     }
 
@@ -159,21 +164,27 @@ pub(super) fn gradients(
     let mut d_gmf_users = vec![0f32; n_users * dim];
     let mut d_gmf_items = vec![0f32; n_items * dim];
     let mut d_pre = vec![0f32; s * h_last];
+    let (d_output_gmf, d_output_mlp) = d_output.split_at_mut(dim);
     for k in 0..s {
         let g = dz[k];
         let (p, q) = (gmf_user(k), gmf_item(k));
-        let (u, i) = (batch.user_of[k] as usize, batch.item_of[k] as usize);
-        for d in 0..dim {
-            d_output[d] += g * p[d] * q[d];
-            d_gmf_users[u * dim + d] += g * w_gmf[d] * q[d];
-            d_gmf_items[i * dim + d] += g * w_gmf[d] * p[d];
+        let u = batch.user_of[k] as usize * dim;
+        let i = batch.item_of[k] as usize * dim;
+        let d_p = &mut d_gmf_users[u..u + dim];
+        for (((d_p, d_w), &w), (p, q)) in
+            d_p.iter_mut().zip(d_output_gmf.iter_mut()).zip(w_gmf).zip(p.iter().zip(q))
+        {
+            *d_w += g * p * q;
+            *d_p += g * w * q;
+        }
+        for ((d_q, &w), p) in d_gmf_items[i..i + dim].iter_mut().zip(w_gmf).zip(p) {
+            *d_q += g * w * p;
         }
         let h = &last[k * h_last..][..h_last];
-        for j in 0..h_last {
-            d_output[dim + j] += g * h[j];
-            if h[j] > 0.0 {
-                d_pre[k * h_last + j] = g * w_mlp[j];
-            }
+        let d_h = &mut d_pre[k * h_last..][..h_last];
+        for (((d_w, d_h), &h), &w) in d_output_mlp.iter_mut().zip(d_h).zip(h).zip(w_mlp) {
+            *d_w += g * h;
+            *d_h = if h > 0.0 { g * w } else { 0.0 };
         }
     }
     let output_bias = dz.iter().sum();
@@ -210,7 +221,7 @@ pub(super) fn gradients(
 
     // L2 on every looked-up row, once per sample that looked it up.
     let mut penalty = 0f64;
-    let decay = 2.0 * reg / s as f32;
+    let decay = 2.0 * reg / mean;
     let user_counts = counts(&batch.user_of, n_users);
     let item_counts = counts(&batch.item_of, n_items);
     for (rows, grads, counts) in [
@@ -231,7 +242,7 @@ pub(super) fn gradients(
     }
 
     Ok(Gradients {
-        loss: (loss + penalty * f64::from(reg)) / s as f64,
+        loss: (loss + penalty * f64::from(reg)) / step_samples as f64,
         embeddings: Embeddings {
             gmf_users: d_gmf_users,
             gmf_items: d_gmf_items,
