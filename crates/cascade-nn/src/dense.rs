@@ -18,7 +18,14 @@ pub struct DenseParams {
     seed: u64,
     vars: Vec<(String, Var)>,
     optimizer: Option<AdamW>,
+    fused: Option<FusedAdam>,
     lr: f64,
+}
+
+/// AdamW moments for [`DenseParams::step_with_gradients`], by parameter index.
+struct FusedAdam {
+    step: i32,
+    moments: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
 impl std::fmt::Debug for DenseParams {
@@ -35,7 +42,7 @@ pub struct DenseSnapshot(Vec<(String, Tensor)>);
 impl DenseParams {
     /// An empty registry; parameters drawn from `seed`, trained at learning rate `lr`.
     pub fn new(seed: u64, lr: f64) -> DenseParams {
-        DenseParams { seed, vars: Vec::new(), optimizer: None, lr }
+        DenseParams { seed, vars: Vec::new(), optimizer: None, fused: None, lr }
     }
 
     /// Registers a parameter of `shape`, uniform in ±`scale`.
@@ -62,6 +69,7 @@ impl DenseParams {
         let tensor = var.as_tensor().clone();
         self.vars.push((name.to_owned(), var));
         self.optimizer = None;
+        self.fused = None;
         Ok(tensor)
     }
 
@@ -121,23 +129,56 @@ impl DenseParams {
     }
 
     /// One AdamW step from gradients a fused kernel computed itself, as
-    /// (parameter name, gradient of the same shape).
-    ///
-    /// candle 0.11 offers no public way to build a `GradStore`, so this
-    /// differentiates the surrogate Σ ⟨parameter, gradient⟩, whose gradient
-    /// with respect to each parameter is exactly the given one.
+    /// (parameter name, gradient of the same shape), in plain Rust: the same
+    /// update as [`step`](Self::step) (candle-nn's AdamW, no weight decay)
+    /// without a tensor op per parameter. A model trains through one of the
+    /// two; each keeps its own moments.
     pub fn step_with_gradients<N: AsRef<str>>(
         &mut self,
         grads: &[(N, Vec<f32>)],
     ) -> candle_core::Result<()> {
-        let mut surrogate = Tensor::new(0f32, &Device::Cpu)?;
+        let fused = self.fused.get_or_insert_with(|| FusedAdam { step: 0, moments: Vec::new() });
+        fused.step += 1;
+        let defaults = ParamsAdamW::default();
+        let (beta1, beta2, eps) = (defaults.beta1, defaults.beta2, defaults.eps);
+        let scale_m = 1.0 / (1.0 - beta1.powi(fused.step));
+        let scale_v = 1.0 / (1.0 - beta2.powi(fused.step));
         for (name, grad) in grads {
-            let var = self.var(name.as_ref())?;
-            let grad = Tensor::from_slice(grad, var.dims(), &Device::Cpu)?;
-            surrogate = (surrogate + (var.as_tensor() * grad)?.sum_all()?)?;
+            let name = name.as_ref();
+            let index = self.vars.iter().position(|(n, _)| n == name).ok_or_else(|| {
+                candle_core::Error::Msg(format!("no dense parameter named `{name}`"))
+            })?;
+            let var = &self.vars[index].1;
+            if grad.len() != var.elem_count() {
+                return Err(candle_core::Error::Msg(format!(
+                    "gradient of `{name}` has {} values, the parameter {}",
+                    grad.len(),
+                    var.elem_count()
+                )));
+            }
+            if fused.moments.len() <= index {
+                fused.moments.resize_with(self.vars.len(), Default::default);
+            }
+            let (m, v) = &mut fused.moments[index];
+            if m.is_empty() {
+                *m = vec![0.0; grad.len()];
+                *v = vec![0.0; grad.len()];
+            }
+            let mut theta: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
+            for (((theta, g), m), v) in
+                theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut())
+            {
+                let g = f64::from(*g);
+                let next_m = f64::from(*m) * beta1 + g * (1.0 - beta1);
+                let next_v = f64::from(*v) * beta2 + g * g * (1.0 - beta2);
+                *m = next_m as f32;
+                *v = next_v as f32;
+                let adjusted = (next_m * scale_m) / ((next_v * scale_v).sqrt() + eps);
+                *theta = (f64::from(*theta) - self.lr * adjusted) as f32;
+            }
+            var.set(&Tensor::from_vec(theta, var.dims(), &Device::Cpu)?)?;
         }
-        let grads = surrogate.backward()?;
-        self.step(&grads)
+        Ok(())
     }
 
     /// The current values of parameter `name`, row-major.
@@ -225,6 +266,42 @@ impl Module for Mlp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain-Rust AdamW moves parameters as candle-nn's does, step after step.
+    #[test]
+    fn fused_adam_matches_candle_adamw() {
+        let build = || {
+            let mut params = DenseParams::new(5, 0.01);
+            let mlp = params.mlp("tower", 3, &[4], 2).unwrap();
+            (params, mlp)
+        };
+        let (mut reference, mlp) = build();
+        let (mut fused, _) = build();
+        let x = Tensor::new(&[[0.5f32, -1.0, 2.0], [1.5, 0.25, -0.75]], &Device::Cpu).unwrap();
+        for _ in 0..3 {
+            let loss = mlp.forward(&x).unwrap().sqr().unwrap().sum_all().unwrap();
+            let grads = loss.backward().unwrap();
+            let by_name: Vec<(String, Vec<f32>)> = reference
+                .vars
+                .iter()
+                .map(|(name, var)| {
+                    let g = grads.get(var.as_tensor()).unwrap();
+                    (name.clone(), g.flatten_all().unwrap().to_vec1().unwrap())
+                })
+                .collect();
+            reference.step(&grads).unwrap();
+            fused.step_with_gradients(&by_name).unwrap();
+        }
+        for ((name, a), (_, b)) in reference.vars.iter().zip(&fused.vars) {
+            let a: Vec<f32> = a.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            let b: Vec<f32> = b.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+            for (a, b) in a.iter().zip(&b) {
+                assert!((a - b).abs() < 1e-5, "{name}: candle {a} vs fused {b}");
+            }
+        }
+        let err = fused.step_with_gradients(&[("nope", vec![0.0])]).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
 
     #[test]
     fn initialisation_is_seeded_and_a_step_moves_every_parameter() {

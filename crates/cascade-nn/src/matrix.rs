@@ -28,6 +28,21 @@ pub fn at_b(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> candle_core::
     into_vec(tensor(a, m, k)?.t()?.matmul(&tensor(b, m, n)?)?)
 }
 
+/// ⟨a, b⟩ over eight running partial sums. One running float sum must be
+/// added in order, element by element, which the compiler cannot vectorise;
+/// eight independent ones it can.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for k in 0..8 {
+            lanes[k] += x[k] * y[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +79,15 @@ mod tests {
             }
         }
         assert!(close(&at_b(&a, &c_mn, m, k, n).unwrap(), &expected));
+    }
+
+    #[test]
+    fn dot_matches_the_definition_at_every_length() {
+        for n in [0, 1, 7, 8, 9, 64, 67] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.7).cos()).collect();
+            let expected: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - expected).abs() < 1e-5, "length {n}");
+        }
     }
 }

@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 
-use cascade_nn::matrix::{a_b, a_bt, at_b};
+use cascade_nn::matrix::{a_b, a_bt, at_b, dot};
 
 /// One step's samples with their users and items deduplicated.
 #[derive(Debug, Default)]
@@ -140,16 +140,20 @@ pub(super) fn gradients(
     let h_last = layers.last().expect("first layer").output;
     let (w_gmf, w_mlp) = weights.output.split_at(dim);
 
-    // Output, loss and dL/dz.
+    // Output, loss and dL/dz. GMF's ⟨p ⊙ w, q⟩ with p ⊙ w once per user.
     let gmf_user = |k: usize| &embeddings.gmf_users[batch.user_of[k] as usize * dim..][..dim];
     let gmf_item = |k: usize| &embeddings.gmf_items[batch.item_of[k] as usize * dim..][..dim];
+    let weighted_users: Vec<f32> = embeddings
+        .gmf_users
+        .chunks_exact(dim)
+        .flat_map(|p| p.iter().zip(w_gmf).map(|(p, w)| p * w))
+        .collect();
     let mut loss = 0f64;
     let mut dz = vec![0f32; s];
     for k in 0..s {
-        let (p, q) = (gmf_user(k), gmf_item(k));
-        let gmf: f32 = p.iter().zip(q).zip(w_gmf).map(|((p, q), w)| p * q * w).sum();
-        let mlp: f32 = last[k * h_last..][..h_last].iter().zip(w_mlp).map(|(h, w)| h * w).sum();
-        let z = gmf + mlp + weights.output_bias;
+        let pw = &weighted_users[batch.user_of[k] as usize * dim..][..dim];
+        let z =
+            dot(pw, gmf_item(k)) + dot(&last[k * h_last..][..h_last], w_mlp) + weights.output_bias;
         let clamped = z.clamp(-30.0, 30.0);
         let y = batch.labels[k];
         loss += f64::from(clamped.exp().ln_1p() - y * clamped);
@@ -234,10 +238,8 @@ pub(super) fn gradients(
             rows.chunks_exact(dim).zip(grads.chunks_exact_mut(dim)).zip(counts)
         {
             let count = count as f32;
-            for (g, w) in grad.iter_mut().zip(row) {
-                *g += decay * count * w;
-                penalty += f64::from(count * w * w);
-            }
+            grad.iter_mut().zip(row).for_each(|(g, w)| *g += decay * count * w);
+            penalty += f64::from(count * dot(row, row));
         }
     }
 

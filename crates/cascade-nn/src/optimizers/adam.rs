@@ -31,13 +31,14 @@ impl RowOptimizer for LazyAdam {
         let t = row_step as i32 + 1;
         let correction1 = 1.0 - self.beta1.powi(t);
         let correction2 = 1.0 - self.beta2.powi(t);
-        for i in 0..weights.len() {
-            let g = grad[i];
-            m[i] = self.beta1 * m[i] + (1.0 - self.beta1) * g;
-            v[i] = self.beta2 * v[i] + (1.0 - self.beta2) * g * g;
-            let m_hat = m[i] / correction1;
-            let v_hat = v[i] / correction2;
-            weights[i] -= self.lr * m_hat / (v_hat.sqrt() + self.epsilon);
+        // Zipped rather than indexed so that the loop has no bounds checks
+        // and vectorises.
+        for (((w, m), v), &g) in weights.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(grad) {
+            *m = self.beta1 * *m + (1.0 - self.beta1) * g;
+            *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;
+            let m_hat = *m / correction1;
+            let v_hat = *v / correction2;
+            *w -= self.lr * m_hat / (v_hat.sqrt() + self.epsilon);
         }
     }
 }
