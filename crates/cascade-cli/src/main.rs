@@ -122,6 +122,23 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Serve recommendations over HTTP: trains the retrieval model (ANN
+    /// recall), item-CF, popularity and a ranking model on the workspace's
+    /// data, then answers `POST /v1/recommend` and the rest of the API.
+    Serve {
+        /// Address to listen on (port 0 picks a free port; the bound address
+        /// is printed on the first line of stdout).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// Ranking model: a CTR architecture (lr, fm, wide-deep, deepfm, dcnv2, din, dien).
+        #[arg(long, value_enum, default_value = "deepfm")]
+        ranker: ModelName,
+        /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
+        #[arg(long, env = "CASCADE_DATA_DIR")]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// System benchmarks (results go in docs/benchmarks.md).
     Bench {
         #[command(subcommand)]
@@ -314,6 +331,9 @@ fn main() -> ExitCode {
         }
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
+        }
+        Command::Serve { addr, ranker, data, common } => {
+            commands::serve::run(&common, addr, ranker, data.as_deref())
         }
         Command::Train { model, data, overrides, common } => {
             commands::train::run(&common, model, data.as_deref(), overrides.into())

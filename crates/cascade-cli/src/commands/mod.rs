@@ -9,4 +9,5 @@ pub mod ipinyou;
 pub mod pipeline;
 pub mod quickstart;
 pub mod ranking;
+pub mod serve;
 pub mod train;

@@ -2,6 +2,7 @@
 
 mod cli;
 mod durability;
+mod serve;
 mod train;
 
 use std::path::PathBuf;

@@ -274,17 +274,23 @@ impl CtrModel {
     }
 }
 
-impl CtrScorer<CtrFeatures> for CtrModel {
-    fn predict(&self, examples: &[CtrExample<CtrFeatures>]) -> Vec<f64> {
+impl CtrModel {
+    /// Click probabilities of `examples`, e.g. a request's candidates.
+    pub fn score(&self, examples: &[&CtrFeatures]) -> candle_core::Result<Vec<f64>> {
         // Parameters are candle variables, so inference builds a graph too; small
         // chunks keep DIEN's unrolled GRU graph (L steps × chunk rows) small.
-        examples
-            .chunks(512)
-            .flat_map(|chunk| {
-                let features: Vec<&CtrFeatures> = chunk.iter().map(|e| &e.features).collect();
-                self.predict_batch(&features).expect("inference on CPU tensors of matching shapes")
-            })
-            .collect()
+        let mut scores = Vec::with_capacity(examples.len());
+        for chunk in examples.chunks(512) {
+            scores.extend(self.predict_batch(chunk)?);
+        }
+        Ok(scores)
+    }
+}
+
+impl CtrScorer<CtrFeatures> for CtrModel {
+    fn predict(&self, examples: &[CtrExample<CtrFeatures>]) -> Vec<f64> {
+        let features: Vec<&CtrFeatures> = examples.iter().map(|e| &e.features).collect();
+        self.score(&features).expect("inference on CPU tensors of matching shapes")
     }
 }
 

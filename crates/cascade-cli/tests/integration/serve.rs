@@ -1,0 +1,198 @@
+//! `cascade serve` end to end: a real server process on loopback, real HTTP
+//! requests, trained models (LR ranker to keep the test short).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+use crate::{cascade, movielens_dir};
+
+/// The server process, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &std::path::Path, workspace: &std::path::Path) -> Server {
+    let mut child = cascade()
+        .args(["serve", "--addr", "127.0.0.1:0", "--ranker", "lr", "--data"])
+        .arg(data)
+        .arg("--workspace")
+        .arg(workspace)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "first line: {line:?}");
+    Server { child, base }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+/// (status, body) of a JSON POST.
+fn post(base: &str, path: &str, body: &str) -> (u16, String) {
+    let mut response = agent()
+        .post(&format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .send(body)
+        .unwrap();
+    (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+}
+
+fn get(base: &str, path: &str) -> (u16, String) {
+    let mut response = agent().get(&format!("{base}{path}")).call().unwrap();
+    (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+}
+
+fn item_ids(response: &Value) -> Vec<String> {
+    response["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// User 1's items in u.data.
+fn consumed_by_user_1(data: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(data.join("u.data")).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            (fields.next() == Some("1")).then(|| fields.next().unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
+    let Some(data) = movielens_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let server = start(&data, work.path());
+    let base = server.base.clone();
+
+    // A known user: n items, none already consumed, each with its channels.
+    let (status, body) = post(&base, "/v1/recommend", r#"{"user_id": "1", "n": 20}"#);
+    assert_eq!(status, 200, "{body}");
+    let response: Value = serde_json::from_str(&body).unwrap();
+    let items = item_ids(&response);
+    assert_eq!(items.len(), 20);
+    let consumed = consumed_by_user_1(&data);
+    assert!(items.iter().all(|i| !consumed.contains(i)), "consumed items returned: {items:?}");
+    assert_eq!(response["ranker"], "lr");
+    for item in response["items"].as_array().unwrap() {
+        let sources = item["sources"].as_array().unwrap();
+        assert!(
+            !sources.is_empty()
+                && sources.iter().all(|s| s.as_str().unwrap().starts_with("recall/"))
+        );
+    }
+
+    // Cold start: an unknown user gets popular items, unranked.
+    let (status, body) = get(&base, "/v1/users/somebody-new/recommend?n=5");
+    assert_eq!(status, 200, "{body}");
+    let cold: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(item_ids(&cold).len(), 5);
+    assert!(cold["ranker"].is_null());
+
+    // Bad input: 400 with a message, never a 500.
+    for (body, expected) in [
+        (r#"{"user_id": "1", "n": 0}"#, "n must be in 1..=1000"),
+        (r#"{"user_id": "1", "n": 1001}"#, "n must be in 1..=1000"),
+        (r#"{"user_id": 1}"#, "invalid type"),
+        (r#"{"user_id": "1", "colour": "red"}"#, "unknown field"),
+        (r#"{"user_id": "1""#, "request body"),
+    ] {
+        let (status, answer) = post(&base, "/v1/recommend", body);
+        assert_eq!(status, 400, "{body} → {answer}");
+        assert!(answer.contains(expected), "{body} → {answer}");
+    }
+
+    // Business rules: exclude and pin.
+    let top = items[0].clone();
+    let (_, body) = post(
+        &base,
+        "/v1/recommend",
+        &format!(
+            r#"{{"user_id": "1", "n": 5, "exclude": ["{top}"], "pin": [{{"item_id": "50", "position": 0}}]}}"#
+        ),
+    );
+    let ruled = item_ids(&serde_json::from_str(&body).unwrap());
+    assert_eq!(ruled[0], "50", "{body}");
+    assert!(!ruled.contains(&top), "{body}");
+
+    // A hidden item is never recommended again, effective immediately.
+    let mut response = agent().delete(&format!("{base}/v1/items/{top}")).call().unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        204,
+        "{}",
+        response.body_mut().read_to_string().unwrap()
+    );
+    let (_, body) = get(&base, &format!("/v1/items/{top}"));
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["hidden"], true);
+    let (_, body) = post(&base, "/v1/recommend", r#"{"user_id": "1", "n": 50}"#);
+    assert!(!item_ids(&serde_json::from_str(&body).unwrap()).contains(&top));
+    let (_, body) = get(&base, "/v1/items/50/similar?n=50");
+    assert!(!item_ids(&serde_json::from_str(&body).unwrap()).contains(&top));
+    assert_eq!(get(&base, "/v1/items/no-such-item").0, 404);
+
+    // Similar items: n of them, never the item itself.
+    let (status, body) = get(&base, "/v1/items/50/similar?n=10");
+    assert_eq!(status, 200, "{body}");
+    let similar = item_ids(&serde_json::from_str(&body).unwrap());
+    assert_eq!(similar.len(), 10);
+    assert!(!similar.contains(&"50".to_owned()));
+
+    // Hot swap under continuous load: no request fails, the version changes.
+    let version = response_version(&base);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (base, stop, served, failed) =
+            (base.clone(), stop.clone(), served.clone(), failed.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let (status, _) = post(&base, "/v1/recommend", r#"{"user_id": "7", "n": 10}"#);
+                let counter = if status == 200 { &served } else { &failed };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let (status, body) = post(&base, "/admin/models/reload", "");
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during the swap");
+    assert!(served.load(Ordering::Relaxed) > 0, "the load generator ran during the reload");
+    let reloaded = response_version(&base);
+    assert_ne!(version, reloaded, "a reload installs new models");
+
+    let (_, metrics) = get(&base, "/metrics");
+    assert!(
+        metrics.contains("cascade_request_duration_seconds_count{route=\"/v1/recommend\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cascade_stage_duration_seconds_count{stage=\"rank\"}"), "{metrics}");
+    assert_eq!(get(&base, "/health").0, 200);
+}
+
+fn response_version(base: &str) -> String {
+    let (_, body) = post(base, "/v1/recommend", r#"{"user_id": "1", "n": 1}"#);
+    serde_json::from_str::<Value>(&body).unwrap()["model_version"].as_str().unwrap().to_owned()
+}

@@ -1,0 +1,181 @@
+//! The HTTP API (axum): JSON in and out, errors as `{"error": "..."}` with a
+//! 4xx status for anything the client sent wrong, and per-route latency in
+//! `/metrics`. Model work runs on tokio's blocking pool so a slow ranking
+//! never stalls the reactor.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::metrics::Metrics;
+use crate::recommender::{Models, RecommendRequest, Recommender, RequestError};
+
+/// Builds a fresh set of models (for `POST /admin/models/reload`).
+pub type ModelLoader = dyn Fn() -> anyhow::Result<Models> + Send + Sync;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The pipeline.
+    pub recommender: Arc<Recommender>,
+    /// Shared with the recommender's stage timings.
+    pub metrics: Arc<Metrics>,
+    /// How to rebuild the models; `None` disables reloads.
+    pub loader: Option<Arc<ModelLoader>>,
+}
+
+/// The API's routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/recommend", post(recommend))
+        .route("/v1/users/{id}/recommend", get(recommend_for_user))
+        .route("/v1/items/{id}/similar", get(similar))
+        .route("/v1/items/{id}", get(item_status).delete(hide_item))
+        .route("/admin/models/reload", post(reload))
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(|| async { "ready" }))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(state.clone(), record_latency))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+async fn record_latency(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.request(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+impl IntoResponse for RequestError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RequestError::NotFound(_) => StatusCode::NOT_FOUND,
+        };
+        error(status, self.to_string())
+    }
+}
+
+/// Runs model work off the reactor.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RequestError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(IntoResponse::into_response),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, format!("request failed: {e}"))),
+    }
+}
+
+async fn recommend(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let request: RecommendRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+    };
+    let recommender = state.recommender.clone();
+    match blocking(move || recommender.recommend(&request)).await {
+        Ok(response) => axum::Json(response).into_response(),
+        Err(response) => response,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Count {
+    n: Option<usize>,
+}
+
+async fn recommend_for_user(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(count): Query<Count>,
+) -> Response {
+    let request = RecommendRequest {
+        user_id: id,
+        context: Default::default(),
+        n: count.n,
+        exclude: Vec::new(),
+        pin: Vec::new(),
+    };
+    let recommender = state.recommender.clone();
+    match blocking(move || recommender.recommend(&request)).await {
+        Ok(response) => axum::Json(response).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn similar(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(count): Query<Count>,
+) -> Response {
+    let recommender = state.recommender.clone();
+    let n = count.n.unwrap_or(10);
+    match blocking(move || recommender.similar(&id, n)).await {
+        Ok(items) => axum::Json(json!({ "items": items })).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn item_status(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match state.recommender.is_hidden(&id) {
+        Ok(hidden) => axum::Json(json!({ "item_id": id, "hidden": hidden })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn hide_item(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match state.recommender.hide(&id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn reload(State(state): State<Arc<AppState>>) -> Response {
+    let Some(loader) = state.loader.clone() else {
+        return error(StatusCode::NOT_FOUND, "this server has no model loader");
+    };
+    match tokio::task::spawn_blocking(move || loader()).await {
+        Ok(Ok(models)) => {
+            let version = models.version.clone();
+            state.recommender.swap(models);
+            axum::Json(json!({ "model_version": version })).into_response()
+        }
+        // A failed load keeps the models that are serving.
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload failed, old models kept: {e:#}"),
+        ),
+        Err(e) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, old models kept: {e}"))
+        }
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}

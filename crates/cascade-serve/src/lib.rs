@@ -1,0 +1,18 @@
+//! Online serving: "what should this user see now?"
+//!
+//! A request flows through [`recommender::Recommender`]: the user is assigned
+//! an experiment variant, recall channels ([`recall`]) propose candidates
+//! under per-channel quotas, a ranking model ([`rank`]) scores them in one
+//! batch, re-rankers ([`rerank`]) apply diversity and business rules, and the
+//! response names each item's score, rank and recall channels. [`http`]
+//! serves it as JSON over HTTP with Prometheus metrics ([`metrics`]); the
+//! models sit behind one `Arc` that a reload swaps atomically, so in-flight
+//! requests finish on the models they started with.
+#![warn(missing_docs)]
+
+pub mod http;
+pub mod metrics;
+pub mod rank;
+pub mod recall;
+pub mod recommender;
+pub mod rerank;

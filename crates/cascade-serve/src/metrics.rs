@@ -1,0 +1,136 @@
+//! Prometheus metrics in the text exposition format: request latency per
+//! route and per pipeline stage, candidates per recall channel, responses by
+//! status. A mutex per update is far below a request's cost here.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Latency bucket bounds in seconds.
+const BUCKETS: [f64; 12] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    /// (metric name, label text) → histogram.
+    histograms: BTreeMap<(&'static str, String), Histogram>,
+    /// (metric name, label text) → counter.
+    counters: BTreeMap<(&'static str, String), u64>,
+}
+
+/// The server's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+}
+
+impl Metrics {
+    /// A request on `route` answered `status` after `elapsed`.
+    pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
+        let mut registry = self.registry.lock().expect("metrics lock");
+        registry
+            .histograms
+            .entry(("cascade_request_duration_seconds", format!("route=\"{route}\"")))
+            .or_default()
+            .observe(elapsed.as_secs_f64());
+        *registry
+            .counters
+            .entry(("cascade_requests_total", format!("route=\"{route}\",status=\"{status}\"")))
+            .or_default() += 1;
+    }
+
+    /// One pipeline stage (`recall`, `rank`, `rerank`) took `elapsed`.
+    pub fn stage(&self, stage: &str, elapsed: Duration) {
+        let mut registry = self.registry.lock().expect("metrics lock");
+        registry
+            .histograms
+            .entry(("cascade_stage_duration_seconds", format!("stage=\"{stage}\"")))
+            .or_default()
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// A recall channel contributed `count` candidates.
+    pub fn candidates(&self, channel: &str, count: usize) {
+        let mut registry = self.registry.lock().expect("metrics lock");
+        *registry
+            .counters
+            .entry(("cascade_recall_candidates_total", format!("channel=\"{channel}\"")))
+            .or_default() += count as u64;
+    }
+
+    /// Everything, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let registry = self.registry.lock().expect("metrics lock");
+        let mut out = String::new();
+        let mut last = "";
+        for ((name, labels), value) in &registry.counters {
+            if *name != last {
+                let _ = writeln!(out, "# TYPE {name} counter");
+                last = name;
+            }
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+        for ((name, labels), h) in &registry.histograms {
+            if *name != last {
+                let _ = writeln!(out, "# TYPE {name} histogram");
+                last = name;
+            }
+            for (bound, count) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+            let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_rendered_per_label() {
+        let metrics = Metrics::default();
+        metrics.request("/v1/recommend", 200, Duration::from_micros(800));
+        metrics.request("/v1/recommend", 400, Duration::from_millis(20));
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "cascade_request_duration_seconds_bucket{route=\"/v1/recommend\",le=\"0.001\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "cascade_request_duration_seconds_bucket{route=\"/v1/recommend\",le=\"0.025\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("cascade_requests_total{route=\"/v1/recommend\",status=\"400\"} 1"),
+            "{text}"
+        );
+    }
+}

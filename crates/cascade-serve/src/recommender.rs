@@ -1,0 +1,321 @@
+//! One request through the pipeline: variant → recall → rank → re-rank →
+//! response. Models are swapped whole behind an `Arc`; the catalog (ids and
+//! histories) and the set of hidden items outlive model swaps.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use cascade_core::ids::IdIndex;
+
+use crate::metrics::Metrics;
+use crate::rank::Ranker;
+use crate::recall::{
+    AnnRecall, CandidateSource, ItemCfRecall, PopularRecall, RecallContext, merge,
+};
+use crate::rerank::{mmr, pin};
+
+/// Everything trained, swapped as one.
+pub struct Models {
+    /// Shown in responses, e.g. the build time or checkpoint name.
+    pub version: String,
+    /// `recall/ann` over the retrieval model's embeddings.
+    pub ann: AnnRecall,
+    /// `recall/item_cf`.
+    pub item_cf: ItemCfRecall,
+    /// `recall/popular`.
+    pub popular: PopularRecall,
+    /// The ranking model; without one, candidates keep their recall order.
+    pub ranker: Option<Box<dyn Ranker>>,
+}
+
+impl std::fmt::Debug for Models {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Models").field("version", &self.version).finish()
+    }
+}
+
+/// Ids and what each user has consumed.
+#[derive(Debug)]
+pub struct Catalog {
+    /// External user id ↔ dense index.
+    pub users: IdIndex,
+    /// External item id ↔ dense index.
+    pub items: IdIndex,
+    /// Each user's items, oldest first.
+    pub histories: Vec<Vec<u32>>,
+}
+
+/// Pipeline settings shared by every variant until experiments define more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineSettings {
+    /// Candidates per channel: ANN, item-CF, popular.
+    pub quotas: [usize; 3],
+    /// MMR's relevance weight (1 = no diversity).
+    pub mmr_lambda: f32,
+    /// Whether items the user already consumed are removed.
+    pub remove_consumed: bool,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings { quotas: [150, 100, 50], mmr_lambda: 0.8, remove_consumed: true }
+    }
+}
+
+/// `POST /v1/recommend`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendRequest {
+    /// The user's external id; unknown users get popular items.
+    pub user_id: String,
+    /// Request-time context (time of day, device, …); passed to rankers
+    /// whose schema declares it.
+    #[serde(default)]
+    pub context: BTreeMap<String, serde_json::Value>,
+    /// How many items, 1..=1000 (default 10).
+    pub n: Option<usize>,
+    /// External item ids never to return.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Items to place at fixed 0-based positions.
+    #[serde(default)]
+    pub pin: Vec<PinRule>,
+}
+
+/// Put `item_id` at `position`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinRule {
+    /// External item id.
+    pub item_id: String,
+    /// 0-based position.
+    pub position: usize,
+}
+
+/// One recommended item.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScoredItem {
+    /// External item id.
+    pub item_id: String,
+    /// The ranker's score (or the recall score where nothing ranked it);
+    /// absent for a pinned item no model scored.
+    pub score: Option<f32>,
+    /// 1-based position.
+    pub rank: usize,
+    /// Channels that proposed it (`rule/pin` for a pinned item).
+    pub sources: Vec<String>,
+}
+
+/// The answer to a recommendation request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecommendResponse {
+    /// Unique per server process.
+    pub request_id: String,
+    /// The experiment variant the user was assigned.
+    pub variant: String,
+    /// Which models answered.
+    pub model_version: String,
+    /// The ranker's name, if one scored the candidates.
+    pub ranker: Option<String>,
+    /// Best first.
+    pub items: Vec<ScoredItem>,
+}
+
+/// A request the server refuses, with the HTTP status it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// The online recommender.
+pub struct Recommender {
+    models: RwLock<Arc<Models>>,
+    catalog: Catalog,
+    hidden: RwLock<HashSet<u32>>,
+    settings: PipelineSettings,
+    metrics: Arc<Metrics>,
+    next_request: AtomicU64,
+    experiment_salt: String,
+}
+
+impl std::fmt::Debug for Recommender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recommender").field("settings", &self.settings).finish()
+    }
+}
+
+impl Recommender {
+    /// A recommender over `catalog` answering with `models`.
+    pub fn new(
+        models: Models,
+        catalog: Catalog,
+        settings: PipelineSettings,
+        metrics: Arc<Metrics>,
+    ) -> Recommender {
+        Recommender {
+            models: RwLock::new(Arc::new(models)),
+            catalog,
+            hidden: RwLock::new(HashSet::new()),
+            settings,
+            metrics,
+            next_request: AtomicU64::new(1),
+            experiment_salt: "default".into(),
+        }
+    }
+
+    /// The models answering now.
+    pub fn models(&self) -> Arc<Models> {
+        self.models.read().expect("models lock").clone()
+    }
+
+    /// Replaces the models; requests already running finish on the old ones.
+    pub fn swap(&self, models: Models) {
+        *self.models.write().expect("models lock") = Arc::new(models);
+    }
+
+    /// The user's variant: a hash of the experiment salt and the user id.
+    /// One variant until experiments define more; the seam is here.
+    pub fn variant(&self, user_id: &str) -> String {
+        let variants = ["default"];
+        let hash = fnv1a(format!("{}:{user_id}", self.experiment_salt).as_bytes());
+        variants[(hash % variants.len() as u64) as usize].to_owned()
+    }
+
+    /// Hides an item: never recommended again, from the next request on.
+    pub fn hide(&self, item_id: &str) -> Result<(), RequestError> {
+        let item = self.item(item_id)?;
+        self.hidden.write().expect("hidden lock").insert(item);
+        Ok(())
+    }
+
+    /// Whether an item is hidden.
+    pub fn is_hidden(&self, item_id: &str) -> Result<bool, RequestError> {
+        let item = self.item(item_id)?;
+        Ok(self.hidden.read().expect("hidden lock").contains(&item))
+    }
+
+    fn item(&self, item_id: &str) -> Result<u32, RequestError> {
+        self.catalog
+            .items
+            .index(item_id)
+            .ok_or_else(|| RequestError::NotFound(format!("no item with id {item_id:?}")))
+    }
+
+    /// Items most similar to `item_id` by the retrieval embeddings.
+    pub fn similar(&self, item_id: &str, n: usize) -> Result<Vec<ScoredItem>, RequestError> {
+        check_n(n)?;
+        let item = self.item(item_id)?;
+        let models = self.models();
+        let index = models.ann.index();
+        let hidden = self.hidden.read().expect("hidden lock").clone();
+        let found = index.search(index.item(item), n + 1 + hidden.len());
+        let items = found
+            .into_iter()
+            .filter(|&(other, _)| other != item && !hidden.contains(&other))
+            .take(n)
+            .enumerate()
+            .map(|(k, (other, score))| ScoredItem {
+                item_id: self.catalog.items.id(other).to_owned(),
+                score: Some(score),
+                rank: k + 1,
+                sources: vec!["recall/ann".into()],
+            })
+            .collect();
+        Ok(items)
+    }
+
+    /// Answers one request.
+    pub fn recommend(&self, request: &RecommendRequest) -> Result<RecommendResponse, RequestError> {
+        let n = request.n.unwrap_or(10);
+        check_n(n)?;
+        let models = self.models();
+        let user = self.catalog.users.index(&request.user_id);
+        let history: &[u32] = user.map_or(&[], |u| &self.catalog.histories[u as usize]);
+
+        let started = Instant::now();
+        let mut excluded: HashSet<u32> = self.hidden.read().expect("hidden lock").clone();
+        if self.settings.remove_consumed {
+            excluded.extend(history.iter().copied());
+        }
+        // Unknown ids in `exclude` cannot be recommended anyway.
+        excluded.extend(request.exclude.iter().filter_map(|id| self.catalog.items.index(id)));
+        let context = RecallContext { user, history };
+        let [ann, item_cf, popular] = self.settings.quotas;
+        let channels: [(&dyn CandidateSource, usize); 3] =
+            [(&models.ann, ann), (&models.item_cf, item_cf), (&models.popular, popular)];
+        let candidates = merge(&channels, &context, &|item| excluded.contains(&item));
+        for (channel, _) in &channels {
+            let count = candidates.iter().filter(|c| c.sources[0] == channel.name()).count();
+            self.metrics.candidates(channel.name(), count);
+        }
+        self.metrics.stage("recall", started.elapsed());
+
+        let started = Instant::now();
+        let items: Vec<u32> = candidates.iter().map(|c| c.item).collect();
+        let ranked = models.ranker.as_ref().and_then(|r| r.score(user, history, &items));
+        let ranker = ranked.as_ref().and(models.ranker.as_ref()).map(|r| r.name().to_owned());
+        // Without a ranker, recall order stands: earlier is better.
+        let scores =
+            ranked.unwrap_or_else(|| (0..items.len()).map(|k| 1.0 / (1.0 + k as f32)).collect());
+        let mut scored: Vec<(u32, f32)> = items.iter().copied().zip(scores).collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        self.metrics.stage("rank", started.elapsed());
+
+        let started = Instant::now();
+        let index = models.ann.index();
+        let mut list = mmr(&scored, |item| index.item(item), self.settings.mmr_lambda, n);
+        let pins: Vec<(u32, usize)> = request
+            .pin
+            .iter()
+            .map(|rule| Ok((self.item(&rule.item_id)?, rule.position)))
+            .collect::<Result<_, RequestError>>()
+            .map_err(|e| RequestError::BadRequest(format!("pin: {e}")))?;
+        pin(&mut list, &pins, n);
+        self.metrics.stage("rerank", started.elapsed());
+
+        let sources_of = |item: u32| -> Vec<String> {
+            match candidates.iter().find(|c| c.item == item) {
+                Some(c) => c.sources.iter().map(|s| (*s).to_owned()).collect(),
+                None => vec!["rule/pin".into()],
+            }
+        };
+        let items = list
+            .into_iter()
+            .enumerate()
+            .map(|(k, (item, score))| ScoredItem {
+                item_id: self.catalog.items.id(item).to_owned(),
+                score: (!score.is_nan()).then_some(score),
+                rank: k + 1,
+                sources: sources_of(item),
+            })
+            .collect();
+        Ok(RecommendResponse {
+            request_id: format!("r{}", self.next_request.fetch_add(1, Ordering::Relaxed)),
+            variant: self.variant(&request.user_id),
+            model_version: models.version.clone(),
+            ranker,
+            items,
+        })
+    }
+}
+
+fn check_n(n: usize) -> Result<(), RequestError> {
+    if (1..=1000).contains(&n) {
+        Ok(())
+    } else {
+        Err(RequestError::BadRequest(format!("n must be in 1..=1000, got {n}")))
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
