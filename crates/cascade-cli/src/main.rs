@@ -174,6 +174,23 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// HNSW recall (`recall/ann`) against exact search on seeded synthetic
+    /// embeddings (clustered, Zipf-skewed): build time, recall@10 and query
+    /// latency of both, as JSON.
+    Ann {
+        /// Catalog size.
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        /// Embedding dimension.
+        #[arg(long, default_value_t = 64)]
+        dim: usize,
+        /// Queries (users) to time.
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        /// Candidates each HNSW search examines.
+        #[arg(long, default_value_t = 200)]
+        ef_search: usize,
+    },
     /// Train a model for a fixed number of epochs on ML100K-LOO-FULL's train
     /// part; prints samples/s, seconds per epoch and peak RSS as JSON.
     Train {
@@ -328,6 +345,9 @@ fn main() -> ExitCode {
         Command::Pipeline { common } => commands::pipeline::run(&common),
         Command::Bench { command: BenchCommand::Pipeline { runs, data, common } } => {
             commands::bench::pipeline(&common, data.as_deref(), runs.max(1))
+        }
+        Command::Bench { command: BenchCommand::Ann { items, dim, queries, ef_search } } => {
+            commands::bench::ann(items, dim, queries, ef_search)
         }
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))

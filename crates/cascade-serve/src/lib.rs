@@ -16,3 +16,4 @@ pub mod rank;
 pub mod recall;
 pub mod recommender;
 pub mod rerank;
+pub mod synthetic;
