@@ -2,10 +2,12 @@
 //! response. Models are swapped whole behind an `Arc`; the catalog (ids and
 //! histories) and the set of hidden items outlive model swaps.
 
+use std::collections::HashMap;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -58,11 +60,23 @@ pub struct PipelineSettings {
     pub mmr_lambda: f32,
     /// Whether items the user already consumed are removed.
     pub remove_consumed: bool,
+    /// Exposure cap: an item already shown to the user this many times
+    /// within `exposure_window` is not shown again until older showings
+    /// leave the window. `None` disables the cap.
+    pub exposure_cap: Option<usize>,
+    /// The exposure cap's window.
+    pub exposure_window: Duration,
 }
 
 impl Default for PipelineSettings {
     fn default() -> Self {
-        PipelineSettings { quotas: [150, 100, 50], mmr_lambda: 0.8, remove_consumed: true }
+        PipelineSettings {
+            quotas: [150, 100, 50],
+            mmr_lambda: 0.8,
+            remove_consumed: true,
+            exposure_cap: Some(3),
+            exposure_window: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -145,6 +159,8 @@ pub struct Recommender {
     metrics: Arc<Metrics>,
     next_request: AtomicU64,
     experiment_salt: String,
+    /// User id → item → when it was shown, oldest first, within the window.
+    exposures: Mutex<HashMap<String, HashMap<u32, Vec<Instant>>>>,
 }
 
 impl std::fmt::Debug for Recommender {
@@ -169,6 +185,7 @@ impl Recommender {
             metrics,
             next_request: AtomicU64::new(1),
             experiment_salt: "default".into(),
+            exposures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -246,6 +263,7 @@ impl Recommender {
         if self.settings.remove_consumed {
             excluded.extend(history.iter().copied());
         }
+        excluded.extend(self.capped_items(&request.user_id));
         // Unknown ids in `exclude` cannot be recommended anyway.
         excluded.extend(request.exclude.iter().filter_map(|id| self.catalog.items.index(id)));
         let context = RecallContext { user, history };
@@ -280,6 +298,7 @@ impl Recommender {
             .collect::<Result<_, RequestError>>()
             .map_err(|e| RequestError::BadRequest(format!("pin: {e}")))?;
         pin(&mut list, &pins, n);
+        self.record_exposures(&request.user_id, &list);
         self.metrics.stage("rerank", started.elapsed());
 
         let sources_of = |item: u32| -> Vec<String> {
@@ -308,6 +327,33 @@ impl Recommender {
     }
 }
 
+impl Recommender {
+    /// Items shown to the user `exposure_cap` times within the window.
+    fn capped_items(&self, user_id: &str) -> Vec<u32> {
+        let Some(cap) = self.settings.exposure_cap else { return Vec::new() };
+        let now = Instant::now();
+        let mut exposures = self.exposures.lock().expect("exposures lock");
+        let Some(shown) = exposures.get_mut(user_id) else { return Vec::new() };
+        shown.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < self.settings.exposure_window);
+            !times.is_empty()
+        });
+        shown.iter().filter(|(_, times)| times.len() >= cap).map(|(&item, _)| item).collect()
+    }
+
+    fn record_exposures(&self, user_id: &str, list: &[(u32, f32)]) {
+        if self.settings.exposure_cap.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        let mut exposures = self.exposures.lock().expect("exposures lock");
+        let shown = exposures.entry(user_id.to_owned()).or_default();
+        for &(item, _) in list {
+            shown.entry(item).or_default().push(now);
+        }
+    }
+}
+
 fn check_n(n: usize) -> Result<(), RequestError> {
     if (1..=1000).contains(&n) {
         Ok(())
@@ -318,4 +364,69 @@ fn check_n(n: usize) -> Result<(), RequestError> {
 
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recall::AnnIndex;
+    use cascade_models::tuning::ITEM_KNN_DEFAULT;
+    use cascade_models::{Interactions, ItemKnn};
+
+    fn recommender(settings: PipelineSettings) -> Recommender {
+        let n_items = 30;
+        let histories: Vec<Vec<u32>> = vec![vec![0, 1, 2], vec![1, 2, 3, 4]];
+        let vectors: Vec<f32> =
+            (0..n_items * 4).map(|k| ((k * 7 % 13) as f32 - 6.0) / 6.0).collect();
+        let users: Vec<f32> = (0..2 * 4).map(|k| (k as f32 - 3.5) / 3.5).collect();
+        let consumed = Interactions::new(n_items, &histories);
+        let counts: Vec<f32> = (0..n_items).map(|i| (n_items - i) as f32).collect();
+        let models = Models {
+            version: "test".into(),
+            ann: AnnRecall::new(AnnIndex::build(vectors, 4, 50, 1), users),
+            item_cf: ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), 5),
+            popular: PopularRecall::new(&counts),
+            ranker: None,
+        };
+        let catalog = Catalog {
+            users: IdIndex::new(["a", "b"]),
+            items: IdIndex::new((0..n_items).map(|i| i.to_string())),
+            histories,
+        };
+        Recommender::new(models, catalog, settings, Arc::new(Metrics::default()))
+    }
+
+    fn ask(r: &Recommender, user: &str, n: usize) -> Vec<String> {
+        let request = RecommendRequest {
+            user_id: user.into(),
+            context: BTreeMap::new(),
+            n: Some(n),
+            exclude: Vec::new(),
+            pin: Vec::new(),
+        };
+        r.recommend(&request).unwrap().items.into_iter().map(|i| i.item_id).collect()
+    }
+
+    #[test]
+    fn consumed_and_hidden_items_never_come_back() {
+        let r = recommender(PipelineSettings { exposure_cap: None, ..PipelineSettings::default() });
+        let first = ask(&r, "a", 10);
+        assert_eq!(first.len(), 10);
+        assert!(first.iter().all(|i| !["0", "1", "2"].contains(&i.as_str())), "{first:?}");
+        r.hide(&first[0]).unwrap();
+        assert!(!ask(&r, "a", 27).contains(&first[0]));
+        assert!(matches!(r.hide("nope"), Err(RequestError::NotFound(_))));
+    }
+
+    #[test]
+    fn the_exposure_cap_rotates_items_out() {
+        let settings = PipelineSettings { exposure_cap: Some(2), ..PipelineSettings::default() };
+        let r = recommender(settings);
+        let first = ask(&r, "b", 5);
+        assert_eq!(ask(&r, "b", 5), first, "same request, same answer below the cap");
+        let third = ask(&r, "b", 5);
+        assert!(third.iter().all(|i| !first.contains(i)), "{first:?} then {third:?}");
+        // Another user is unaffected.
+        assert_eq!(ask(&r, "a", 5).len(), 5);
+    }
 }
