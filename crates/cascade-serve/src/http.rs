@@ -96,6 +96,11 @@ async fn recommend(State(state): State<Arc<AppState>>, body: Bytes) -> Response 
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
     };
+    answer(&state, request).await
+}
+
+/// Runs the pipeline for `request` and renders the response or the error.
+async fn answer(state: &AppState, request: RecommendRequest) -> Response {
     let recommender = state.recommender.clone();
     match blocking(move || recommender.recommend(&request)).await {
         Ok(response) => axum::Json(response).into_response(),
@@ -121,11 +126,7 @@ async fn recommend_for_user(
         exclude: Vec::new(),
         pin: Vec::new(),
     };
-    let recommender = state.recommender.clone();
-    match blocking(move || recommender.recommend(&request)).await {
-        Ok(response) => axum::Json(response).into_response(),
-        Err(response) => response,
-    }
+    answer(&state, request).await
 }
 
 async fn similar(
