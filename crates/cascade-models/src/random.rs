@@ -36,6 +36,11 @@ impl SeededRng {
         result
     }
 
+    /// Uniform in [0, 1), from the top 24 bits (all an f32 mantissa holds).
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
     /// Uniform in `0..n` (Lemire's multiply-shift; n > 0).
     pub fn below(&mut self, n: usize) -> usize {
         ((self.next_u64() >> 32).wrapping_mul(n as u64) >> 32) as usize

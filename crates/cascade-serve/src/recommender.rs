@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use cascade_core::ids::IdIndex;
+use cascade_core::ids::{IdIndex, feature_id};
 
 use crate::metrics::Metrics;
 use crate::rank::Ranker;
@@ -203,7 +203,7 @@ impl Recommender {
     /// One variant until experiments define more; the seam is here.
     pub fn variant(&self, user_id: &str) -> String {
         let variants = ["default"];
-        let hash = fnv1a(format!("{}:{user_id}", self.experiment_salt).as_bytes());
+        let hash = feature_id(&self.experiment_salt, user_id);
         variants[(hash % variants.len() as u64) as usize].to_owned()
     }
 
@@ -360,10 +360,6 @@ fn check_n(n: usize) -> Result<(), RequestError> {
     } else {
         Err(RequestError::BadRequest(format!("n must be in 1..=1000, got {n}")))
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
 }
 
 #[cfg(test)]

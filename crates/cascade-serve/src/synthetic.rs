@@ -6,38 +6,21 @@
 //! up by many positives). So: `clusters` centres, each item a centre plus
 //! noise, its norm scaled by a Zipf-like popularity weight. Cluster sizes are
 //! skewed too (Zipf over clusters). Queries are users: a mixture of two
-//! centres plus noise.
+//! centres plus noise. Draws come from the project's fixed `SeededRng`, so a
+//! benchmark repeats exactly.
 
-/// A small seeded generator (SplitMix64); benchmarks must repeat exactly.
-#[derive(Debug, Clone)]
-pub struct SplitMix(u64);
+use cascade_models::random::SeededRng;
 
-impl SplitMix {
-    /// A generator from `seed`.
-    pub fn new(seed: u64) -> SplitMix {
-        SplitMix(seed)
-    }
+/// Approximately standard normal (sum of four uniforms, rescaled).
+pub fn normal(rng: &mut SeededRng) -> f32 {
+    let sum: f32 = (0..4).map(|_| rng.unit()).sum();
+    (sum - 2.0) * (3.0f32).sqrt()
+}
 
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// Approximately standard normal (sum of four uniforms, rescaled).
-    pub fn normal(&mut self) -> f32 {
-        let sum: f32 = (0..4).map(|_| self.unit()).sum();
-        (sum - 2.0) * (3.0f32).sqrt()
-    }
-
-    /// An index in 0..n with P(k) ∝ 1 / (k + 1)^exponent, by inverse CDF.
-    pub fn zipf(&mut self, cdf: &[f32]) -> usize {
-        let u = self.unit() * cdf.last().copied().unwrap_or(0.0);
-        cdf.partition_point(|&c| c < u).min(cdf.len().saturating_sub(1))
-    }
+/// An index in 0..cdf.len() drawn by inverse CDF from cumulative weights.
+pub fn zipf(rng: &mut SeededRng, cdf: &[f32]) -> usize {
+    let u = rng.unit() * cdf.last().copied().unwrap_or(0.0);
+    cdf.partition_point(|&c| c < u).min(cdf.len().saturating_sub(1))
 }
 
 /// Cumulative Zipf weights over `n` ranks.
@@ -59,23 +42,25 @@ pub fn clustered_embeddings(
     queries: usize,
     seed: u64,
 ) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = SplitMix::new(seed);
-    let centres: Vec<f32> = (0..clusters * dim).map(|_| rng.normal()).collect();
+    let mut rng = SeededRng::new(seed);
+    let centres: Vec<f32> = (0..clusters * dim).map(|_| normal(&mut rng)).collect();
     let cluster_cdf = zipf_cdf(clusters, 1.0);
     let mut items = Vec::with_capacity(n * dim);
     for rank in 0..n {
-        let c = rng.zipf(&cluster_cdf);
+        let c = zipf(&mut rng, &cluster_cdf);
         // Popularity rank → norm between ~0.5 and ~2.
         let scale = 0.5 + 1.5 / (1.0 + rank as f32 / (n as f32 / 20.0));
         let centre = &centres[c * dim..][..dim];
-        items.extend(centre.iter().map(|x| (x + 0.5 * rng.normal()) * scale / (dim as f32).sqrt()));
+        items.extend(
+            centre.iter().map(|x| (x + 0.5 * normal(&mut rng)) * scale / (dim as f32).sqrt()),
+        );
     }
     let mut users = Vec::with_capacity(queries * dim);
     for _ in 0..queries {
-        let (a, b) = (rng.zipf(&cluster_cdf), rng.zipf(&cluster_cdf));
+        let (a, b) = (zipf(&mut rng, &cluster_cdf), zipf(&mut rng, &cluster_cdf));
         for d in 0..dim {
             let mix = 0.7 * centres[a * dim + d] + 0.3 * centres[b * dim + d];
-            users.push(mix + 0.3 * rng.normal());
+            users.push(mix + 0.3 * normal(&mut rng));
         }
     }
     (items, users)
@@ -92,9 +77,9 @@ mod tests {
         assert_eq!((a.len(), qa.len()), (500 * 8, 5 * 8));
         assert_eq!((a, qa), (b, qb));
         let cdf = zipf_cdf(10, 1.0);
-        let mut rng = SplitMix::new(1);
+        let mut rng = SeededRng::new(1);
         let mut counts = [0usize; 10];
-        (0..10_000).for_each(|_| counts[rng.zipf(&cdf)] += 1);
+        (0..10_000).for_each(|_| counts[zipf(&mut rng, &cdf)] += 1);
         assert!(counts[0] > 3 * counts[9], "{counts:?}");
     }
 }

@@ -10,6 +10,7 @@
 //!
 //! Shapes: item matrix N × D row-major; user matrix U × D.
 
+use cascade_nn::matrix::dot;
 use instant_distance::{Builder, HnswMap, Point, Search};
 
 use crate::recall::{CandidateSource, RecallContext};
@@ -100,10 +101,6 @@ impl AnnIndex {
     }
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 /// The ANN channel: the user's embedding against the item index.
 #[derive(Debug)]
 pub struct AnnRecall {
@@ -147,11 +144,8 @@ mod tests {
     #[test]
     fn ann_recall_at_10_is_high_against_brute_force() {
         let (n, dim) = (2000, 16);
-        let mut state = 7u64;
-        let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        };
+        let mut rng = cascade_models::random::SeededRng::new(7);
+        let mut next = || rng.unit() * 2.0 - 1.0;
         let items: Vec<f32> = (0..n * dim).map(|_| next()).collect();
         let index = AnnIndex::build(items, dim, 100, 1);
         let mut hits = 0;
