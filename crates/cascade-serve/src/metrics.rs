@@ -44,43 +44,45 @@ pub struct Metrics {
     registry: Mutex<Registry>,
 }
 
+impl Registry {
+    fn observe(&mut self, name: &'static str, labels: String, seconds: f64) {
+        self.histograms.entry((name, labels)).or_default().observe(seconds);
+    }
+
+    fn add(&mut self, name: &'static str, labels: String, count: u64) {
+        *self.counters.entry((name, labels)).or_default() += count;
+    }
+}
+
 impl Metrics {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().expect("metrics lock")
+    }
+
     /// A request on `route` answered `status` after `elapsed`.
     pub fn request(&self, route: &str, status: u16, elapsed: Duration) {
-        let mut registry = self.registry.lock().expect("metrics lock");
-        registry
-            .histograms
-            .entry(("cascade_request_duration_seconds", format!("route=\"{route}\"")))
-            .or_default()
-            .observe(elapsed.as_secs_f64());
-        *registry
-            .counters
-            .entry(("cascade_requests_total", format!("route=\"{route}\",status=\"{status}\"")))
-            .or_default() += 1;
+        let mut registry = self.registry();
+        let seconds = elapsed.as_secs_f64();
+        registry.observe("cascade_request_duration_seconds", format!("route=\"{route}\""), seconds);
+        let labels = format!("route=\"{route}\",status=\"{status}\"");
+        registry.add("cascade_requests_total", labels, 1);
     }
 
     /// One pipeline stage (`recall`, `rank`, `rerank`) took `elapsed`.
     pub fn stage(&self, stage: &str, elapsed: Duration) {
-        let mut registry = self.registry.lock().expect("metrics lock");
-        registry
-            .histograms
-            .entry(("cascade_stage_duration_seconds", format!("stage=\"{stage}\"")))
-            .or_default()
-            .observe(elapsed.as_secs_f64());
+        let labels = format!("stage=\"{stage}\"");
+        self.registry().observe("cascade_stage_duration_seconds", labels, elapsed.as_secs_f64());
     }
 
     /// A recall channel contributed `count` candidates.
     pub fn candidates(&self, channel: &str, count: usize) {
-        let mut registry = self.registry.lock().expect("metrics lock");
-        *registry
-            .counters
-            .entry(("cascade_recall_candidates_total", format!("channel=\"{channel}\"")))
-            .or_default() += count as u64;
+        let labels = format!("channel=\"{channel}\"");
+        self.registry().add("cascade_recall_candidates_total", labels, count as u64);
     }
 
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
-        let registry = self.registry.lock().expect("metrics lock");
+        let registry = self.registry();
         let mut out = String::new();
         let mut last = "";
         for ((name, labels), value) in &registry.counters {

@@ -233,7 +233,7 @@ impl Recommender {
         let item = self.item(item_id)?;
         let models = self.models();
         let index = models.ann.index();
-        let hidden = self.hidden.read().expect("hidden lock").clone();
+        let hidden = self.hidden.read().expect("hidden lock");
         let found = index.search(index.item(item), n + 1 + hidden.len());
         let items = found
             .into_iter()
