@@ -99,6 +99,17 @@ impl FieldEncoder {
         Ok(FieldEncoder { field_names, user_fields, item_fields })
     }
 
+    /// From fields encoded elsewhere (e.g. a synthetic catalog): every user
+    /// row has the same number of fields, and so has every item row, whose
+    /// first field is the hashed `item_id`.
+    pub fn from_parts(
+        field_names: Vec<String>,
+        user_fields: Vec<EntityFields>,
+        item_fields: Vec<EntityFields>,
+    ) -> FieldEncoder {
+        FieldEncoder { field_names, user_fields, item_fields }
+    }
+
     /// The position of the `item_id` field (the first item field).
     pub fn item_field(&self) -> usize {
         self.user_fields.first().map_or(1, Vec::len)

@@ -10,6 +10,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use cascade_serve::recall::{AnnBackend, AnnSettings};
+use cascade_serve::synthetic::CatalogSpec;
+
 /// Cascade — a recommender engine from raw events to a ranked list.
 ///
 /// Start with `cascade quickstart`: it fetches MovieLens-100k (or takes
@@ -190,6 +193,52 @@ enum BenchCommand {
         /// Candidates each HNSW search examines.
         #[arg(long, default_value_t = 200)]
         ef_search: usize,
+        /// HNSW implementations to measure, each on the same data [default: both].
+        #[arg(long = "backend", value_enum)]
+        backends: Vec<AnnBackendArg>,
+    },
+    /// Load test of the whole online pipeline (ANN + item-CF + popular
+    /// recall, DeepFM ranking, MMR) over real HTTP on loopback, on a seeded
+    /// synthetic catalog: an open-loop generator offers each rate and reports
+    /// latency percentiles and per-stage means as JSON (medians of --runs).
+    Serve {
+        /// Catalog size.
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        /// Users with histories (requests pick among them).
+        #[arg(long, default_value_t = 20_000)]
+        users: usize,
+        /// Embedding dimension of the retrieval vectors.
+        #[arg(long, default_value_t = 64)]
+        dim: usize,
+        /// Item categories (taste clusters).
+        #[arg(long, default_value_t = 64)]
+        categories: usize,
+        /// Offered request rate (req/s); repeat for several steps.
+        #[arg(long = "rate")]
+        rates: Vec<f64>,
+        /// Seconds each rate is offered.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Runs per rate; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// After the fixed rates, raise the rate 25% at a time until p99
+        /// exceeds this many milliseconds: the maximum sustainable throughput.
+        #[arg(long)]
+        find_max_p99_ms: Option<f64>,
+        /// Load-generator client threads.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// HNSW implementation of the ANN stage.
+        #[arg(long, value_enum, default_value_t = AnnBackendArg::HnswRs)]
+        backend: AnnBackendArg,
+        /// Candidates each ANN search examines (≥ the ANN quota's over-fetch).
+        #[arg(long, default_value_t = 400)]
+        ef_search: usize,
+        /// Seed of the synthetic catalog.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
     },
     /// Train a model for a fixed number of epochs on ML100K-LOO-FULL's train
     /// part; prints samples/s, seconds per epoch and peak RSS as JSON.
@@ -240,6 +289,24 @@ enum DatasetName {
     /// MovieLens-100k from GroupLens (943 users, 1,682 movies, 100,000 ratings).
     #[value(name = "movielens-100k")]
     MovieLens100k,
+}
+
+/// HNSW implementations (`cascade_serve::recall::AnnBackend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AnnBackendArg {
+    /// `instant-distance`: deterministic, single-threaded build.
+    InstantDistance,
+    /// `hnsw_rs`: parallel build, SIMD distances.
+    HnswRs,
+}
+
+impl From<AnnBackendArg> for AnnBackend {
+    fn from(arg: AnnBackendArg) -> AnnBackend {
+        match arg {
+            AnnBackendArg::InstantDistance => AnnBackend::InstantDistance,
+            AnnBackendArg::HnswRs => AnnBackend::HnswRs,
+        }
+    }
 }
 
 /// Evaluation protocols.
@@ -346,8 +413,51 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Pipeline { runs, data, common } } => {
             commands::bench::pipeline(&common, data.as_deref(), runs.max(1))
         }
-        Command::Bench { command: BenchCommand::Ann { items, dim, queries, ef_search } } => {
-            commands::bench::ann(items, dim, queries, ef_search)
+        Command::Bench {
+            command: BenchCommand::Ann { items, dim, queries, ef_search, backends },
+        } => {
+            let backends: Vec<AnnBackend> = if backends.is_empty() {
+                vec![AnnBackend::InstantDistance, AnnBackend::HnswRs]
+            } else {
+                backends.into_iter().map(AnnBackend::from).collect()
+            };
+            commands::bench_serving::ann(items, dim, queries, ef_search, &backends)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Serve {
+                    items,
+                    users,
+                    dim,
+                    categories,
+                    rates,
+                    duration,
+                    runs,
+                    find_max_p99_ms,
+                    clients,
+                    backend,
+                    ef_search,
+                    seed,
+                },
+        } => {
+            let spec = CatalogSpec {
+                items,
+                users,
+                dim,
+                categories,
+                mean_sessions: 3.0,
+                mean_session_length: 8.0,
+                seed,
+            };
+            commands::bench_serving::serve_bench(&commands::bench_serving::ServeBench {
+                spec,
+                ann: AnnSettings { backend: backend.into(), ef_search, seed },
+                rates,
+                duration: std::time::Duration::from_secs_f64(duration.max(0.1)),
+                runs,
+                find_max_p99_ms,
+                clients,
+            })
         }
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))

@@ -125,6 +125,7 @@ async fn recommend_for_user(
         n: count.n,
         exclude: Vec::new(),
         pin: Vec::new(),
+        filters: Default::default(),
     };
     answer(&state, request).await
 }

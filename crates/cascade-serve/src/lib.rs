@@ -10,6 +10,7 @@
 //! requests finish on the models they started with.
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod http;
 pub mod metrics;
 pub mod rank;

@@ -80,6 +80,21 @@ impl Metrics {
         self.registry().add("cascade_recall_candidates_total", labels, count as u64);
     }
 
+    /// Each pipeline stage's (count, total seconds) so far, by stage name:
+    /// benchmarks difference two readings to get the mean of a window.
+    pub fn stage_totals(&self) -> BTreeMap<String, (u64, f64)> {
+        let registry = self.registry();
+        registry
+            .histograms
+            .iter()
+            .filter(|((name, _), _)| *name == "cascade_stage_duration_seconds")
+            .map(|((_, labels), h)| {
+                let stage = labels.trim_start_matches("stage=\"").trim_end_matches('"');
+                (stage.to_owned(), (h.count, h.sum))
+            })
+            .collect()
+    }
+
     /// Everything, in the Prometheus text format.
     pub fn render(&self) -> String {
         let registry = self.registry();
@@ -134,5 +149,18 @@ mod tests {
             text.contains("cascade_requests_total{route=\"/v1/recommend\",status=\"400\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn stage_totals_sum_per_stage() {
+        let metrics = Metrics::default();
+        metrics.stage("rank", Duration::from_millis(2));
+        metrics.stage("rank", Duration::from_millis(4));
+        metrics.stage("recall", Duration::from_millis(1));
+        let totals = metrics.stage_totals();
+        assert_eq!(totals.len(), 2);
+        let (count, sum) = totals["rank"];
+        assert_eq!(count, 2);
+        assert!((sum - 0.006).abs() < 1e-9, "{sum}");
     }
 }

@@ -11,14 +11,16 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use cascade_core::ids::{IdIndex, feature_id};
+use cascade_core::ids::feature_id;
 
+use crate::catalog::{Catalog, ItemFacts};
 use crate::metrics::Metrics;
 use crate::rank::Ranker;
 use crate::recall::{
-    AnnRecall, CandidateSource, ItemCfRecall, PopularRecall, RecallContext, merge,
+    AnnRecall, CandidateSource, CategoryPopularRecall, FreshRecall, ItemCfRecall, PopularRecall,
+    RecallContext, merge,
 };
-use crate::rerank::{mmr, pin};
+use crate::rerank::{Adjustments, adjust, mmr, pin};
 
 /// Everything trained, swapped as one.
 pub struct Models {
@@ -28,10 +30,38 @@ pub struct Models {
     pub ann: AnnRecall,
     /// `recall/item_cf`.
     pub item_cf: ItemCfRecall,
-    /// `recall/popular`.
+    /// `recall/category_popular`.
+    pub category_popular: CategoryPopularRecall,
+    /// `recall/popular`; also the counts popularity dampening reads.
     pub popular: PopularRecall,
+    /// `recall/fresh`.
+    pub fresh: FreshRecall,
     /// The ranking model; without one, candidates keep their recall order.
     pub ranker: Option<Box<dyn Ranker>>,
+}
+
+impl Models {
+    /// Trained parts plus the channels that only count: popularity overall
+    /// and per category (from `counts`, consumptions by dense item index)
+    /// and freshness (from the facts' publication times).
+    pub fn new(
+        version: String,
+        ann: AnnRecall,
+        item_cf: ItemCfRecall,
+        facts: &ItemFacts,
+        counts: &[f32],
+        ranker: Option<Box<dyn Ranker>>,
+    ) -> Models {
+        Models {
+            version,
+            ann,
+            item_cf,
+            category_popular: CategoryPopularRecall::new(&facts.item_categories, counts),
+            popular: PopularRecall::new(counts),
+            fresh: FreshRecall::new(&facts.published),
+            ranker,
+        }
+    }
 }
 
 impl std::fmt::Debug for Models {
@@ -40,22 +70,34 @@ impl std::fmt::Debug for Models {
     }
 }
 
-/// Ids and what each user has consumed.
-#[derive(Debug)]
-pub struct Catalog {
-    /// External user id ↔ dense index.
-    pub users: IdIndex,
-    /// External item id ↔ dense index.
-    pub items: IdIndex,
-    /// Each user's items, oldest first.
-    pub histories: Vec<Vec<u32>>,
+/// New candidates each recall channel may add (≈ 300 in all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// `recall/ann`.
+    pub ann: usize,
+    /// `recall/item_cf`.
+    pub item_cf: usize,
+    /// `recall/category_popular`.
+    pub category_popular: usize,
+    /// `recall/popular`.
+    pub popular: usize,
+    /// `recall/fresh`.
+    pub fresh: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas { ann: 150, item_cf: 100, category_popular: 30, popular: 10, fresh: 10 }
+    }
 }
 
 /// Pipeline settings shared by every variant until experiments define more.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineSettings {
-    /// Candidates per channel: ANN, item-CF, popular.
-    pub quotas: [usize; 3],
+    /// Candidates per channel.
+    pub quotas: Quotas,
+    /// Freshness boost and popularity dampening before diversity.
+    pub adjustments: Adjustments,
     /// MMR's relevance weight (1 = no diversity).
     pub mmr_lambda: f32,
     /// Whether items the user already consumed are removed.
@@ -71,7 +113,12 @@ pub struct PipelineSettings {
 impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
-            quotas: [150, 100, 50],
+            quotas: Quotas::default(),
+            adjustments: Adjustments {
+                freshness_boost: 0.1,
+                half_life_seconds: 14.0 * 86_400.0,
+                popularity_dampening: 0.05,
+            },
             mmr_lambda: 0.8,
             remove_consumed: true,
             exposure_cap: Some(3),
@@ -98,6 +145,21 @@ pub struct RecommendRequest {
     /// Items to place at fixed 0-based positions.
     #[serde(default)]
     pub pin: Vec<PinRule>,
+    /// Category rules.
+    #[serde(default)]
+    pub filters: Filters,
+}
+
+/// Category rules of a request; names as the item data spells them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filters {
+    /// Only items in at least one of these (empty: any).
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Never items in any of these.
+    #[serde(default)]
+    pub exclude_categories: Vec<String>,
 }
 
 /// Put `item_id` at `position`.
@@ -220,6 +282,18 @@ impl Recommender {
         Ok(self.hidden.read().expect("hidden lock").contains(&item))
     }
 
+    /// Dense indices of category names; an unknown name is the client's error.
+    fn categories(&self, names: &[String]) -> Result<Vec<u32>, RequestError> {
+        names
+            .iter()
+            .map(|name| {
+                self.catalog.facts.categories.index(name).ok_or_else(|| {
+                    RequestError::BadRequest(format!("filters: no category named {name:?}"))
+                })
+            })
+            .collect()
+    }
+
     fn item(&self, item_id: &str) -> Result<u32, RequestError> {
         self.catalog
             .items
@@ -266,11 +340,31 @@ impl Recommender {
         excluded.extend(self.capped_items(&request.user_id));
         // Unknown ids in `exclude` cannot be recommended anyway.
         excluded.extend(request.exclude.iter().filter_map(|id| self.catalog.items.index(id)));
+        let only = self.categories(&request.filters.categories)?;
+        let never = self.categories(&request.filters.exclude_categories)?;
+        let facts = &self.catalog.facts;
+        let rejected = |item: u32| {
+            excluded.contains(&item)
+                || (!only.is_empty() && !facts.in_any(item, &only))
+                || facts.in_any(item, &never)
+        };
         let context = RecallContext { user, history };
-        let [ann, item_cf, popular] = self.settings.quotas;
-        let channels: [(&dyn CandidateSource, usize); 3] =
-            [(&models.ann, ann), (&models.item_cf, item_cf), (&models.popular, popular)];
-        let candidates = merge(&channels, &context, &|item| excluded.contains(&item));
+        let quotas = self.settings.quotas;
+        let channels: [(&dyn CandidateSource, usize); 5] = [
+            (&models.ann, quotas.ann),
+            (&models.item_cf, quotas.item_cf),
+            (&models.category_popular, quotas.category_popular),
+            (&models.popular, quotas.popular),
+            (&models.fresh, quotas.fresh),
+        ];
+        let mut candidates = merge(&channels, &context, &rejected);
+        if candidates.len() < n {
+            // Too few (a new user, narrow filters): top up with popular items.
+            let present: HashSet<u32> = candidates.iter().map(|c| c.item).collect();
+            let top_up = [(&models.popular as &dyn CandidateSource, n - candidates.len())];
+            let not_yet = |item: u32| rejected(item) || present.contains(&item);
+            candidates.extend(merge(&top_up, &context, &not_yet));
+        }
         for (channel, _) in &channels {
             let count = candidates.iter().filter(|c| c.sources[0] == channel.name()).count();
             self.metrics.candidates(channel.name(), count);
@@ -290,7 +384,20 @@ impl Recommender {
 
         let started = Instant::now();
         let index = models.ann.index();
-        let mut list = mmr(&scored, |item| index.item(item), self.settings.mmr_lambda, n);
+        let popular = &models.popular;
+        let adjusted = adjust(
+            &scored,
+            self.settings.adjustments,
+            |item| facts.age_seconds(item),
+            |item| popular.count(item),
+            popular.max_count(),
+        );
+        let mut list = mmr(&adjusted, |item| index.item(item), self.settings.mmr_lambda, n);
+        // Responses show the ranker's score; the adjusted one only orders.
+        let ranker_score: HashMap<u32, f32> = scored.iter().copied().collect();
+        for (item, score) in &mut list {
+            *score = ranker_score[item];
+        }
         let pins: Vec<(u32, usize)> = request
             .pin
             .iter()
@@ -365,9 +472,14 @@ fn check_n(n: usize) -> Result<(), RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recall::AnnIndex;
+    use crate::recall::{AnnBackend, AnnIndex, AnnSettings};
+    use cascade_core::ids::IdIndex;
     use cascade_models::tuning::ITEM_KNN_DEFAULT;
     use cascade_models::{Interactions, ItemKnn};
+
+    fn settings_for_test() -> AnnSettings {
+        AnnSettings { backend: AnnBackend::InstantDistance, ef_search: 50, seed: 1 }
+    }
 
     fn recommender(settings: PipelineSettings) -> Recommender {
         let n_items = 30;
@@ -377,30 +489,73 @@ mod tests {
         let users: Vec<f32> = (0..2 * 4).map(|k| (k as f32 - 3.5) / 3.5).collect();
         let consumed = Interactions::new(n_items, &histories);
         let counts: Vec<f32> = (0..n_items).map(|i| (n_items - i) as f32).collect();
-        let models = Models {
-            version: "test".into(),
-            ann: AnnRecall::new(AnnIndex::build(vectors, 4, 50, 1), users),
-            item_cf: ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), 5),
-            popular: PopularRecall::new(&counts),
-            ranker: None,
+        // Item i is in category c{i % 3}, published at i × 1000 s.
+        let facts = ItemFacts {
+            categories: IdIndex::new(["c0", "c1", "c2"]),
+            item_categories: (0..n_items).map(|i| vec![(i % 3) as u32]).collect(),
+            published: (0..n_items).map(|i| Some(i as i64 * 1000)).collect(),
+            clock: n_items as i64 * 1000,
         };
+        let models = Models::new(
+            "test".into(),
+            AnnRecall::new(AnnIndex::build(vectors, 4, settings_for_test()), users),
+            ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), 5),
+            &facts,
+            &counts,
+            None,
+        );
         let catalog = Catalog {
             users: IdIndex::new(["a", "b"]),
             items: IdIndex::new((0..n_items).map(|i| i.to_string())),
             histories,
+            facts,
         };
         Recommender::new(models, catalog, settings, Arc::new(Metrics::default()))
     }
 
-    fn ask(r: &Recommender, user: &str, n: usize) -> Vec<String> {
-        let request = RecommendRequest {
+    fn request(user: &str, n: usize) -> RecommendRequest {
+        RecommendRequest {
             user_id: user.into(),
             context: BTreeMap::new(),
             n: Some(n),
             exclude: Vec::new(),
             pin: Vec::new(),
-        };
-        r.recommend(&request).unwrap().items.into_iter().map(|i| i.item_id).collect()
+            filters: Filters::default(),
+        }
+    }
+
+    fn ask(r: &Recommender, user: &str, n: usize) -> Vec<String> {
+        r.recommend(&request(user, n)).unwrap().items.into_iter().map(|i| i.item_id).collect()
+    }
+
+    #[test]
+    fn category_filters_restrict_and_exclude() {
+        let r = recommender(PipelineSettings { exposure_cap: None, ..PipelineSettings::default() });
+        let category = |id: &str| id.parse::<usize>().unwrap() % 3;
+        let mut only = request("a", 5);
+        only.filters.categories = vec!["c1".into()];
+        let items = r.recommend(&only).unwrap().items;
+        assert_eq!(items.len(), 5);
+        assert!(items.iter().all(|i| category(&i.item_id) == 1), "{items:?}");
+        let mut never = request("b", 10);
+        never.filters.exclude_categories = vec!["c0".into(), "c2".into()];
+        let items = r.recommend(&never).unwrap().items;
+        assert!(!items.is_empty() && items.iter().all(|i| category(&i.item_id) == 1), "{items:?}");
+        let mut typo = request("a", 5);
+        typo.filters.categories = vec!["c9".into()];
+        let error = r.recommend(&typo).unwrap_err();
+        assert!(error.to_string().contains("\"c9\""), "{error}");
+    }
+
+    #[test]
+    fn every_channel_contributes_and_sources_are_reported() {
+        let r = recommender(PipelineSettings { exposure_cap: None, ..PipelineSettings::default() });
+        let items = r.recommend(&request("b", 26)).unwrap().items;
+        let sources: HashSet<&str> =
+            items.iter().flat_map(|i| i.sources.iter().map(String::as_str)).collect();
+        for channel in ["recall/ann", "recall/item_cf", "recall/category_popular", "recall/fresh"] {
+            assert!(sources.contains(channel), "{channel} missing from {sources:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,49 @@
-//! Re-rank: diversity by maximal marginal relevance over item embeddings,
+//! Re-rank: freshness boost and popularity dampening on the ranker's
+//! scores, diversity by maximal marginal relevance over item embeddings,
 //! then business rules that pin items to positions.
+
+/// How ages and popularity shift relevance before diversity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Adjustments {
+    /// Added to a just-published item's relevance (relevance spans 0..1);
+    /// halves every `half_life_seconds`.
+    pub freshness_boost: f32,
+    /// The boost's half-life.
+    pub half_life_seconds: f64,
+    /// Subtracted from the most popular item's relevance, in proportion to
+    /// log(1 + count) / log(1 + max count) for the others.
+    pub popularity_dampening: f32,
+}
+
+/// Rescales `scored` to relevance in [0, 1] (min-max, so the knobs mean
+/// the same for any ranker), then adds the freshness boost and subtracts the
+/// popularity dampening. `age_seconds` and `count` describe an item.
+pub fn adjust(
+    scored: &[(u32, f32)],
+    settings: Adjustments,
+    age_seconds: impl Fn(u32) -> Option<f64>,
+    count: impl Fn(u32) -> f32,
+    max_count: f32,
+) -> Vec<(u32, f32)> {
+    let (low, high) = bounds(scored);
+    let span = (high - low).max(f32::EPSILON);
+    let log_max = max_count.max(0.0).ln_1p().max(f32::EPSILON);
+    scored
+        .iter()
+        .map(|&(item, score)| {
+            let relevance = if high > low { (score - low) / span } else { 1.0 };
+            let fresh = age_seconds(item).map_or(0.0, |age| {
+                settings.freshness_boost * 0.5f64.powf(age / settings.half_life_seconds) as f32
+            });
+            let popular = settings.popularity_dampening * count(item).max(0.0).ln_1p() / log_max;
+            (item, relevance + fresh - popular)
+        })
+        .collect()
+}
+
+fn bounds(scored: &[(u32, f32)]) -> (f32, f32) {
+    scored.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &(_, s)| (l.min(s), h.max(s)))
+}
 
 /// Maximal marginal relevance (Carbonell & Goldstein, 1998): picks `n` of
 /// `scored` one at a time, each maximising
@@ -15,9 +59,7 @@ pub fn mmr<'a>(
     if scored.is_empty() || n == 0 {
         return Vec::new();
     }
-    let (low, high) = scored
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &(_, s)| (l.min(s), h.max(s)));
+    let (low, high) = bounds(scored);
     let span = (high - low).max(f32::EPSILON);
     let unit: Vec<Vec<f32>> = scored
         .iter()
@@ -82,6 +124,36 @@ mod tests {
         assert_eq!(relevance_only.iter().map(|p| p.0).collect::<Vec<_>>(), vec![0, 1]);
         let diverse = mmr(&scored, |i| &vectors[i as usize][..], 0.5, 2);
         assert_eq!(diverse.iter().map(|p| p.0).collect::<Vec<_>>(), vec![0, 2]);
+    }
+
+    #[test]
+    fn fresh_items_rise_and_popular_ones_sink() {
+        let settings = Adjustments {
+            freshness_boost: 0.2,
+            half_life_seconds: 100.0,
+            popularity_dampening: 0.1,
+        };
+        // Item 0 is the most relevant but old and the most popular; item 1
+        // slightly less relevant, new and rare; item 2 has no date.
+        let scored = [(0, 0.9), (1, 0.88), (2, 0.5)];
+        let ages = |item: u32| match item {
+            0 => Some(1000.0),
+            1 => Some(0.0),
+            _ => None,
+        };
+        let counts = |item: u32| [100.0, 1.0, 10.0][item as usize];
+        let adjusted = adjust(&scored, settings, ages, counts, 100.0);
+        assert!(adjusted[1].1 > adjusted[0].1, "{adjusted:?}");
+        // A freshly published item gets the whole boost; one half-life later, half.
+        let none = Adjustments { popularity_dampening: 0.0, ..settings };
+        let at = |age: f64| adjust(&[(0, 1.0), (1, 0.0)], none, |_| Some(age), |_| 0.0, 1.0)[0].1;
+        assert!((at(0.0) - 1.2).abs() < 1e-6 && (at(100.0) - 1.1).abs() < 1e-6);
+        // Without knobs, only the rescaling remains.
+        let plain =
+            Adjustments { freshness_boost: 0.0, half_life_seconds: 1.0, popularity_dampening: 0.0 };
+        let rescaled = adjust(&scored, plain, ages, counts, 100.0);
+        assert_eq!(rescaled[0].1, 1.0);
+        assert_eq!(rescaled[2].1, 0.0);
     }
 
     #[test]

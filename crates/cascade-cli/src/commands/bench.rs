@@ -16,8 +16,6 @@ use cascade_models::retrieval::{
     TwoTowerConfig,
 };
 use cascade_models::training::{Overrides, TrainingSettings};
-use cascade_serve::recall::AnnIndex;
-use cascade_serve::synthetic::clustered_embeddings;
 
 use crate::commands::eval::{prepare, tower_features};
 use crate::commands::ranking;
@@ -33,10 +31,15 @@ struct Timings {
     stats: f64,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median of `values` (NaN for none).
+pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// Runs the data path `runs` times and prints medians as one JSON object.
@@ -195,53 +198,6 @@ pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usi
         "median_samples_per_s": median(times.samples_per_s.clone()),
         "peak_rss_bytes": peak_rss_bytes(),
         "settings": times.settings,
-    });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
-}
-
-/// The p-th percentile (0..=100) of `samples`, nearest rank.
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
-    samples[rank.clamp(1, samples.len()) - 1]
-}
-
-/// HNSW (`recall/ann`) against exact brute-force search on the same seeded
-/// synthetic embeddings, in one run: build time, recall@10, per-query latency.
-pub fn ann(items: usize, dim: usize, queries: usize, ef_search: usize) -> Result<()> {
-    let spinner = Progress { quiet: false }.spinner(&format!("building HNSW over {items} items"));
-    let (vectors, users) = clustered_embeddings(items, dim, 64, queries.max(1), 2026);
-    let started = Instant::now();
-    let index = AnnIndex::build(vectors, dim, ef_search, 2026);
-    let build_s = started.elapsed().as_secs_f64();
-    spinner.finish_and_clear();
-    let bar = Progress { quiet: false }.bar(queries as u64, "querying", "queries");
-    let (mut hnsw_us, mut exact_us, mut hits) = (Vec::new(), Vec::new(), 0usize);
-    for query in users.chunks_exact(dim) {
-        let started = Instant::now();
-        let approx = index.search(query, 10);
-        hnsw_us.push(started.elapsed().as_secs_f64() * 1e6);
-        let started = Instant::now();
-        let exact = index.exact_search(query, 10);
-        exact_us.push(started.elapsed().as_secs_f64() * 1e6);
-        hits += approx.iter().filter(|(item, _)| exact.iter().any(|(e, _)| e == item)).count();
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let (hnsw_p50, exact_p50) = (percentile(&mut hnsw_us, 50.0), percentile(&mut exact_us, 50.0));
-    let report = json!({
-        "bench": "ann",
-        "items": items,
-        "dim": dim,
-        "queries": queries,
-        "ef_search": ef_search,
-        "build_s": build_s,
-        "recall_at_10": hits as f64 / (10 * queries.max(1)) as f64,
-        "hnsw_us": { "p50": hnsw_p50, "p99": percentile(&mut hnsw_us, 99.0) },
-        "exact_us": { "p50": exact_p50, "p99": percentile(&mut exact_us, 99.0) },
-        "speedup_p50": exact_p50 / hnsw_p50,
-        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

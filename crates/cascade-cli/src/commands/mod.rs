@@ -2,10 +2,12 @@
 
 pub mod append;
 pub mod bench;
+pub mod bench_serving;
 pub mod dataset;
 pub mod eval;
 pub mod import;
 pub mod ipinyou;
+pub mod load;
 pub mod pipeline;
 pub mod quickstart;
 pub mod ranking;

@@ -7,16 +7,20 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 
+use cascade_core::config::FeatureType;
+use cascade_core::{FeatureValue, IdIndex};
 use cascade_models::ranking::{CtrArch, CtrModelConfig};
 use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::training::Overrides;
 use cascade_models::tuning::ITEM_KNN_DEFAULT;
 use cascade_models::{Interactions, ItemKnn};
+use cascade_serve::catalog::{Catalog, ItemFacts};
 use cascade_serve::http::{AppState, ModelLoader, serve};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::rank::CtrRanker;
-use cascade_serve::recall::{AnnIndex, AnnRecall, ItemCfRecall, PopularRecall};
-use cascade_serve::recommender::{Catalog, Models, PipelineSettings, Recommender};
+use cascade_serve::recall::{AnnBackend, AnnIndex, AnnRecall, AnnSettings, ItemCfRecall};
+use cascade_serve::recommender::{Models, PipelineSettings, Recommender};
+use cascade_store::EntityKind;
 
 use crate::ModelName;
 use crate::commands::eval::{Prepared, prepare};
@@ -44,18 +48,18 @@ pub fn run(
     let workspace = Arc::new(Workspace::open(common)?);
     let progress = Progress { quiet: false };
     let prepared = prepare(&workspace, data, progress)?;
-    let catalog = catalog_of(&prepared);
-    let models = build_models(&workspace, &prepared, &catalog.histories, ranker, arch, progress)?;
+    let catalog = catalog_of(&workspace, &prepared)?;
+    let models = build_models(&workspace, &prepared, &catalog, ranker, arch, progress)?;
 
     let data: Option<PathBuf> = data.map(Path::to_path_buf);
     let loader_workspace = workspace.clone();
-    // A reload retrains on the workspace's data as it is now; the catalog
-    // (ids, histories) stays the one the server started with.
+    // A reload retrains on the workspace's data as it is now; the serving
+    // catalog (ids, histories, item facts) stays the one the server started with.
     let loader: Arc<ModelLoader> = Arc::new(move || {
         let quiet = Progress { quiet: true };
         let prepared = prepare(&loader_workspace, data.as_deref(), quiet)?;
-        let histories = catalog_of(&prepared).histories;
-        build_models(&loader_workspace, &prepared, &histories, ranker, arch, quiet)
+        let catalog = catalog_of(&loader_workspace, &prepared)?;
+        build_models(&loader_workspace, &prepared, &catalog, ranker, arch, quiet)
     });
     let metrics = Arc::new(Metrics::default());
     let recommender =
@@ -75,8 +79,9 @@ pub fn run(
     })
 }
 
-/// Ids and every user's items in time order (train, then valid, then test).
-fn catalog_of(prepared: &Prepared) -> Catalog {
+/// Ids, every user's items in time order (train, then valid, then test),
+/// and the items' categories and publication times.
+fn catalog_of(workspace: &Workspace, prepared: &Prepared) -> Result<Catalog> {
     let split = &prepared.split;
     let histories = (0..split.train.len())
         .map(|u| {
@@ -86,7 +91,49 @@ fn catalog_of(prepared: &Prepared) -> Catalog {
             items
         })
         .collect();
-    Catalog { users: prepared.users.clone(), items: prepared.items.clone(), histories }
+    Ok(Catalog {
+        users: prepared.users.clone(),
+        items: prepared.items.clone(),
+        histories,
+        facts: item_facts(workspace, &prepared.items)?,
+    })
+}
+
+/// Categories come from the item table's first multi-categorical feature
+/// (else its first categorical one), publication times from its first
+/// timestamp feature. The data is historical, so "now" is the newest
+/// publication.
+fn item_facts(workspace: &Workspace, items: &IdIndex) -> Result<ItemFacts> {
+    let features = &workspace.config.items.features;
+    let first = |wanted: FeatureType| {
+        features.iter().find(|(_, spec)| spec.feature_type == wanted).map(|(name, _)| name.clone())
+    };
+    let category_feature =
+        first(FeatureType::MultiCategorical).or_else(|| first(FeatureType::Categorical));
+    let time_feature = first(FeatureType::Timestamp);
+    let store = workspace.store()?;
+    let mut names: Vec<Vec<String>> = Vec::with_capacity(items.len());
+    let mut published = Vec::with_capacity(items.len());
+    for id in items.ids() {
+        let record = store.get(EntityKind::Item, id)?.unwrap_or_default();
+        let value = |feature: &Option<String>| feature.as_ref().and_then(|f| record.get(f));
+        names.push(match value(&category_feature) {
+            Some(FeatureValue::List(tokens)) => tokens.clone(),
+            Some(FeatureValue::Text(token)) => vec![token.clone()],
+            _ => Vec::new(),
+        });
+        published.push(match value(&time_feature) {
+            Some(FeatureValue::Number(ms)) => Some((*ms / 1000.0) as i64),
+            _ => None,
+        });
+    }
+    let categories = IdIndex::new(names.iter().flatten().cloned());
+    let item_categories = names
+        .iter()
+        .map(|tokens| tokens.iter().filter_map(|t| categories.index(t)).collect())
+        .collect();
+    let clock = published.iter().flatten().copied().max().unwrap_or(0);
+    Ok(ItemFacts { categories, item_categories, published, clock })
 }
 
 /// Trains BPR-MF (ANN recall), fits item-CF and popularity on every history,
@@ -94,7 +141,7 @@ fn catalog_of(prepared: &Prepared) -> Catalog {
 fn build_models(
     workspace: &Workspace,
     prepared: &Prepared,
-    histories: &[Vec<u32>],
+    catalog: &Catalog,
     ranker: ModelName,
     arch: CtrArch,
     progress: Progress,
@@ -114,13 +161,14 @@ fn build_models(
             .flat_map(|id| table.row(id).map_or_else(|| vec![0.0; dim], <[f32]>::to_vec))
             .collect()
     };
-    let index = AnnIndex::build(matrix(items, split.n_items), dim, ANN_EF_SEARCH, 2026);
+    let settings =
+        AnnSettings { backend: AnnBackend::default(), ef_search: ANN_EF_SEARCH, seed: 2026 };
+    let index = AnnIndex::build(matrix(items, split.n_items), dim, settings);
     let ann = AnnRecall::new(index, matrix(users, split.train.len()));
 
-    let consumed = Interactions::new(split.n_items, histories);
+    let consumed = Interactions::new(split.n_items, &catalog.histories);
     let item_cf = ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), ITEM_CF_RECENT);
     let counts: Vec<f32> = consumed.by_item.iter().map(|users| users.len() as f32).collect();
-    let popular = PopularRecall::new(&counts);
 
     let mut config = CtrModelConfig::default_for(arch);
     config.training.apply(&workspace.training_overrides(ranker, Overrides::default())?);
@@ -133,11 +181,6 @@ fn build_models(
     let built = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    Ok(Models {
-        version: format!("bpr-mf+itemknn+{name}@{built}"),
-        ann,
-        item_cf,
-        popular,
-        ranker: Some(Box::new(ranker)),
-    })
+    let version = format!("bpr-mf+itemknn+{name}@{built}");
+    Ok(Models::new(version, ann, item_cf, &catalog.facts, &counts, Some(Box::new(ranker))))
 }

@@ -79,6 +79,24 @@ fn consumed_by_user_1(data: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// Each item's genres: u.item's 19 flag columns named as u.genre names them.
+fn genres_by_item(data: &std::path::Path) -> std::collections::HashMap<String, Vec<&'static str>> {
+    const GENRES: [&str; 19] = [
+        "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+        "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+        "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    ];
+    let bytes = std::fs::read(data.join("u.item")).unwrap();
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split('|').collect();
+            let own = fields[5..].iter().zip(GENRES).filter(|(f, _)| **f == "1").map(|p| p.1);
+            (fields[0].to_owned(), own.collect())
+        })
+        .collect()
+}
+
 #[test]
 fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     let Some(data) = movielens_dir() else { return };
@@ -122,6 +140,28 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
         assert_eq!(status, 400, "{body} → {answer}");
         assert!(answer.contains(expected), "{body} → {answer}");
     }
+
+    // Category filters, by the genre names of u.item's flag columns.
+    let genres = genres_by_item(&data);
+    let (status, body) = post(
+        &base,
+        "/v1/recommend",
+        r#"{"user_id": "1", "n": 30, "filters": {"categories": ["Comedy"], "exclude_categories": ["Romance"]}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let filtered = item_ids(&serde_json::from_str(&body).unwrap());
+    assert_eq!(filtered.len(), 30, "{body}");
+    for item in &filtered {
+        let own = &genres[item];
+        assert!(own.contains(&"Comedy") && !own.contains(&"Romance"), "{item}: {own:?}");
+    }
+    let (status, body) =
+        post(&base, "/v1/recommend", r#"{"user_id": "1", "filters": {"categories": ["Comdy"]}}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("no category named") && body.contains("Comdy"), "{body}");
+    // A new user asking for many items still gets them (popular top-up).
+    let (_, body) = get(&base, "/v1/users/somebody-else/recommend?n=100");
+    assert_eq!(item_ids(&serde_json::from_str(&body).unwrap()).len(), 100, "{body}");
 
     // Business rules: exclude and pin.
     let top = items[0].clone();

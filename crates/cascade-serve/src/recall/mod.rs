@@ -3,10 +3,14 @@
 //! remembers which channels produced each candidate.
 
 pub mod ann;
+pub mod category;
+pub mod fresh;
 pub mod item_cf;
 pub mod popular;
 
-pub use ann::{AnnIndex, AnnRecall};
+pub use ann::{AnnBackend, AnnIndex, AnnRecall, AnnSettings};
+pub use category::CategoryPopularRecall;
+pub use fresh::FreshRecall;
 pub use item_cf::ItemCfRecall;
 pub use popular::PopularRecall;
 

@@ -6,6 +6,7 @@ use crate::recall::{CandidateSource, RecallContext};
 #[derive(Debug, Clone)]
 pub struct PopularRecall {
     ranked: Vec<(u32, f32)>,
+    counts: Vec<f32>,
 }
 
 impl PopularRecall {
@@ -14,7 +15,17 @@ impl PopularRecall {
         let mut ranked: Vec<(u32, f32)> =
             counts.iter().enumerate().map(|(i, &c)| (i as u32, c)).collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        PopularRecall { ranked }
+        PopularRecall { ranked, counts: counts.to_vec() }
+    }
+
+    /// How often the item was consumed (0 for an unknown item).
+    pub fn count(&self, item: u32) -> f32 {
+        self.counts.get(item as usize).copied().unwrap_or(0.0)
+    }
+
+    /// The largest count.
+    pub fn max_count(&self) -> f32 {
+        self.ranked.first().map_or(0.0, |top| top.1)
     }
 }
 
