@@ -2,6 +2,7 @@
 //! the offline Parquet store, pipeline outputs and downloaded datasets.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result, bail};
 
@@ -25,6 +26,9 @@ pub struct Workspace {
     pub dir: PathBuf,
     /// True when running on the built-in MovieLens-100k config.
     pub builtin_config: bool,
+    /// redb allows one open handle per file and process; a server that keeps
+    /// appending events while a reload reads the store shares this one.
+    store: OnceLock<Store>,
 }
 
 impl Workspace {
@@ -34,7 +38,12 @@ impl Workspace {
             None => (Config::embedded_default(), true),
         };
         let dir = common.workspace.clone().unwrap_or_else(|| PathBuf::from(&config.workspace.dir));
-        Ok(Workspace { config, dir, builtin_config })
+        Ok(Workspace::at(dir, config, builtin_config))
+    }
+
+    /// A workspace in `dir` under `config`.
+    pub fn at(dir: PathBuf, config: Config, builtin_config: bool) -> Workspace {
+        Workspace { config, dir, builtin_config, store: OnceLock::new() }
     }
 
     /// The training overrides of `model`: command-line flags over the
@@ -63,8 +72,13 @@ impl Workspace {
         })
     }
 
+    /// The workspace's store, opened on first use and shared afterwards.
     pub fn store(&self) -> Result<Store> {
-        Ok(Store::open(&self.dir.join("store.redb"))?)
+        if let Some(store) = self.store.get() {
+            return Ok(store.clone());
+        }
+        let store = Store::open(&self.dir.join("store.redb"))?;
+        Ok(self.store.get_or_init(|| store).clone())
     }
 
     pub fn offline_dir(&self) -> PathBuf {

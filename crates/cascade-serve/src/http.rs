@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::events::EventLog;
 use crate::metrics::Metrics;
 use crate::recommender::{Models, RecommendRequest, Recommender, RequestError};
 
@@ -30,12 +31,15 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// How to rebuild the models; `None` disables reloads.
     pub loader: Option<Arc<ModelLoader>>,
+    /// Where `POST /v1/events` appends; `None` answers 503.
+    pub events: Option<Arc<EventLog>>,
 }
 
 /// The API's routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/recommend", post(recommend))
+        .route("/v1/events", post(ingest_events))
         .route("/v1/users/{id}/recommend", get(recommend_for_user))
         .route("/v1/items/{id}/similar", get(similar))
         .route("/v1/items/{id}", get(item_status).delete(hide_item))
@@ -76,6 +80,7 @@ impl IntoResponse for RequestError {
         let status = match self {
             RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RequestError::NotFound(_) => StatusCode::NOT_FOUND,
+            RequestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         error(status, self.to_string())
     }
@@ -104,6 +109,47 @@ async fn answer(state: &AppState, request: RecommendRequest) -> Response {
     let recommender = state.recommender.clone();
     match blocking(move || recommender.recommend(&request)).await {
         Ok(response) => axum::Json(response).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `POST /v1/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBatch {
+    /// Each validated on its own, so one bad event does not sink the batch.
+    events: Vec<serde_json::Value>,
+}
+
+async fn ingest_events(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let Some(log) = state.events.clone() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "this server has no event log");
+    };
+    let batch: EventBatch = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+    };
+    let recommender = state.recommender.clone();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let work = move || {
+        let (statuses, fresh) = log.append(&batch.events, now_ms)?;
+        // Durable first, then visible: a crash in between loses nothing.
+        recommender.observe(&fresh);
+        Ok(statuses)
+    };
+    match blocking(work).await {
+        Ok(statuses) => {
+            let count = |kind: &str| statuses.iter().filter(|s| s.status == kind).count();
+            let summary = json!({
+                "appended": count("appended"),
+                "duplicate": count("duplicate"),
+                "rejected": count("rejected"),
+                "events": statuses,
+            });
+            axum::Json(summary).into_response()
+        }
         Err(response) => response,
     }
 }

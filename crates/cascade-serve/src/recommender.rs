@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use cascade_core::ids::feature_id;
 
-use crate::catalog::{Catalog, ItemFacts};
+use crate::catalog::Catalog;
 use crate::metrics::Metrics;
 use crate::rank::Ranker;
 use crate::recall::{
@@ -22,10 +22,13 @@ use crate::recall::{
 };
 use crate::rerank::{Adjustments, adjust, mmr, pin};
 
-/// Everything trained, swapped as one.
+/// Everything built from the data, swapped as one: the catalog (its dense
+/// indices) and the models that use those indices cannot change apart.
 pub struct Models {
     /// Shown in responses, e.g. the build time or checkpoint name.
     pub version: String,
+    /// Ids, histories and item facts the models were built on.
+    pub catalog: Catalog,
     /// `recall/ann` over the retrieval model's embeddings.
     pub ann: AnnRecall,
     /// `recall/item_cf`.
@@ -46,19 +49,21 @@ impl Models {
     /// and freshness (from the facts' publication times).
     pub fn new(
         version: String,
+        catalog: Catalog,
         ann: AnnRecall,
         item_cf: ItemCfRecall,
-        facts: &ItemFacts,
         counts: &[f32],
         ranker: Option<Box<dyn Ranker>>,
     ) -> Models {
+        let facts = &catalog.facts;
         Models {
             version,
-            ann,
-            item_cf,
             category_popular: CategoryPopularRecall::new(&facts.item_categories, counts),
             popular: PopularRecall::new(counts),
             fresh: FreshRecall::new(&facts.published),
+            catalog,
+            ann,
+            item_cf,
             ranker,
         }
     }
@@ -210,19 +215,26 @@ pub enum RequestError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 503: the server cannot take it now (e.g. the event log failed).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
-/// The online recommender.
+/// The online recommender. State that outlives a model swap (hidden items,
+/// exposures, live histories) is kept by external id, since a swap may
+/// renumber the catalog.
 pub struct Recommender {
     models: RwLock<Arc<Models>>,
-    catalog: Catalog,
-    hidden: RwLock<HashSet<u32>>,
+    hidden: RwLock<HashSet<String>>,
     settings: PipelineSettings,
     metrics: Arc<Metrics>,
     next_request: AtomicU64,
     experiment_salt: String,
-    /// User id → item → when it was shown, oldest first, within the window.
-    exposures: Mutex<HashMap<String, HashMap<u32, Vec<Instant>>>>,
+    /// User id → item id → when it was shown, oldest first, within the window.
+    exposures: Mutex<HashMap<String, HashMap<String, Vec<Instant>>>>,
+    /// User id → item ids consumed since the server started (`observe`),
+    /// oldest first; read after the catalog's history.
+    live_histories: RwLock<HashMap<String, Vec<String>>>,
 }
 
 impl std::fmt::Debug for Recommender {
@@ -232,22 +244,17 @@ impl std::fmt::Debug for Recommender {
 }
 
 impl Recommender {
-    /// A recommender over `catalog` answering with `models`.
-    pub fn new(
-        models: Models,
-        catalog: Catalog,
-        settings: PipelineSettings,
-        metrics: Arc<Metrics>,
-    ) -> Recommender {
+    /// A recommender answering with `models`.
+    pub fn new(models: Models, settings: PipelineSettings, metrics: Arc<Metrics>) -> Recommender {
         Recommender {
             models: RwLock::new(Arc::new(models)),
-            catalog,
             hidden: RwLock::new(HashSet::new()),
             settings,
             metrics,
             next_request: AtomicU64::new(1),
             experiment_salt: "default".into(),
             exposures: Mutex::new(HashMap::new()),
+            live_histories: RwLock::new(HashMap::new()),
         }
     }
 
@@ -269,45 +276,53 @@ impl Recommender {
         variants[(hash % variants.len() as u64) as usize].to_owned()
     }
 
+    /// Applies newly logged events: consumption joins the user's history
+    /// (impressions do not); items the catalog does not know are skipped
+    /// when read.
+    pub fn observe(&self, events: &[cascade_core::Event]) {
+        let mut live = self.live_histories.write().expect("live histories lock");
+        for event in events.iter().filter(|e| e.event_type != crate::events::IMPRESSION) {
+            live.entry(event.user.clone()).or_default().push(event.item.clone());
+        }
+    }
+
+    /// The user's history: the catalog's, then what `observe` added.
+    fn history(&self, catalog: &Catalog, user_id: &str, user: Option<u32>) -> Vec<u32> {
+        let mut history = user.map_or_else(Vec::new, |u| catalog.histories[u as usize].clone());
+        if let Some(recent) = self.live_histories.read().expect("live histories lock").get(user_id)
+        {
+            history.extend(recent.iter().filter_map(|id| catalog.items.index(id)));
+        }
+        history
+    }
+
     /// Hides an item: never recommended again, from the next request on.
     pub fn hide(&self, item_id: &str) -> Result<(), RequestError> {
-        let item = self.item(item_id)?;
-        self.hidden.write().expect("hidden lock").insert(item);
+        item(&self.models().catalog, item_id)?;
+        self.hidden.write().expect("hidden lock").insert(item_id.to_owned());
         Ok(())
     }
 
     /// Whether an item is hidden.
     pub fn is_hidden(&self, item_id: &str) -> Result<bool, RequestError> {
-        let item = self.item(item_id)?;
-        Ok(self.hidden.read().expect("hidden lock").contains(&item))
+        item(&self.models().catalog, item_id)?;
+        Ok(self.hidden.read().expect("hidden lock").contains(item_id))
     }
 
-    /// Dense indices of category names; an unknown name is the client's error.
-    fn categories(&self, names: &[String]) -> Result<Vec<u32>, RequestError> {
-        names
-            .iter()
-            .map(|name| {
-                self.catalog.facts.categories.index(name).ok_or_else(|| {
-                    RequestError::BadRequest(format!("filters: no category named {name:?}"))
-                })
-            })
-            .collect()
-    }
-
-    fn item(&self, item_id: &str) -> Result<u32, RequestError> {
-        self.catalog
-            .items
-            .index(item_id)
-            .ok_or_else(|| RequestError::NotFound(format!("no item with id {item_id:?}")))
+    /// Dense indices of the hidden items the catalog knows.
+    fn hidden_items(&self, catalog: &Catalog) -> HashSet<u32> {
+        let hidden = self.hidden.read().expect("hidden lock");
+        hidden.iter().filter_map(|id| catalog.items.index(id)).collect()
     }
 
     /// Items most similar to `item_id` by the retrieval embeddings.
     pub fn similar(&self, item_id: &str, n: usize) -> Result<Vec<ScoredItem>, RequestError> {
         check_n(n)?;
-        let item = self.item(item_id)?;
         let models = self.models();
+        let catalog = &models.catalog;
+        let item = item(catalog, item_id)?;
         let index = models.ann.index();
-        let hidden = self.hidden.read().expect("hidden lock");
+        let hidden = self.hidden_items(catalog);
         let found = index.search(index.item(item), n + 1 + hidden.len());
         let items = found
             .into_iter()
@@ -315,7 +330,7 @@ impl Recommender {
             .take(n)
             .enumerate()
             .map(|(k, (other, score))| ScoredItem {
-                item_id: self.catalog.items.id(other).to_owned(),
+                item_id: catalog.items.id(other).to_owned(),
                 score: Some(score),
                 rank: k + 1,
                 sources: vec!["recall/ann".into()],
@@ -329,20 +344,25 @@ impl Recommender {
         let n = request.n.unwrap_or(10);
         check_n(n)?;
         let models = self.models();
-        let user = self.catalog.users.index(&request.user_id);
-        let history: &[u32] = user.map_or(&[], |u| &self.catalog.histories[u as usize]);
+        let catalog = &models.catalog;
+        let user = catalog.users.index(&request.user_id);
+        let history = self.history(catalog, &request.user_id, user);
+        let history = history.as_slice();
 
         let started = Instant::now();
-        let mut excluded: HashSet<u32> = self.hidden.read().expect("hidden lock").clone();
+        let mut excluded: HashSet<u32> = self.hidden_items(catalog);
         if self.settings.remove_consumed {
             excluded.extend(history.iter().copied());
         }
-        excluded.extend(self.capped_items(&request.user_id));
-        // Unknown ids in `exclude` cannot be recommended anyway.
-        excluded.extend(request.exclude.iter().filter_map(|id| self.catalog.items.index(id)));
-        let only = self.categories(&request.filters.categories)?;
-        let never = self.categories(&request.filters.exclude_categories)?;
-        let facts = &self.catalog.facts;
+        // Unknown ids (in `exclude`, capped, hidden) cannot be recommended anyway.
+        let known = |ids: &mut dyn Iterator<Item = &String>| -> Vec<u32> {
+            ids.filter_map(|id| catalog.items.index(id)).collect()
+        };
+        excluded.extend(known(&mut self.capped_items(&request.user_id).iter()));
+        excluded.extend(known(&mut request.exclude.iter()));
+        let only = categories(catalog, &request.filters.categories)?;
+        let never = categories(catalog, &request.filters.exclude_categories)?;
+        let facts = &catalog.facts;
         let rejected = |item: u32| {
             excluded.contains(&item)
                 || (!only.is_empty() && !facts.in_any(item, &only))
@@ -401,11 +421,11 @@ impl Recommender {
         let pins: Vec<(u32, usize)> = request
             .pin
             .iter()
-            .map(|rule| Ok((self.item(&rule.item_id)?, rule.position)))
+            .map(|rule| Ok((item(catalog, &rule.item_id)?, rule.position)))
             .collect::<Result<_, RequestError>>()
             .map_err(|e| RequestError::BadRequest(format!("pin: {e}")))?;
         pin(&mut list, &pins, n);
-        self.record_exposures(&request.user_id, &list);
+        self.record_exposures(catalog, &request.user_id, &list);
         self.metrics.stage("rerank", started.elapsed());
 
         let sources_of = |item: u32| -> Vec<String> {
@@ -418,7 +438,7 @@ impl Recommender {
             .into_iter()
             .enumerate()
             .map(|(k, (item, score))| ScoredItem {
-                item_id: self.catalog.items.id(item).to_owned(),
+                item_id: catalog.items.id(item).to_owned(),
                 score: (!score.is_nan()).then_some(score),
                 rank: k + 1,
                 sources: sources_of(item),
@@ -436,7 +456,7 @@ impl Recommender {
 
 impl Recommender {
     /// Items shown to the user `exposure_cap` times within the window.
-    fn capped_items(&self, user_id: &str) -> Vec<u32> {
+    fn capped_items(&self, user_id: &str) -> Vec<String> {
         let Some(cap) = self.settings.exposure_cap else { return Vec::new() };
         let now = Instant::now();
         let mut exposures = self.exposures.lock().expect("exposures lock");
@@ -445,10 +465,10 @@ impl Recommender {
             times.retain(|t| now.duration_since(*t) < self.settings.exposure_window);
             !times.is_empty()
         });
-        shown.iter().filter(|(_, times)| times.len() >= cap).map(|(&item, _)| item).collect()
+        shown.iter().filter(|(_, times)| times.len() >= cap).map(|(item, _)| item.clone()).collect()
     }
 
-    fn record_exposures(&self, user_id: &str, list: &[(u32, f32)]) {
+    fn record_exposures(&self, catalog: &Catalog, user_id: &str, list: &[(u32, f32)]) {
         if self.settings.exposure_cap.is_none() {
             return;
         }
@@ -456,9 +476,28 @@ impl Recommender {
         let mut exposures = self.exposures.lock().expect("exposures lock");
         let shown = exposures.entry(user_id.to_owned()).or_default();
         for &(item, _) in list {
-            shown.entry(item).or_default().push(now);
+            shown.entry(catalog.items.id(item).to_owned()).or_default().push(now);
         }
     }
+}
+
+fn item(catalog: &Catalog, item_id: &str) -> Result<u32, RequestError> {
+    catalog
+        .items
+        .index(item_id)
+        .ok_or_else(|| RequestError::NotFound(format!("no item with id {item_id:?}")))
+}
+
+/// Dense indices of category names; an unknown name is the client's error.
+fn categories(catalog: &Catalog, names: &[String]) -> Result<Vec<u32>, RequestError> {
+    names
+        .iter()
+        .map(|name| {
+            catalog.facts.categories.index(name).ok_or_else(|| {
+                RequestError::BadRequest(format!("filters: no category named {name:?}"))
+            })
+        })
+        .collect()
 }
 
 fn check_n(n: usize) -> Result<(), RequestError> {
@@ -472,6 +511,7 @@ fn check_n(n: usize) -> Result<(), RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::ItemFacts;
     use crate::recall::{AnnBackend, AnnIndex, AnnSettings};
     use cascade_core::ids::IdIndex;
     use cascade_models::tuning::ITEM_KNN_DEFAULT;
@@ -496,21 +536,21 @@ mod tests {
             published: (0..n_items).map(|i| Some(i as i64 * 1000)).collect(),
             clock: n_items as i64 * 1000,
         };
-        let models = Models::new(
-            "test".into(),
-            AnnRecall::new(AnnIndex::build(vectors, 4, settings_for_test()), users),
-            ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), 5),
-            &facts,
-            &counts,
-            None,
-        );
         let catalog = Catalog {
             users: IdIndex::new(["a", "b"]),
             items: IdIndex::new((0..n_items).map(|i| i.to_string())),
             histories,
             facts,
         };
-        Recommender::new(models, catalog, settings, Arc::new(Metrics::default()))
+        let models = Models::new(
+            "test".into(),
+            catalog,
+            AnnRecall::new(AnnIndex::build(vectors, 4, settings_for_test()), users),
+            ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), 5),
+            &counts,
+            None,
+        );
+        Recommender::new(models, settings, Arc::new(Metrics::default()))
     }
 
     fn request(user: &str, n: usize) -> RecommendRequest {
@@ -526,6 +566,29 @@ mod tests {
 
     fn ask(r: &Recommender, user: &str, n: usize) -> Vec<String> {
         r.recommend(&request(user, n)).unwrap().items.into_iter().map(|i| i.item_id).collect()
+    }
+
+    #[test]
+    fn observed_events_join_the_history_at_once() {
+        let r = recommender(PipelineSettings { exposure_cap: None, ..PipelineSettings::default() });
+        let first = ask(&r, "a", 5);
+        let event = |user: &str, item: &str, event_type: &str| cascade_core::Event {
+            user: user.into(),
+            item: item.into(),
+            event_type: event_type.into(),
+            value: None,
+            ts_ms: 0,
+        };
+        // An impression is not consumption; an unknown item is ignored.
+        r.observe(&[event("a", &first[0], "impression"), event("a", "no-such-item", "click")]);
+        assert_eq!(ask(&r, "a", 5)[0], first[0]);
+        r.observe(&[event("a", &first[0], "click")]);
+        assert!(!ask(&r, "a", 27).contains(&first[0]), "a consumed item is excluded");
+        // A user the catalog never saw gets history-based recall from events.
+        r.observe(&[event("new", "3", "click"), event("new", "4", "click")]);
+        let items = r.recommend(&request("new", 10)).unwrap().items;
+        assert!(items.iter().all(|i| i.item_id != "3" && i.item_id != "4"));
+        assert!(items.iter().any(|i| i.sources.iter().any(|s| s == "recall/item_cf")), "{items:?}");
     }
 
     #[test]

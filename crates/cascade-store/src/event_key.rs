@@ -1,5 +1,7 @@
 //! Deduplication keys: what makes appending the same event twice a no-op.
 
+use std::collections::HashMap;
+
 use sha2::{Digest, Sha256};
 
 use cascade_core::Event;
@@ -31,6 +33,24 @@ impl EventKey {
             &event.ts_ms.to_le_bytes(),
             &occurrence.to_le_bytes(),
         ])
+    }
+
+    /// The key of one event of a source that `occurrences` tracks: its
+    /// client id where it has one, else its content and how many identical
+    /// events of the source came before it.
+    pub fn for_event(
+        event_id: Option<&str>,
+        event: &Event,
+        occurrences: &mut HashMap<EventKey, u32>,
+    ) -> EventKey {
+        match event_id {
+            Some(id) => EventKey::from_client_id(id),
+            None => {
+                let seen = occurrences.entry(EventKey::from_content(event, 0)).or_insert(0);
+                *seen += 1;
+                EventKey::from_content(event, *seen - 1)
+            }
+        }
     }
 
     fn digest(parts: &[&[u8]]) -> EventKey {

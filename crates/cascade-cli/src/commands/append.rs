@@ -60,15 +60,8 @@ pub fn run(common: &Common, max_batch: usize) -> Result<()> {
                         value: input.value,
                         ts_ms: input.ts_ms,
                     };
-                    let key = match &input.event_id {
-                        Some(id) => EventKey::from_client_id(id),
-                        None => {
-                            let seen =
-                                occurrences.entry(EventKey::from_content(&event, 0)).or_insert(0);
-                            *seen += 1;
-                            EventKey::from_content(&event, *seen - 1)
-                        }
-                    };
+                    let key =
+                        EventKey::for_event(input.event_id.as_deref(), &event, &mut occurrences);
                     Parsed::Event {
                         line: line_number,
                         event_id: input.event_id,

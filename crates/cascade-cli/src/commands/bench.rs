@@ -55,11 +55,11 @@ pub fn pipeline(common: &Common, data: Option<&Path>, runs: usize) -> Result<()>
     let mut events = 0;
     for _ in 0..runs {
         let scratch = tempfile::tempdir()?;
-        let workspace = Workspace {
-            dir: scratch.path().to_owned(),
-            config: template.config.clone(),
-            builtin_config: template.builtin_config,
-        };
+        let workspace = Workspace::at(
+            scratch.path().to_owned(),
+            template.config.clone(),
+            template.builtin_config,
+        );
         let store = workspace.store()?;
         let started = Instant::now();
         workspace.import_all(&store, &data, false, quiet)?;

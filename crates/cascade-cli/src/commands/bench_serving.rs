@@ -150,15 +150,16 @@ pub fn serve_bench(bench: &ServeBench) -> Result<()> {
     spinner.finish_and_clear();
 
     let started = Instant::now();
-    let (models, catalog) = synthetic_models(&synthetic, bench.ann, progress)?;
+    let models = synthetic_models(&synthetic, bench.ann, progress)?;
     let build_s = started.elapsed().as_secs_f64();
     let ann_vs_exact =
         compare_with_exact(models.ann.index(), &query_sample(&synthetic, 500), progress);
 
     let metrics = Arc::new(Metrics::default());
     let recommender =
-        Arc::new(Recommender::new(models, catalog, PipelineSettings::default(), metrics.clone()));
-    let state = Arc::new(AppState { recommender, metrics: metrics.clone(), loader: None });
+        Arc::new(Recommender::new(models, PipelineSettings::default(), metrics.clone()));
+    let state =
+        Arc::new(AppState { recommender, metrics: metrics.clone(), loader: None, events: None });
     let addr = start_server(state)?;
     let url = format!("http://{addr}/v1/recommend");
 
@@ -297,7 +298,7 @@ fn synthetic_models(
     synthetic: &SyntheticCatalog,
     ann: AnnSettings,
     progress: Progress,
-) -> Result<(Models, Catalog)> {
+) -> Result<Models> {
     let spec = synthetic.spec;
     let spinner = progress.spinner(&format!(
         "building HNSW ({}) over {} items",
@@ -344,15 +345,14 @@ fn synthetic_models(
             .collect(),
         clock,
     };
-    let version = format!("synthetic-{}-items@seed{}", spec.items, spec.seed);
-    let models = Models::new(version, ann, item_cf, &facts, &counts, Some(Box::new(ranker)));
     let catalog = Catalog {
         users: IdIndex::new(user_ids),
         items: IdIndex::new(item_ids),
         histories: synthetic.histories.clone(),
         facts,
     };
-    Ok((models, catalog))
+    let version = format!("synthetic-{}-items@seed{}", spec.items, spec.seed);
+    Ok(Models::new(version, catalog, ann, item_cf, &counts, Some(Box::new(ranker))))
 }
 
 /// Each user's last positives (with the items before each as history)

@@ -15,12 +15,13 @@ use cascade_models::training::Overrides;
 use cascade_models::tuning::ITEM_KNN_DEFAULT;
 use cascade_models::{Interactions, ItemKnn};
 use cascade_serve::catalog::{Catalog, ItemFacts};
+use cascade_serve::events::EventLog;
 use cascade_serve::http::{AppState, ModelLoader, serve};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::rank::CtrRanker;
 use cascade_serve::recall::{AnnBackend, AnnIndex, AnnRecall, AnnSettings, ItemCfRecall};
 use cascade_serve::recommender::{Models, PipelineSettings, Recommender};
-use cascade_store::EntityKind;
+use cascade_store::{EntityKind, GroupCommitter};
 
 use crate::ModelName;
 use crate::commands::eval::{Prepared, prepare};
@@ -32,6 +33,8 @@ use crate::workspace::Workspace;
 /// most this many, and consumed items are removed after it, so heavy users
 /// (MovieLens has users with 700 ratings) need room.
 const ANN_EF_SEARCH: usize = 500;
+/// The most events one durable commit of `POST /v1/events` takes.
+const EVENTS_PER_COMMIT: usize = 10_000;
 /// History items item-CF reads.
 const ITEM_CF_RECENT: usize = 20;
 
@@ -49,7 +52,7 @@ pub fn run(
     let progress = Progress { quiet: false };
     let prepared = prepare(&workspace, data, progress)?;
     let catalog = catalog_of(&workspace, &prepared)?;
-    let models = build_models(&workspace, &prepared, &catalog, ranker, arch, progress)?;
+    let models = build_models(&workspace, &prepared, catalog, ranker, arch, progress)?;
 
     let data: Option<PathBuf> = data.map(Path::to_path_buf);
     let loader_workspace = workspace.clone();
@@ -59,12 +62,16 @@ pub fn run(
         let quiet = Progress { quiet: true };
         let prepared = prepare(&loader_workspace, data.as_deref(), quiet)?;
         let catalog = catalog_of(&loader_workspace, &prepared)?;
-        build_models(&loader_workspace, &prepared, &catalog, ranker, arch, quiet)
+        build_models(&loader_workspace, &prepared, catalog, ranker, arch, quiet)
     });
     let metrics = Arc::new(Metrics::default());
     let recommender =
-        Arc::new(Recommender::new(models, catalog, PipelineSettings::default(), metrics.clone()));
-    let state = Arc::new(AppState { recommender, metrics, loader: Some(loader) });
+        Arc::new(Recommender::new(models, PipelineSettings::default(), metrics.clone()));
+    // Events go to the workspace's own log, where the next reload finds them.
+    let events =
+        Arc::new(EventLog::new(GroupCommitter::start(workspace.store()?, EVENTS_PER_COMMIT)));
+    let state =
+        Arc::new(AppState { recommender, metrics, loader: Some(loader), events: Some(events) });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -141,7 +148,7 @@ fn item_facts(workspace: &Workspace, items: &IdIndex) -> Result<ItemFacts> {
 fn build_models(
     workspace: &Workspace,
     prepared: &Prepared,
-    catalog: &Catalog,
+    catalog: Catalog,
     ranker: ModelName,
     arch: CtrArch,
     progress: Progress,
@@ -182,5 +189,5 @@ fn build_models(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     let version = format!("bpr-mf+itemknn+{name}@{built}");
-    Ok(Models::new(version, ann, item_cf, &catalog.facts, &counts, Some(Box::new(ranker))))
+    Ok(Models::new(version, catalog, ann, item_cf, &counts, Some(Box::new(ranker))))
 }

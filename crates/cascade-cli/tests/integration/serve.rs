@@ -82,9 +82,25 @@ fn consumed_by_user_1(data: &std::path::Path) -> Vec<String> {
 /// Each item's genres: u.item's 19 flag columns named as u.genre names them.
 fn genres_by_item(data: &std::path::Path) -> std::collections::HashMap<String, Vec<&'static str>> {
     const GENRES: [&str; 19] = [
-        "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-        "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-        "Romance", "Sci-Fi", "Thriller", "War", "Western",
+        "unknown",
+        "Action",
+        "Adventure",
+        "Animation",
+        "Children's",
+        "Comedy",
+        "Crime",
+        "Documentary",
+        "Drama",
+        "Fantasy",
+        "Film-Noir",
+        "Horror",
+        "Musical",
+        "Mystery",
+        "Romance",
+        "Sci-Fi",
+        "Thriller",
+        "War",
+        "Western",
     ];
     let bytes = std::fs::read(data.join("u.item")).unwrap();
     String::from_utf8_lossy(&bytes)
@@ -162,6 +178,26 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     // A new user asking for many items still gets them (popular top-up).
     let (_, body) = get(&base, "/v1/users/somebody-else/recommend?n=100");
     assert_eq!(item_ids(&serde_json::from_str(&body).unwrap()).len(), 100, "{body}");
+
+    // Events: each gets a status; a consumed item leaves the next answer.
+    let watched = items[1].clone();
+    let batch = format!(
+        r#"{{"events": [
+            {{"event_id": "e-1", "user_id": "1", "item_id": "{watched}", "event_type": "click"}},
+            {{"user_id": "1", "item_id": "{watched}", "event_type": 5}}
+        ]}}"#
+    );
+    let (status, body) = post(&base, "/v1/events", &batch);
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((answer["appended"].as_u64(), answer["rejected"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(answer["events"][1]["status"], "rejected");
+    assert!(answer["events"][1]["error"].as_str().unwrap().contains("invalid type"), "{body}");
+    let (_, body) = post(&base, "/v1/recommend", r#"{"user_id": "1", "n": 20}"#);
+    assert!(!item_ids(&serde_json::from_str(&body).unwrap()).contains(&watched), "{body}");
+    let (_, body) = post(&base, "/v1/events", &batch);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["duplicate"], 1, "retry: {body}");
+    assert_eq!(post(&base, "/v1/events", r#"{"event": []}"#).0, 400);
 
     // Business rules: exclude and pin.
     let top = items[0].clone();

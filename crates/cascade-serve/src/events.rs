@@ -1,0 +1,199 @@
+//! `POST /v1/events`: a batch of user events, each validated on its own,
+//! appended durably (group commit into the store's event log) and then
+//! applied to the live histories, so a just-consumed item is excluded and
+//! history-based recall reflects it on the next request.
+//!
+//! Answered only after the commit is durable: an event the client saw as
+//! `appended` or `duplicate` survives a crash. Client-supplied `event_id`s
+//! make retries idempotent; without one, the event's content (and its
+//! occurrence within the batch) is the key.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use cascade_core::Event;
+use cascade_store::{AppendStatus, EventKey, GroupCommitter, KeyedEvent};
+
+use crate::recommender::RequestError;
+
+/// The most events one request may carry.
+pub const MAX_BATCH: usize = 10_000;
+/// Events of this type are exposures, not consumption: they do not enter histories.
+pub const IMPRESSION: &str = "impression";
+
+/// One event as the client sends it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventInput {
+    /// Unique per event if given; a retry with the same id is a duplicate.
+    #[serde(default)]
+    pub event_id: Option<String>,
+    /// External user id.
+    pub user_id: String,
+    /// External item id.
+    pub item_id: String,
+    /// `click`, `rating`, `purchase`, `impression`, …
+    pub event_type: String,
+    /// A rating, dwell time or price.
+    #[serde(default)]
+    pub value: Option<f64>,
+    /// Milliseconds since the Unix epoch; the server's clock if absent.
+    #[serde(default)]
+    pub ts_ms: Option<i64>,
+}
+
+/// What happened to one event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventStatus {
+    /// Its position in the request's `events`.
+    pub index: usize,
+    /// `appended`, `duplicate` or `rejected`.
+    pub status: String,
+    /// Its position in the event log (appended or duplicate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Why it was rejected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Durable appends for the server.
+pub struct EventLog {
+    committer: GroupCommitter,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog").finish_non_exhaustive()
+    }
+}
+
+impl EventLog {
+    /// Appends through `committer`.
+    pub fn new(committer: GroupCommitter) -> EventLog {
+        EventLog { committer }
+    }
+
+    /// Validates each of `events` (JSON values) and appends the valid ones
+    /// in one durable commit. Returns one status per event, and the events
+    /// that are new to the log (to apply to live state).
+    pub fn append(
+        &self,
+        events: &[Value],
+        now_ms: i64,
+    ) -> Result<(Vec<EventStatus>, Vec<Event>), RequestError> {
+        if events.len() > MAX_BATCH {
+            return Err(RequestError::BadRequest(format!(
+                "{} events in one request; at most {MAX_BATCH}",
+                events.len()
+            )));
+        }
+        let mut statuses: Vec<EventStatus> = Vec::with_capacity(events.len());
+        let mut valid: Vec<(usize, KeyedEvent)> = Vec::new();
+        let mut occurrences: HashMap<EventKey, u32> = HashMap::new();
+        for (index, value) in events.iter().enumerate() {
+            match parse(value, now_ms) {
+                Ok((event_id, event)) => {
+                    let key = EventKey::for_event(event_id.as_deref(), &event, &mut occurrences);
+                    valid.push((index, KeyedEvent { key, event }));
+                }
+                Err(error) => statuses.push(EventStatus {
+                    index,
+                    status: "rejected".into(),
+                    seq: None,
+                    error: Some(error),
+                }),
+            }
+        }
+        let mut fresh = Vec::new();
+        if !valid.is_empty() {
+            let keyed: Vec<KeyedEvent> = valid.iter().map(|(_, k)| k.clone()).collect();
+            let appended = self
+                .committer
+                .append(keyed)
+                .map_err(|e| RequestError::Unavailable(format!("event log: {e}")))?;
+            for ((index, keyed), outcome) in valid.into_iter().zip(appended) {
+                let status = match outcome {
+                    AppendStatus::Appended(_) => {
+                        fresh.push(keyed.event);
+                        "appended"
+                    }
+                    AppendStatus::Duplicate(_) => "duplicate",
+                };
+                statuses.push(EventStatus {
+                    index,
+                    status: status.into(),
+                    seq: Some(outcome.seq()),
+                    error: None,
+                });
+            }
+        }
+        statuses.sort_by_key(|s| s.index);
+        Ok((statuses, fresh))
+    }
+}
+
+fn parse(value: &Value, now_ms: i64) -> Result<(Option<String>, Event), String> {
+    let input: EventInput = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+    for (field, text) in [
+        ("user_id", &input.user_id),
+        ("item_id", &input.item_id),
+        ("event_type", &input.event_type),
+    ] {
+        if text.trim().is_empty() {
+            return Err(format!("{field} is empty"));
+        }
+    }
+    if input.value.is_some_and(|v| !v.is_finite()) {
+        return Err("value is not a finite number".into());
+    }
+    let event = Event {
+        user: input.user_id,
+        item: input.item_id,
+        event_type: input.event_type,
+        value: input.value,
+        ts_ms: input.ts_ms.unwrap_or(now_ms),
+    };
+    Ok((input.event_id, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cascade_store::Store;
+    use serde_json::json;
+
+    #[test]
+    fn each_event_gets_a_status_and_retries_are_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let log = EventLog::new(GroupCommitter::start(store.clone(), 100));
+        let batch = vec![
+            json!({"event_id": "e1", "user_id": "u1", "item_id": "i1", "event_type": "click"}),
+            json!({"user_id": "u1", "item_id": "i2"}),
+            json!({"user_id": "u1", "item_id": "i3", "event_type": "click", "value": "high"}),
+            json!({"user_id": " ", "item_id": "i3", "event_type": "click"}),
+            json!({"user_id": "u2", "item_id": "i3", "event_type": "rating", "value": 4.0, "ts_ms": 5}),
+        ];
+        let (statuses, fresh) = log.append(&batch, 1_000).unwrap();
+        let kinds: Vec<&str> = statuses.iter().map(|s| s.status.as_str()).collect();
+        assert_eq!(kinds, ["appended", "rejected", "rejected", "rejected", "appended"]);
+        assert!(statuses[1].error.as_ref().unwrap().contains("event_type"), "{statuses:?}");
+        assert!(statuses[2].error.as_ref().unwrap().contains("invalid type"), "{statuses:?}");
+        assert!(statuses[3].error.as_ref().unwrap().contains("user_id is empty"));
+        assert_eq!(fresh.len(), 2);
+        assert_eq!(fresh[0].ts_ms, 1_000, "the server's clock fills a missing time");
+        assert_eq!(store.event_count().unwrap(), 2, "durable before the answer");
+
+        // The same batch again: nothing new.
+        let (again, fresh) = log.append(&batch, 2_000).unwrap();
+        assert_eq!(again[0].status, "duplicate");
+        assert_eq!(again[0].seq, statuses[0].seq);
+        assert_eq!(again[4].status, "duplicate", "same content, same key");
+        assert!(fresh.is_empty());
+        assert_eq!(store.event_count().unwrap(), 2);
+        assert!(log.append(&vec![json!({}); MAX_BATCH + 1], 0).is_err());
+    }
+}
