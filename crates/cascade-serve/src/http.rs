@@ -16,6 +16,9 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
+use cascade_store::EntityKind;
+
+use crate::entities::Entities;
 use crate::events::EventLog;
 use crate::metrics::Metrics;
 use crate::recommender::{Models, RecommendRequest, Recommender, RequestError};
@@ -33,6 +36,8 @@ pub struct AppState {
     pub loader: Option<Arc<ModelLoader>>,
     /// Where `POST /v1/events` appends; `None` answers 503.
     pub events: Option<Arc<EventLog>>,
+    /// User and item records; `None` answers 503.
+    pub entities: Option<Arc<Entities>>,
 }
 
 /// The API's routes.
@@ -42,7 +47,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/events", post(ingest_events))
         .route("/v1/users/{id}/recommend", get(recommend_for_user))
         .route("/v1/items/{id}/similar", get(similar))
-        .route("/v1/items/{id}", get(item_status).delete(hide_item))
+        .route("/v1/items/{id}", get(get_item).put(put_item).delete(hide_item))
+        .route("/v1/users/{id}", get(get_user).put(put_user).delete(delete_user))
         .route("/admin/models/reload", post(reload))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(|| async { "ready" }))
@@ -104,13 +110,28 @@ async fn recommend(State(state): State<Arc<AppState>>, body: Bytes) -> Response 
     answer(&state, request).await
 }
 
-/// Runs the pipeline for `request` and renders the response or the error.
+/// Runs the pipeline for `request`, logs the impressions, and renders the
+/// response or the error.
 async fn answer(state: &AppState, request: RecommendRequest) -> Response {
     let recommender = state.recommender.clone();
-    match blocking(move || recommender.recommend(&request)).await {
+    let log = state.events.clone();
+    let work = move || {
+        let response = recommender.recommend(&request)?;
+        if let Some(log) = log {
+            log.log_impressions(&response, &request.user_id, now_ms());
+        }
+        Ok(response)
+    };
+    match blocking(work).await {
         Ok(response) => axum::Json(response).into_response(),
         Err(response) => response,
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `POST /v1/events`.
@@ -130,11 +151,8 @@ async fn ingest_events(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
     };
     let recommender = state.recommender.clone();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
     let work = move || {
-        let (statuses, fresh) = log.append(&batch.events, now_ms)?;
+        let (statuses, fresh) = log.append(&batch.events, now_ms())?;
         // Durable first, then visible: a crash in between loses nothing.
         recommender.observe(&fresh);
         Ok(statuses)
@@ -189,17 +207,89 @@ async fn similar(
     }
 }
 
-async fn item_status(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match state.recommender.is_hidden(&id) {
-        Ok(hidden) => axum::Json(json!({ "item_id": id, "hidden": hidden })).into_response(),
-        Err(e) => e.into_response(),
+fn entities(state: &AppState) -> Result<Arc<Entities>, RequestError> {
+    state
+        .entities
+        .clone()
+        .ok_or_else(|| RequestError::Unavailable("this server keeps no records".into()))
+}
+
+/// Runs a record operation off the reactor (the store fsyncs).
+async fn with_records<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&Entities) -> Result<T, RequestError> + Send + 'static,
+) -> Result<T, Response> {
+    let entities = entities(state).map_err(IntoResponse::into_response)?;
+    blocking(move || work(&entities)).await
+}
+
+fn json_body(body: &Bytes) -> Result<serde_json::Value, RequestError> {
+    serde_json::from_slice(body).map_err(|e| RequestError::BadRequest(format!("request body: {e}")))
+}
+
+async fn put_record(state: &AppState, kind: EntityKind, id: String, body: Bytes) -> Response {
+    let value = match json_body(&body) {
+        Ok(value) => value,
+        Err(e) => return e.into_response(),
+    };
+    match with_records(state, move |e| e.put(kind, &id, &value)).await {
+        Ok(true) => StatusCode::CREATED.into_response(),
+        Ok(false) => StatusCode::NO_CONTENT.into_response(),
+        Err(response) => response,
     }
 }
 
-async fn hide_item(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match state.recommender.hide(&id) {
+async fn put_user(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    put_record(&state, EntityKind::User, id, body).await
+}
+
+async fn put_item(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    put_record(&state, EntityKind::Item, id, body).await
+}
+
+async fn get_user(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let user_id = id.clone();
+    match with_records(&state, move |e| e.get(EntityKind::User, &id)).await {
+        Ok(record) => axum::Json(json!({ "user_id": user_id, "record": record })).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn delete_user(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match with_records(&state, move |e| e.delete(EntityKind::User, &id)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
+        Err(response) => response,
+    }
+}
+
+/// An item: whether it is hidden, and its record if the store has one.
+async fn get_item(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let hidden = match state.recommender.is_hidden(&id) {
+        Ok(hidden) => hidden,
+        Err(e) => return e.into_response(),
+    };
+    let item_id = id.clone();
+    let record = match with_records(&state, move |e| e.get(EntityKind::Item, &id)).await {
+        Ok(record) => json!(record),
+        Err(_) => serde_json::Value::Null,
+    };
+    axum::Json(json!({ "item_id": item_id, "hidden": hidden, "record": record })).into_response()
+}
+
+/// Hides the item at once and for good; its record stays for the history.
+async fn hide_item(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    let recommender = state.recommender.clone();
+    match blocking(move || recommender.hide(&id)).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(response) => response,
     }
 }
 

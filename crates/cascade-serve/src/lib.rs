@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod entities;
 pub mod events;
 pub mod http;
 pub mod metrics;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use cascade_core::ids::feature_id;
 
 use crate::catalog::Catalog;
+use crate::entities::HiddenItems;
 use crate::metrics::Metrics;
 use crate::rank::Ranker;
 use crate::recall::{
@@ -194,7 +195,7 @@ pub struct ScoredItem {
 /// The answer to a recommendation request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RecommendResponse {
-    /// Unique per server process.
+    /// Unique, also across restarts.
     pub request_id: String,
     /// The experiment variant the user was assigned.
     pub variant: String,
@@ -225,10 +226,13 @@ pub enum RequestError {
 /// renumber the catalog.
 pub struct Recommender {
     models: RwLock<Arc<Models>>,
-    hidden: RwLock<HashSet<String>>,
+    hidden: HiddenItems,
     settings: PipelineSettings,
     metrics: Arc<Metrics>,
     next_request: AtomicU64,
+    /// Start time in hex: request ids stay unique across restarts, which
+    /// keeps impression event ids unique in the log.
+    request_prefix: String,
     experiment_salt: String,
     /// User id → item id → when it was shown, oldest first, within the window.
     exposures: Mutex<HashMap<String, HashMap<String, Vec<Instant>>>>,
@@ -248,14 +252,26 @@ impl Recommender {
     pub fn new(models: Models, settings: PipelineSettings, metrics: Arc<Metrics>) -> Recommender {
         Recommender {
             models: RwLock::new(Arc::new(models)),
-            hidden: RwLock::new(HashSet::new()),
+            hidden: HiddenItems::in_memory(),
             settings,
             metrics,
             next_request: AtomicU64::new(1),
+            request_prefix: format!(
+                "{:x}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis())
+            ),
             experiment_salt: "default".into(),
             exposures: Mutex::new(HashMap::new()),
             live_histories: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Keeps hidden items in `hidden` (e.g. persisted ones) instead of memory.
+    pub fn with_hidden(mut self, hidden: HiddenItems) -> Recommender {
+        self.hidden = hidden;
+        self
     }
 
     /// The models answering now.
@@ -299,20 +315,20 @@ impl Recommender {
     /// Hides an item: never recommended again, from the next request on.
     pub fn hide(&self, item_id: &str) -> Result<(), RequestError> {
         item(&self.models().catalog, item_id)?;
-        self.hidden.write().expect("hidden lock").insert(item_id.to_owned());
-        Ok(())
+        self.hidden.hide(item_id)
     }
 
     /// Whether an item is hidden.
     pub fn is_hidden(&self, item_id: &str) -> Result<bool, RequestError> {
         item(&self.models().catalog, item_id)?;
-        Ok(self.hidden.read().expect("hidden lock").contains(item_id))
+        Ok(self.hidden.contains(item_id))
     }
 
     /// Dense indices of the hidden items the catalog knows.
     fn hidden_items(&self, catalog: &Catalog) -> HashSet<u32> {
-        let hidden = self.hidden.read().expect("hidden lock");
-        hidden.iter().filter_map(|id| catalog.items.index(id)).collect()
+        let mut items = HashSet::new();
+        self.hidden.for_each(|id| items.extend(catalog.items.index(id)));
+        items
     }
 
     /// Items most similar to `item_id` by the retrieval embeddings.
@@ -445,7 +461,11 @@ impl Recommender {
             })
             .collect();
         Ok(RecommendResponse {
-            request_id: format!("r{}", self.next_request.fetch_add(1, Ordering::Relaxed)),
+            request_id: format!(
+                "{}-{}",
+                self.request_prefix,
+                self.next_request.fetch_add(1, Ordering::Relaxed)
+            ),
             variant: self.variant(&request.user_id),
             model_version: models.version.clone(),
             ranker,

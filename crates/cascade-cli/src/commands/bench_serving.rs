@@ -19,12 +19,14 @@ use cascade_models::ranking::{CtrArch, CtrFeatures, CtrModelConfig};
 use cascade_models::tuning::ITEM_KNN_DEFAULT;
 use cascade_models::{Interactions, ItemKnn};
 use cascade_serve::catalog::{Catalog, ItemFacts};
+use cascade_serve::events::EventLog;
 use cascade_serve::http::{AppState, serve};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::rank::CtrRanker;
 use cascade_serve::recall::{AnnBackend, AnnIndex, AnnRecall, AnnSettings, ItemCfRecall};
 use cascade_serve::recommender::{Models, PipelineSettings, Recommender};
 use cascade_serve::synthetic::{CatalogSpec, SyntheticCatalog, clustered_embeddings};
+use cascade_store::{GroupCommitter, Store};
 
 use crate::commands::bench::median;
 use crate::commands::load::{LoadReport, LoadSettings, run_load};
@@ -158,8 +160,17 @@ pub fn serve_bench(bench: &ServeBench) -> Result<()> {
     let metrics = Arc::new(Metrics::default());
     let recommender =
         Arc::new(Recommender::new(models, PipelineSettings::default(), metrics.clone()));
-    let state =
-        Arc::new(AppState { recommender, metrics: metrics.clone(), loader: None, events: None });
+    // Impressions are logged as in `cascade serve`, to a scratch store.
+    let scratch = tempfile::tempdir()?;
+    let store = Store::open(&scratch.path().join("store.redb"))?;
+    let events = Arc::new(EventLog::new(GroupCommitter::start(store.clone(), 10_000)));
+    let state = Arc::new(AppState {
+        recommender,
+        metrics: metrics.clone(),
+        loader: None,
+        events: Some(events),
+        entities: None,
+    });
     let addr = start_server(state)?;
     let url = format!("http://{addr}/v1/recommend");
 
@@ -219,6 +230,8 @@ pub fn serve_bench(bench: &ServeBench) -> Result<()> {
         "clients": bench.clients,
         "steps": steps,
         "max_sustainable": max_sustainable,
+        // Committed so far; the last commits may still be in flight.
+        "impressions_logged": store.event_count()?,
         "threads": rayon::current_num_threads(),
         "profile": profile(),
     });

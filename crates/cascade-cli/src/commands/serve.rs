@@ -15,6 +15,7 @@ use cascade_models::training::Overrides;
 use cascade_models::tuning::ITEM_KNN_DEFAULT;
 use cascade_models::{Interactions, ItemKnn};
 use cascade_serve::catalog::{Catalog, ItemFacts};
+use cascade_serve::entities::{Entities, HiddenItems};
 use cascade_serve::events::EventLog;
 use cascade_serve::http::{AppState, ModelLoader, serve};
 use cascade_serve::metrics::Metrics;
@@ -65,13 +66,22 @@ pub fn run(
         build_models(&loader_workspace, &prepared, catalog, ranker, arch, quiet)
     });
     let metrics = Arc::new(Metrics::default());
-    let recommender =
-        Arc::new(Recommender::new(models, PipelineSettings::default(), metrics.clone()));
+    let hidden = HiddenItems::load(workspace.dir.join("hidden_items.json"))?;
+    let recommender = Arc::new(
+        Recommender::new(models, PipelineSettings::default(), metrics.clone()).with_hidden(hidden),
+    );
     // Events go to the workspace's own log, where the next reload finds them.
     let events =
         Arc::new(EventLog::new(GroupCommitter::start(workspace.store()?, EVENTS_PER_COMMIT)));
-    let state =
-        Arc::new(AppState { recommender, metrics, loader: Some(loader), events: Some(events) });
+    let config = &workspace.config;
+    let entities = Entities::new(workspace.store()?, config.users.clone(), config.items.clone());
+    let state = Arc::new(AppState {
+        recommender,
+        metrics,
+        loader: Some(loader),
+        events: Some(events),
+        entities: Some(Arc::new(entities)),
+    });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -199,6 +199,27 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["duplicate"], 1, "retry: {body}");
     assert_eq!(post(&base, "/v1/events", r#"{"event": []}"#).0, 400);
 
+    // User records: typed by the config, readable, deletable.
+    let put = |path: &str, body: &str| {
+        let mut response = agent()
+            .put(&format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .send(body)
+            .unwrap();
+        (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+    };
+    let profile = r#"{"age": "30", "gender": "F", "occupation": "engineer"}"#;
+    assert_eq!(put("/v1/users/newbie", profile).0, 201);
+    assert_eq!(put("/v1/users/newbie", profile).0, 204, "a replacement");
+    let (status, body) = get(&base, "/v1/users/newbie");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["record"]["occupation"], "engineer");
+    let (status, body) = put("/v1/users/newbie", r#"{"shoe_size": 42}"#);
+    assert_eq!(status, 400);
+    assert!(body.contains("unknown feature") && body.contains("shoe_size"), "{body}");
+    assert_eq!(agent().delete(&format!("{base}/v1/users/newbie")).call().unwrap().status(), 204);
+    assert_eq!(get(&base, "/v1/users/newbie").0, 404);
+
     // Business rules: exclude and pin.
     let top = items[0].clone();
     let (_, body) = post(
