@@ -233,8 +233,9 @@ enum BenchCommand {
         /// HNSW implementation of the ANN stage.
         #[arg(long, value_enum, default_value_t = AnnBackendArg::HnswRs)]
         backend: AnnBackendArg,
-        /// Candidates each ANN search examines (≥ the ANN quota's over-fetch).
-        #[arg(long, default_value_t = 400)]
+        /// Candidates each ANN search examines, and the most it returns: the
+        /// ANN quota (150) plus what the user consumed.
+        #[arg(long, default_value_t = 256)]
         ef_search: usize,
         /// Seed of the synthetic catalog.
         #[arg(long, default_value_t = 2026)]

@@ -24,7 +24,7 @@ pub const MAX_BATCH: usize = 10_000;
 pub const IMPRESSION: &str = "impression";
 
 /// One event as the client sends it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventInput {
     /// Unique per event if given; a retry with the same id is a duplicate.
@@ -44,8 +44,43 @@ pub struct EventInput {
     pub ts_ms: Option<i64>,
 }
 
+/// `POST /v1/events`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    /// Each validated on its own, so one bad event does not sink the batch.
+    #[schemars(with = "Vec<EventInput>")]
+    pub events: Vec<Value>,
+}
+
+/// The answer to `POST /v1/events`: counts and one status per event.
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EventsAnswer {
+    /// Events new to the log.
+    pub appended: usize,
+    /// Events the log already had (retries).
+    pub duplicate: usize,
+    /// Invalid events, not logged.
+    pub rejected: usize,
+    /// In request order.
+    pub events: Vec<EventStatus>,
+}
+
+impl EventsAnswer {
+    /// Counts `statuses` by kind.
+    pub fn new(events: Vec<EventStatus>) -> EventsAnswer {
+        let count = |kind: &str| events.iter().filter(|s| s.status == kind).count();
+        EventsAnswer {
+            appended: count("appended"),
+            duplicate: count("duplicate"),
+            rejected: count("rejected"),
+            events,
+        }
+    }
+}
+
 /// What happened to one event.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct EventStatus {
     /// Its position in the request's `events`.
     pub index: usize,

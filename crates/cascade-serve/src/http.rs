@@ -19,7 +19,7 @@ use serde_json::json;
 use cascade_store::EntityKind;
 
 use crate::entities::Entities;
-use crate::events::EventLog;
+use crate::events::{EventBatch, EventLog, EventsAnswer};
 use crate::metrics::Metrics;
 use crate::recommender::{Models, RecommendRequest, Recommender, RequestError};
 
@@ -53,6 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(|| async { "ready" }))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { axum::Json(crate::openapi::document()) }))
         .layer(middleware::from_fn_with_state(state.clone(), record_latency))
         .with_state(state)
 }
@@ -134,14 +135,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// `POST /v1/events`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventBatch {
-    /// Each validated on its own, so one bad event does not sink the batch.
-    events: Vec<serde_json::Value>,
-}
-
 async fn ingest_events(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let Some(log) = state.events.clone() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "this server has no event log");
@@ -158,16 +151,7 @@ async fn ingest_events(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
         Ok(statuses)
     };
     match blocking(work).await {
-        Ok(statuses) => {
-            let count = |kind: &str| statuses.iter().filter(|s| s.status == kind).count();
-            let summary = json!({
-                "appended": count("appended"),
-                "duplicate": count("duplicate"),
-                "rejected": count("rejected"),
-                "events": statuses,
-            });
-            axum::Json(summary).into_response()
-        }
+        Ok(statuses) => axum::Json(EventsAnswer::new(statuses)).into_response(),
         Err(response) => response,
     }
 }

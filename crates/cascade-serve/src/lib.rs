@@ -15,6 +15,7 @@ pub mod entities;
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod rank;
 pub mod recall;
 pub mod recommender;

@@ -134,7 +134,7 @@ impl Default for PipelineSettings {
 }
 
 /// `POST /v1/recommend`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecommendRequest {
     /// The user's external id; unknown users get popular items.
@@ -157,7 +157,7 @@ pub struct RecommendRequest {
 }
 
 /// Category rules of a request; names as the item data spells them.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Filters {
     /// Only items in at least one of these (empty: any).
@@ -169,7 +169,7 @@ pub struct Filters {
 }
 
 /// Put `item_id` at `position`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PinRule {
     /// External item id.
@@ -179,7 +179,7 @@ pub struct PinRule {
 }
 
 /// One recommended item.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ScoredItem {
     /// External item id.
     pub item_id: String,
@@ -193,7 +193,7 @@ pub struct ScoredItem {
 }
 
 /// The answer to a recommendation request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RecommendResponse {
     /// Unique, also across restarts.
     pub request_id: String,

@@ -287,6 +287,10 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     );
     assert!(metrics.contains("cascade_stage_duration_seconds_count{stage=\"rank\"}"), "{metrics}");
     assert_eq!(get(&base, "/health").0, 200);
+    let (status, body) = get(&base, "/openapi.json");
+    assert_eq!(status, 200);
+    let document: Value = serde_json::from_str(&body).unwrap();
+    assert!(document["paths"]["/v1/recommend"]["post"]["requestBody"].is_object(), "{body}");
 }
 
 fn response_version(base: &str) -> String {

@@ -51,8 +51,9 @@ pub fn merge(
     let mut merged: Vec<Candidate> = Vec::new();
     let mut position: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
     for &(channel, quota) in channels {
-        // Over-fetch: excluded items and duplicates do not count.
-        let proposed = channel.recall(context, 2 * quota + context.history.len());
+        // Over-fetch: consumed items are excluded and duplicates do not
+        // count. Not more: for ANN a larger ask is a wider, slower search.
+        let proposed = channel.recall(context, quota + quota / 4 + context.history.len());
         let mut added = 0;
         for (item, _) in proposed {
             if added == quota {

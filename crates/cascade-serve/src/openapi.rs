@@ -1,0 +1,153 @@
+//! `GET /openapi.json`: the API described in OpenAPI 3.0, with request and
+//! response schemas generated from the Rust types the handlers use
+//! (`schemars`), so the document cannot drift from what the server parses.
+
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use crate::events::{EventBatch, EventsAnswer};
+use crate::recommender::{RecommendRequest, RecommendResponse, ScoredItem};
+
+/// The error body of every 4xx/5xx answer.
+#[derive(Debug, serde::Serialize, JsonSchema)]
+#[allow(dead_code)] // Exists for its schema; handlers build the same shape.
+struct ErrorBody {
+    /// What was wrong, naming the field or id.
+    error: String,
+}
+
+/// `GET /v1/items/{id}/similar`.
+#[derive(Debug, serde::Serialize, JsonSchema)]
+#[allow(dead_code)]
+struct SimilarItems {
+    /// Most similar first.
+    items: Vec<ScoredItem>,
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+/// One operation: a summary, an optional JSON body, the success status and
+/// its schema (or none), and the error statuses it can answer.
+fn operation(
+    summary: &str,
+    body: Option<Value>,
+    success: (&str, Option<Value>),
+    errors: &[&str],
+    error: &Value,
+) -> Value {
+    let mut responses = Map::new();
+    let mut ok = json!({ "description": "success" });
+    if let Some(schema) = success.1 {
+        ok["content"] = json_content(schema);
+    }
+    responses.insert(success.0.to_owned(), ok);
+    for status in errors {
+        let described = json!({ "description": "error", "content": json_content(error.clone()) });
+        responses.insert((*status).to_owned(), described);
+    }
+    let mut operation = json!({ "summary": summary, "responses": responses });
+    if let Some(schema) = body {
+        operation["requestBody"] = json!({ "required": true, "content": json_content(schema) });
+    }
+    operation
+}
+
+fn id_parameter(what: &str) -> Value {
+    json!([{ "name": "id", "in": "path", "required": true, "description": what, "schema": { "type": "string" } }])
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut generator: SchemaGenerator = SchemaSettings::openapi3().into_generator();
+    let mut schema = |f: fn(&mut SchemaGenerator) -> schemars::Schema| f(&mut generator).to_value();
+    let recommend_request = schema(|g| g.subschema_for::<RecommendRequest>());
+    let recommend_response = schema(|g| g.subschema_for::<RecommendResponse>());
+    let events = schema(|g| g.subschema_for::<EventBatch>());
+    let events_answer = schema(|g| g.subschema_for::<EventsAnswer>());
+    let similar = schema(|g| g.subschema_for::<SimilarItems>());
+    let error = schema(|g| g.subschema_for::<ErrorBody>());
+    let record = json!({ "type": "object", "description": "feature name → value, as the config declares the features", "additionalProperties": true });
+    let n = json!([{ "name": "n", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }]);
+    let text = json!({ "type": "string" });
+
+    let mut user_recommend = json!({ "get": operation("Recommendations for a user (default n = 10)", None, ("200", Some(recommend_response.clone())), &["400"], &error) });
+    user_recommend["parameters"] = json!([id_parameter("user id")[0].clone(), n[0].clone()]);
+    let mut similar_path = json!({ "get": operation("Items most similar by retrieval embeddings", None, ("200", Some(similar)), &["400", "404"], &error) });
+    similar_path["parameters"] = json!([id_parameter("item id")[0].clone(), n[0].clone()]);
+    let mut users = json!({
+        "get": operation("A user's record", None, ("200", Some(json!({ "type": "object", "properties": { "user_id": text, "record": record } }))), &["404", "503"], &error),
+        "put": operation("Create (201) or replace (204) a user's record", Some(record.clone()), ("201", None), &["400", "503"], &error),
+        "delete": operation("Delete a user's record", None, ("204", None), &["404", "503"], &error),
+    });
+    users["parameters"] = id_parameter("user id");
+    let mut items = json!({
+        "get": operation("Whether an item is hidden, and its record", None, ("200", Some(json!({ "type": "object", "properties": { "item_id": text, "hidden": { "type": "boolean" }, "record": record } }))), &["404"], &error),
+        "put": operation("Create (201) or replace (204) an item's record", Some(record.clone()), ("201", None), &["400", "503"], &error),
+        "delete": operation("Hide an item: never recommended again, at once and across restarts", None, ("204", None), &["404", "503"], &error),
+    });
+    items["parameters"] = id_parameter("item id");
+    let metrics = json!({ "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "text exposition format", "content": { "text/plain": { "schema": text } } } } } });
+    let plain = |summary: &str| json!({ "get": { "summary": summary, "responses": { "200": { "description": "success" } } } });
+
+    let components = generator.take_definitions(true);
+    json!({
+        "openapi": "3.0.3",
+        "info": { "title": "Cascade serving API", "version": env!("CARGO_PKG_VERSION") },
+        "paths": {
+            "/v1/recommend": { "post": operation("Recommend items for a user in a context", Some(recommend_request), ("200", Some(recommend_response)), &["400", "404"], &error) },
+            "/v1/users/{id}/recommend": user_recommend,
+            "/v1/items/{id}/similar": similar_path,
+            "/v1/events": { "post": operation("Log a batch of events durably; one status per event", Some(events), ("200", Some(events_answer)), &["400", "503"], &error) },
+            "/v1/users/{id}": users,
+            "/v1/items/{id}": items,
+            "/admin/models/reload": { "post": operation("Rebuild the models in the background and swap them in", None, ("200", None), &["404", "500"], &error) },
+            "/health": plain("Alive"),
+            "/ready": plain("Ready to answer"),
+            "/metrics": metrics,
+            "/openapi.json": plain("This document"),
+        },
+        "components": { "schemas": components },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` in the document points at a schema it defines.
+    fn refs(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target.clone());
+                }
+                map.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_document_resolves_and_describes_the_request_types() {
+        let document = document();
+        let mut found = Vec::new();
+        refs(&document, &mut found);
+        assert!(!found.is_empty());
+        for target in found {
+            let name = target.strip_prefix("#/components/schemas/").expect("local refs");
+            assert!(document["components"]["schemas"][name].is_object(), "{target} undefined");
+        }
+        let request = &document["components"]["schemas"]["RecommendRequest"];
+        assert_eq!(request["required"], json!(["user_id"]));
+        let properties = request["properties"].as_object().unwrap();
+        for field in ["user_id", "context", "n", "exclude", "pin", "filters"] {
+            assert!(properties.contains_key(field), "{field} missing");
+        }
+        let event = &document["components"]["schemas"]["EventInput"]["properties"];
+        assert!(event["event_type"].is_object());
+    }
+}
