@@ -53,7 +53,7 @@ pub fn merge(
     for &(channel, quota) in channels {
         // Over-fetch: consumed items are excluded and duplicates do not
         // count. Not more: for ANN a larger ask is a wider, slower search.
-        let proposed = channel.recall(context, quota + quota / 4 + context.history.len());
+        let proposed = channel.recall(context, quota + quota / 2 + context.history.len());
         let mut added = 0;
         for (item, _) in proposed {
             if added == quota {
@@ -101,7 +101,9 @@ mod tests {
         let context = RecallContext { user: None, history: &[] };
         let merged = merge(&[(&a, 2), (&b, 2)], &context, &|item| item == 1);
         let items: Vec<u32> = merged.iter().map(|c| c.item).collect();
-        assert_eq!(items, vec![2, 3, 9, 8], "1 excluded; b's 2 and 3 are duplicates");
+        // Each channel is asked for its quota plus half (3 here): a's 1 is
+        // excluded; of b's 2, 9, 3 only 9 is new, and 8 was never asked for.
+        assert_eq!(items, vec![2, 3, 9], "1 excluded; b's 2 and 3 are duplicates");
         assert_eq!(merged[0].sources, vec!["recall/a", "recall/b"]);
         assert_eq!(merged[2].sources, vec!["recall/b"]);
     }
