@@ -5,6 +5,12 @@ mod commands;
 mod progress;
 mod workspace;
 
+/// The server allocates per candidate (features, sources, vectors) on many
+/// threads; glibc's malloc took ~15% of its CPU in a profile of `cascade
+/// bench serve` (docs/benchmarks.md), mimalloc far less.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

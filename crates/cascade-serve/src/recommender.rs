@@ -106,6 +106,8 @@ pub struct PipelineSettings {
     pub adjustments: Adjustments,
     /// MMR's relevance weight (1 = no diversity).
     pub mmr_lambda: f32,
+    /// MMR picks among this many most relevant candidates (at least n).
+    pub mmr_pool: usize,
     /// Whether items the user already consumed are removed.
     pub remove_consumed: bool,
     /// Exposure cap: an item already shown to the user this many times
@@ -126,6 +128,7 @@ impl Default for PipelineSettings {
                 popularity_dampening: 0.05,
             },
             mmr_lambda: 0.8,
+            mmr_pool: 100,
             remove_consumed: true,
             exposure_cap: Some(3),
             exposure_window: Duration::from_secs(3600),
@@ -382,7 +385,7 @@ impl Recommender {
         let rejected = |item: u32| {
             excluded.contains(&item)
                 || (!only.is_empty() && !facts.in_any(item, &only))
-                || facts.in_any(item, &never)
+                || (!never.is_empty() && facts.in_any(item, &never))
         };
         let context = RecallContext { user, history };
         let quotas = self.settings.quotas;
@@ -428,6 +431,11 @@ impl Recommender {
             |item| popular.count(item),
             popular.max_count(),
         );
+        // Diversity among the most relevant only: an item below the top
+        // `mmr_pool` would not be picked for a short list anyway.
+        let mut adjusted = adjusted;
+        adjusted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        adjusted.truncate(self.settings.mmr_pool.max(n));
         let mut list = mmr(&adjusted, |item| index.item(item), self.settings.mmr_lambda, n);
         // Responses show the ranker's score; the adjusted one only orders.
         let ranker_score: HashMap<u32, f32> = scored.iter().copied().collect();

@@ -191,19 +191,33 @@ pub fn serve_bench(bench: &ServeBench) -> Result<()> {
         }
         Ok(summarise(rate, &runs))
     };
+    let sustained = |summary: &Value, limit_ms: f64| {
+        let rate = summary["offered_rps"].as_f64().unwrap_or(f64::INFINITY);
+        summary["p99_ms"].as_f64().is_some_and(|p| p <= limit_ms)
+            && summary["failed"].as_u64() == Some(0)
+            && summary["achieved_rps"].as_f64().is_some_and(|a| a >= 0.95 * rate)
+    };
     let mut steps = Vec::new();
     for &rate in &bench.rates {
         steps.push(step(rate)?);
     }
     let mut max_sustainable = Value::Null;
     if let Some(limit_ms) = bench.find_max_p99_ms {
-        let mut rate = bench.rates.last().copied().unwrap_or(100.0);
-        // At most 12 steps of +25%: from 100 req/s that reaches ~1,450.
+        // From the highest fixed rate that held (or 100 req/s), +25% a step
+        // until one does not; at most 12 steps (100 req/s → ~1,450).
+        let rate_of = |s: &Value| s["offered_rps"].as_f64().unwrap_or(0.0);
+        let best = steps
+            .iter()
+            .filter(|s| sustained(s, limit_ms))
+            .max_by(|a, b| rate_of(a).total_cmp(&rate_of(b)))
+            .cloned();
+        let mut rate = best.as_ref().map_or(100.0, |s| rate_of(s) * 1.25);
+        if let Some(best) = best {
+            max_sustainable = best;
+        }
         for _ in 0..12 {
             let summary = step(rate)?;
-            let passed = summary["p99_ms"].as_f64().is_some_and(|p| p <= limit_ms)
-                && summary["failed"].as_u64() == Some(0)
-                && summary["achieved_rps"].as_f64().is_some_and(|a| a >= 0.95 * rate);
+            let passed = sustained(&summary, limit_ms);
             steps.push(summary.clone());
             if !passed {
                 break;
