@@ -134,6 +134,8 @@ pub struct ServeBench {
 
 /// Item-CF reads the user's last 20 items, as `cascade serve` does.
 const ITEM_CF_RECENT: usize = 20;
+/// How long the first rate is offered, unrecorded, before measuring.
+const WARM_UP: Duration = Duration::from_secs(5);
 /// Ranking examples per user: its last positives and as many sampled negatives.
 const POSITIVES_PER_USER: usize = 4;
 
@@ -191,6 +193,13 @@ pub fn serve_bench(bench: &ServeBench) -> Result<()> {
         }
         Ok(summarise(rate, &runs))
     };
+    // Warm-up, not recorded: the first seconds after the build pay for
+    // page faults, allocator growth and thread start-up (a first run's p99
+    // was 10-60× the next one's without it).
+    if let Some(&first) = bench.rates.first() {
+        let settings = LoadSettings { rate: first, duration: WARM_UP, clients: bench.clients };
+        run_load(&url, &body, settings, Progress { quiet: true })?;
+    }
     let sustained = |summary: &Value, limit_ms: f64| {
         let rate = summary["offered_rps"].as_f64().unwrap_or(f64::INFINITY);
         summary["p99_ms"].as_f64().is_some_and(|p| p <= limit_ms)
@@ -240,6 +249,7 @@ pub fn serve_bench(bench: &ServeBench) -> Result<()> {
         "models_build_s": build_s,
         "ann_vs_exact": ann_vs_exact,
         "duration_s": bench.duration.as_secs_f64(),
+        "warm_up_s": WARM_UP.as_secs_f64(),
         "runs_per_rate": bench.runs.max(1),
         "clients": bench.clients,
         "steps": steps,
