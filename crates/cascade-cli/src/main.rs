@@ -240,7 +240,7 @@ enum BenchCommand {
         #[arg(long, value_enum, default_value_t = AnnBackendArg::HnswRs)]
         backend: AnnBackendArg,
         /// Candidates each ANN search examines, and the most it returns: the
-        /// ANN quota (150) plus what the user consumed.
+        /// ANN quota (150), half as much again, and what the user consumed.
         #[arg(long, default_value_t = 256)]
         ef_search: usize,
         /// Seed of the synthetic catalog.
