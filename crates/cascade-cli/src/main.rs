@@ -145,6 +145,10 @@ enum Command {
         /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
         #[arg(long, env = "CASCADE_DATA_DIR")]
         data: Option<PathBuf>,
+        /// Serve the checkpoints `cascade train` wrote here (`bpr-mf/` and
+        /// the ranker's), and reload when they change; without it, train at start.
+        #[arg(long)]
+        models: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -469,8 +473,8 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
         }
-        Command::Serve { addr, ranker, data, common } => {
-            commands::serve::run(&common, addr, ranker, data.as_deref())
+        Command::Serve { addr, ranker, data, models, common } => {
+            commands::serve::run(&common, addr, ranker, data.as_deref(), models.as_deref())
         }
         Command::Train { model, data, overrides, common } => {
             commands::train::run(&common, model, data.as_deref(), overrides.into())

@@ -72,6 +72,13 @@ impl Workspace {
         })
     }
 
+    /// A fingerprint of the user and item schema: a checkpoint trained under
+    /// another schema is refused at load.
+    pub fn schema_fingerprint(&self) -> String {
+        let schema = format!("{:?}{:?}", self.config.users, self.config.items);
+        format!("{:016x}", cascade_core::ids::feature_id("schema", &schema))
+    }
+
     /// The workspace's store, opened on first use and shared afterwards.
     pub fn store(&self) -> Result<Store> {
         if let Some(store) = self.store.get() {

@@ -13,3 +13,4 @@ pub mod quickstart;
 pub mod ranking;
 pub mod serve;
 pub mod train;
+pub mod watch;

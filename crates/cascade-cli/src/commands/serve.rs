@@ -5,15 +5,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 
 use cascade_core::config::FeatureType;
 use cascade_core::{FeatureValue, IdIndex};
-use cascade_models::ranking::{CtrArch, CtrModelConfig};
+use cascade_models::ranking::{CtrArch, CtrModel, CtrModelConfig};
 use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::training::Overrides;
 use cascade_models::tuning::ITEM_KNN_DEFAULT;
 use cascade_models::{Interactions, ItemKnn};
+use cascade_nn::EmbeddingTable;
+use cascade_nn::checkpoint;
 use cascade_serve::catalog::{Catalog, ItemFacts};
 use cascade_serve::entities::{Entities, HiddenItems};
 use cascade_serve::events::EventLog;
@@ -27,6 +29,7 @@ use cascade_store::{EntityKind, GroupCommitter};
 use crate::ModelName;
 use crate::commands::eval::{Prepared, prepare};
 use crate::commands::ranking;
+use crate::commands::watch::watch_checkpoints;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 
@@ -44,6 +47,7 @@ pub fn run(
     addr: SocketAddr,
     ranker: ModelName,
     data: Option<&Path>,
+    models_dir: Option<&Path>,
 ) -> Result<()> {
     let name = ranker.to_possible_value_name();
     let arch = ranking::ctr_arch(ranker).ok_or_else(|| {
@@ -51,20 +55,25 @@ pub fn run(
     })?;
     let workspace = Arc::new(Workspace::open(common)?);
     let progress = Progress { quiet: false };
-    let prepared = prepare(&workspace, data, progress)?;
-    let catalog = catalog_of(&workspace, &prepared)?;
-    let models = build_models(&workspace, &prepared, catalog, ranker, arch, progress)?;
-
     let data: Option<PathBuf> = data.map(Path::to_path_buf);
+    let models_dir: Option<PathBuf> = models_dir.map(Path::to_path_buf);
+    // Builds everything from the workspace's data as it is now: the catalog
+    // (ids, histories, item facts) and models, from checkpoints if given,
+    // else trained here. Used at start, by `POST /admin/models/reload` and
+    // by the checkpoint watcher.
     let loader_workspace = workspace.clone();
-    // A reload retrains on the workspace's data as it is now; the serving
-    // catalog (ids, histories, item facts) stays the one the server started with.
-    let loader: Arc<ModelLoader> = Arc::new(move || {
-        let quiet = Progress { quiet: true };
-        let prepared = prepare(&loader_workspace, data.as_deref(), quiet)?;
-        let catalog = catalog_of(&loader_workspace, &prepared)?;
-        build_models(&loader_workspace, &prepared, catalog, ranker, arch, quiet)
-    });
+    let loader_models = models_dir.clone();
+    let load = move |progress: Progress| -> Result<Models> {
+        let workspace = &loader_workspace;
+        let prepared = prepare(workspace, data.as_deref(), progress)?;
+        let catalog = catalog_of(workspace, &prepared)?;
+        match &loader_models {
+            Some(dir) => checkpoint_models(workspace, &prepared, catalog, dir, ranker),
+            None => build_models(workspace, &prepared, catalog, ranker, arch, progress),
+        }
+    };
+    let models = load(progress)?;
+    let loader: Arc<ModelLoader> = Arc::new(move || load(Progress { quiet: true }));
     let metrics = Arc::new(Metrics::default());
     let hidden = HiddenItems::load(workspace.dir.join("hidden_items.json"))?;
     let recommender = Arc::new(
@@ -75,6 +84,10 @@ pub fn run(
         Arc::new(EventLog::new(GroupCommitter::start(workspace.store()?, EVENTS_PER_COMMIT)));
     let config = &workspace.config;
     let entities = Entities::new(workspace.store()?, config.users.clone(), config.items.clone());
+    if let Some(dir) = &models_dir {
+        let watched = [dir.join("bpr-mf"), dir.join(&name)];
+        watch_checkpoints(watched.to_vec(), loader.clone(), recommender.clone());
+    }
     let state = Arc::new(AppState {
         recommender,
         metrics,
@@ -153,8 +166,8 @@ fn item_facts(workspace: &Workspace, items: &IdIndex) -> Result<ItemFacts> {
     Ok(ItemFacts { categories, item_categories, published, clock })
 }
 
-/// Trains BPR-MF (ANN recall), fits item-CF and popularity on every history,
-/// and trains the ranking architecture on ML100K-CTR's train part.
+/// Trains BPR-MF (ANN recall) and the ranking architecture on ML100K-CTR's
+/// train part, then assembles the serving models.
 fn build_models(
     workspace: &Workspace,
     prepared: &Prepared,
@@ -171,21 +184,6 @@ fn build_models(
         .apply(&workspace.training_overrides(ModelName::BprMf, Overrides::default())?);
     let (bpr, _) = BprMf::train(split, &bpr_config, |_| {})?;
     bar.finish_and_clear();
-    let (users, items) = bpr.tables();
-    let dim = bpr_config.dim;
-    let matrix = |table: &cascade_nn::EmbeddingTable, n: usize| -> Vec<f32> {
-        (0..n as u64)
-            .flat_map(|id| table.row(id).map_or_else(|| vec![0.0; dim], <[f32]>::to_vec))
-            .collect()
-    };
-    let settings =
-        AnnSettings { backend: AnnBackend::default(), ef_search: ANN_EF_SEARCH, seed: 2026 };
-    let index = AnnIndex::build(matrix(items, split.n_items), dim, settings);
-    let ann = AnnRecall::new(index, matrix(users, split.train.len()));
-
-    let consumed = Interactions::new(split.n_items, &catalog.histories);
-    let item_cf = ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), ITEM_CF_RECENT);
-    let counts: Vec<f32> = consumed.by_item.iter().map(|users| users.len() as f32).collect();
 
     let mut config = CtrModelConfig::default_for(arch);
     config.training.apply(&workspace.training_overrides(ranker, Overrides::default())?);
@@ -199,5 +197,95 @@ fn build_models(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
     let version = format!("bpr-mf+itemknn+{name}@{built}");
-    Ok(Models::new(version, catalog, ann, item_cf, &counts, Some(Box::new(ranker))))
+    let (users, items) = bpr.tables();
+    Ok(assemble(version, catalog, [users, items], ranker))
+}
+
+/// Loads BPR-MF and the ranker from the checkpoints `cascade train` wrote
+/// into `models_dir` (`bpr-mf/`, `<ranker>/`), checked against the running
+/// schema, then assembles the serving models.
+pub fn checkpoint_models(
+    workspace: &Workspace,
+    prepared: &Prepared,
+    catalog: Catalog,
+    models_dir: &Path,
+    ranker: ModelName,
+) -> Result<Models> {
+    let fingerprint = workspace.schema_fingerprint();
+    let name = ranker.to_possible_value_name();
+    let load = |model: &str| {
+        checkpoint::load(&models_dir.join(model), model, &fingerprint).map_err(|e| {
+            anyhow!("{e}; write it with `cascade train --model {model}` (same data and config)")
+        })
+    };
+    let retrieval = load("bpr-mf")?;
+    let saved = load(&name)?;
+    let config: CtrModelConfig = serde_json::from_value(saved.manifest.features["model"].clone())
+        .with_context(|| {
+        format!("{}: the manifest's model settings", models_dir.join(&name).display())
+    })?;
+    let fields: Vec<String> = serde_json::from_value(saved.manifest.features["fields"].clone())
+        .with_context(|| format!("{}: the manifest's fields", models_dir.join(&name).display()))?;
+    let encoder = prepared.field_encoder(workspace)?;
+    if fields != encoder.field_names {
+        bail!(
+            "{}: trained on fields {fields:?}, the running config has {:?}",
+            models_dir.join(&name).display(),
+            encoder.field_names
+        );
+    }
+    let [linear, embedding]: [EmbeddingTable; 2] = saved
+        .tables
+        .try_into()
+        .map_err(|_| anyhow!("{}: expected 2 tables", models_dir.join(&name).display()))?;
+    let item_field = encoder.item_field();
+    let model =
+        CtrModel::from_parts(&config, fields.len(), item_field, linear, embedding, &saved.dense)?;
+    let ranker = CtrRanker::new(&name, model, encoder, config.history_length);
+    let [users, items]: [&EmbeddingTable; 2] = retrieval
+        .tables
+        .iter()
+        .collect::<Vec<_>>()
+        .try_into()
+        .map_err(|_| anyhow!("{}: expected 2 tables", models_dir.join("bpr-mf").display()))?;
+    let version = format!(
+        "checkpoints:bpr-mf@{}+{name}@{}",
+        manifest_stamp(&models_dir.join("bpr-mf")),
+        manifest_stamp(&models_dir.join(&name))
+    );
+    Ok(assemble(version, catalog, [users, items], ranker))
+}
+
+/// A checkpoint's manifest modification time in ms, for versions and the watcher.
+pub fn manifest_stamp(dir: &Path) -> u128 {
+    std::fs::metadata(dir.join("manifest.json"))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis())
+}
+
+/// ANN over the retrieval embeddings ([users, items] tables keyed by dense
+/// index), item-CF and popularity over every history, and the ranker.
+fn assemble(
+    version: String,
+    catalog: Catalog,
+    [users, items]: [&EmbeddingTable; 2],
+    ranker: CtrRanker,
+) -> Models {
+    let dim = items.config().dim;
+    let matrix = |table: &EmbeddingTable, n: usize| -> Vec<f32> {
+        (0..n as u64)
+            .flat_map(|id| table.row(id).map_or_else(|| vec![0.0; dim], <[f32]>::to_vec))
+            .collect()
+    };
+    let (n_users, n_items) = (catalog.users.len(), catalog.items.len());
+    let settings =
+        AnnSettings { backend: AnnBackend::default(), ef_search: ANN_EF_SEARCH, seed: 2026 };
+    let index = AnnIndex::build(matrix(items, n_items), dim, settings);
+    let ann = AnnRecall::new(index, matrix(users, n_users));
+    let consumed = Interactions::new(n_items, &catalog.histories);
+    let item_cf = ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), ITEM_CF_RECENT);
+    let counts: Vec<f32> = consumed.by_item.iter().map(|users| users.len() as f32).collect();
+    Models::new(version, catalog, ann, item_cf, &counts, Some(Box::new(ranker)))
 }

@@ -9,7 +9,6 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use candle_core::Tensor;
 
-use cascade_core::ids::feature_id;
 use cascade_eval::plots::training_curves;
 use cascade_eval::protocols::{Stage, evaluate_ctr, evaluate_loo};
 use cascade_models::ranking::CtrModelConfig;
@@ -165,11 +164,10 @@ pub fn run(
     };
     bar.finish_and_clear();
     let dir = workspace.dir.join("models").join(&name);
-    let schema = format!("{:?}{:?}", workspace.config.users, workspace.config.items);
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         model: name.clone(),
-        schema_fingerprint: format!("{:016x}", feature_id("schema", &schema)),
+        schema_fingerprint: workspace.schema_fingerprint(),
         features: trained.settings.clone(),
         tables: trained.tables.iter().map(|t| t.config().clone()).collect(),
         dense: trained.dense.iter().map(|(n, _)| n.clone()).collect(),

@@ -3,6 +3,7 @@
 mod cli;
 mod durability;
 mod serve;
+mod serve_checkpoints;
 mod train;
 
 use std::path::PathBuf;

@@ -11,9 +11,10 @@ use serde_json::Value;
 use crate::{cascade, movielens_dir};
 
 /// The server process, killed when dropped.
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
 }
 
 impl Drop for Server {
@@ -24,11 +25,21 @@ impl Drop for Server {
 }
 
 fn start(data: &std::path::Path, workspace: &std::path::Path) -> Server {
+    start_with(data, workspace, &[])
+}
+
+/// Starts `cascade serve` with an LR ranker and `extra` arguments.
+pub fn start_with(
+    data: &std::path::Path,
+    workspace: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> Server {
     let mut child = cascade()
         .args(["serve", "--addr", "127.0.0.1:0", "--ranker", "lr", "--data"])
         .arg(data)
         .arg("--workspace")
         .arg(workspace)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -45,7 +56,7 @@ fn agent() -> ureq::Agent {
 }
 
 /// (status, body) of a JSON POST.
-fn post(base: &str, path: &str, body: &str) -> (u16, String) {
+pub fn post(base: &str, path: &str, body: &str) -> (u16, String) {
     let mut response = agent()
         .post(&format!("{base}{path}"))
         .header("content-type", "application/json")
@@ -293,7 +304,7 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     assert!(document["paths"]["/v1/recommend"]["post"]["requestBody"].is_object(), "{body}");
 }
 
-fn response_version(base: &str) -> String {
+pub fn response_version(base: &str) -> String {
     let (_, body) = post(base, "/v1/recommend", r#"{"user_id": "1", "n": 1}"#);
     serde_json::from_str::<Value>(&body).unwrap()["model_version"].as_str().unwrap().to_owned()
 }
