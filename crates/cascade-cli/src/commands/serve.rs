@@ -18,11 +18,13 @@ use cascade_nn::EmbeddingTable;
 use cascade_nn::checkpoint;
 use cascade_serve::catalog::{Catalog, ItemFacts};
 use cascade_serve::entities::{Entities, HiddenItems};
-use cascade_serve::events::EventLog;
+use cascade_serve::events::{EventLog, IMPRESSION};
 use cascade_serve::http::{AppState, ModelLoader, serve};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::rank::CtrRanker;
-use cascade_serve::recall::{AnnBackend, AnnIndex, AnnRecall, AnnSettings, ItemCfRecall};
+use cascade_serve::recall::{
+    AnnBackend, AnnIndex, AnnRecall, AnnSettings, ItemCfRecall, decayed_counts,
+};
 use cascade_serve::recommender::{Models, PipelineSettings, Recommender};
 use cascade_store::{EntityKind, GroupCommitter};
 
@@ -39,6 +41,9 @@ use crate::workspace::Workspace;
 const ANN_EF_SEARCH: usize = 500;
 /// The most events one durable commit of `POST /v1/events` takes.
 const EVENTS_PER_COMMIT: usize = 10_000;
+/// A consumption this much older than the newest one counts half in
+/// `recall/popular`, `recall/category_popular` and popularity dampening.
+const POPULARITY_HALF_LIFE_DAYS: f64 = 30.0;
 /// History items item-CF reads.
 const ITEM_CF_RECENT: usize = 20;
 
@@ -198,7 +203,8 @@ fn build_models(
         .map_or(0, |d| d.as_millis());
     let version = format!("bpr-mf+itemknn+{name}@{built}");
     let (users, items) = bpr.tables();
-    Ok(assemble(version, catalog, [users, items], ranker))
+    let counts = popularity(workspace, &catalog)?;
+    Ok(assemble(version, catalog, [users, items], &counts, ranker))
 }
 
 /// Loads BPR-MF and the ranker from the checkpoints `cascade train` wrote
@@ -253,7 +259,25 @@ pub fn checkpoint_models(
         manifest_stamp(&models_dir.join("bpr-mf")),
         manifest_stamp(&models_dir.join(&name))
     );
-    Ok(assemble(version, catalog, [users, items], ranker))
+    let counts = popularity(workspace, &catalog)?;
+    Ok(assemble(version, catalog, [users, items], &counts, ranker))
+}
+
+/// Each item's consumption count in the workspace's event log, decayed with
+/// a half-life of `POPULARITY_HALF_LIFE_DAYS` from the newest event
+/// (impressions are exposures, not consumption).
+fn popularity(workspace: &Workspace, catalog: &Catalog) -> Result<Vec<f32>> {
+    let mut consumed = Vec::new();
+    workspace.store()?.replay(0, |stored| {
+        let event = stored.event;
+        if event.event_type != IMPRESSION
+            && let Some(item) = catalog.items.index(&event.item)
+        {
+            consumed.push((item, event.ts_ms.div_euclid(1000)));
+        }
+    })?;
+    let half_life = POPULARITY_HALF_LIFE_DAYS * 86_400.0;
+    Ok(decayed_counts(&consumed, catalog.items.len(), half_life))
 }
 
 /// A checkpoint's manifest modification time in ms, for versions and the watcher.
@@ -266,11 +290,12 @@ pub fn manifest_stamp(dir: &Path) -> u128 {
 }
 
 /// ANN over the retrieval embeddings ([users, items] tables keyed by dense
-/// index), item-CF and popularity over every history, and the ranker.
+/// index), item-CF over every history, popularity from `counts`, and the ranker.
 fn assemble(
     version: String,
     catalog: Catalog,
     [users, items]: [&EmbeddingTable; 2],
+    counts: &[f32],
     ranker: CtrRanker,
 ) -> Models {
     let dim = items.config().dim;
@@ -286,6 +311,5 @@ fn assemble(
     let ann = AnnRecall::new(index, matrix(users, n_users));
     let consumed = Interactions::new(n_items, &catalog.histories);
     let item_cf = ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), ITEM_CF_RECENT);
-    let counts: Vec<f32> = consumed.by_item.iter().map(|users| users.len() as f32).collect();
-    Models::new(version, catalog, ann, item_cf, &counts, Some(Box::new(ranker)))
+    Models::new(version, catalog, ann, item_cf, counts, Some(Box::new(ranker)))
 }

@@ -12,7 +12,7 @@ pub use ann::{AnnBackend, AnnIndex, AnnRecall, AnnSettings};
 pub use category::CategoryPopularRecall;
 pub use fresh::FreshRecall;
 pub use item_cf::ItemCfRecall;
-pub use popular::PopularRecall;
+pub use popular::{PopularRecall, decayed_counts};
 
 /// What a channel knows about the request.
 #[derive(Debug, Clone, Copy)]
