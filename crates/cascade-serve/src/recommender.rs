@@ -506,8 +506,24 @@ impl Recommender {
         for &(item, _) in list {
             shown.entry(catalog.items.id(item).to_owned()).or_default().push(now);
         }
+        // A user who never comes back would keep their entry forever: now
+        // and then, drop every user whose newest showing left the window.
+        if self.next_request.load(Ordering::Relaxed).is_multiple_of(EXPOSURE_SWEEP_EVERY) {
+            let window = self.settings.exposure_window;
+            exposures.retain(|_, shown| {
+                shown.values().flatten().any(|t| now.duration_since(*t) < window)
+            });
+        }
+    }
+
+    /// Users with exposures still remembered (for tests and monitoring).
+    pub fn exposure_users(&self) -> usize {
+        self.exposures.lock().expect("exposures lock").len()
     }
 }
+
+/// Requests between sweeps of users whose exposures all left the window.
+const EXPOSURE_SWEEP_EVERY: u64 = 1024;
 
 fn item(catalog: &Catalog, item_id: &str) -> Result<u32, RequestError> {
     catalog
@@ -617,6 +633,22 @@ mod tests {
         let items = r.recommend(&request("new", 10)).unwrap().items;
         assert!(items.iter().all(|i| i.item_id != "3" && i.item_id != "4"));
         assert!(items.iter().any(|i| i.sources.iter().any(|s| s == "recall/item_cf")), "{items:?}");
+    }
+
+    #[test]
+    fn users_whose_exposures_left_the_window_are_forgotten() {
+        let window = Duration::from_millis(50);
+        let settings = PipelineSettings { exposure_window: window, ..PipelineSettings::default() };
+        let r = recommender(settings);
+        ask(&r, "a", 3);
+        ask(&r, "b", 3);
+        assert_eq!(r.exposure_users(), 2);
+        std::thread::sleep(window * 2);
+        // Enough requests from a third user to pass one sweep.
+        for _ in 0..EXPOSURE_SWEEP_EVERY {
+            ask(&r, "c", 1);
+        }
+        assert_eq!(r.exposure_users(), 1, "only the user seen within the window");
     }
 
     #[test]
