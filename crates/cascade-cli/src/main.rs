@@ -250,6 +250,9 @@ enum BenchCommand {
         /// Seed of the synthetic catalog.
         #[arg(long, default_value_t = 2026)]
         seed: u64,
+        /// Also draw p50/p90/p99 against offered load into this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Train a model for a fixed number of epochs on ML100K-LOO-FULL's train
     /// part; prints samples/s, seconds per epoch and peak RSS as JSON.
@@ -449,6 +452,7 @@ fn main() -> ExitCode {
                     backend,
                     ef_search,
                     seed,
+                    plot,
                 },
         } => {
             let spec = CatalogSpec {
@@ -468,6 +472,7 @@ fn main() -> ExitCode {
                 runs,
                 find_max_p99_ms,
                 clients,
+                plot,
             })
         }
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {

@@ -119,6 +119,56 @@ pub fn training_curves(path: &Path, title: &str, panels: &[(&str, &[f64])]) -> R
     root.present().map_err(|e| fail(&e))
 }
 
+/// Draws latency percentiles against offered load: one line per series of
+/// (requests/s, milliseconds) points, on a logarithmic latency axis so the
+/// knee at saturation and the low-load tail are both readable.
+pub fn latency_curves(
+    path: &Path,
+    title: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let points = series.iter().flat_map(|(_, p)| p.iter());
+    let (x_high, y_low, y_high) = points
+        .fold((1.0f64, f64::INFINITY, 1.0f64), |(x, l, h), p| (x.max(p.0), l.min(p.1), h.max(p.1)));
+    let y_low = if y_low.is_finite() { (y_low * 0.8).max(0.01) } else { 0.1 };
+    let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_high * 1.05, (y_low..y_high * 1.25).log_scale())
+        .map_err(|e| fail(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("offered requests/s")
+        .y_desc("latency (ms, log scale)")
+        .draw()
+        .map_err(|e| fail(&e))?;
+    for (i, (name, points)) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let mut sorted = points.clone();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(sorted.iter().copied(), color.stroke_width(2)))
+            .map_err(|e| fail(&e))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+        chart
+            .draw_series(sorted.iter().map(|&p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| fail(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +200,19 @@ mod tests {
         training_curves(&path, "fm", &[("train loss", &loss), ("valid AUC", &auc)]).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         for text in ["fm", "train loss", "valid AUC", "epoch", "<polyline"] {
+            assert!(svg.contains(text), "the SVG lacks {text}");
+        }
+    }
+
+    #[test]
+    fn latency_curves_label_each_percentile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latency.svg");
+        let p50 = vec![(250.0, 2.4), (500.0, 2.4), (1000.0, 14.2)];
+        let p99 = vec![(500.0, 7.8), (250.0, 4.4), (1000.0, 157.0)];
+        latency_curves(&path, "100k items", &[("p50", p50), ("p99", p99)]).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        for text in ["100k items", "p50", "p99", "offered requests/s", "<polyline"] {
             assert!(svg.contains(text), "the SVG lacks {text}");
         }
     }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use cascade_batch::ranking_features::FieldEncoder;
 use cascade_core::ids::{IdIndex, feature_id};
+use cascade_eval::plots::latency_curves;
 use cascade_eval::protocols::CtrExample;
 use cascade_models::random::SeededRng;
 use cascade_models::ranking::{CtrArch, CtrFeatures, CtrModelConfig};
@@ -130,6 +131,8 @@ pub struct ServeBench {
     pub find_max_p99_ms: Option<f64>,
     /// Client threads of the load generator.
     pub clients: usize,
+    /// Where to draw latency percentiles against offered load (SVG).
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// Item-CF reads the user's last 20 items, as `cascade serve` does.
@@ -234,6 +237,15 @@ pub fn serve_bench(bench: &ServeBench) -> Result<()> {
             max_sustainable = summary;
             rate *= 1.25;
         }
+    }
+    if let Some(path) = &bench.plot {
+        let curve = |key: &str| -> Vec<(f64, f64)> {
+            let point = |s: &Value| Some((s["offered_rps"].as_f64()?, s[key].as_f64()?));
+            steps.iter().filter_map(point).collect()
+        };
+        let series = [("p50", curve("p50_ms")), ("p90", curve("p90_ms")), ("p99", curve("p99_ms"))];
+        let title = format!("cascade bench serve: {} items, {} users", spec.items, spec.users);
+        latency_curves(path, &title, &series).map_err(anyhow::Error::msg)?;
     }
     let report = json!({
         "bench": "serve",
