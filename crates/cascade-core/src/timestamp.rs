@@ -2,6 +2,14 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 
+/// Milliseconds since the Unix epoch now, by the wall clock (0 if the clock
+/// is set before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// How a timestamp column is written in a source file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TimestampFormat {

@@ -16,6 +16,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
+use cascade_core::timestamp::now_ms;
 use cascade_store::EntityKind;
 
 use crate::entities::Entities;
@@ -127,12 +128,6 @@ async fn answer(state: &AppState, request: RecommendRequest) -> Response {
         Ok(response) => axum::Json(response).into_response(),
         Err(response) => response,
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn ingest_events(State(state): State<Arc<AppState>>, body: Bytes) -> Response {

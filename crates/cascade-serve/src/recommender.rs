@@ -259,12 +259,7 @@ impl Recommender {
             settings,
             metrics,
             next_request: AtomicU64::new(1),
-            request_prefix: format!(
-                "{:x}",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis())
-            ),
+            request_prefix: format!("{:x}", cascade_core::timestamp::now_ms()),
             experiment_salt: "default".into(),
             exposures: Mutex::new(HashMap::new()),
             live_histories: RwLock::new(HashMap::new()),

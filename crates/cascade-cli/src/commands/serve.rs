@@ -198,10 +198,7 @@ fn build_models(
     let encoder = prepared.field_encoder(workspace)?;
     let name = ranker.to_possible_value_name();
     let ranker = CtrRanker::new(&name, model, encoder, config.history_length);
-    let built = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let version = format!("bpr-mf+itemknn+{name}@{built}");
+    let version = format!("bpr-mf+itemknn+{name}@{}", cascade_core::timestamp::now_ms());
     let (users, items) = bpr.tables();
     let counts = popularity(workspace, &catalog)?;
     Ok(assemble(version, catalog, [users, items], &counts, ranker))
