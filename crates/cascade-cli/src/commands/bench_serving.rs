@@ -15,10 +15,9 @@ use cascade_batch::ranking_features::FieldEncoder;
 use cascade_core::ids::{IdIndex, feature_id};
 use cascade_eval::plots::latency_curves;
 use cascade_eval::protocols::CtrExample;
+use cascade_models::Interactions;
 use cascade_models::random::SeededRng;
 use cascade_models::ranking::{CtrArch, CtrFeatures, CtrModelConfig};
-use cascade_models::tuning::ITEM_KNN_DEFAULT;
-use cascade_models::{Interactions, ItemKnn};
 use cascade_serve::catalog::{Catalog, ItemFacts};
 use cascade_serve::events::EventLog;
 use cascade_serve::http::{AppState, serve};
@@ -135,8 +134,6 @@ pub struct ServeBench {
     pub plot: Option<std::path::PathBuf>,
 }
 
-/// Item-CF reads the user's last 20 items, as `cascade serve` does.
-const ITEM_CF_RECENT: usize = 20;
 /// How long the first rate is offered, unrecorded, before measuring.
 const WARM_UP: Duration = Duration::from_secs(5);
 /// Ranking examples per user: its last positives and as many sampled negatives.
@@ -360,7 +357,7 @@ fn synthetic_models(
 
     let spinner = progress.spinner("fitting item-CF");
     let consumed = Interactions::new(spec.items, &synthetic.histories);
-    let item_cf = ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), ITEM_CF_RECENT);
+    let item_cf = ItemCfRecall::fit(&consumed);
     let counts: Vec<f32> = consumed.by_item.iter().map(|users| users.len() as f32).collect();
     spinner.finish_and_clear();
 

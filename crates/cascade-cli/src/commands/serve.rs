@@ -9,11 +9,10 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use cascade_core::config::FeatureType;
 use cascade_core::{FeatureValue, IdIndex};
+use cascade_models::Interactions;
 use cascade_models::ranking::{CtrArch, CtrModel, CtrModelConfig};
 use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::training::Overrides;
-use cascade_models::tuning::ITEM_KNN_DEFAULT;
-use cascade_models::{Interactions, ItemKnn};
 use cascade_nn::EmbeddingTable;
 use cascade_nn::checkpoint;
 use cascade_serve::catalog::{Catalog, ItemFacts};
@@ -44,8 +43,6 @@ const EVENTS_PER_COMMIT: usize = 10_000;
 /// A consumption this much older than the newest one counts half in
 /// `recall/popular`, `recall/category_popular` and popularity dampening.
 const POPULARITY_HALF_LIFE_DAYS: f64 = 30.0;
-/// History items item-CF reads.
-const ITEM_CF_RECENT: usize = 20;
 
 pub fn run(
     common: &crate::Common,
@@ -307,6 +304,6 @@ fn assemble(
     let index = AnnIndex::build(matrix(items, n_items), dim, settings);
     let ann = AnnRecall::new(index, matrix(users, n_users));
     let consumed = Interactions::new(n_items, &catalog.histories);
-    let item_cf = ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), ITEM_CF_RECENT);
+    let item_cf = ItemCfRecall::fit(&consumed);
     Models::new(version, catalog, ann, item_cf, counts, Some(Box::new(ranker)))
 }

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use cascade_models::ItemKnn;
+use cascade_models::tuning::ITEM_KNN_DEFAULT;
+use cascade_models::{Interactions, ItemKnn};
 
 use crate::recall::{CandidateSource, RecallContext};
 
@@ -13,10 +14,19 @@ pub struct ItemCfRecall {
     recent: usize,
 }
 
+/// History items the channel reads unless told otherwise.
+pub const DEFAULT_RECENT: usize = 20;
+
 impl ItemCfRecall {
     /// Neighbours from a fitted ItemKNN, reading the last `recent` items.
     pub fn new(knn: ItemKnn, recent: usize) -> ItemCfRecall {
         ItemCfRecall { knn, recent }
+    }
+
+    /// ItemKNN with RecBole's defaults fitted on `consumed`, reading the last
+    /// `DEFAULT_RECENT` items: what `cascade serve` and its benchmark use.
+    pub fn fit(consumed: &Interactions) -> ItemCfRecall {
+        ItemCfRecall::new(ItemKnn::fit(consumed, ITEM_KNN_DEFAULT), DEFAULT_RECENT)
     }
 }
 
