@@ -203,7 +203,7 @@ enum BenchCommand {
         /// Candidates each HNSW search examines.
         #[arg(long, default_value_t = 200)]
         ef_search: usize,
-        /// HNSW implementations to measure, each on the same data [default: both].
+        /// HNSW implementations to measure, each on the same data [default: all].
         #[arg(long = "backend", value_enum)]
         backends: Vec<AnnBackendArg>,
     },
@@ -241,7 +241,7 @@ enum BenchCommand {
         #[arg(long, default_value_t = 32)]
         clients: usize,
         /// HNSW implementation of the ANN stage.
-        #[arg(long, value_enum, default_value_t = AnnBackendArg::HnswRs)]
+        #[arg(long, value_enum, default_value_t = AnnBackendArg::Usearch)]
         backend: AnnBackendArg,
         /// Candidates each ANN search examines, and the most it returns: the
         /// ANN quota (150), half as much again, and what the user consumed.
@@ -312,6 +312,8 @@ enum AnnBackendArg {
     InstantDistance,
     /// `hnsw_rs`: parallel build, SIMD distances.
     HnswRs,
+    /// `usearch`: parallel build, runtime-dispatched SIMD (C++).
+    Usearch,
 }
 
 impl From<AnnBackendArg> for AnnBackend {
@@ -319,6 +321,7 @@ impl From<AnnBackendArg> for AnnBackend {
         match arg {
             AnnBackendArg::InstantDistance => AnnBackend::InstantDistance,
             AnnBackendArg::HnswRs => AnnBackend::HnswRs,
+            AnnBackendArg::Usearch => AnnBackend::Usearch,
         }
     }
 }
@@ -431,7 +434,7 @@ fn main() -> ExitCode {
             command: BenchCommand::Ann { items, dim, queries, ef_search, backends },
         } => {
             let backends: Vec<AnnBackend> = if backends.is_empty() {
-                vec![AnnBackend::InstantDistance, AnnBackend::HnswRs]
+                vec![AnnBackend::InstantDistance, AnnBackend::HnswRs, AnnBackend::Usearch]
             } else {
                 backends.into_iter().map(AnnBackend::from).collect()
             };

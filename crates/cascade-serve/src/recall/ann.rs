@@ -1,11 +1,12 @@
 //! `recall/ann`: approximate maximum-inner-product search over a retrieval
 //! model's item embeddings, from the user's embedding.
 //!
-//! Two HNSW crates are wired in (`AnnBackend`) so they can be measured on
-//! the same data (`cascade bench ann --backend …`): `instant-distance`
-//! (small, deterministic, single-threaded build) and `hnsw_rs` (parallel
-//! build with SIMD distances, but its level generator is seeded from the OS,
-//! so two builds differ slightly). HNSW searches by a metric, and a dot
+//! Three HNSW crates are wired in (`AnnBackend`) so they can be measured on
+//! the same data (`cascade bench ann --backend …`): `usearch` (C++ with
+//! runtime-dispatched SIMD; DESIGN.md's choice, and the fastest here),
+//! `instant-distance` (small, deterministic, single-threaded build) and
+//! `hnsw_rs` (parallel build with SIMD distances, but its level generator is
+//! seeded from the OS, so two builds differ slightly). HNSW searches by a metric, and a dot
 //! product is not one. The standard reduction (Bachrach et al., 2014): with
 //! M the largest item norm, item x becomes [x, √(M² − ‖x‖²)] and query q
 //! becomes [q, 0]; then ‖q̃ − x̃‖² = ‖q‖² + M² − 2⟨q, x⟩, so the nearest
@@ -17,6 +18,8 @@
 use cascade_nn::matrix::dot;
 use hnsw_rs::prelude::{DistL2, Hnsw};
 use instant_distance::{Builder, HnswMap, Point, Search};
+use rayon::prelude::*;
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::recall::{CandidateSource, RecallContext};
 
@@ -35,8 +38,10 @@ pub enum AnnBackend {
     /// `instant-distance`: deterministic for a seed; builds on one thread.
     InstantDistance,
     /// `hnsw_rs`: builds on every rayon thread; ~7× faster to build at 100k.
-    #[default]
     HnswRs,
+    /// `usearch`: builds on every rayon thread; the fastest search measured.
+    #[default]
+    Usearch,
 }
 
 impl AnnBackend {
@@ -45,6 +50,7 @@ impl AnnBackend {
         match self {
             AnnBackend::InstantDistance => "instant-distance",
             AnnBackend::HnswRs => "hnsw_rs",
+            AnnBackend::Usearch => "usearch",
         }
     }
 }
@@ -65,9 +71,16 @@ pub struct AnnSettings {
 const HNSW_RS_LINKS: usize = 16;
 const HNSW_RS_EF_CONSTRUCTION: usize = 100;
 
+/// Search contexts `usearch` preallocates. A search finds none free when more
+/// run at once (it then fails, and the exact scan answers instead); the
+/// server runs requests on tokio's blocking pool, which rarely has more
+/// than this many busy threads on a small machine.
+const USEARCH_SEARCH_CONTEXTS: usize = 256;
+
 enum Graph {
     InstantDistance(HnswMap<Augmented, u32>),
     HnswRs(Hnsw<'static, f32, DistL2>),
+    Usearch(Index),
 }
 
 /// An HNSW index over item embeddings, searched by inner product.
@@ -114,6 +127,7 @@ impl AnnIndex {
                 hnsw.parallel_insert(&rows);
                 Graph::HnswRs(hnsw)
             }
+            AnnBackend::Usearch => Graph::Usearch(usearch_graph(&points, settings.ef_search)),
         };
         AnnIndex { graph, settings, items, dim }
     }
@@ -149,6 +163,10 @@ impl AnnIndex {
                 let ef = self.settings.ef_search;
                 hnsw.search(&augmented, ef, ef).iter().map(|hit| score(hit.d_id as u32)).collect()
             }
+            Graph::Usearch(index) => match index.search(&augmented, n) {
+                Ok(matches) => matches.keys.iter().map(|&key| score(key as u32)).collect(),
+                Err(_) => return self.exact_search(query, n),
+            },
         };
         found.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         found.truncate(n);
@@ -172,6 +190,29 @@ impl AnnIndex {
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         all
     }
+}
+
+/// Builds a `usearch` graph over the augmented points, keyed by item index,
+/// on every rayon thread.
+fn usearch_graph(points: &[Augmented], ef_search: usize) -> Index {
+    let options = IndexOptions {
+        dimensions: points.first().map_or(1, |p| p.0.len()),
+        metric: MetricKind::L2sq,
+        quantization: ScalarKind::F16,
+        connectivity: HNSW_RS_LINKS,
+        expansion_add: HNSW_RS_EF_CONSTRUCTION,
+        expansion_search: ef_search,
+        multi: false,
+    };
+    // Failures here are allocation failures of a fixed-size build: nothing a
+    // caller could recover from differently than from any other OOM.
+    let index = Index::new(&options).expect("usearch index options are valid");
+    let threads = USEARCH_SEARCH_CONTEXTS.max(rayon::current_num_threads());
+    index.reserve_capacity_and_threads(points.len(), threads).expect("usearch reserves memory");
+    points.par_iter().enumerate().for_each(|(key, point)| {
+        index.add(key as u64, &point.0).expect("capacity was reserved for every point");
+    });
+    index
 }
 
 /// The ANN channel: the user's embedding against the item index.
@@ -221,7 +262,7 @@ mod tests {
         let mut next = || rng.unit() * 2.0 - 1.0;
         let items: Vec<f32> = (0..n * dim).map(|_| next()).collect();
         let queries: Vec<Vec<f32>> = (0..50).map(|_| (0..dim).map(|_| next()).collect()).collect();
-        for backend in [AnnBackend::InstantDistance, AnnBackend::HnswRs] {
+        for backend in [AnnBackend::InstantDistance, AnnBackend::HnswRs, AnnBackend::Usearch] {
             let settings = AnnSettings { backend, ef_search: 100, seed: 1 };
             let index = AnnIndex::build(items.clone(), dim, settings);
             let mut hits = 0;
