@@ -37,6 +37,20 @@ pub struct CtrSplit {
     pub valid: Vec<CtrExample<(u32, u32)>>,
     /// Test rows.
     pub test: Vec<CtrExample<(u32, u32)>>,
+    /// Each row's event time (ms), aligned with the rows of each part: what
+    /// request-context features are derived from.
+    pub times: CtrTimes,
+}
+
+/// Event times of a `CtrSplit`'s rows, part by part.
+#[derive(Debug, Clone, Default)]
+pub struct CtrTimes {
+    /// Of the train rows.
+    pub train: Vec<i64>,
+    /// Of the validation rows.
+    pub valid: Vec<i64>,
+    /// Of the test rows.
+    pub test: Vec<i64>,
 }
 
 /// A training sample with its point-in-time features, as written to
@@ -380,23 +394,26 @@ impl Pipeline {
     pub fn ctr_split(&self, users: &IdIndex, items: &IdIndex) -> Result<CtrSplit, BatchError> {
         let batches = self.collect(
             "ctr_split",
-            "SELECT user_id, item_id, label, split FROM ctr_split ORDER BY user_id, pos",
+            "SELECT user_id, item_id, label, split, ts_ms FROM ctr_split ORDER BY user_id, pos",
         )?;
         let mut split = CtrSplit::default();
         for batch in &batches {
             let labels = ints(batch, "label");
+            let times = ints(batch, "ts_ms");
             let rows = strings(batch, "user_id")
                 .into_iter()
                 .zip(strings(batch, "item_id"))
                 .zip(strings(batch, "split"));
-            for (((user, item), part), label) in rows.zip(labels) {
+            for ((((user, item), part), label), ts_ms) in rows.zip(labels).zip(times) {
                 let (Some(u), Some(i)) = (users.index(&user), items.index(&item)) else { continue };
                 let example = CtrExample { user: u, label: label != 0, features: (u, i) };
-                match part.as_str() {
-                    "train" => split.train.push(example),
-                    "valid" => split.valid.push(example),
-                    _ => split.test.push(example),
-                }
+                let (rows, times) = match part.as_str() {
+                    "train" => (&mut split.train, &mut split.times.train),
+                    "valid" => (&mut split.valid, &mut split.times.valid),
+                    _ => (&mut split.test, &mut split.times.test),
+                };
+                rows.push(example);
+                times.push(ts_ms);
             }
         }
         Ok(split)

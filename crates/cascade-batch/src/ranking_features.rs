@@ -3,11 +3,13 @@
 //! Categorical and id features give one id, multi-categorical ones a bag,
 //! timestamps their year (e.g. a movie's release year), numbers their
 //! rounded value; free text is left to text models. A missing value is an
-//! empty bag, which pools to zeros.
+//! empty bag, which pools to zeros. Request-context features (`[context]`)
+//! come last: one id each, of the value at the example's moment.
 
 use chrono::{DateTime, Datelike};
 
 use cascade_core::config::{FeatureType, TableConfig};
+use cascade_core::context::ContextDerivation;
 use cascade_core::ids::feature_id;
 use cascade_core::{Config, FeatureValue, IdIndex, Record};
 use cascade_store::{EntityKind, Store, StoreError};
@@ -22,6 +24,7 @@ pub struct FieldEncoder {
     pub field_names: Vec<String>,
     user_fields: Vec<EntityFields>,
     item_fields: Vec<EntityFields>,
+    context: Vec<(String, ContextDerivation)>,
 }
 
 fn encode_value(name: &str, feature_type: FeatureType, value: &FeatureValue) -> Vec<u64> {
@@ -96,18 +99,23 @@ impl FieldEncoder {
         let (item_names, item_fields) =
             encode_table(store, EntityKind::Item, config, &config.items, items, "item_id")?;
         field_names.extend(item_names);
-        Ok(FieldEncoder { field_names, user_fields, item_fields })
+        let context: Vec<(String, ContextDerivation)> =
+            config.context.iter().map(|(name, spec)| (name.clone(), spec.derive)).collect();
+        field_names.extend(context.iter().map(|(name, _)| name.clone()));
+        Ok(FieldEncoder { field_names, user_fields, item_fields, context })
     }
 
     /// From fields encoded elsewhere (e.g. a synthetic catalog): every user
     /// row has the same number of fields, and so has every item row, whose
-    /// first field is the hashed `item_id`.
+    /// first field is the hashed `item_id`; `field_names` ends with the
+    /// context features' names.
     pub fn from_parts(
         field_names: Vec<String>,
         user_fields: Vec<EntityFields>,
         item_fields: Vec<EntityFields>,
+        context: Vec<(String, ContextDerivation)>,
     ) -> FieldEncoder {
-        FieldEncoder { field_names, user_fields, item_fields }
+        FieldEncoder { field_names, user_fields, item_fields, context }
     }
 
     /// The position of the `item_id` field (the first item field).
@@ -131,10 +139,46 @@ impl FieldEncoder {
         &self.item_fields
     }
 
-    /// The fields of one (user, item) example, by dense indices.
-    pub fn encode(&self, user: u32, item: u32) -> Vec<Vec<u64>> {
-        let mut fields = self.user_fields[user as usize].clone();
-        fields.extend(self.item_fields[item as usize].iter().cloned());
+    /// The same fields without the context features, e.g. for a protocol
+    /// that forbids reading the event time.
+    pub fn without_context(mut self) -> FieldEncoder {
+        let n_context = self.context.len();
+        self.field_names.truncate(self.field_names.len() - n_context);
+        self.context.clear();
+        self
+    }
+
+    /// The declared context features, in field order.
+    pub fn context_features(&self) -> &[(String, ContextDerivation)] {
+        &self.context
+    }
+
+    /// Context fields from one value per declared feature, in
+    /// `context_features` order.
+    pub fn context_fields(&self, values: &[u32]) -> Vec<Vec<u64>> {
+        self.context
+            .iter()
+            .zip(values)
+            .map(|((name, _), value)| vec![feature_id(name, &value.to_string())])
+            .collect()
+    }
+
+    /// The context fields of the moment `at_ms` (e.g. an event's time).
+    pub fn context_at(&self, at_ms: i64) -> Vec<Vec<u64>> {
+        let values: Vec<u32> =
+            self.context.iter().map(|(_, derive)| derive.value_at(at_ms)).collect();
+        self.context_fields(&values)
+    }
+
+    /// The fields of one (user, item) example, by dense indices, in the
+    /// context given by `context_fields` or `context_at`.
+    pub fn encode(&self, user: u32, item: u32, context: &[Vec<u64>]) -> Vec<Vec<u64>> {
+        let user = &self.user_fields[user as usize];
+        let item = &self.item_fields[item as usize];
+        let mut fields = Vec::with_capacity(user.len() + item.len() + context.len());
+        fields.extend(user.iter().cloned());
+        fields.extend(item.iter().cloned());
+        fields.extend(context.iter().cloned());
         fields
     }
 }
@@ -186,8 +230,33 @@ mod tests {
             FieldEncoder::new(&store, &config, &IdIndex::new(["1"]), &IdIndex::new(["50"]))
                 .unwrap();
         let zip = encoder.field_names.iter().position(|f| f == "zip_code").unwrap();
-        let fields = encoder.encode(0, 0);
+        let fields = encoder.encode(0, 0, &encoder.context_at(0));
         assert_eq!(fields[zip], vec![encoder.item_key(0)]);
+        assert_eq!(fields.len(), encoder.field_names.len());
         assert_eq!(encoder.item_key(0), feature_id("item_id", "50"));
+    }
+
+    /// The default schema's context fields follow the moment: two times an
+    /// hour apart differ in hour only, and the ids are those of the values.
+    #[test]
+    fn context_fields_are_the_values_at_the_moment() {
+        let config = Config::embedded_default();
+        let encoder = FieldEncoder::from_parts(
+            vec!["user_id".into(), "item_id".into(), "day_of_week".into(), "hour_of_day".into()],
+            vec![vec![vec![1]]],
+            vec![vec![vec![2]]],
+            config.context.iter().map(|(name, spec)| (name.clone(), spec.derive)).collect(),
+        );
+        // 1998-03-04 05:06:07 UTC, a Wednesday.
+        let at_ms = 888_987_967_000;
+        let wednesday_5am = encoder.context_at(at_ms);
+        assert_eq!(
+            wednesday_5am,
+            vec![vec![feature_id("day_of_week", "2")], vec![feature_id("hour_of_day", "5")]]
+        );
+        let an_hour_later = encoder.context_at(at_ms + 3_600_000);
+        assert_eq!(an_hour_later[0], wednesday_5am[0]);
+        assert_ne!(an_hour_later[1], wednesday_5am[1]);
+        assert_eq!(encoder.encode(0, 0, &wednesday_5am).len(), 4);
     }
 }

@@ -19,6 +19,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use cascade_serve::recall::{AnnBackend, AnnSettings};
 use cascade_serve::synthetic::CatalogSpec;
 
+use crate::commands::ranking::ContextFeatures;
+
 /// Cascade — a recommender engine from raw events to a ranked list.
 ///
 /// Start with `cascade quickstart`: it fetches MovieLens-100k (or takes
@@ -175,6 +177,12 @@ enum Command {
         /// using RecBole's defaults (k=100, shrink=0). EASE is always tuned.
         #[arg(long)]
         tune: bool,
+        /// Off-protocol: ranking models also read the config's `[context]`
+        /// features (hour of day, day of week), derived from each event's
+        /// time. ML100K-CTR excludes the timestamp, so results with this flag
+        /// are not comparable to the protocol's reference numbers.
+        #[arg(long)]
+        with_context: bool,
         #[command(flatten)]
         overrides: TrainingFlags,
         /// Print one JSON object on stdout and nothing else.
@@ -487,8 +495,23 @@ fn main() -> ExitCode {
         Command::Train { model, data, overrides, common } => {
             commands::train::run(&common, model, data.as_deref(), overrides.into())
         }
-        Command::Eval { protocol, model, data, ipinyou_dir, tune, overrides, json, common } => {
-            let options = commands::eval::EvalOptions { tune, overrides: overrides.into(), json };
+        Command::Eval {
+            protocol,
+            model,
+            data,
+            ipinyou_dir,
+            tune,
+            with_context,
+            overrides,
+            json,
+            common,
+        } => {
+            let context = match with_context {
+                true => ContextFeatures::Declared,
+                false => ContextFeatures::Excluded,
+            };
+            let options =
+                commands::eval::EvalOptions { tune, overrides: overrides.into(), json, context };
             match (protocol, commands::ranking::ctr_arch(model)) {
                 (Protocol::Ipinyou, Some(arch)) => {
                     commands::ipinyou::run(arch, ipinyou_dir.as_deref(), options.overrides, json)

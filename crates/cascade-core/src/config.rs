@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::context::ContextFeatureSpec;
 use crate::timestamp::TimestampFormat;
 
 /// The example configuration shipped with Cascade (MovieLens-100k schema).
@@ -65,6 +66,9 @@ pub struct Config {
     /// Batch pipeline settings.
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    /// Request-context features ranking models learn from, by name.
+    #[serde(default)]
+    pub context: BTreeMap<String, ContextFeatureSpec>,
     /// Per-model training settings, `[training.<model name>]`; a command-line
     /// flag wins over these, these over the model's defaults. Model names are
     /// checked where the models are known (the CLI).

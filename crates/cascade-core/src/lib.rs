@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod context;
 pub mod event;
 pub mod ids;
 pub mod timestamp;

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use cascade_core::ids::feature_id;
+use cascade_core::timestamp::now_ms;
 
 use crate::catalog::Catalog;
 use crate::entities::HiddenItems;
 use crate::metrics::Metrics;
-use crate::rank::Ranker;
+use crate::rank::{Ranker, RequestMoment};
 use crate::recall::{
     AnnRecall, CandidateSource, CategoryPopularRecall, FreshRecall, ItemCfRecall, PopularRecall,
     RecallContext, merge,
@@ -142,8 +143,9 @@ impl Default for PipelineSettings {
 pub struct RecommendRequest {
     /// The user's external id; unknown users get popular items.
     pub user_id: String,
-    /// Request-time context (time of day, device, …); passed to rankers
-    /// whose schema declares it.
+    /// Request-time context: values of the features the config's
+    /// `[context]` declares (e.g. `{"hour_of_day": 21}`); the server's clock
+    /// supplies declared ones left out, and undeclared keys are ignored.
     #[serde(default)]
     pub context: BTreeMap<String, serde_json::Value>,
     /// How many items, 1..=1000 (default 10).
@@ -358,6 +360,10 @@ impl Recommender {
         let n = request.n.unwrap_or(10);
         check_n(n)?;
         let models = self.models();
+        let moment = RequestMoment { context: &request.context, now_ms: now_ms() };
+        if let Some(ranker) = &models.ranker {
+            ranker.check_context(&moment).map_err(RequestError::BadRequest)?;
+        }
         let catalog = &models.catalog;
         let user = catalog.users.index(&request.user_id);
         let history = self.history(catalog, &request.user_id, user);
@@ -407,7 +413,7 @@ impl Recommender {
 
         let started = Instant::now();
         let items: Vec<u32> = candidates.iter().map(|c| c.item).collect();
-        let ranked = models.ranker.as_ref().and_then(|r| r.score(user, history, &items));
+        let ranked = models.ranker.as_ref().and_then(|r| r.score(user, history, &items, &moment));
         let ranker = ranked.as_ref().and(models.ranker.as_ref()).map(|r| r.name().to_owned());
         // Without a ranker, recall order stands: earlier is better.
         let scores =

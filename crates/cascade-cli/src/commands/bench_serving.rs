@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use cascade_batch::ranking_features::FieldEncoder;
+use cascade_core::context::ContextDerivation;
 use cascade_core::ids::{IdIndex, feature_id};
 use cascade_eval::plots::latency_curves;
 use cascade_eval::protocols::CtrExample;
@@ -364,8 +365,18 @@ fn synthetic_models(
     let (user_width, item_width) = (digits(spec.users), digits(spec.items));
     let user_ids: Vec<String> = (0..spec.users).map(|u| format!("u{u:0user_width$}")).collect();
     let item_ids: Vec<String> = (0..spec.items).map(|i| format!("i{i:0item_width$}")).collect();
+    // The default schema's context features, so ranking pays for them as it
+    // would in production; the synthetic log has no times, so training draws
+    // each example's moment at random and they carry no signal.
+    let context: Vec<(String, ContextDerivation)> = cascade_core::Config::embedded_default()
+        .context
+        .into_iter()
+        .map(|(name, spec)| (name, spec.derive))
+        .collect();
+    let mut field_names: Vec<String> = vec!["user_id".into(), "item_id".into(), "category".into()];
+    field_names.extend(context.iter().map(|(name, _)| name.clone()));
     let encoder = FieldEncoder::from_parts(
-        vec!["user_id".into(), "item_id".into(), "category".into()],
+        field_names,
         user_ids.iter().map(|id| vec![vec![feature_id("user_id", id)]]).collect(),
         item_ids
             .iter()
@@ -374,6 +385,7 @@ fn synthetic_models(
                 vec![vec![feature_id("item_id", id)], vec![feature_id("category", &c.to_string())]]
             })
             .collect(),
+        context,
     );
     let mut config = CtrModelConfig::default_for(CtrArch::DeepFm);
     config.training.max_epochs = 1;
@@ -419,8 +431,9 @@ fn ranking_examples(
             let keys: Vec<u64> = before.iter().map(|&i| encoder.item_key(i)).collect();
             let negative = all[rng.below(all.len())];
             for (item, label) in [(history[end], true), (negative, false)] {
-                let features =
-                    CtrFeatures { fields: encoder.encode(user, item), history: keys.clone() };
+                let at_ms = rng.below(365 * 86_400) as i64 * 1000;
+                let fields = encoder.encode(user, item, &encoder.context_at(at_ms));
+                let features = CtrFeatures { fields, history: keys.clone() };
                 let example = CtrExample { user, label, features };
                 if user.is_multiple_of(10) { valid.push(example) } else { train.push(example) }
             }

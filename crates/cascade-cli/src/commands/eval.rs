@@ -23,7 +23,7 @@ use cascade_models::tuning::{
 };
 use cascade_models::{BiasCtr, Ease, Interactions, ItemKnn, MostPopular, ease::gram_matrix};
 
-use crate::commands::ranking;
+use crate::commands::ranking::{self, ContextFeatures};
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 use crate::{Common, ModelName, Protocol};
@@ -221,6 +221,8 @@ pub struct EvalOptions {
     pub overrides: Overrides,
     /// One JSON object on stdout, nothing else.
     pub json: bool,
+    /// Ranking models also read the `[context]` features (off-protocol).
+    pub context: ContextFeatures,
 }
 
 /// Trains a ranking architecture on every declared user and item feature
@@ -232,11 +234,12 @@ fn fit_ranking(
     split: &CtrSplit,
     arch: CtrArch,
     overrides: Overrides,
+    context: ContextFeatures,
     progress: Progress,
 ) -> Result<(String, CtrReport)> {
     let mut config = CtrModelConfig::default_for(arch);
     config.training.apply(&overrides);
-    let inputs = ranking::encode(workspace, prepared, split, config.history_length)?;
+    let inputs = ranking::encode(workspace, prepared, split, config.history_length, context)?;
     let (model, epochs) = ranking::train(&inputs, &config, progress)?;
     Ok((ranking::describe(&inputs, &config, &epochs), evaluate_ctr(&model, &inputs.test)))
 }
@@ -248,7 +251,7 @@ pub fn run(
     data: Option<&Path>,
     options: EvalOptions,
 ) -> Result<()> {
-    let EvalOptions { tune, overrides, json } = options;
+    let EvalOptions { tune, overrides, json, context } = options;
     let is_click_model = model == ModelName::BiasCtr || ranking::ctr_arch(model).is_some();
     let applies = match protocol {
         Protocol::LooFull => !is_click_model,
@@ -282,7 +285,7 @@ pub fn run(
             let split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
             let (setting, report) = match ranking::ctr_arch(model) {
                 Some(arch) => {
-                    fit_ranking(&workspace, &prepared, &split, arch, overrides, progress)?
+                    fit_ranking(&workspace, &prepared, &split, arch, overrides, context, progress)?
                 }
                 None => fit_ctr(&split, prepared.users.len(), prepared.items.len()),
             };

@@ -1,5 +1,6 @@
 //! Ranking models on ML100K-CTR: turning the split into model inputs (every
-//! declared feature, plus each row's preceding items in protocol order) and
+//! declared feature, the request context at each row's event time, plus each
+//! row's preceding items in protocol order) and
 //! training one architecture with progress and early stopping.
 
 use anyhow::Result;
@@ -36,6 +37,16 @@ pub fn ctr_arch(model: ModelName) -> Option<CtrArch> {
     })
 }
 
+/// Whether ranking inputs carry the config's `[context]` features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContextFeatures {
+    /// Left out: ML100K-CTR (PROTOCOLS.md) forbids reading the timestamp
+    /// they are derived from, so protocol results never see them.
+    Excluded,
+    /// Every declared one, at each row's event time: what serving reads.
+    Declared,
+}
+
 /// Encodes every row's fields and its user's items before it in protocol
 /// order (train, then valid, then test, each in time order), keeping the
 /// `history_length` most recent.
@@ -44,27 +55,33 @@ pub fn encode(
     prepared: &Prepared,
     split: &CtrSplit,
     history_length: usize,
+    context: ContextFeatures,
 ) -> Result<CtrInputs> {
-    let encoder = prepared.field_encoder(workspace)?;
+    let encoder = match context {
+        ContextFeatures::Declared => prepared.field_encoder(workspace)?,
+        ContextFeatures::Excluded => prepared.field_encoder(workspace)?.without_context(),
+    };
     let mut sequences: Vec<Vec<u64>> = vec![Vec::new(); prepared.users.len()];
-    let mut encode_part = |rows: &[CtrExample<(u32, u32)>]| -> Vec<CtrExample<CtrFeatures>> {
+    let mut encode_part = |rows: &[CtrExample<(u32, u32)>], times: &[i64]| {
         rows.iter()
-            .map(|row| {
+            .zip(times)
+            .map(|(row, &ts_ms)| {
                 let (user, item) = row.features;
                 let sequence = &mut sequences[user as usize];
                 let history = sequence[sequence.len().saturating_sub(history_length)..].to_vec();
                 sequence.push(encoder.item_key(item));
+                let fields = encoder.encode(user, item, &encoder.context_at(ts_ms));
                 CtrExample {
                     user: row.user,
                     label: row.label,
-                    features: CtrFeatures { fields: encoder.encode(user, item), history },
+                    features: CtrFeatures { fields, history },
                 }
             })
-            .collect()
+            .collect::<Vec<_>>()
     };
-    let train = encode_part(&split.train);
-    let valid = encode_part(&split.valid);
-    let test = encode_part(&split.test);
+    let train = encode_part(&split.train, &split.times.train);
+    let valid = encode_part(&split.valid, &split.times.valid);
+    let test = encode_part(&split.test, &split.times.test);
     Ok(CtrInputs {
         train,
         valid,

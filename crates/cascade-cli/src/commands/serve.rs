@@ -29,7 +29,7 @@ use cascade_store::{EntityKind, GroupCommitter};
 
 use crate::ModelName;
 use crate::commands::eval::{Prepared, prepare};
-use crate::commands::ranking;
+use crate::commands::ranking::{self, ContextFeatures};
 use crate::commands::watch::watch_checkpoints;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
@@ -190,7 +190,13 @@ fn build_models(
     let mut config = CtrModelConfig::default_for(arch);
     config.training.apply(&workspace.training_overrides(ranker, Overrides::default())?);
     let split_ctr = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
-    let inputs = ranking::encode(workspace, prepared, &split_ctr, config.history_length)?;
+    let inputs = ranking::encode(
+        workspace,
+        prepared,
+        &split_ctr,
+        config.history_length,
+        ContextFeatures::Declared,
+    )?;
     let (model, _) = ranking::train(&inputs, &config, progress)?;
     let encoder = prepared.field_encoder(workspace)?;
     let name = ranker.to_possible_value_name();

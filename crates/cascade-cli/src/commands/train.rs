@@ -21,7 +21,7 @@ use cascade_nn::EmbeddingTable;
 use cascade_nn::checkpoint::{self, FORMAT_VERSION, Manifest};
 
 use crate::commands::eval::{prepare, tower_features};
-use crate::commands::ranking;
+use crate::commands::ranking::{self, ContextFeatures};
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 use crate::{Common, ModelName};
@@ -143,7 +143,13 @@ pub fn run(
             let mut config = CtrModelConfig::default_for(arch);
             config.training.apply(&overrides);
             let ctr_split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
-            let inputs = ranking::encode(&workspace, &prepared, &ctr_split, config.history_length)?;
+            let inputs = ranking::encode(
+                &workspace,
+                &prepared,
+                &ctr_split,
+                config.history_length,
+                ContextFeatures::Declared,
+            )?;
             let (model, epochs) = ranking::train(&inputs, &config, Progress { quiet: true })?;
             ctr = model;
             let report = evaluate_ctr(&ctr, &inputs.test);

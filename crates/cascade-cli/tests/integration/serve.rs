@@ -162,11 +162,30 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
         (r#"{"user_id": 1}"#, "invalid type"),
         (r#"{"user_id": "1", "colour": "red"}"#, "unknown field"),
         (r#"{"user_id": "1""#, "request body"),
+        (
+            r#"{"user_id": "1", "context": {"hour_of_day": 24}}"#,
+            "context.hour_of_day must be an integer from 0 to 23",
+        ),
+        (r#"{"user_id": "1", "context": {"day_of_week": "monday"}}"#, "context.day_of_week"),
     ] {
         let (status, answer) = post(&base, "/v1/recommend", body);
         assert_eq!(status, 400, "{body} → {answer}");
         assert!(answer.contains(expected), "{body} → {answer}");
     }
+
+    // Request context reaches the ranker: the ranker learnt hour-of-day
+    // weights, so the same user and item score differently at 3 and at 20
+    // o'clock. Keys the schema does not declare are ignored.
+    let score_at = |context: &str| -> f64 {
+        let body = format!(r#"{{"user_id": "1", "n": 1, "context": {context}}}"#);
+        let (status, answer) = post(&base, "/v1/recommend", &body);
+        assert_eq!(status, 200, "{answer}");
+        let response: Value = serde_json::from_str(&answer).unwrap();
+        response["items"][0]["score"].as_f64().unwrap()
+    };
+    let night = score_at(r#"{"hour_of_day": 3, "day_of_week": 2, "device": "tv"}"#);
+    let evening = score_at(r#"{"hour_of_day": 20, "day_of_week": 2}"#);
+    assert_ne!(night, evening, "hour of day changed nothing");
 
     // Category filters, by the genre names of u.item's flag columns.
     let genres = genres_by_item(&data);
