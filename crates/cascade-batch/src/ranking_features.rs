@@ -236,16 +236,19 @@ mod tests {
         assert_eq!(encoder.item_key(0), feature_id("item_id", "50"));
     }
 
-    /// The default schema's context fields follow the moment: two times an
-    /// hour apart differ in hour only, and the ids are those of the values.
+    /// Context fields follow the moment: two times an hour apart differ in
+    /// hour only, and the ids are those of the values.
     #[test]
     fn context_fields_are_the_values_at_the_moment() {
-        let config = Config::embedded_default();
+        let context = vec![
+            ("day_of_week".to_owned(), ContextDerivation::DayOfWeek),
+            ("hour_of_day".to_owned(), ContextDerivation::HourOfDay),
+        ];
         let encoder = FieldEncoder::from_parts(
             vec!["user_id".into(), "item_id".into(), "day_of_week".into(), "hour_of_day".into()],
             vec![vec![vec![1]]],
             vec![vec![vec![2]]],
-            config.context.iter().map(|(name, spec)| (name.clone(), spec.derive)).collect(),
+            context,
         );
         // 1998-03-04 05:06:07 UTC, a Wednesday.
         let at_ms = 888_987_967_000;

@@ -365,14 +365,13 @@ fn synthetic_models(
     let (user_width, item_width) = (digits(spec.users), digits(spec.items));
     let user_ids: Vec<String> = (0..spec.users).map(|u| format!("u{u:0user_width$}")).collect();
     let item_ids: Vec<String> = (0..spec.items).map(|i| format!("i{i:0item_width$}")).collect();
-    // The default schema's context features, so ranking pays for them as it
-    // would in production; the synthetic log has no times, so training draws
-    // each example's moment at random and they carry no signal.
-    let context: Vec<(String, ContextDerivation)> = cascade_core::Config::embedded_default()
-        .context
-        .into_iter()
-        .map(|(name, spec)| (name, spec.derive))
-        .collect();
+    // Hour and weekday context features, so ranking pays for them as a
+    // schema declaring them would; the synthetic log has no times, so
+    // training draws each example's moment at random and they carry no signal.
+    let context = vec![
+        ("hour_of_day".to_owned(), ContextDerivation::HourOfDay),
+        ("day_of_week".to_owned(), ContextDerivation::DayOfWeek),
+    ];
     let mut field_names: Vec<String> = vec!["user_id".into(), "item_id".into(), "category".into()];
     field_names.extend(context.iter().map(|(name, _)| name.clone()));
     let encoder = FieldEncoder::from_parts(

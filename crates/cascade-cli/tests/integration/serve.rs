@@ -24,10 +24,6 @@ impl Drop for Server {
     }
 }
 
-fn start(data: &std::path::Path, workspace: &std::path::Path) -> Server {
-    start_with(data, workspace, &[])
-}
-
 /// Starts `cascade serve` with an LR ranker and `extra` arguments.
 pub fn start_with(
     data: &std::path::Path,
@@ -128,7 +124,17 @@ fn genres_by_item(data: &std::path::Path) -> std::collections::HashMap<String, V
 fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     let Some(data) = movielens_dir() else { return };
     let work = tempfile::tempdir().unwrap();
-    let server = start(&data, work.path());
+    // The shipped config with its `[context]` example switched on.
+    let shipped = include_str!("../../../../cascade.toml");
+    let with_context = shipped
+        .replace("# [context]", "[context]")
+        .replace("# hour_of_day = ", "hour_of_day = ")
+        .replace("# day_of_week = ", "day_of_week = ");
+    assert_ne!(shipped, with_context, "cascade.toml no longer has the [context] example");
+    let config = work.path().join("with-context.toml");
+    std::fs::write(&config, with_context).unwrap();
+    let server =
+        start_with(&data, &work.path().join("ws"), &["--config".as_ref(), config.as_ref()]);
     let base = server.base.clone();
 
     // A known user: n items, none already consumed, each with its channels.
