@@ -50,9 +50,16 @@ impl std::fmt::Debug for CtrRanker {
 }
 
 impl CtrRanker {
-    /// Wraps `model`, which reads the last `history_length` items.
-    pub fn new(name: &str, model: CtrModel, encoder: FieldEncoder, history_length: usize) -> Self {
-        CtrRanker { name: name.to_owned(), model, encoder, history_length }
+    /// Wraps `model`, which reads the last `history_length` items, and
+    /// prepares it for many small batches (`CtrModel::prepare_for_serving`).
+    pub fn new(
+        name: &str,
+        mut model: CtrModel,
+        encoder: FieldEncoder,
+        history_length: usize,
+    ) -> candle_core::Result<Self> {
+        model.prepare_for_serving()?;
+        Ok(CtrRanker { name: name.to_owned(), model, encoder, history_length })
     }
 
     /// One value per declared context feature: the request's where it gives
@@ -97,7 +104,11 @@ impl Ranker for CtrRanker {
         // The model's user fields exist only for users it was built with.
         let user = user.filter(|&u| (u as usize) < self.encoder.user_fields().len())?;
         let context = self.encoder.context_fields(&self.context_values(moment).ok()?);
-        let recent = &history[history.len().saturating_sub(self.history_length)..];
+        // Only DIN / DIEN read it; the others would copy it per candidate for nothing.
+        let recent = match self.model.reads_history() {
+            true => &history[history.len().saturating_sub(self.history_length)..],
+            false => &[],
+        };
         let history: Vec<u64> = recent.iter().map(|&i| self.encoder.item_key(i)).collect();
         let examples: Vec<CtrFeatures> = items
             .iter()

@@ -390,7 +390,7 @@ fn synthetic_models(
     config.training.max_epochs = 1;
     let inputs = ranking_examples(synthetic, &encoder, config.history_length);
     let (model, _) = ranking::train(&inputs, &config, progress)?;
-    let ranker = CtrRanker::new("deepfm", model, encoder, config.history_length);
+    let ranker = CtrRanker::new("deepfm", model, encoder, config.history_length)?;
     let clock = 365 * 86_400;
     let facts = ItemFacts {
         categories: IdIndex::new((0..spec.categories).map(|c| c.to_string())),

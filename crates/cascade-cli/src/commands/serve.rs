@@ -200,7 +200,7 @@ fn build_models(
     let (model, _) = ranking::train(&inputs, &config, progress)?;
     let encoder = prepared.field_encoder(workspace)?;
     let name = ranker.to_possible_value_name();
-    let ranker = CtrRanker::new(&name, model, encoder, config.history_length);
+    let ranker = CtrRanker::new(&name, model, encoder, config.history_length)?;
     let version = format!("bpr-mf+itemknn+{name}@{}", cascade_core::timestamp::now_ms());
     let (users, items) = bpr.tables();
     let counts = popularity(workspace, &catalog)?;
@@ -247,7 +247,7 @@ pub fn checkpoint_models(
     let item_field = encoder.item_field();
     let model =
         CtrModel::from_parts(&config, fields.len(), item_field, linear, embedding, &saved.dense)?;
-    let ranker = CtrRanker::new(&name, model, encoder, config.history_length);
+    let ranker = CtrRanker::new(&name, model, encoder, config.history_length)?;
     let [users, items]: [&EmbeddingTable; 2] = retrieval
         .tables
         .iter()

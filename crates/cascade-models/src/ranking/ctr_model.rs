@@ -16,6 +16,7 @@ use cascade_nn::{DenseParams, DenseSnapshot, EmbeddingTable, OptimizerConfig};
 
 use crate::early_stopping::{EarlyStopping, Verdict};
 use crate::random::SeededRng;
+use crate::ranking::fused::FusedFactorization;
 use crate::ranking::heads::{self, Head, HeadShape};
 use crate::ranking::inputs::{CtrFeatures, SparseInputs};
 use crate::training::TrainingSettings;
@@ -137,6 +138,9 @@ pub struct CtrModel {
     sparse: SparseInputs,
     dense: DenseParams,
     head: Box<dyn Head>,
+    /// A candle-free copy of the head for serving, once asked for; dropped
+    /// by every training step, so it is never stale.
+    fused: Option<FusedFactorization>,
 }
 
 /// Binary cross-entropy with logits: mean of log(1 + eᶻ) − y·z.
@@ -158,7 +162,7 @@ impl CtrModel {
         let mut dense = DenseParams::new(seed ^ 3, config.dense_lr);
         let shape = HeadShape { fields: n_fields, dim: config.dim, hidden: &config.hidden };
         let head = heads::build(config.arch, shape, &mut dense)?;
-        Ok(CtrModel { config: config.clone(), item_field, sparse, dense, head })
+        Ok(CtrModel { config: config.clone(), item_field, sparse, dense, head, fused: None })
     }
 
     /// The settings it was built with.
@@ -172,6 +176,7 @@ impl CtrModel {
         item_pool: &[u64],
         rng: &mut SeededRng,
     ) -> candle_core::Result<f64> {
+        self.fused = None;
         let features: Vec<&CtrFeatures> = batch.iter().map(|e| &e.features).collect();
         let (embedded, gathered) =
             self.sparse.embed_for_training(&features, self.head.needs(), item_pool, rng)?;
@@ -275,8 +280,24 @@ impl CtrModel {
 }
 
 impl CtrModel {
+    /// Prepares the model for scoring many small batches: LR, FM, Wide&Deep
+    /// and DeepFM then score in plain Rust (`ranking::fused`), with the
+    /// same results as candle to float rounding. Other heads are unchanged.
+    pub fn prepare_for_serving(&mut self) -> candle_core::Result<()> {
+        self.fused = self.head.as_factorization().map(FusedFactorization::new).transpose()?;
+        Ok(())
+    }
+
+    /// Whether it reads `CtrFeatures::history` (DIN, DIEN).
+    pub fn reads_history(&self) -> bool {
+        self.head.needs().history
+    }
+
     /// Click probabilities of `examples`, e.g. a request's candidates.
     pub fn score(&self, examples: &[&CtrFeatures]) -> candle_core::Result<Vec<f64>> {
+        if let Some(fused) = &self.fused {
+            return fused.score(&self.sparse, examples);
+        }
         // Parameters are candle variables, so inference builds a graph too; small
         // chunks keep DIEN's unrolled GRU graph (L steps × chunk rows) small.
         let mut scores = Vec::with_capacity(examples.len());
@@ -342,6 +363,48 @@ mod tests {
             } else {
                 assert!(auc > 0.95, "{} should capture the interaction, AUC {auc}", arch.name());
             }
+        }
+    }
+
+    /// Serving's candle-free path gives candle's probabilities, with
+    /// multi-id bags, empty bags and ids the model never saw.
+    #[test]
+    fn fused_factorization_scores_match_candle() {
+        let mut rng = SeededRng::new(9);
+        let mut example = |unseen: bool| {
+            let (u, i) = (rng.below(20) as u64, rng.below(20) as u64);
+            let genres = match i % 3 {
+                0 => vec![],
+                1 => vec![200 + i % 4],
+                _ => vec![200 + i % 4, 210 + i % 5],
+            };
+            let item = if unseen { 999 } else { 100 + i };
+            CtrExample {
+                user: u as u32,
+                label: (u % 2) == (i % 2),
+                features: CtrFeatures {
+                    fields: vec![vec![u], vec![item], genres],
+                    history: vec![],
+                },
+            }
+        };
+        let train: Vec<_> = (0..2000).map(|_| example(false)).collect();
+        let valid: Vec<_> = (0..200).map(|_| example(false)).collect();
+        let probe: Vec<_> = (0..300).map(|k| example(k % 7 == 0)).collect();
+        let probe: Vec<&CtrFeatures> = probe.iter().map(|e| &e.features).collect();
+        for arch in [CtrArch::Lr, CtrArch::Fm, CtrArch::WideDeep, CtrArch::DeepFm] {
+            let mut config = CtrModelConfig::default_for(arch);
+            config.dim = 8;
+            config.hidden = vec![16, 8];
+            config.training.max_epochs = 3;
+            let (mut model, _) = CtrModel::train(&train, &valid, &config, 1, |_| {}).unwrap();
+            let candle = model.score(&probe).unwrap();
+            model.prepare_for_serving().unwrap();
+            assert!(model.fused.is_some(), "{}", arch.name());
+            let fused = model.score(&probe).unwrap();
+            let worst = candle.iter().zip(&fused).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(worst < 1e-5, "{}: largest difference {worst}", arch.name());
+            assert!(candle.iter().any(|&p| (p - candle[0]).abs() > 1e-3), "scores vary");
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod ctr_model;
 pub mod fields;
+pub mod fused;
 pub mod heads;
 pub mod inputs;
 

@@ -26,6 +26,21 @@ impl Factorization {
     pub fn new(bias: Tensor, fm: bool, deep: Option<Mlp>) -> Factorization {
         Factorization { bias, fm, deep }
     }
+
+    /// The bias (one value).
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+
+    /// Whether FM's pairwise term is added.
+    pub fn fm(&self) -> bool {
+        self.fm
+    }
+
+    /// The deep tower, if any.
+    pub fn deep(&self) -> Option<&Mlp> {
+        self.deep.as_ref()
+    }
 }
 
 /// FM's second-order term: B × F × D → B.
@@ -38,6 +53,10 @@ pub fn fm_interaction(fields: &Tensor) -> candle_core::Result<Tensor> {
 impl Head for Factorization {
     fn needs(&self) -> Needs {
         Needs::default()
+    }
+
+    fn as_factorization(&self) -> Option<&Factorization> {
+        Some(self)
     }
 
     fn forward(&self, x: &Embedded, _item_field: usize) -> candle_core::Result<HeadOutput> {

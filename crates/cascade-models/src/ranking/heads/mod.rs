@@ -37,6 +37,11 @@ pub trait Head: Send + Sync + std::fmt::Debug {
     fn needs(&self) -> Needs;
     /// Logits for the batch; `item_field` is the index of the target item's field.
     fn forward(&self, x: &Embedded, item_field: usize) -> candle_core::Result<HeadOutput>;
+    /// This head as LR / FM / Wide&Deep / DeepFM, which serving scores
+    /// without candle (`ranking::fused`).
+    fn as_factorization(&self) -> Option<&Factorization> {
+        None
+    }
 }
 
 /// Sizes every head is built from.
