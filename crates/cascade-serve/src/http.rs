@@ -256,9 +256,11 @@ async fn get_item(State(state): State<Arc<AppState>>, Path(id): Path<String>) ->
         Err(e) => return e.into_response(),
     };
     let item_id = id.clone();
+    // A hidden item may have no record (404 → null); a failing store is a 503.
     let record = match with_records(&state, move |e| e.get(EntityKind::Item, &id)).await {
         Ok(record) => json!(record),
-        Err(_) => serde_json::Value::Null,
+        Err(RequestError::NotFound(_)) => serde_json::Value::Null,
+        Err(e) => return e.into_response(),
     };
     axum::Json(json!({ "item_id": item_id, "hidden": hidden, "record": record })).into_response()
 }
