@@ -256,11 +256,15 @@ async fn get_item(State(state): State<Arc<AppState>>, Path(id): Path<String>) ->
         Err(e) => return e.into_response(),
     };
     let item_id = id.clone();
-    // A hidden item may have no record (404 → null); a failing store is a 503.
-    let record = match with_records(&state, move |e| e.get(EntityKind::Item, &id)).await {
+    // A hidden item may have no record (null); a failing store is a 503.
+    let lookup = move |e: &Entities| match e.get(EntityKind::Item, &id) {
+        Ok(record) => Ok(Some(record)),
+        Err(RequestError::NotFound(_)) => Ok(None),
+        Err(other) => Err(other),
+    };
+    let record = match with_records(&state, lookup).await {
         Ok(record) => json!(record),
-        Err(RequestError::NotFound(_)) => serde_json::Value::Null,
-        Err(e) => return e.into_response(),
+        Err(response) => return response,
     };
     axum::Json(json!({ "item_id": item_id, "hidden": hidden, "record": record })).into_response()
 }
