@@ -288,6 +288,20 @@ impl CtrModel {
         Ok(())
     }
 
+    /// Like `score`, for `n` examples of `n_fields` fields whose ids are
+    /// `bag(example, field)`, without building `CtrFeatures`; `None` unless
+    /// `prepare_for_serving` gave this model the serving path (the other
+    /// heads need `score`).
+    pub fn score_bags<'a>(
+        &self,
+        n: usize,
+        n_fields: usize,
+        bag: impl Fn(usize, usize) -> &'a [u64],
+    ) -> Option<candle_core::Result<Vec<f64>>> {
+        let fused = self.fused.as_ref()?;
+        Some(fused.score_bags(&self.sparse, n, n_fields, bag))
+    }
+
     /// Whether it reads `CtrFeatures::history` (DIN, DIEN).
     pub fn reads_history(&self) -> bool {
         self.head.needs().history

@@ -39,16 +39,33 @@ impl FusedFactorization {
         sparse: &SparseInputs,
         batch: &[&CtrFeatures],
     ) -> candle_core::Result<Vec<f64>> {
+        let n_fields = batch.first().map_or(0, |x| x.fields.len());
+        self.score_bags(sparse, batch.len(), n_fields, |example, field| {
+            &batch[example].fields[field]
+        })
+    }
+
+    /// Click probabilities of `n` examples of `n_fields` fields each, where
+    /// `bag(example, field)` gives the ids: lets a caller whose examples
+    /// share most fields (one user, one context, many items) build none.
+    pub fn score_bags<'a>(
+        &self,
+        sparse: &SparseInputs,
+        n: usize,
+        n_fields: usize,
+        bag: impl Fn(usize, usize) -> &'a [u64],
+    ) -> candle_core::Result<Vec<f64>> {
         let [linear, embedding] = sparse.tables();
         let dim = embedding.config().dim;
-        let n_fields = batch.first().map_or(0, |x| x.fields.len());
         let width = n_fields * dim;
         // B × (F·D): each example's mean-pooled field embeddings, side by side.
-        let mut fields = vec![0f32; batch.len() * width];
-        let mut logits = Vec::with_capacity(batch.len());
-        for (example, row) in batch.iter().zip(fields.chunks_exact_mut(width.max(1))) {
+        let mut fields = vec![0f32; n * width];
+        let mut logits = Vec::with_capacity(n);
+        for example in 0..n {
+            let row = &mut fields[example * width..(example + 1) * width];
             let mut logit = self.bias;
-            for (bag, pooled) in example.fields.iter().zip(row.chunks_exact_mut(dim)) {
+            for (field, pooled) in row.chunks_exact_mut(dim).enumerate() {
+                let bag = bag(example, field);
                 let scale = 1.0 / bag.len() as f32;
                 for &id in bag {
                     if let Some(weight) = linear.row(id) {
@@ -65,7 +82,7 @@ impl FusedFactorization {
             logits.push(logit);
         }
         if let Some(deep) = &self.deep {
-            let input = Tensor::from_vec(fields, (batch.len(), width), &Device::Cpu)?;
+            let input = Tensor::from_vec(fields, (n, width), &Device::Cpu)?;
             let towers: Vec<f32> = deep.forward(&input)?.flatten_all()?.to_vec1()?;
             logits.iter_mut().zip(towers).for_each(|(logit, tower)| *logit += tower);
         }
