@@ -7,7 +7,10 @@ mod workspace;
 
 /// The server allocates per candidate (features, sources, vectors) on many
 /// threads; glibc's malloc took ~15% of its CPU in a profile of `cascade
-/// bench serve` (docs/benchmarks.md), mimalloc far less.
+/// bench serve` (docs/benchmarks.md), mimalloc far less. It is built
+/// without transparent huge pages (`no_thp` in Cargo.toml): with them, each
+/// fault on freshly returned memory zeroed 2 MB, and the p99 at 1,000 req/s
+/// was about twice as high in an alternating A/B (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
