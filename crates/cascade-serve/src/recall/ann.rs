@@ -66,10 +66,11 @@ pub struct AnnSettings {
     pub seed: u64,
 }
 
-/// `hnsw_rs`'s graph parameters, matching `instant-distance`'s defaults
-/// (ef_construction 100) with 16 links per node on upper layers.
-const HNSW_RS_LINKS: usize = 16;
-const HNSW_RS_EF_CONSTRUCTION: usize = 100;
+/// Graph parameters of the `hnsw_rs` and `usearch` builds, matching
+/// `instant-distance`'s defaults (ef_construction 100) with 16 links per
+/// node, so the three are compared on equal graphs.
+const GRAPH_LINKS: usize = 16;
+const GRAPH_EF_CONSTRUCTION: usize = 100;
 
 /// Search contexts `usearch` preallocates. A search finds none free when more
 /// run at once (it then fails, and the exact scan answers instead); the
@@ -121,7 +122,7 @@ impl AnnIndex {
             AnnBackend::HnswRs => {
                 let n = points.len().max(1);
                 let layers = 16.min((n as f32).ln().ceil().max(1.0) as usize);
-                let hnsw = Hnsw::new(HNSW_RS_LINKS, n, layers, HNSW_RS_EF_CONSTRUCTION, DistL2 {});
+                let hnsw = Hnsw::new(GRAPH_LINKS, n, layers, GRAPH_EF_CONSTRUCTION, DistL2 {});
                 let rows: Vec<(&Vec<f32>, usize)> =
                     points.iter().enumerate().map(|(id, p)| (&p.0, id)).collect();
                 hnsw.parallel_insert(&rows);
@@ -199,8 +200,8 @@ fn usearch_graph(points: &[Augmented], ef_search: usize) -> Index {
         dimensions: points.first().map_or(1, |p| p.0.len()),
         metric: MetricKind::L2sq,
         quantization: ScalarKind::F16,
-        connectivity: HNSW_RS_LINKS,
-        expansion_add: HNSW_RS_EF_CONSTRUCTION,
+        connectivity: GRAPH_LINKS,
+        expansion_add: GRAPH_EF_CONSTRUCTION,
         expansion_search: ef_search,
         multi: false,
     };
