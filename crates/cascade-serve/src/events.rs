@@ -174,26 +174,21 @@ impl EventLog {
     /// Logs what a response showed, one `impression` event per item (value:
     /// its 1-based rank), for A/B analysis and online learning. The request
     /// does not wait for the commit: impressions are telemetry, and a crash
-    /// may lose the last few, never an acknowledged client event.
+    /// may lose the last second of them (`TELEMETRY_SYNC_INTERVAL`), never an
+    /// acknowledged client event.
     pub fn log_impressions(&self, response: &RecommendResponse, user_id: &str, now_ms: i64) {
-        let events: Vec<KeyedEvent> = response
+        let events = response
             .items
             .iter()
-            .map(|item| {
-                let id = format!("impression:{}:{}", response.request_id, item.rank);
-                let event = Event {
-                    user: user_id.to_owned(),
-                    item: item.item_id.clone(),
-                    event_type: IMPRESSION.into(),
-                    value: Some(item.rank as f64),
-                    ts_ms: now_ms,
-                };
-                KeyedEvent { key: EventKey::from_client_id(&id), event }
+            .map(|item| Event {
+                user: user_id.to_owned(),
+                item: item.item_id.clone(),
+                event_type: IMPRESSION.into(),
+                value: Some(item.rank as f64),
+                ts_ms: now_ms,
             })
             .collect();
-        if !events.is_empty() {
-            drop(self.committer.submit(events));
-        }
+        self.committer.record_telemetry(events);
     }
 }
 

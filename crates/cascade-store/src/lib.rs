@@ -13,4 +13,6 @@ mod store;
 
 pub use event_key::EventKey;
 pub use group_commit::GroupCommitter;
-pub use store::{AppendStatus, EntityKind, KeyedEvent, Store, StoreError};
+pub use store::{
+    AppendStatus, CommitDurability, EntityKind, KeyedEvent, LogEntry, Store, StoreError,
+};

@@ -82,6 +82,72 @@ impl AppendStatus {
     }
 }
 
+/// One event to append.
+#[derive(Debug, Clone)]
+pub enum LogEntry {
+    /// A client's event, deduplicated by its key.
+    Keyed(KeyedEvent),
+    /// Telemetry the server records itself, such as an impression: unique by
+    /// construction and never retried, so it skips the key table, whose random
+    /// inserts are most of an append's cost.
+    Telemetry(Event),
+}
+
+impl LogEntry {
+    fn as_ref(&self) -> LogEntryRef<'_> {
+        match self {
+            LogEntry::Keyed(keyed) => LogEntryRef::Keyed(keyed),
+            LogEntry::Telemetry(event) => LogEntryRef::Telemetry(event),
+        }
+    }
+}
+
+enum LogEntryRef<'a> {
+    Keyed(&'a KeyedEvent),
+    Telemetry(&'a Event),
+}
+
+fn append_entries<'a>(
+    txn: &redb::WriteTransaction,
+    entries: impl Iterator<Item = LogEntryRef<'a>>,
+) -> Result<Vec<AppendStatus>, redb::Error> {
+    let mut log = txn.open_table(EVENTS)?;
+    let mut keys = txn.open_table(EVENT_KEYS)?;
+    let mut next_seq = match log.last()? {
+        Some((seq, _)) => seq.value() + 1,
+        None => 0,
+    };
+    let mut statuses = Vec::new();
+    for entry in entries {
+        let event = match entry {
+            LogEntryRef::Keyed(keyed) => {
+                if let Some(existing) = keys.get(keyed.key.0.as_slice())? {
+                    statuses.push(AppendStatus::Duplicate(existing.value()));
+                    continue;
+                }
+                keys.insert(keyed.key.0.as_slice(), next_seq)?;
+                statuses.push(AppendStatus::Appended(next_seq));
+                &keyed.event
+            }
+            LogEntryRef::Telemetry(event) => event,
+        };
+        let bytes = serde_json::to_vec(event).expect("events always serialise");
+        log.insert(next_seq, bytes.as_slice())?;
+        next_seq += 1;
+    }
+    Ok(statuses)
+}
+
+/// Whether a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitDurability {
+    /// Durable when the commit returns (fsync): what acknowledged events need.
+    Fsync,
+    /// Visible to readers at once, durable with the next `Fsync` commit; a
+    /// crash before that loses it. Only for telemetry nobody was promised.
+    Deferred,
+}
+
 /// The embedded store. Cheap to clone; clones share one open database.
 #[derive(Clone)]
 pub struct Store {
@@ -128,7 +194,18 @@ impl Store {
         &self,
         body: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        self.write_with(CommitDurability::Fsync, body)
+    }
+
+    fn write_with<T>(
+        &self,
+        durability: CommitDurability,
+        body: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
+        let mut txn = self.db.begin_write().map_err(|e| self.fail(e))?;
+        if durability == CommitDurability::Deferred {
+            txn.set_durability(redb::Durability::None).map_err(|e| self.fail(e))?;
+        }
         let value = body(&txn).map_err(|e| self.fail(e))?;
         txn.commit().map_err(|e| self.fail(e))?;
         Ok(value)
@@ -137,27 +214,22 @@ impl Store {
     /// Appends events in one durable transaction. Events whose key is already
     /// in the log (or earlier in this batch) are reported as duplicates.
     pub fn append(&self, events: &[KeyedEvent]) -> Result<Vec<AppendStatus>, StoreError> {
-        self.write(|txn| {
-            let mut log = txn.open_table(EVENTS)?;
-            let mut keys = txn.open_table(EVENT_KEYS)?;
-            let mut next_seq = match log.last()? {
-                Some((seq, _)) => seq.value() + 1,
-                None => 0,
-            };
-            let mut statuses = Vec::with_capacity(events.len());
-            for keyed in events {
-                if let Some(existing) = keys.get(keyed.key.0.as_slice())? {
-                    statuses.push(AppendStatus::Duplicate(existing.value()));
-                    continue;
-                }
-                let bytes = serde_json::to_vec(&keyed.event).expect("events always serialise");
-                log.insert(next_seq, bytes.as_slice())?;
-                keys.insert(keyed.key.0.as_slice(), next_seq)?;
-                statuses.push(AppendStatus::Appended(next_seq));
-                next_seq += 1;
-            }
-            Ok(statuses)
-        })
+        self.write(|txn| append_entries(txn, events.iter().map(LogEntryRef::Keyed)))
+    }
+
+    /// Appends `entries` in order in one transaction, returning the keyed
+    /// events' statuses (deduplicated as [`Store::append`] does).
+    pub fn append_round(
+        &self,
+        entries: &[LogEntry],
+        durability: CommitDurability,
+    ) -> Result<Vec<AppendStatus>, StoreError> {
+        self.write_with(durability, |txn| append_entries(txn, entries.iter().map(LogEntry::as_ref)))
+    }
+
+    /// Makes every earlier [`CommitDurability::Deferred`] commit durable.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(()))
     }
 
     /// The sequence number of the event with this key, if it is in the log.
@@ -293,6 +365,29 @@ mod tests {
         assert_eq!(items, vec![(0, "a".into()), (1, "b".into()), (2, "c".into())]);
         assert_eq!(store.events(2).unwrap().len(), 1);
         assert_eq!(store.find_key(&EventKey::from_client_id("c")).unwrap(), Some(2));
+    }
+
+    #[test]
+    fn telemetry_skips_deduplication_and_deferred_commits_persist_after_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        {
+            let store = Store::open(&path).unwrap();
+            let impression = LogEntry::Telemetry(keyed("shown", 5).event);
+            let statuses = store
+                .append_round(
+                    &[LogEntry::Keyed(keyed("a", 1)), impression.clone(), impression],
+                    CommitDurability::Deferred,
+                )
+                .unwrap();
+            assert_eq!(statuses, vec![AppendStatus::Appended(0)]);
+            let items: Vec<_> =
+                store.events(0).unwrap().into_iter().map(|e| (e.seq, e.event.item)).collect();
+            assert_eq!(items, vec![(0, "a".into()), (1, "shown".into()), (2, "shown".into())]);
+            assert_eq!(store.find_key(&EventKey::from_client_id("shown")).unwrap(), None);
+            store.sync().unwrap();
+        }
+        assert_eq!(Store::open(&path).unwrap().event_count().unwrap(), 3);
     }
 
     #[test]
