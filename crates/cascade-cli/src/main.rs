@@ -265,6 +265,30 @@ enum BenchCommand {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Durable ingestion over real HTTP: closed-loop clients POST batches of
+    /// client-identified events to `/v1/events` on a fresh store and count
+    /// what is acknowledged (after the fsync); events/s and batch latency as
+    /// JSON (median of --runs).
+    Ingest {
+        /// Events sent per run.
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        /// Events per request.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Runs; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The most events one group commit takes (as `cascade serve`).
+        #[arg(long, default_value_t = 10_000)]
+        max_events_per_commit: usize,
+        /// Seed of the synthetic catalog whose histories are sent.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Train a model for a fixed number of epochs on ML100K-LOO-FULL's train
     /// part; prints samples/s, seconds per epoch and peak RSS as JSON.
     Train {
@@ -489,6 +513,17 @@ fn main() -> ExitCode {
                 plot,
             })
         }
+        Command::Bench {
+            command:
+                BenchCommand::Ingest { events, batch, clients, runs, max_events_per_commit, seed },
+        } => commands::bench_ingest::ingest_bench(&commands::bench_ingest::IngestBench {
+            events,
+            batch,
+            clients,
+            runs,
+            max_events_per_commit,
+            seed,
+        }),
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
         }

@@ -9,10 +9,12 @@
 
 mod event_key;
 mod group_commit;
+mod recent_keys;
 mod store;
 
 pub use event_key::EventKey;
 pub use group_commit::GroupCommitter;
+pub use recent_keys::RECENT_KEYS_CAPACITY;
 pub use store::{
     AppendStatus, CommitDurability, EntityKind, KeyedEvent, LogEntry, Store, StoreError,
 };

@@ -1,16 +1,19 @@
 //! The redb file: tables, appends and reads.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use cascade_core::{Event, Record, StoredEvent};
 
 use crate::event_key::EventKey;
+use crate::recent_keys::{RECENT_KEYS_CAPACITY, RecentKeys};
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const EVENT_KEYS: TableDefinition<&[u8], u64> = TableDefinition::new("event_keys");
+/// Live-ingested keys by sequence number (see `recent_keys`).
+const RECENT_EVENT_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("recent_event_keys");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const ITEMS: TableDefinition<&str, &[u8]> = TableDefinition::new("items");
 
@@ -107,25 +110,60 @@ enum LogEntryRef<'a> {
     Telemetry(&'a Event),
 }
 
+/// Where an append records the keys of new events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyIndex {
+    /// The permanent key table: bulk imports, deduplicated forever.
+    Permanent,
+    /// The live-ingestion window (`recent_keys`).
+    Recent,
+}
+
+/// What one transaction appended.
+struct Appended {
+    /// One per keyed event, in order.
+    statuses: Vec<AppendStatus>,
+    /// New live keys, to remember once the transaction has committed.
+    recent_keys: Vec<(EventKey, u64)>,
+}
+
+/// Appends `entries` in `txn`.
 fn append_entries<'a>(
     txn: &redb::WriteTransaction,
     entries: impl Iterator<Item = LogEntryRef<'a>>,
-) -> Result<Vec<AppendStatus>, redb::Error> {
+    recent: &RecentKeys,
+    index: KeyIndex,
+) -> Result<Appended, redb::Error> {
     let mut log = txn.open_table(EVENTS)?;
     let mut keys = txn.open_table(EVENT_KEYS)?;
+    let mut recent_table = txn.open_table(RECENT_EVENT_KEYS)?;
     let mut next_seq = match log.last()? {
         Some((seq, _)) => seq.value() + 1,
         None => 0,
     };
     let mut statuses = Vec::new();
+    let mut this_round: std::collections::HashMap<EventKey, u64> = Default::default();
     for entry in entries {
         let event = match entry {
             LogEntryRef::Keyed(keyed) => {
-                if let Some(existing) = keys.get(keyed.key.0.as_slice())? {
-                    statuses.push(AppendStatus::Duplicate(existing.value()));
+                let key = keyed.key;
+                let existing = match this_round.get(&key).copied().or_else(|| recent.get(&key)) {
+                    Some(seq) => Some(seq),
+                    None => keys.get(key.0.as_slice())?.map(|seq| seq.value()),
+                };
+                if let Some(seq) = existing {
+                    statuses.push(AppendStatus::Duplicate(seq));
                     continue;
                 }
-                keys.insert(keyed.key.0.as_slice(), next_seq)?;
+                match index {
+                    KeyIndex::Permanent => {
+                        keys.insert(key.0.as_slice(), next_seq)?;
+                    }
+                    KeyIndex::Recent => {
+                        recent_table.insert(next_seq, key.0.as_slice())?;
+                    }
+                }
+                this_round.insert(key, next_seq);
                 statuses.push(AppendStatus::Appended(next_seq));
                 &keyed.event
             }
@@ -135,7 +173,11 @@ fn append_entries<'a>(
         log.insert(next_seq, bytes.as_slice())?;
         next_seq += 1;
     }
-    Ok(statuses)
+    let recent_keys = match index {
+        KeyIndex::Permanent => Vec::new(),
+        KeyIndex::Recent => this_round.into_iter().collect(),
+    };
+    Ok(Appended { statuses, recent_keys })
 }
 
 /// Whether a commit waits for the disk.
@@ -153,6 +195,9 @@ pub enum CommitDurability {
 pub struct Store {
     db: Arc<Database>,
     path: PathBuf,
+    /// Also serialises appends, so that a key is remembered before the next
+    /// append looks for it.
+    recent: Arc<Mutex<RecentKeys>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,16 +214,39 @@ impl Store {
             std::fs::create_dir_all(parent).map_err(|e| fail(e.into()))?;
         }
         let db = Database::create(path).map_err(|e| fail(e.into()))?;
-        let store = Store { db: Arc::new(db), path: path.to_owned() };
+        let recent = Arc::new(Mutex::new(RecentKeys::new(RECENT_KEYS_CAPACITY)));
+        let store = Store { db: Arc::new(db), path: path.to_owned(), recent };
         // Create every table up front so read transactions never meet a missing one.
         store.write(|txn| {
             txn.open_table(EVENTS)?;
             txn.open_table(EVENT_KEYS)?;
+            txn.open_table(RECENT_EVENT_KEYS)?;
             txn.open_table(USERS)?;
             txn.open_table(ITEMS)?;
             Ok(())
         })?;
+        store.load_recent_keys()?;
         Ok(store)
+    }
+
+    fn load_recent_keys(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let table = txn.open_table(RECENT_EVENT_KEYS).map_err(|e| self.fail(e))?;
+        let mut newest_first = Vec::new();
+        for entry in table.iter().map_err(|e| self.fail(e))?.rev().take(RECENT_KEYS_CAPACITY) {
+            let (seq, key) = entry.map_err(|e| self.fail(e))?;
+            let key: [u8; 16] = key.value().try_into().map_err(|_| StoreError::Decode {
+                path: self.path.clone(),
+                what: format!("the key of event {}", seq.value()),
+                message: format!("{} bytes, expected 16", key.value().len()),
+            })?;
+            newest_first.push((EventKey(key), seq.value()));
+        }
+        let mut recent = self.recent.lock().expect("recent keys lock");
+        for (key, seq) in newest_first.into_iter().rev() {
+            recent.insert(key, seq);
+        }
+        Ok(())
     }
 
     /// The redb file.
@@ -213,18 +281,37 @@ impl Store {
 
     /// Appends events in one durable transaction. Events whose key is already
     /// in the log (or earlier in this batch) are reported as duplicates.
+    ///
+    /// For bulk imports: every new key is kept forever, so re-importing a
+    /// source adds nothing however old it is.
     pub fn append(&self, events: &[KeyedEvent]) -> Result<Vec<AppendStatus>, StoreError> {
-        self.write(|txn| append_entries(txn, events.iter().map(LogEntryRef::Keyed)))
+        let recent = self.recent.lock().expect("recent keys lock");
+        let entries = events.iter().map(LogEntryRef::Keyed);
+        let appended =
+            self.write(|txn| append_entries(txn, entries, &recent, KeyIndex::Permanent))?;
+        Ok(appended.statuses)
     }
 
     /// Appends `entries` in order in one transaction, returning the keyed
-    /// events' statuses (deduplicated as [`Store::append`] does).
+    /// events' statuses.
+    ///
+    /// For live ingestion: an event is a duplicate if its key is among the
+    /// most recent [`RECENT_KEYS_CAPACITY`] live keys or in the permanent
+    /// table, and new keys join the recent window only (see `recent_keys`).
     pub fn append_round(
         &self,
         entries: &[LogEntry],
         durability: CommitDurability,
     ) -> Result<Vec<AppendStatus>, StoreError> {
-        self.write_with(durability, |txn| append_entries(txn, entries.iter().map(LogEntry::as_ref)))
+        let mut recent = self.recent.lock().expect("recent keys lock");
+        let entries = entries.iter().map(LogEntry::as_ref);
+        let appended = self.write_with(durability, |txn| {
+            append_entries(txn, entries, &recent, KeyIndex::Recent)
+        })?;
+        for (key, seq) in appended.recent_keys {
+            recent.insert(key, seq);
+        }
+        Ok(appended.statuses)
     }
 
     /// Makes every earlier [`CommitDurability::Deferred`] commit durable.
@@ -232,8 +319,12 @@ impl Store {
         self.write(|_| Ok(()))
     }
 
-    /// The sequence number of the event with this key, if it is in the log.
+    /// The sequence number of the event with this key, if the log has it
+    /// among its permanent keys or its recent live ones.
     pub fn find_key(&self, key: &EventKey) -> Result<Option<u64>, StoreError> {
+        if let Some(seq) = self.recent.lock().expect("recent keys lock").get(key) {
+            return Ok(Some(seq));
+        }
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
         let keys = txn.open_table(EVENT_KEYS).map_err(|e| self.fail(e))?;
         let found = keys.get(key.0.as_slice()).map_err(|e| self.fail(e))?;
@@ -388,6 +479,34 @@ mod tests {
             store.sync().unwrap();
         }
         assert_eq!(Store::open(&path).unwrap().event_count().unwrap(), 3);
+    }
+
+    #[test]
+    fn live_keys_are_recognised_after_reopen_and_by_bulk_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let live = |id: &str| LogEntry::Keyed(keyed(id, 1));
+        {
+            let store = Store::open(&path).unwrap();
+            store.append(&[keyed("imported", 0)]).unwrap();
+            let statuses = store
+                .append_round(&[live("a"), live("imported"), live("a")], CommitDurability::Fsync)
+                .unwrap();
+            assert_eq!(
+                statuses,
+                vec![
+                    AppendStatus::Appended(1),
+                    AppendStatus::Duplicate(0),
+                    AppendStatus::Duplicate(1)
+                ]
+            );
+            assert_eq!(store.append(&[keyed("a", 1)]).unwrap(), vec![AppendStatus::Duplicate(1)]);
+        }
+        let store = Store::open(&path).unwrap();
+        let again = store.append_round(&[live("a"), live("b")], CommitDurability::Fsync).unwrap();
+        assert_eq!(again, vec![AppendStatus::Duplicate(1), AppendStatus::Appended(2)]);
+        assert_eq!(store.find_key(&EventKey::from_client_id("b")).unwrap(), Some(2));
+        assert_eq!(store.event_count().unwrap(), 3);
     }
 
     #[test]

@@ -325,7 +325,7 @@ fn summarise(rate: f64, runs: &[(LoadReport, BTreeMap<String, f64>)]) -> Value {
 }
 
 /// Starts the HTTP server on an ephemeral loopback port in the background.
-fn start_server(state: Arc<AppState>) -> Result<SocketAddr> {
+pub fn start_server(state: Arc<AppState>) -> Result<SocketAddr> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -341,7 +341,7 @@ fn start_server(state: Arc<AppState>) -> Result<SocketAddr> {
 /// ANN over the catalog's embeddings, item-CF and popularity over its
 /// histories, and DeepFM trained one epoch on the histories' last items
 /// against sampled negatives.
-fn synthetic_models(
+pub fn synthetic_models(
     synthetic: &SyntheticCatalog,
     ann: AnnSettings,
     progress: Progress,

@@ -1,0 +1,223 @@
+//! `cascade bench ingest`: durable event ingestion over real HTTP.
+//!
+//! The real server (`POST /v1/events`, group commit into a fresh redb store,
+//! live histories) on loopback, and closed-loop clients each sending batches
+//! of client-identified events as fast as they are acknowledged. An event
+//! counts once its batch's answer says `appended`, which the server sends
+//! only after the fsync, so the rate is of durable events.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use cascade_serve::events::EventLog;
+use cascade_serve::http::AppState;
+use cascade_serve::metrics::Metrics;
+use cascade_serve::recall::{AnnBackend, AnnSettings};
+use cascade_serve::recommender::{PipelineSettings, Recommender};
+use cascade_serve::synthetic::{CatalogSpec, SyntheticCatalog};
+use cascade_store::{GroupCommitter, Store};
+
+use crate::commands::bench::median;
+use crate::commands::bench_serving::{percentile, start_server, synthetic_models};
+use crate::progress::Progress;
+
+/// What `cascade bench ingest` measures.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestBench {
+    /// Events sent per run.
+    pub events: usize,
+    /// Events per `POST /v1/events`.
+    pub batch: usize,
+    /// Concurrent clients, each with one keep-alive connection.
+    pub clients: usize,
+    /// Runs; each appends new events to the same log.
+    pub runs: usize,
+    /// The most events one group commit takes.
+    pub max_events_per_commit: usize,
+    /// Seed of the synthetic catalog whose histories are replayed as events.
+    pub seed: u64,
+}
+
+/// The catalog the events come from: big enough for Zipf-skewed items and
+/// session-shaped histories, small enough that building its models is quick.
+fn catalog_spec(seed: u64) -> CatalogSpec {
+    CatalogSpec {
+        items: 5_000,
+        users: 5_000,
+        dim: 32,
+        categories: 32,
+        mean_sessions: 3.0,
+        mean_session_length: 8.0,
+        seed,
+    }
+}
+
+/// Starts the server over a fresh store, replays the catalog's histories as
+/// click events in batches and prints events/s and batch latency as JSON.
+pub fn ingest_bench(bench: &IngestBench) -> Result<()> {
+    if bench.batch == 0 || bench.clients == 0 || bench.events == 0 {
+        bail!("--events, --batch and --clients must be positive");
+    }
+    let progress = Progress { quiet: false };
+    let spinner = progress.spinner("building the serving models the events update");
+    let synthetic = SyntheticCatalog::generate(catalog_spec(bench.seed));
+    let ann = AnnSettings { backend: AnnBackend::default(), ef_search: 64, seed: bench.seed };
+    let models = synthetic_models(&synthetic, ann, Progress { quiet: true })?;
+    spinner.finish_and_clear();
+
+    let scratch = tempfile::tempdir()?;
+    let store = Store::open(&scratch.path().join("store.redb"))?;
+    let committer = GroupCommitter::start(store.clone(), bench.max_events_per_commit);
+    let metrics = Arc::new(Metrics::default());
+    let state = Arc::new(AppState {
+        recommender: Arc::new(Recommender::new(
+            models,
+            PipelineSettings::default(),
+            metrics.clone(),
+        )),
+        metrics,
+        loader: None,
+        events: Some(Arc::new(EventLog::new(committer))),
+        entities: None,
+    });
+    let url = format!("http://{}/v1/events", start_server(state)?);
+
+    // (user, item) pairs in each user's order, users interleaved: the skew
+    // and session shape of the catalog, in an arrival order a live system sees.
+    let longest = synthetic.histories.iter().map(Vec::len).max().unwrap_or(0);
+    let stream: Vec<(usize, u32)> = (0..longest)
+        .flat_map(|position| {
+            synthetic
+                .histories
+                .iter()
+                .enumerate()
+                .filter_map(move |(user, history)| history.get(position).map(|&i| (user, i)))
+        })
+        .collect();
+    if stream.is_empty() {
+        bail!("the synthetic catalog has no events");
+    }
+
+    let mut runs = Vec::new();
+    for run in 0..bench.runs.max(1) {
+        let body = |batch: u64| -> String {
+            let first = batch as usize * bench.batch;
+            let events: Vec<Value> = (first..first + bench.batch)
+                .map(|k| {
+                    let (user, item) = stream[k % stream.len()];
+                    json!({
+                        "event_id": format!("bench-{run}-{k}"),
+                        "user_id": format!("u{user}"),
+                        "item_id": format!("i{item}"),
+                        "event_type": "click",
+                        "ts_ms": 1_700_000_000_000i64 + k as i64,
+                    })
+                })
+                .collect();
+            json!({ "events": events }).to_string()
+        };
+        runs.push(closed_loop(&url, bench, &body, progress)?);
+    }
+    let rates: Vec<f64> = runs.iter().map(|r| r["events_per_s"].as_f64().unwrap_or(0.0)).collect();
+    let report = json!({
+        "bench": "ingest",
+        "path": "POST /v1/events → validation → group commit (redb, fsync) → live histories",
+        "events_per_run": bench.events,
+        "batch": bench.batch,
+        "clients": bench.clients,
+        "max_events_per_commit": bench.max_events_per_commit,
+        "runs": runs,
+        "median_events_per_s": median(rates),
+        "events_in_log": store.event_count()?,
+        "threads": rayon::current_num_threads(),
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// Sends `bench.events / bench.batch` batches from `bench.clients` threads,
+/// each waiting for its answer before the next; every answer must say that
+/// the whole batch was appended.
+fn closed_loop(
+    url: &str,
+    bench: &IngestBench,
+    body: &(dyn Fn(u64) -> String + Sync),
+    progress: Progress,
+) -> Result<Value> {
+    let batches = bench.events.div_ceil(bench.batch) as u64;
+    // Built before the clock starts: the clients share the server's cores,
+    // and JSON-encoding the load is not the server's work.
+    let bodies: Vec<String> = (0..batches).map(body).collect();
+    let next = AtomicU64::new(0);
+    let latencies = Mutex::new(Vec::with_capacity(batches as usize));
+    let failure = Mutex::new(None::<String>);
+    let bar = progress.bar(batches * bench.batch as u64, "ingesting", "events");
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..bench.clients {
+            scope.spawn(|| {
+                let agent: ureq::Agent =
+                    ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= batches || failure.lock().expect("failure lock").is_some() {
+                        break;
+                    }
+                    let sent = Instant::now();
+                    match post_batch(&agent, url, &bodies[k as usize], bench.batch) {
+                        Ok(()) => {
+                            let ms = sent.elapsed().as_secs_f64() * 1e3;
+                            latencies.lock().expect("latencies lock").push(ms);
+                            bar.inc(bench.batch as u64);
+                        }
+                        Err(error) => {
+                            failure.lock().expect("failure lock").get_or_insert(error);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed();
+    bar.finish_and_clear();
+    if let Some(error) = failure.into_inner().expect("failure lock") {
+        bail!("ingest benchmark: a batch failed: {error}");
+    }
+    let mut latencies = latencies.into_inner().expect("latencies lock");
+    let acknowledged = latencies.len() * bench.batch;
+    Ok(json!({
+        "events": acknowledged,
+        "seconds": elapsed.as_secs_f64(),
+        "events_per_s": acknowledged as f64 / elapsed.max(Duration::from_nanos(1)).as_secs_f64(),
+        "batch_ms": {
+            "p50": percentile(&mut latencies, 50.0),
+            "p99": percentile(&mut latencies, 99.0),
+        },
+    }))
+}
+
+fn post_batch(agent: &ureq::Agent, url: &str, body: &str, batch: usize) -> Result<(), String> {
+    let mut response = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body)
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let text = response.body_mut().read_to_string().map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{status}: {text}"));
+    }
+    let answer: Value = serde_json::from_str(&text)
+        .with_context(|| format!("the answer is not JSON: {text}"))
+        .map_err(|e| e.to_string())?;
+    if answer["appended"].as_u64() != Some(batch as u64) {
+        return Err(format!("expected {batch} appended events, got {text}"));
+    }
+    Ok(())
+}
