@@ -20,6 +20,12 @@ use crate::recommender::{RecommendResponse, RequestError};
 
 /// The most events one request may carry.
 pub const MAX_BATCH: usize = 10_000;
+/// Client events that may wait for a commit before `POST /v1/events` sheds
+/// load (503 with `Retry-After`): about 20 MB of queued events, and well
+/// under a second of work at the measured ingest rate.
+pub const MAX_PENDING_EVENTS: usize = 50_000;
+/// What a shed request is told to wait, in seconds.
+pub const RETRY_AFTER_S: u64 = 1;
 /// Events of this type are exposures, not consumption: they do not enter histories.
 pub const IMPRESSION: &str = "impression";
 
@@ -97,6 +103,7 @@ pub struct EventStatus {
 /// Durable appends for the server.
 pub struct EventLog {
     committer: GroupCommitter,
+    max_pending: usize,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -106,9 +113,19 @@ impl std::fmt::Debug for EventLog {
 }
 
 impl EventLog {
-    /// Appends through `committer`.
+    /// Appends through `committer`, shedding load beyond [`MAX_PENDING_EVENTS`].
     pub fn new(committer: GroupCommitter) -> EventLog {
-        EventLog { committer }
+        EventLog { committer, max_pending: MAX_PENDING_EVENTS }
+    }
+
+    /// The same, shedding load once more than `max_pending` events wait.
+    pub fn with_max_pending(committer: GroupCommitter, max_pending: usize) -> EventLog {
+        EventLog { committer, max_pending }
+    }
+
+    /// Client events waiting for a commit.
+    pub fn pending(&self) -> usize {
+        self.committer.pending()
     }
 
     /// Validates each of `events` (JSON values) and appends the valid ones
@@ -147,7 +164,13 @@ impl EventLog {
             let keyed: Vec<KeyedEvent> = valid.iter().map(|(_, k)| k.clone()).collect();
             let appended = self
                 .committer
-                .append(keyed)
+                .try_submit(keyed, self.max_pending)
+                .map_err(|overloaded| RequestError::Overloaded {
+                    message: format!("event log: {overloaded}"),
+                    retry_after_s: RETRY_AFTER_S,
+                })?
+                .recv()
+                .expect("the writer always replies")
                 .map_err(|e| RequestError::Unavailable(format!("event log: {e}")))?;
             for ((index, keyed), outcome) in valid.into_iter().zip(appended) {
                 let status = match outcome {
@@ -252,5 +275,42 @@ mod tests {
         assert!(fresh.is_empty());
         assert_eq!(store.event_count().unwrap(), 2);
         assert!(log.append(&vec![json!({}); MAX_BATCH + 1], 0).is_err());
+    }
+
+    #[test]
+    fn a_log_behind_its_bound_sheds_batches_with_retry_after_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let log = std::sync::Arc::new(EventLog::with_max_pending(
+            GroupCommitter::start(store.clone(), 100),
+            8,
+        ));
+        let batch = |from: usize| -> Vec<Value> {
+            (from..from + 5)
+                .map(|n| json!({"event_id": n.to_string(), "user_id": "u", "item_id": n.to_string(), "event_type": "click"}))
+                .collect()
+        };
+        let paused = store.pause_appends();
+        let first = {
+            let log = log.clone();
+            let events = batch(0);
+            std::thread::spawn(move || log.append(&events, 0))
+        };
+        while log.pending() < 5 {
+            std::thread::yield_now();
+        }
+        match log.append(&batch(5), 0) {
+            Err(RequestError::Overloaded { retry_after_s, message }) => {
+                assert_eq!(retry_after_s, RETRY_AFTER_S);
+                assert!(message.contains("5 events behind"), "{message}");
+            }
+            other => panic!("expected Overloaded, got {other:?}"),
+        }
+        drop(paused);
+        let (statuses, _) = first.join().unwrap().unwrap();
+        assert!(statuses.iter().all(|s| s.status == "appended"));
+        let (retried, _) = log.append(&batch(5), 0).unwrap();
+        assert!(retried.iter().all(|s| s.status == "appended"), "the shed batch was not logged");
+        assert_eq!(store.event_count().unwrap(), 10);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -89,6 +89,11 @@ impl IntoResponse for RequestError {
             RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
             RequestError::NotFound(_) => StatusCode::NOT_FOUND,
             RequestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::Overloaded { retry_after_s, .. } => {
+                let mut response = error(StatusCode::SERVICE_UNAVAILABLE, self.to_string());
+                response.headers_mut().insert(header::RETRY_AFTER, retry_after_s.into());
+                return response;
+            }
         };
         error(status, self.to_string())
     }
@@ -301,4 +306,19 @@ async fn reload(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([("content-type", "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shed_load_is_a_503_that_says_when_to_retry() {
+        let response =
+            RequestError::Overloaded { message: "behind".into(), retry_after_s: 2 }.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let plain = RequestError::Unavailable("down".into()).into_response();
+        assert!(plain.headers().get(header::RETRY_AFTER).is_none());
+    }
 }

@@ -224,6 +224,15 @@ pub enum RequestError {
     /// 503: the server cannot take it now (e.g. the event log failed).
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`: the server is behind and sheds load rather
+    /// than queue without limit; the client should retry after that long.
+    #[error("{message}")]
+    Overloaded {
+        /// What is behind, and by how much.
+        message: String,
+        /// Seconds the client should wait before retrying.
+        retry_after_s: u64,
+    },
 }
 
 /// The online recommender. State that outlives a model swap (hidden items,

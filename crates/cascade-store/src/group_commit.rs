@@ -11,6 +11,7 @@
 //! so impressions cost no disk flush of their own.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -37,6 +38,18 @@ enum Request {
 pub struct GroupCommitter {
     requests: Option<Sender<Request>>,
     writer: Option<JoinHandle<()>>,
+    /// Keyed events submitted and not yet committed (or failed).
+    pending: Arc<AtomicUsize>,
+}
+
+/// [`GroupCommitter::try_submit`] refused a batch: the writer is this far behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the event log is {pending} events behind (bound {bound}); retry shortly")]
+pub struct Overloaded {
+    /// Events waiting for a commit when the batch arrived.
+    pub pending: usize,
+    /// The bound it would have crossed.
+    pub bound: usize,
 }
 
 impl std::fmt::Debug for GroupCommitter {
@@ -50,11 +63,35 @@ impl GroupCommitter {
     /// transaction so that a flood of requests still gets regular commits.
     pub fn start(store: Store, max_events_per_commit: usize) -> GroupCommitter {
         let (requests, inbox) = mpsc::channel::<Request>();
+        let pending = Arc::new(AtomicUsize::new(0));
+        let writer_pending = pending.clone();
         let writer = std::thread::Builder::new()
             .name("cascade-group-commit".into())
-            .spawn(move || run_writer(store, inbox, max_events_per_commit.max(1)))
+            .spawn(move || run_writer(store, inbox, max_events_per_commit.max(1), &writer_pending))
             .expect("spawning the group-commit thread");
-        GroupCommitter { requests: Some(requests), writer: Some(writer) }
+        GroupCommitter { requests: Some(requests), writer: Some(writer), pending }
+    }
+
+    /// Client events submitted and not yet committed.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// As [`GroupCommitter::submit`], unless more than `bound` events would
+    /// then be waiting for a commit: the caller should ask its client to
+    /// retry later, rather than queue without limit.
+    pub fn try_submit(
+        &self,
+        events: Vec<KeyedEvent>,
+        bound: usize,
+    ) -> Result<Receiver<Reply>, Overloaded> {
+        let count = events.len();
+        let before = self.pending.fetch_add(count, Ordering::Relaxed);
+        if before > 0 && before + count > bound {
+            self.pending.fetch_sub(count, Ordering::Relaxed);
+            return Err(Overloaded { pending: before, bound });
+        }
+        Ok(self.send_keyed(events))
     }
 
     fn sender(&self) -> &Sender<Request> {
@@ -64,6 +101,12 @@ impl GroupCommitter {
     /// Queues `events`; the returned receiver yields their statuses once they are
     /// durable (or the commit's error).
     pub fn submit(&self, events: Vec<KeyedEvent>) -> Receiver<Reply> {
+        self.pending.fetch_add(events.len(), Ordering::Relaxed);
+        self.send_keyed(events)
+    }
+
+    /// Sends a keyed request whose events `pending` already counts.
+    fn send_keyed(&self, events: Vec<KeyedEvent>) -> Receiver<Reply> {
         let (reply, answer) = mpsc::channel();
         if let Err(mpsc::SendError(Request::Keyed { reply, .. })) =
             self.sender().send(Request::Keyed { events, reply })
@@ -155,7 +198,7 @@ impl Round {
     }
 }
 
-fn run_writer(store: Store, inbox: Receiver<Request>, max_events: usize) {
+fn run_writer(store: Store, inbox: Receiver<Request>, max_events: usize, pending: &AtomicUsize) {
     let mut last_fsync = Instant::now();
     // Set while deferred commits wait for an fsync.
     let mut unsynced = false;
@@ -183,6 +226,7 @@ fn run_writer(store: Store, inbox: Receiver<Request>, max_events: usize) {
                 CommitDurability::Fsync
             };
         let outcome = store.append_round(&round.entries, durability);
+        pending.fetch_sub(round.entries.len() - round.telemetry, Ordering::Relaxed);
         if outcome.is_ok() {
             match durability {
                 CommitDurability::Deferred => unsynced = true,
@@ -242,6 +286,43 @@ mod tests {
         seqs.sort_unstable();
         assert_eq!(seqs, (0..100).collect::<Vec<u64>>());
         assert_eq!(store.event_count().unwrap(), 100);
+    }
+
+    #[test]
+    fn try_submit_refuses_beyond_the_bound_and_accepts_again_once_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let committer = GroupCommitter::start(store.clone(), 10);
+        let batch = |from: usize, count: usize| -> Vec<KeyedEvent> {
+            (from..from + count)
+                .map(|n| KeyedEvent {
+                    key: EventKey::from_client_id(&n.to_string()),
+                    event: Event {
+                        user: "u".into(),
+                        item: n.to_string(),
+                        event_type: "click".into(),
+                        value: None,
+                        ts_ms: 0,
+                    },
+                })
+                .collect()
+        };
+        // The writer stalls, as behind a slow disk.
+        let stall = store.pause_appends();
+        // An oversized batch on an idle log is taken: it could never fit otherwise.
+        let big = committer.try_submit(batch(0, 50), 20).expect("an idle log takes any batch");
+        let refused = committer.try_submit(batch(50, 10), 20).expect_err("50 are waiting");
+        assert_eq!(refused, Overloaded { pending: 50, bound: 20 });
+        drop(stall);
+        assert_eq!(big.recv().unwrap().unwrap().len(), 50);
+        let mut waited = 0;
+        while committer.pending() > 0 && waited < 500 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            waited += 1;
+        }
+        assert_eq!(committer.pending(), 0, "every committed event leaves the count");
+        let later = committer.try_submit(batch(100, 10), 20).expect("a drained log accepts");
+        assert_eq!(later.recv().unwrap().unwrap().len(), 10);
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod recent_keys;
 mod store;
 
 pub use event_key::EventKey;
-pub use group_commit::GroupCommitter;
+pub use group_commit::{GroupCommitter, Overloaded};
 pub use recent_keys::RECENT_KEYS_CAPACITY;
 pub use store::{
     AppendStatus, CommitDurability, EntityKind, KeyedEvent, LogEntry, Store, StoreError,

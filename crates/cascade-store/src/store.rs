@@ -180,6 +180,12 @@ fn append_entries<'a>(
     Ok(Appended { statuses, recent_keys })
 }
 
+/// Appends wait while this lives ([`Store::pause_appends`]).
+#[must_use = "appends resume when the guard is dropped"]
+pub struct AppendsPaused<'a> {
+    _guard: std::sync::MutexGuard<'a, RecentKeys>,
+}
+
 /// Whether a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitDurability {
@@ -247,6 +253,13 @@ impl Store {
             recent.insert(key, seq);
         }
         Ok(())
+    }
+
+    /// Holds back every append until the guard is dropped, e.g. to copy the
+    /// file consistently; reads go on. Appends that wait count against
+    /// the group committer's bound, as behind a slow disk.
+    pub fn pause_appends(&self) -> AppendsPaused<'_> {
+        AppendsPaused { _guard: self.recent.lock().expect("recent keys lock") }
     }
 
     /// The redb file.

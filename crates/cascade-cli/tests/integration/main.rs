@@ -4,6 +4,7 @@ mod cli;
 mod durability;
 mod serve;
 mod serve_checkpoints;
+mod serve_durability;
 mod train;
 
 use std::path::PathBuf;

@@ -17,10 +17,17 @@ pub struct Server {
     pub base: String,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    /// SIGKILL, and wait until the process is gone (its file locks with it).
+    pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill_hard();
     }
 }
 
