@@ -138,3 +138,41 @@ fn help_explains_the_commands() {
         assert!(stdout.contains(command), "--help lacks {command}: {stdout}");
     }
 }
+
+#[test]
+fn ingest_file_logs_good_lines_counts_retries_and_names_bad_lines() {
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("events.jsonl");
+    let good = r#"{"event_id":"a","user":"u1","item":"i1","event_type":"click","ts_ms":1}"#;
+    let lines = [
+        good,
+        r#"{"user":"u1","item":"i2","event_type":"click"}"#,
+        good,
+        "",
+        r#"{"user":"u2","item":"i3","event_type":"view","ts_ms":5}"#,
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let ingest = || {
+        cascade()
+            .arg("ingest")
+            .arg(&file)
+            .arg("--workspace")
+            .arg(work.path().join("w"))
+            .output()
+            .unwrap()
+    };
+    let output = ingest();
+    let (stdout, stderr) = texts(&output);
+    assert!(!output.status.success(), "a rejected line fails the command");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["appended"], 2, "{stdout}");
+    assert_eq!(summary["duplicate"], 1, "the repeated event id");
+    assert_eq!(summary["rejected"], 1);
+    assert!(stderr.contains("events.jsonl") && stderr.contains("line 2"), "{stderr}");
+    assert!(stderr.contains("missing field `ts_ms`"), "{stderr}");
+
+    // Running the file again adds nothing: the good lines are durable already.
+    let (again, _) = texts(&ingest());
+    let summary: serde_json::Value = serde_json::from_str(again.trim()).unwrap();
+    assert_eq!((summary["appended"].as_u64(), summary["duplicate"].as_u64()), (Some(0), Some(3)));
+}
