@@ -2,6 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The event type of an exposure: the server showed the item to the user.
+/// Impressions are not consumption, so they enter no history.
+pub const IMPRESSION: &str = "impression";
+
 /// An interaction as it arrives, before the log assigns it a sequence number.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

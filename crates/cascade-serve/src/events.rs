@@ -26,8 +26,7 @@ pub const MAX_BATCH: usize = 10_000;
 pub const MAX_PENDING_EVENTS: usize = 50_000;
 /// What a shed request is told to wait, in seconds.
 pub const RETRY_AFTER_S: u64 = 1;
-/// Events of this type are exposures, not consumption: they do not enter histories.
-pub const IMPRESSION: &str = "impression";
+pub use cascade_core::event::IMPRESSION;
 
 /// One event as the client sends it.
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]

@@ -363,15 +363,33 @@ impl Store {
         for entry in log.range(from_seq..).map_err(|e| self.fail(e))? {
             let (seq, bytes) = entry.map_err(|e| self.fail(e))?;
             let seq = seq.value();
-            let event: Event =
-                serde_json::from_slice(bytes.value()).map_err(|e| StoreError::Decode {
-                    path: self.path.clone(),
-                    what: format!("event {seq}"),
-                    message: e.to_string(),
-                })?;
-            visit(StoredEvent { seq, event });
+            visit(StoredEvent { seq, event: self.decode_event(seq, bytes.value())? });
         }
         Ok(())
+    }
+
+    /// Up to `limit` events from `from_seq` on, in sequence order: a page of
+    /// the log for a consumer that tails it.
+    pub fn events_page(&self, from_seq: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let log = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
+        let mut page = Vec::with_capacity(limit.min(4096));
+        for entry in log.range(from_seq..).map_err(|e| self.fail(e))?.take(limit) {
+            let (seq, bytes) = entry.map_err(|e| self.fail(e))?;
+            page.push(StoredEvent {
+                seq: seq.value(),
+                event: self.decode_event(seq.value(), bytes.value())?,
+            });
+        }
+        Ok(page)
+    }
+
+    fn decode_event(&self, seq: u64, bytes: &[u8]) -> Result<Event, StoreError> {
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Decode {
+            path: self.path.clone(),
+            what: format!("event {seq}"),
+            message: e.to_string(),
+        })
     }
 
     /// All events from `from_seq` on, in sequence order.

@@ -1,0 +1,20 @@
+//! The stream processor: real-time features from the event log.
+//!
+//! It tails the log from a checkpointed offset (`processor`) and maintains
+//! (`features`): each user's last N interactions, item impression and
+//! interaction counters over sliding windows of event time (`window`) with
+//! Bayesian-smoothed click-through rates, user–category affinities with a
+//! half-life, and trending items. It joins interactions to the impressions
+//! that caused them (`join`), producing labelled samples for online
+//! learning.
+#![warn(missing_docs)]
+
+mod features;
+mod join;
+mod processor;
+mod window;
+
+pub use features::{FeatureState, StreamSettings, WindowStats};
+pub use join::{ImpressionJoin, LabelledSample};
+pub use processor::{EventSource, Step, StreamError, StreamProcessor};
+pub use window::{Tally, WindowedTally};

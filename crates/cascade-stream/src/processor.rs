@@ -1,0 +1,265 @@
+//! Tails the event log from a checkpointed offset.
+//!
+//! The checkpoint holds the features and the offset they reflect, written
+//! together in one atomic file replace (temp file, fsync, rename). After a
+//! crash the processor reloads both and re-reads the log from that offset,
+//! so no event is counted twice and none is skipped. Labelled samples
+//! emitted after the last checkpoint are emitted again on replay; they carry
+//! their impression's sequence number for the consumer to deduplicate.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use cascade_core::StoredEvent;
+use cascade_store::{Store, StoreError};
+
+use crate::features::{FeatureState, StreamSettings};
+use crate::join::LabelledSample;
+
+/// Checkpoint files written by other versions are refused, not misread.
+const CHECKPOINT_VERSION: u32 = 1;
+
+/// A stream-processing failure, naming what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Reading the event log failed.
+    #[error("reading the event log: {0}")]
+    Source(String),
+    /// The checkpoint could not be read or written.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// A log the processor can tail: the embedded store, or Redis Streams.
+pub trait EventSource {
+    /// Up to `limit` events from sequence number `from` on, in order.
+    fn page(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StreamError>;
+}
+
+impl EventSource for Store {
+    fn page(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>, StreamError> {
+        self.events_page(from, limit).map_err(|e: StoreError| StreamError::Source(e.to_string()))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    version: u32,
+    /// The next sequence number to read.
+    offset: u64,
+    state: FeatureState,
+}
+
+/// What one [`StreamProcessor::step`] did.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// Events applied.
+    pub events: usize,
+    /// Samples the events completed, in the order they were completed.
+    pub samples: Vec<LabelledSample>,
+}
+
+/// The stream processor: features from the log, checkpointed.
+pub struct StreamProcessor<S> {
+    source: S,
+    state: FeatureState,
+    offset: u64,
+    checkpoint: PathBuf,
+    item_categories: HashMap<String, Vec<String>>,
+}
+
+impl<S> std::fmt::Debug for StreamProcessor<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamProcessor")
+            .field("offset", &self.offset)
+            .field("checkpoint", &self.checkpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: EventSource> StreamProcessor<S> {
+    /// Resumes from the checkpoint at `checkpoint` if there is one (which
+    /// must have been written with the same settings), else starts at the
+    /// log's beginning. `item_categories` feeds the affinities.
+    pub fn open(
+        source: S,
+        checkpoint: &Path,
+        settings: StreamSettings,
+        item_categories: HashMap<String, Vec<String>>,
+    ) -> Result<StreamProcessor<S>, StreamError> {
+        let fail =
+            |message: String| StreamError::Checkpoint { path: checkpoint.to_owned(), message };
+        let (state, offset) = match std::fs::read(checkpoint) {
+            Ok(bytes) => {
+                let saved: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
+                    fail(format!("unreadable ({e}); delete it to rebuild from the log"))
+                })?;
+                if saved.version != CHECKPOINT_VERSION {
+                    return Err(fail(format!(
+                        "written by checkpoint version {}, this build reads {CHECKPOINT_VERSION}",
+                        saved.version
+                    )));
+                }
+                if saved.state.settings() != &settings {
+                    return Err(fail(
+                        "written with different stream settings; delete it to rebuild from the log"
+                            .into(),
+                    ));
+                }
+                (saved.state, saved.offset)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (FeatureState::new(settings), 0),
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        Ok(StreamProcessor {
+            source,
+            state,
+            offset,
+            checkpoint: checkpoint.to_owned(),
+            item_categories,
+        })
+    }
+
+    /// The next sequence number to read.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The features as of [`StreamProcessor::offset`].
+    pub fn state(&self) -> &FeatureState {
+        &self.state
+    }
+
+    /// Applies up to `max_events` events past the offset.
+    pub fn step(&mut self, max_events: usize) -> Result<Step, StreamError> {
+        let page = self.source.page(self.offset, max_events)?;
+        let mut step = Step { events: page.len(), samples: Vec::new() };
+        for stored in &page {
+            let categories =
+                self.item_categories.get(&stored.event.item).map(Vec::as_slice).unwrap_or(&[]);
+            step.samples.extend(self.state.apply(stored, categories));
+            self.offset = stored.seq + 1;
+        }
+        Ok(step)
+    }
+
+    /// Writes the features and the offset together, atomically and durably.
+    pub fn checkpoint(&mut self) -> Result<(), StreamError> {
+        self.state.compact();
+        let fail = |e: std::io::Error| StreamError::Checkpoint {
+            path: self.checkpoint.clone(),
+            message: e.to_string(),
+        };
+        let saved = Checkpoint {
+            version: CHECKPOINT_VERSION,
+            offset: self.offset,
+            state: self.state.clone(),
+        };
+        let bytes = serde_json::to_vec(&saved).expect("feature state always serialises");
+        let directory = self.checkpoint.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(directory) = directory {
+            std::fs::create_dir_all(directory).map_err(fail)?;
+        }
+        let temporary = self.checkpoint.with_extension("tmp");
+        let mut file = std::fs::File::create(&temporary).map_err(fail)?;
+        file.write_all(&bytes).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        std::fs::rename(&temporary, &self.checkpoint).map_err(fail)?;
+        if let Some(directory) = directory {
+            // The rename is durable only once the directory is.
+            std::fs::File::open(directory).and_then(|d| d.sync_all()).map_err(fail)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cascade_core::Event;
+    use cascade_store::{EventKey, KeyedEvent};
+
+    use super::*;
+
+    fn append(store: &Store, from: usize, count: usize) {
+        let events: Vec<KeyedEvent> = (from..from + count)
+            .map(|n| KeyedEvent {
+                key: EventKey::from_client_id(&n.to_string()),
+                event: Event {
+                    user: format!("u{}", n % 3),
+                    item: format!("i{}", n % 5),
+                    event_type: if n % 2 == 0 { "impression".into() } else { "click".into() },
+                    value: None,
+                    ts_ms: 1_000 * n as i64,
+                },
+            })
+            .collect();
+        store.append(&events).unwrap();
+    }
+
+    #[test]
+    fn a_restart_from_the_checkpoint_counts_every_event_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let checkpoint = dir.path().join("stream/checkpoint.json");
+        append(&store, 0, 40);
+
+        // The uninterrupted run: everything in one go.
+        let mut reference = StreamProcessor::open(
+            store.clone(),
+            &dir.path().join("reference.json"),
+            StreamSettings::default(),
+            HashMap::new(),
+        )
+        .unwrap();
+        append(&store, 40, 20);
+        while reference.step(7).unwrap().events > 0 {}
+
+        // The interrupted one: 25 events, a checkpoint, 10 more events whose
+        // effects are lost in a crash, then a restart from the checkpoint.
+        let open = || {
+            StreamProcessor::open(
+                store.clone(),
+                &checkpoint,
+                StreamSettings::default(),
+                HashMap::new(),
+            )
+            .unwrap()
+        };
+        let mut first = open();
+        first.step(25).unwrap();
+        first.checkpoint().unwrap();
+        first.step(10).unwrap();
+        drop(first);
+        let mut resumed = open();
+        assert_eq!(resumed.offset(), 25);
+        while resumed.step(7).unwrap().events > 0 {}
+        assert_eq!(resumed.offset(), 60);
+        assert_eq!(resumed.state(), reference.state(), "same features as the uninterrupted run");
+    }
+
+    #[test]
+    fn a_checkpoint_with_other_settings_or_garbage_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let path = dir.path().join("checkpoint.json");
+        let mut processor =
+            StreamProcessor::open(store.clone(), &path, StreamSettings::default(), HashMap::new())
+                .unwrap();
+        processor.checkpoint().unwrap();
+        let other = StreamSettings { history_length: 3, ..StreamSettings::default() };
+        let error = StreamProcessor::open(store.clone(), &path, other, HashMap::new()).unwrap_err();
+        assert!(error.to_string().contains("different stream settings"), "{error}");
+        std::fs::write(&path, b"{").unwrap();
+        let error = StreamProcessor::open(store, &path, StreamSettings::default(), HashMap::new())
+            .unwrap_err();
+        assert!(error.to_string().contains("checkpoint.json"), "{error}");
+    }
+}
