@@ -103,6 +103,7 @@ pub struct EventStatus {
 pub struct EventLog {
     committer: GroupCommitter,
     max_pending: usize,
+    log_end: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -114,12 +115,18 @@ impl std::fmt::Debug for EventLog {
 impl EventLog {
     /// Appends through `committer`, shedding load beyond [`MAX_PENDING_EVENTS`].
     pub fn new(committer: GroupCommitter) -> EventLog {
-        EventLog { committer, max_pending: MAX_PENDING_EVENTS }
+        EventLog::with_max_pending(committer, MAX_PENDING_EVENTS)
     }
 
     /// The same, shedding load once more than `max_pending` events wait.
     pub fn with_max_pending(committer: GroupCommitter, max_pending: usize) -> EventLog {
-        EventLog { committer, max_pending }
+        EventLog { committer, max_pending, log_end: Default::default() }
+    }
+
+    /// One past the highest sequence number this server has appended or
+    /// seen acknowledged: where the log ends, as far as ingest knows.
+    pub fn appended_up_to(&self) -> u64 {
+        self.log_end.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Client events waiting for a commit.
@@ -171,6 +178,9 @@ impl EventLog {
                 .recv()
                 .expect("the writer always replies")
                 .map_err(|e| RequestError::Unavailable(format!("event log: {e}")))?;
+            if let Some(last) = appended.iter().map(|a| a.seq()).max() {
+                self.log_end.fetch_max(last + 1, std::sync::atomic::Ordering::Relaxed);
+            }
             for ((index, keyed), outcome) in valid.into_iter().zip(appended) {
                 let status = match outcome {
                     AppendStatus::Appended(_) => {

@@ -4,7 +4,7 @@
 //! never stalls the reactor.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -18,6 +18,7 @@ use serde_json::json;
 
 use cascade_core::timestamp::now_ms;
 use cascade_store::EntityKind;
+use cascade_stream::LiveStream;
 
 use crate::entities::Entities;
 use crate::events::{EventBatch, EventLog, EventsAnswer};
@@ -83,6 +84,12 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
+fn retry_later(status: StatusCode, message: String, retry_after_s: u64) -> Response {
+    let mut response = error(status, message);
+    response.headers_mut().insert(header::RETRY_AFTER, retry_after_s.into());
+    response
+}
+
 impl IntoResponse for RequestError {
     fn into_response(self) -> Response {
         let status = match self {
@@ -90,9 +97,14 @@ impl IntoResponse for RequestError {
             RequestError::NotFound(_) => StatusCode::NOT_FOUND,
             RequestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             RequestError::Overloaded { retry_after_s, .. } => {
-                let mut response = error(StatusCode::SERVICE_UNAVAILABLE, self.to_string());
-                response.headers_mut().insert(header::RETRY_AFTER, retry_after_s.into());
-                return response;
+                return retry_later(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    self.to_string(),
+                    retry_after_s,
+                );
+            }
+            RequestError::TooManyRequests { retry_after_s, .. } => {
+                return retry_later(StatusCode::TOO_MANY_REQUESTS, self.to_string(), retry_after_s);
             }
         };
         error(status, self.to_string())
@@ -145,15 +157,51 @@ async fn ingest_events(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
     };
     let recommender = state.recommender.clone();
     let work = move || {
-        let (statuses, fresh) = log.append(&batch.events, now_ms())?;
+        let live = recommender.live();
+        if let Some(live) = live {
+            check_stream_lag(live, log.appended_up_to())?;
+        }
+        let (statuses, _) = log.append(&batch.events, now_ms())?;
         // Durable first, then visible: a crash in between loses nothing.
-        recommender.observe(&fresh);
+        // Waiting for the stream processor lets the client read its own
+        // writes; past the wait the events are durable all the same.
+        if let Some(live) = live
+            && let Some(last) = statuses.iter().filter_map(|s| s.seq).max()
+        {
+            live.notify();
+            live.wait_applied(last + 1, READ_YOUR_WRITES_WAIT);
+        }
         Ok(statuses)
     };
     match blocking(work).await {
         Ok(statuses) => axum::Json(EventsAnswer::new(statuses)).into_response(),
         Err(response) => response,
     }
+}
+
+/// How long `POST /v1/events` waits for the stream processor to apply what
+/// it just logged before answering anyway.
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_millis(250);
+/// Logged events the stream processor may be behind before ingest sheds
+/// load with 429: about 0.1 s of its work at the measured rates.
+pub const MAX_STREAM_LAG: u64 = 20_000;
+
+/// 429 + `Retry-After` when the stream processor is too far behind the log
+/// (or has stopped), so the backlog cannot grow without limit.
+fn check_stream_lag(live: &LiveStream, log_end: u64) -> Result<(), RequestError> {
+    if let Some(failure) = live.failure() {
+        return Err(RequestError::Unavailable(format!("the stream processor stopped: {failure}")));
+    }
+    let lag = log_end.saturating_sub(live.applied());
+    if lag > MAX_STREAM_LAG {
+        return Err(RequestError::TooManyRequests {
+            message: format!(
+                "the stream processor is {lag} events behind the log (bound {MAX_STREAM_LAG})"
+            ),
+            retry_after_s: 1,
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -318,6 +366,10 @@ mod tests {
             RequestError::Overloaded { message: "behind".into(), retry_after_s: 2 }.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let lagging = RequestError::TooManyRequests { message: "lag".into(), retry_after_s: 1 }
+            .into_response();
+        assert_eq!(lagging.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(lagging.headers()[header::RETRY_AFTER], "1");
         let plain = RequestError::Unavailable("down".into()).into_response();
         assert!(plain.headers().get(header::RETRY_AFTER).is_none());
     }

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use cascade_core::ids::feature_id;
 use cascade_core::timestamp::now_ms;
 
+use cascade_stream::LiveStream;
+
 use crate::catalog::Catalog;
 use crate::entities::HiddenItems;
 use crate::metrics::Metrics;
@@ -233,6 +235,15 @@ pub enum RequestError {
         /// Seconds the client should wait before retrying.
         retry_after_s: u64,
     },
+    /// 429 with `Retry-After`: accepting more now would let a backlog grow
+    /// (the stream processor is behind the log).
+    #[error("{message}")]
+    TooManyRequests {
+        /// What is behind, and by how much.
+        message: String,
+        /// Seconds the client should wait before retrying.
+        retry_after_s: u64,
+    },
 }
 
 /// The online recommender. State that outlives a model swap (hidden items,
@@ -250,9 +261,9 @@ pub struct Recommender {
     experiment_salt: String,
     /// User id → item id → when it was shown, oldest first, within the window.
     exposures: Mutex<HashMap<String, HashMap<String, Vec<Instant>>>>,
-    /// User id → item ids consumed since the server started (`observe`),
-    /// oldest first; read after the catalog's history.
-    live_histories: RwLock<HashMap<String, Vec<String>>>,
+    /// Real-time features from the event log: each user's latest
+    /// consumption, read after the catalog's history.
+    live: Option<Arc<LiveStream>>,
 }
 
 impl std::fmt::Debug for Recommender {
@@ -273,8 +284,19 @@ impl Recommender {
             request_prefix: format!("{:x}", cascade_core::timestamp::now_ms()),
             experiment_salt: "default".into(),
             exposures: Mutex::new(HashMap::new()),
-            live_histories: RwLock::new(HashMap::new()),
+            live: None,
         }
+    }
+
+    /// Reads users' latest consumption from `live` (the stream processor).
+    pub fn with_live(mut self, live: Arc<LiveStream>) -> Recommender {
+        self.live = Some(live);
+        self
+    }
+
+    /// The stream processor the histories come from, if any.
+    pub fn live(&self) -> Option<&Arc<LiveStream>> {
+        self.live.as_ref()
     }
 
     /// Keeps hidden items in `hidden` (e.g. persisted ones) instead of memory.
@@ -301,22 +323,16 @@ impl Recommender {
         variants[(hash % variants.len() as u64) as usize].to_owned()
     }
 
-    /// Applies newly logged events: consumption joins the user's history
-    /// (impressions do not); items the catalog does not know are skipped
-    /// when read.
-    pub fn observe(&self, events: &[cascade_core::Event]) {
-        let mut live = self.live_histories.write().expect("live histories lock");
-        for event in events.iter().filter(|e| e.event_type != crate::events::IMPRESSION) {
-            live.entry(event.user.clone()).or_default().push(event.item.clone());
-        }
-    }
-
-    /// The user's history: the catalog's, then what `observe` added.
+    /// The user's history: the catalog's (as of the models' build), then the
+    /// stream's latest consumption that it does not have yet. Items the
+    /// catalog does not know are skipped.
     fn history(&self, catalog: &Catalog, user_id: &str, user: Option<u32>) -> Vec<u32> {
         let mut history = user.map_or_else(Vec::new, |u| catalog.histories[u as usize].clone());
-        if let Some(recent) = self.live_histories.read().expect("live histories lock").get(user_id)
-        {
-            history.extend(recent.iter().filter_map(|id| catalog.items.index(id)));
+        if let Some(live) = &self.live {
+            let recent = live.read(|features| features.history(user_id));
+            let known: HashSet<u32> = history.iter().copied().collect();
+            let fresh = recent.iter().filter_map(|id| catalog.items.index(id));
+            history.extend(fresh.filter(|item| !known.contains(item)));
         }
         history
     }
@@ -623,23 +639,48 @@ mod tests {
     }
 
     #[test]
-    fn observed_events_join_the_history_at_once() {
-        let r = recommender(PipelineSettings { exposure_cap: None, ..PipelineSettings::default() });
+    fn logged_events_join_the_history_through_the_stream_processor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = cascade_store::Store::open(&dir.path().join("store.redb")).unwrap();
+        let checkpoint = dir.path().join("stream.json");
+        let processor = cascade_stream::StreamProcessor::open(
+            store.clone(),
+            &checkpoint,
+            cascade_stream::StreamSettings::default(),
+            HashMap::new(),
+        )
+        .unwrap();
+        let live = LiveStream::start(processor, checkpoint).unwrap();
+        let settings = PipelineSettings { exposure_cap: None, ..PipelineSettings::default() };
+        let r = recommender(settings).with_live(live.clone());
         let first = ask(&r, "a", 5);
-        let event = |user: &str, item: &str, event_type: &str| cascade_core::Event {
-            user: user.into(),
-            item: item.into(),
-            event_type: event_type.into(),
-            value: None,
-            ts_ms: 0,
+        let log = |events: &[(&str, &str, &str)]| {
+            let keyed: Vec<cascade_store::KeyedEvent> = events
+                .iter()
+                .map(|&(user, item, event_type)| cascade_store::KeyedEvent {
+                    key: cascade_store::EventKey::from_client_id(&format!(
+                        "{user}{item}{event_type}"
+                    )),
+                    event: cascade_core::Event {
+                        user: user.into(),
+                        item: item.into(),
+                        event_type: event_type.into(),
+                        value: None,
+                        ts_ms: 0,
+                    },
+                })
+                .collect();
+            let last = store.append(&keyed).unwrap().last().unwrap().seq();
+            live.notify();
+            assert!(live.wait_applied(last + 1, Duration::from_secs(5)));
         };
         // An impression is not consumption; an unknown item is ignored.
-        r.observe(&[event("a", &first[0], "impression"), event("a", "no-such-item", "click")]);
+        log(&[("a", &first[0], "impression"), ("a", "no-such-item", "click")]);
         assert_eq!(ask(&r, "a", 5)[0], first[0]);
-        r.observe(&[event("a", &first[0], "click")]);
+        log(&[("a", &first[0], "click")]);
         assert!(!ask(&r, "a", 27).contains(&first[0]), "a consumed item is excluded");
         // A user the catalog never saw gets history-based recall from events.
-        r.observe(&[event("new", "3", "click"), event("new", "4", "click")]);
+        log(&[("new", "3", "click"), ("new", "4", "click")]);
         let items = r.recommend(&request("new", 10)).unwrap().items;
         assert!(items.iter().all(|i| i.item_id != "3" && i.item_id != "4"));
         assert!(items.iter().any(|i| i.sources.iter().any(|s| s == "recall/item_cf")), "{items:?}");

@@ -50,7 +50,7 @@ impl EventSource for Store {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Checkpoint {
     version: u32,
     /// The next sequence number to read.
@@ -151,34 +151,47 @@ impl<S: EventSource> StreamProcessor<S> {
         Ok(step)
     }
 
+    /// Drops item counters that have emptied (before a checkpoint).
+    pub fn compact(&mut self) {
+        self.state.compact();
+    }
+
     /// Writes the features and the offset together, atomically and durably.
     pub fn checkpoint(&mut self) -> Result<(), StreamError> {
         self.state.compact();
-        let fail = |e: std::io::Error| StreamError::Checkpoint {
-            path: self.checkpoint.clone(),
-            message: e.to_string(),
-        };
-        let saved = Checkpoint {
-            version: CHECKPOINT_VERSION,
-            offset: self.offset,
-            state: self.state.clone(),
-        };
-        let bytes = serde_json::to_vec(&saved).expect("feature state always serialises");
-        let directory = self.checkpoint.parent().filter(|p| !p.as_os_str().is_empty());
-        if let Some(directory) = directory {
-            std::fs::create_dir_all(directory).map_err(fail)?;
-        }
-        let temporary = self.checkpoint.with_extension("tmp");
-        let mut file = std::fs::File::create(&temporary).map_err(fail)?;
-        file.write_all(&bytes).map_err(fail)?;
-        file.sync_all().map_err(fail)?;
-        std::fs::rename(&temporary, &self.checkpoint).map_err(fail)?;
-        if let Some(directory) = directory {
-            // The rename is durable only once the directory is.
-            std::fs::File::open(directory).and_then(|d| d.sync_all()).map_err(fail)?;
-        }
-        Ok(())
+        write_checkpoint(&self.checkpoint, self.offset, &self.state)
     }
+}
+
+/// Writes `state` and the `offset` it reflects to `path` in one atomic,
+/// durable file replace.
+pub fn write_checkpoint(path: &Path, offset: u64, state: &FeatureState) -> Result<(), StreamError> {
+    let fail = |e: std::io::Error| StreamError::Checkpoint {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    #[derive(Serialize)]
+    struct Borrowed<'a> {
+        version: u32,
+        offset: u64,
+        state: &'a FeatureState,
+    }
+    let bytes = serde_json::to_vec(&Borrowed { version: CHECKPOINT_VERSION, offset, state })
+        .expect("feature state always serialises");
+    let directory = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(directory) = directory {
+        std::fs::create_dir_all(directory).map_err(fail)?;
+    }
+    let temporary = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&temporary).map_err(fail)?;
+    file.write_all(&bytes).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&temporary, path).map_err(fail)?;
+    if let Some(directory) = directory {
+        // The rename is durable only once the directory is.
+        std::fs::File::open(directory).and_then(|d| d.sync_all()).map_err(fail)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use cascade_serve::recall::{
 };
 use cascade_serve::recommender::{Models, PipelineSettings, Recommender};
 use cascade_store::{EntityKind, GroupCommitter};
+use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
 
 use crate::ModelName;
 use crate::commands::eval::{Prepared, prepare};
@@ -78,8 +79,11 @@ pub fn run(
     let loader: Arc<ModelLoader> = Arc::new(move || load(Progress { quiet: true }));
     let metrics = Arc::new(Metrics::default());
     let hidden = HiddenItems::load(workspace.dir.join("hidden_items.json"))?;
+    let live = start_stream(&workspace, &models.catalog)?;
     let recommender = Arc::new(
-        Recommender::new(models, PipelineSettings::default(), metrics.clone()).with_hidden(hidden),
+        Recommender::new(models, PipelineSettings::default(), metrics.clone())
+            .with_hidden(hidden)
+            .with_live(live),
     );
     // Events go to the workspace's own log, where the next reload finds them.
     let events =
@@ -109,6 +113,31 @@ pub fn run(
         println!("cascade serve: listening on http://{bound}");
         serve(listener, state).await.context("serving HTTP")
     })
+}
+
+/// The stream processor over the workspace's log, resumed from its
+/// checkpoint (`<workspace>/stream/checkpoint.json`) and caught up before
+/// the server answers. Affinities use the catalog's item categories as of
+/// the start.
+fn start_stream(workspace: &Workspace, catalog: &Catalog) -> Result<Arc<LiveStream>> {
+    let facts = &catalog.facts;
+    let item_categories = (0..catalog.items.len() as u32)
+        .map(|item| {
+            let names = facts.item_categories[item as usize]
+                .iter()
+                .map(|&c| facts.categories.id(c).to_owned())
+                .collect();
+            (catalog.items.id(item).to_owned(), names)
+        })
+        .collect();
+    let checkpoint = workspace.dir.join("stream").join("checkpoint.json");
+    let processor = StreamProcessor::open(
+        workspace.store()?,
+        &checkpoint,
+        StreamSettings::default(),
+        item_categories,
+    )?;
+    Ok(LiveStream::start(processor, checkpoint)?)
 }
 
 /// Ids, every user's items in time order (train, then valid, then test),

@@ -1,0 +1,203 @@
+//! The stream processor running beside the server (embedded deployment).
+//!
+//! A thread tails the store's log: it wakes when the ingest path says the
+//! log has grown, and at least every [`IDLE_POLL`] (for appends it is not
+//! told about, such as impressions), applies what is new in pages of
+//! [`PAGE`] events, and checkpoints every [`CHECKPOINT_EVERY`]. Readers see
+//! the features between pages; a page holds the lock for about a
+//! millisecond. The ingest path can wait until its events are applied, so a
+//! client reads its own writes.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use cascade_store::Store;
+
+use crate::features::FeatureState;
+use crate::processor::{StreamError, StreamProcessor, write_checkpoint};
+
+/// Events applied per lock hold.
+pub const PAGE: usize = 1_000;
+/// The longest the thread sleeps when nobody wakes it.
+pub const IDLE_POLL: Duration = Duration::from_millis(50);
+/// How often the features and offset are checkpointed while events flow.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+
+/// Progress shared between the thread, the ingest path and readers.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The next sequence number the processor will read.
+    applied: u64,
+    /// Set by [`LiveStream::notify`], cleared by the thread.
+    woken: bool,
+    /// The thread stopped on this error.
+    failed: Option<String>,
+}
+
+/// The running processor.
+pub struct LiveStream {
+    processor: RwLock<StreamProcessor<Store>>,
+    progress: Mutex<Progress>,
+    /// Signalled when `applied` advances or `woken` is set.
+    changed: Condvar,
+    checkpoint: PathBuf,
+}
+
+impl std::fmt::Debug for LiveStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveStream").field("checkpoint", &self.checkpoint).finish_non_exhaustive()
+    }
+}
+
+impl LiveStream {
+    /// Catches `processor` up with the log, then keeps it caught up on a
+    /// thread of its own.
+    pub fn start(
+        mut processor: StreamProcessor<Store>,
+        checkpoint: PathBuf,
+    ) -> Result<Arc<LiveStream>, StreamError> {
+        while processor.step(PAGE * 10)?.events > 0 {}
+        let applied = processor.offset();
+        let live = Arc::new(LiveStream {
+            processor: RwLock::new(processor),
+            progress: Mutex::new(Progress { applied, ..Progress::default() }),
+            changed: Condvar::new(),
+            checkpoint,
+        });
+        let worker = live.clone();
+        std::thread::Builder::new()
+            .name("cascade-stream".into())
+            .spawn(move || worker.run())
+            .expect("spawning the stream thread");
+        Ok(live)
+    }
+
+    fn run(&self) {
+        let mut last_checkpoint = Instant::now();
+        let mut unsaved = false;
+        loop {
+            let step = self.processor.write().expect("stream lock").step(PAGE);
+            let events = match step {
+                Ok(step) => step.events,
+                Err(error) => return self.fail(error),
+            };
+            unsaved |= events > 0;
+            let offset = self.processor.read().expect("stream lock").offset();
+            let mut progress = self.progress.lock().expect("progress lock");
+            progress.applied = offset;
+            self.changed.notify_all();
+            if unsaved && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                drop(progress);
+                if let Err(error) = self.save() {
+                    return self.fail(error);
+                }
+                (unsaved, last_checkpoint) = (false, Instant::now());
+                continue;
+            }
+            if events == 0 {
+                // Nothing new: sleep until woken or the poll interval passes.
+                let (mut progress, _) = self
+                    .changed
+                    .wait_timeout_while(progress, IDLE_POLL, |p| !p.woken)
+                    .expect("progress lock");
+                progress.woken = false;
+            }
+        }
+    }
+
+    fn fail(&self, error: StreamError) {
+        eprintln!("cascade: the stream processor stopped: {error}");
+        self.progress.lock().expect("progress lock").failed = Some(error.to_string());
+        self.changed.notify_all();
+    }
+
+    /// Writes a checkpoint now; the lock is held only to copy the state.
+    pub fn save(&self) -> Result<(), StreamError> {
+        let (offset, state) = {
+            let mut processor = self.processor.write().expect("stream lock");
+            processor.compact();
+            (processor.offset(), processor.state().clone())
+        };
+        write_checkpoint(&self.checkpoint, offset, &state)
+    }
+
+    /// Tells the thread the log has grown.
+    pub fn notify(&self) {
+        self.progress.lock().expect("progress lock").woken = true;
+        self.changed.notify_all();
+    }
+
+    /// The next sequence number to be applied.
+    pub fn applied(&self) -> u64 {
+        self.progress.lock().expect("progress lock").applied
+    }
+
+    /// Why the processor stopped, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.progress.lock().expect("progress lock").failed.clone()
+    }
+
+    /// Waits until every event before `offset` is applied, at most `timeout`;
+    /// returns whether they are.
+    pub fn wait_applied(&self, offset: u64, timeout: Duration) -> bool {
+        let progress = self.progress.lock().expect("progress lock");
+        let (progress, _) = self
+            .changed
+            .wait_timeout_while(progress, timeout, |p| p.applied < offset && p.failed.is_none())
+            .expect("progress lock");
+        progress.applied >= offset
+    }
+
+    /// Reads the features.
+    pub fn read<T>(&self, read: impl FnOnce(&FeatureState) -> T) -> T {
+        read(self.processor.read().expect("stream lock").state())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use cascade_core::Event;
+    use cascade_store::{EventKey, KeyedEvent};
+
+    use super::*;
+    use crate::features::StreamSettings;
+
+    #[test]
+    fn appended_events_become_visible_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let checkpoint = dir.path().join("stream.json");
+        let click = |n: usize| KeyedEvent {
+            key: EventKey::from_client_id(&n.to_string()),
+            event: Event {
+                user: "u".into(),
+                item: format!("i{n}"),
+                event_type: "click".into(),
+                value: None,
+                ts_ms: n as i64,
+            },
+        };
+        store.append(&[click(0)]).unwrap();
+        let open = || {
+            StreamProcessor::open(
+                store.clone(),
+                &checkpoint,
+                StreamSettings::default(),
+                HashMap::new(),
+            )
+            .unwrap()
+        };
+        let live = LiveStream::start(open(), checkpoint.clone()).unwrap();
+        assert_eq!(live.read(|s| s.history("u")), ["i0"], "caught up before serving");
+        store.append(&[click(1)]).unwrap();
+        live.notify();
+        assert!(live.wait_applied(2, Duration::from_secs(5)));
+        assert_eq!(live.read(|s| s.history("u")), ["i0", "i1"]);
+        live.save().unwrap();
+        assert_eq!(open().offset(), 2, "the checkpoint holds the offset");
+        assert_eq!(open().state().history("u"), ["i0", "i1"]);
+    }
+}
