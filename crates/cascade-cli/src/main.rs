@@ -301,6 +301,20 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Freshness over real HTTP: a user clicks their top recommendation, and
+    /// from the acknowledgement on `/v1/recommend` is asked until the item is
+    /// excluded; p50/p99 of that time as JSON, under background ingest.
+    Freshness {
+        /// Probes, one user each.
+        #[arg(long, default_value_t = 300)]
+        probes: usize,
+        /// Background events/s from other clients meanwhile (0 for none).
+        #[arg(long, default_value_t = 10_000.0)]
+        background_rate: f64,
+        /// Seed of the synthetic catalog.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Train a model for a fixed number of epochs on ML100K-LOO-FULL's train
     /// part; prints samples/s, seconds per epoch and peak RSS as JSON.
     Train {
@@ -541,6 +555,13 @@ fn main() -> ExitCode {
             max_events_per_commit,
             seed,
         }),
+        Command::Bench { command: BenchCommand::Freshness { probes, background_rate, seed } } => {
+            commands::bench_freshness::freshness_bench(&commands::bench_freshness::FreshnessBench {
+                probes,
+                background_rate,
+                seed,
+            })
+        }
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
         }

@@ -1,11 +1,12 @@
 //! `cascade bench ingest`: durable event ingestion over real HTTP.
 //!
 //! The real server (`POST /v1/events`, group commit into a fresh redb store,
-//! live histories) on loopback, and closed-loop clients each sending batches
+//! the stream processor that the answer waits for) on loopback, and closed-loop clients each sending batches
 //! of client-identified events as fast as they are acknowledged. An event
 //! counts once its batch's answer says `appended`, which the server sends
 //! only after the fsync, so the rate is of durable events.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +22,12 @@ use cascade_serve::recall::{AnnBackend, AnnSettings};
 use cascade_serve::recommender::{PipelineSettings, Recommender};
 use cascade_serve::synthetic::{CatalogSpec, SyntheticCatalog};
 use cascade_store::{GroupCommitter, Store};
+use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
 
 use crate::commands::bench::median;
-use crate::commands::bench_serving::{percentile, start_server, synthetic_models};
+use crate::commands::bench_serving::{
+    percentile, start_server, synthetic_item_id, synthetic_models, synthetic_user_id,
+};
 use crate::progress::Progress;
 
 /// What `cascade bench ingest` measures.
@@ -57,6 +61,60 @@ fn catalog_spec(seed: u64) -> CatalogSpec {
     }
 }
 
+/// The server as `cascade serve` runs it (event log, stream processor,
+/// recommender reading its histories) over a fresh store and a small
+/// synthetic catalog, on loopback.
+pub struct LiveServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The catalog whose histories the benchmarks replay as events.
+    pub synthetic: SyntheticCatalog,
+    /// The server's store.
+    pub store: Store,
+    /// The stream processor the recommender reads.
+    pub live: Arc<LiveStream>,
+    _scratch: tempfile::TempDir,
+}
+
+impl LiveServer {
+    /// Builds the catalog's models and starts everything.
+    pub fn start(
+        seed: u64,
+        max_events_per_commit: usize,
+        progress: Progress,
+    ) -> Result<LiveServer> {
+        let spinner = progress.spinner("building the serving models the events update");
+        let synthetic = SyntheticCatalog::generate(catalog_spec(seed));
+        let ann = AnnSettings { backend: AnnBackend::default(), ef_search: 64, seed };
+        let models = synthetic_models(&synthetic, ann, Progress { quiet: true })?;
+        spinner.finish_and_clear();
+
+        let scratch = tempfile::tempdir()?;
+        let store = Store::open(&scratch.path().join("store.redb"))?;
+        let checkpoint = scratch.path().join("stream").join("checkpoint.json");
+        let processor = StreamProcessor::open(
+            store.clone(),
+            &checkpoint,
+            StreamSettings::default(),
+            HashMap::new(),
+        )?;
+        let live = LiveStream::start(processor, checkpoint)?;
+        let committer = GroupCommitter::start(store.clone(), max_events_per_commit);
+        let metrics = Arc::new(Metrics::default());
+        let recommender = Recommender::new(models, PipelineSettings::default(), metrics.clone())
+            .with_live(live.clone());
+        let state = Arc::new(AppState {
+            recommender: Arc::new(recommender),
+            metrics,
+            loader: None,
+            events: Some(Arc::new(EventLog::new(committer))),
+            entities: None,
+        });
+        let base = format!("http://{}", start_server(state)?);
+        Ok(LiveServer { base, synthetic, store, live, _scratch: scratch })
+    }
+}
+
 /// Starts the server over a fresh store, replays the catalog's histories as
 /// click events in batches and prints events/s and batch latency as JSON.
 pub fn ingest_bench(bench: &IngestBench) -> Result<()> {
@@ -64,28 +122,9 @@ pub fn ingest_bench(bench: &IngestBench) -> Result<()> {
         bail!("--events, --batch and --clients must be positive");
     }
     let progress = Progress { quiet: false };
-    let spinner = progress.spinner("building the serving models the events update");
-    let synthetic = SyntheticCatalog::generate(catalog_spec(bench.seed));
-    let ann = AnnSettings { backend: AnnBackend::default(), ef_search: 64, seed: bench.seed };
-    let models = synthetic_models(&synthetic, ann, Progress { quiet: true })?;
-    spinner.finish_and_clear();
-
-    let scratch = tempfile::tempdir()?;
-    let store = Store::open(&scratch.path().join("store.redb"))?;
-    let committer = GroupCommitter::start(store.clone(), bench.max_events_per_commit);
-    let metrics = Arc::new(Metrics::default());
-    let state = Arc::new(AppState {
-        recommender: Arc::new(Recommender::new(
-            models,
-            PipelineSettings::default(),
-            metrics.clone(),
-        )),
-        metrics,
-        loader: None,
-        events: Some(Arc::new(EventLog::new(committer))),
-        entities: None,
-    });
-    let url = format!("http://{}/v1/events", start_server(state)?);
+    let live = LiveServer::start(bench.seed, bench.max_events_per_commit, progress)?;
+    let (synthetic, store) = (&live.synthetic, &live.store);
+    let url = format!("{}/v1/events", live.base);
 
     // (user, item) pairs in each user's order, users interleaved: the skew
     // and session shape of the catalog, in an arrival order a live system sees.
@@ -112,8 +151,8 @@ pub fn ingest_bench(bench: &IngestBench) -> Result<()> {
                     let (user, item) = stream[k % stream.len()];
                     json!({
                         "event_id": format!("bench-{run}-{k}"),
-                        "user_id": format!("u{user}"),
-                        "item_id": format!("i{item}"),
+                        "user_id": synthetic_user_id(&synthetic.spec, user),
+                        "item_id": synthetic_item_id(&synthetic.spec, item as usize),
                         "event_type": "click",
                         "ts_ms": 1_700_000_000_000i64 + k as i64,
                     })
@@ -126,7 +165,7 @@ pub fn ingest_bench(bench: &IngestBench) -> Result<()> {
     let rates: Vec<f64> = runs.iter().map(|r| r["events_per_s"].as_f64().unwrap_or(0.0)).collect();
     let report = json!({
         "bench": "ingest",
-        "path": "POST /v1/events → validation → group commit (redb, fsync) → live histories",
+        "path": "POST /v1/events → validation → group commit (redb, fsync) → stream processor applied (read-your-writes wait)",
         "events_per_run": bench.events,
         "batch": bench.batch,
         "clients": bench.clients,

@@ -177,12 +177,10 @@ pub fn serve_bench(bench: &ServeBench) -> Result<()> {
     let addr = start_server(state)?;
     let url = format!("http://{addr}/v1/recommend");
 
-    let users = spec.users;
-    let width = digits(users);
     let body = move |k: u64| -> String {
         // Users drawn by a fixed hash of the request number: repeatable.
-        let user = (feature_id("bench-user", &k.to_string()) % users as u64) as usize;
-        format!(r#"{{"user_id":"u{user:0width$}","n":10}}"#)
+        let user = (feature_id("bench-user", &k.to_string()) % spec.users as u64) as usize;
+        format!(r#"{{"user_id":"{}","n":10}}"#, synthetic_user_id(&spec, user))
     };
     let step = |rate: f64| -> Result<Value> {
         let mut runs = Vec::new();
@@ -277,6 +275,16 @@ fn digits(n: usize) -> usize {
     n.max(1).to_string().len()
 }
 
+/// The external id of synthetic user `u`: zero-padded, so ids sort as numbers.
+pub fn synthetic_user_id(spec: &CatalogSpec, u: usize) -> String {
+    format!("u{u:0width$}", width = digits(spec.users))
+}
+
+/// The external id of synthetic item `i`.
+pub fn synthetic_item_id(spec: &CatalogSpec, i: usize) -> String {
+    format!("i{i:0width$}", width = digits(spec.items))
+}
+
 /// The first `count` user embeddings (users are drawn independently).
 fn query_sample(synthetic: &SyntheticCatalog, count: usize) -> Vec<f32> {
     let dim = synthetic.spec.dim;
@@ -362,9 +370,8 @@ pub fn synthetic_models(
     let counts: Vec<f32> = consumed.by_item.iter().map(|users| users.len() as f32).collect();
     spinner.finish_and_clear();
 
-    let (user_width, item_width) = (digits(spec.users), digits(spec.items));
-    let user_ids: Vec<String> = (0..spec.users).map(|u| format!("u{u:0user_width$}")).collect();
-    let item_ids: Vec<String> = (0..spec.items).map(|i| format!("i{i:0item_width$}")).collect();
+    let user_ids: Vec<String> = (0..spec.users).map(|u| synthetic_user_id(&spec, u)).collect();
+    let item_ids: Vec<String> = (0..spec.items).map(|i| synthetic_item_id(&spec, i)).collect();
     // Hour and weekday context features, so ranking pays for them as a
     // schema declaring them would; the synthetic log has no times, so
     // training draws each example's moment at random and they carry no signal.

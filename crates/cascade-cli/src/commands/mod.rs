@@ -2,6 +2,7 @@
 
 pub mod append;
 pub mod bench;
+pub mod bench_freshness;
 pub mod bench_ingest;
 pub mod bench_serving;
 pub mod dataset;
