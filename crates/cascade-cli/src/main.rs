@@ -126,6 +126,29 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Replay MovieLens-100k's ratings in time order: train on the first 80%,
+    /// then score each later day before learning from it with a frozen model,
+    /// an online-updated one and one retrained daily; AUC and LogLoss of
+    /// each as JSON (an experiment outside PROTOCOLS.md's splits).
+    Replay {
+        /// Ranking model.
+        #[arg(long, value_enum, default_value = "deepfm")]
+        model: ModelName,
+        /// Share of rows, in time order, the initial model trains on.
+        #[arg(long, default_value_t = 0.8)]
+        initial_share: f64,
+        /// Leave out the daily-retrain arm (one training per replayed day).
+        #[arg(long)]
+        skip_retrain: bool,
+        /// Also draw each arm's AUC per replayed week into this SVG file.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+        /// MovieLens-100k directory [default: $CASCADE_DATA_DIR, or the workspace's store].
+        #[arg(long, env = "CASCADE_DATA_DIR")]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Export the store to Parquet and run the batch pipeline: protocol splits,
     /// point-in-time training samples, serving features and statistics.
     Pipeline {
@@ -488,6 +511,13 @@ fn main() -> ExitCode {
         }
         Command::Append { max_batch, common } => {
             commands::append::run(&common, max_batch, commands::append::Input::Stdin)
+        }
+        Command::Replay { model, initial_share, skip_retrain, plot, data, common } => {
+            commands::replay::run(
+                &common,
+                data.as_deref(),
+                &commands::replay::Replay { model, initial_share, skip_retrain, plot },
+            )
         }
         Command::Ingest { file, max_batch, common } => {
             commands::append::run(&common, max_batch, commands::append::Input::File(file))

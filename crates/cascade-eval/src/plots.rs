@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// One bar of a grouped bar chart.
@@ -127,26 +129,87 @@ pub fn latency_curves(
     title: &str,
     series: &[(&str, Vec<(f64, f64)>)],
 ) -> Result<(), String> {
+    let labels = ("offered requests/s", "latency (ms, log scale)");
+    line_chart(path, title, labels, series, YAxis::Log)
+}
+
+/// Any (x, y) series as lines with points, on a linear y axis fitted to
+/// the data (e.g. AUC per week).
+pub fn value_curves(
+    path: &Path,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<(), String> {
+    line_chart(path, title, (x_label, y_label), series, YAxis::Linear)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum YAxis {
+    Linear,
+    Log,
+}
+
+fn line_chart(
+    path: &Path,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    series: &[(&str, Vec<(f64, f64)>)],
+    y_axis: YAxis,
+) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let points = series.iter().flat_map(|(_, p)| p.iter());
     let (x_high, y_low, y_high) = points
-        .fold((1.0f64, f64::INFINITY, 1.0f64), |(x, l, h), p| (x.max(p.0), l.min(p.1), h.max(p.1)));
-    let y_low = if y_low.is_finite() { (y_low * 0.8).max(0.01) } else { 0.1 };
+        .fold((1.0f64, f64::INFINITY, f64::NEG_INFINITY), |(x, l, h), p| {
+            (x.max(p.0), l.min(p.1), h.max(p.1))
+        });
+    let (y_low, y_high) = match y_axis {
+        YAxis::Log => {
+            let low = if y_low.is_finite() { (y_low * 0.8).max(0.01) } else { 0.1 };
+            (low, y_high.max(1.0) * 1.25)
+        }
+        YAxis::Linear if y_low.is_finite() => {
+            let pad = ((y_high - y_low) * 0.1).max(1e-3);
+            (y_low - pad, y_high + pad)
+        }
+        YAxis::Linear => (0.0, 1.0),
+    };
     let root = SVGBackend::new(path, (720, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let mut chart = ChartBuilder::on(&root)
+    let mut builder = ChartBuilder::on(&root);
+    builder
         .caption(title, ("sans-serif", 20))
         .margin(16)
         .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_high * 1.05, (y_low..y_high * 1.25).log_scale())
-        .map_err(|e| fail(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("offered requests/s")
-        .y_desc("latency (ms, log scale)")
-        .draw()
-        .map_err(|e| fail(&e))?;
+        .y_label_area_size(60);
+    let x_range = 0.0..x_high * 1.05;
+    match y_axis {
+        YAxis::Log => {
+            let chart = builder
+                .build_cartesian_2d(x_range, (y_low..y_high).log_scale())
+                .map_err(|e| fail(&e))?;
+            draw_lines(chart, x_label, y_label, series).map_err(|e| fail(&e))?;
+        }
+        YAxis::Linear => {
+            let chart = builder.build_cartesian_2d(x_range, y_low..y_high).map_err(|e| fail(&e))?;
+            draw_lines(chart, x_label, y_label, series).map_err(|e| fail(&e))?;
+        }
+    }
+    root.present().map_err(|e| fail(&e))
+}
+
+fn draw_lines<'a, DB, Y>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    x_label: &str,
+    y_label: &str,
+    series: &[(&str, Vec<(f64, f64)>)],
+) -> Result<(), String>
+where
+    DB: DrawingBackend + 'a,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let fail = |e: &dyn std::fmt::Display| e.to_string();
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| fail(&e))?;
     for (i, (name, points)) in series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let mut sorted = points.clone();
@@ -166,7 +229,7 @@ pub fn latency_curves(
         .border_style(BLACK)
         .draw()
         .map_err(|e| fail(&e))?;
-    root.present().map_err(|e| fail(&e))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -115,6 +115,15 @@ impl DenseParams {
         Ok(Mlp { layers })
     }
 
+    /// Changes the learning rate of later steps (e.g. a smaller one for
+    /// online updates of a trained model); the optimizer's moments are kept.
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        self.lr = lr;
+        if let Some(optimizer) = self.optimizer.as_mut() {
+            optimizer.set_learning_rate(lr);
+        }
+    }
+
     /// One AdamW step on every parameter that has a gradient in `grads`.
     pub fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
         if self.vars.is_empty() {

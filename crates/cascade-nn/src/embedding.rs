@@ -116,6 +116,19 @@ impl EmbeddingTable {
         }
     }
 
+    /// Switches to `optimizer`, which must keep the state layout (the same
+    /// kind, e.g. from [`OptimizerConfig::with_step_scaled`]); rows keep
+    /// their weights and optimizer state.
+    pub fn set_optimizer(&mut self, optimizer: OptimizerConfig) {
+        assert_eq!(
+            std::mem::discriminant(&optimizer),
+            std::mem::discriminant(&self.config.optimizer),
+            "an optimizer of another kind would misread the rows' state"
+        );
+        self.config.optimizer = optimizer;
+        self.optimizer = optimizer.build();
+    }
+
     /// The table's settings.
     pub fn config(&self) -> &TableConfig {
         &self.config

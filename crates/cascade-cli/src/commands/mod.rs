@@ -13,6 +13,7 @@ pub mod load;
 pub mod pipeline;
 pub mod quickstart;
 pub mod ranking;
+pub mod replay;
 pub mod serve;
 pub mod train;
 pub mod watch;

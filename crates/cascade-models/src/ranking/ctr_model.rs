@@ -138,9 +138,21 @@ pub struct CtrModel {
     sparse: SparseInputs,
     dense: DenseParams,
     head: Box<dyn Head>,
+    n_fields: usize,
     /// A candle-free copy of the head for serving, once asked for; dropped
     /// by every training step, so it is never stale.
     fused: Option<FusedFactorization>,
+}
+
+/// How [`CtrModel::update`] learns from new examples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OnlineUpdate {
+    /// Examples per step.
+    pub batch_size: usize,
+    /// AdamW learning rate of the dense layers.
+    pub dense_lr: f64,
+    /// The sparse optimizer's step size relative to training's.
+    pub sparse_step_scale: f32,
 }
 
 /// Binary cross-entropy with logits: mean of log(1 + eᶻ) − y·z.
@@ -162,7 +174,15 @@ impl CtrModel {
         let mut dense = DenseParams::new(seed ^ 3, config.dense_lr);
         let shape = HeadShape { fields: n_fields, dim: config.dim, hidden: &config.hidden };
         let head = heads::build(config.arch, shape, &mut dense)?;
-        Ok(CtrModel { config: config.clone(), item_field, sparse, dense, head, fused: None })
+        Ok(CtrModel {
+            config: config.clone(),
+            n_fields,
+            item_field,
+            sparse,
+            dense,
+            head,
+            fused: None,
+        })
     }
 
     /// The settings it was built with.
@@ -248,6 +268,46 @@ impl CtrModel {
             model.dense.restore(&dense)?;
         }
         Ok((model, history))
+    }
+
+    /// An independent copy (sparse rows with their optimizer state, dense
+    /// weights; the dense optimizer's moments start afresh).
+    pub fn duplicate(&self) -> candle_core::Result<CtrModel> {
+        let mut copy = CtrModel::new(&self.config, self.n_fields, self.item_field)?;
+        copy.sparse = self.sparse.clone();
+        copy.dense.restore(&self.dense.snapshot()?)?;
+        Ok(copy)
+    }
+
+    /// One online pass over `examples` in the order given (the order they
+    /// happened), in mini-batches of `settings.batch_size`: the sparse
+    /// rows move by the row-wise optimizer they were trained with (its
+    /// state carried on, its step scaled by `settings.sparse_step_scale`),
+    /// the dense layers by AdamW at `settings.dense_lr`. Returns the mean loss before each
+    /// step, i.e. on examples the model had not learned from yet.
+    pub fn update(
+        &mut self,
+        examples: &[CtrExample<CtrFeatures>],
+        settings: OnlineUpdate,
+        rng: &mut SeededRng,
+    ) -> candle_core::Result<f64> {
+        let item_field = self.item_field;
+        let item_pool: Vec<u64> = examples
+            .iter()
+            .filter_map(|e| e.features.fields.get(item_field)?.first().copied())
+            .collect();
+        self.dense.set_learning_rate(settings.dense_lr);
+        let trained_with = self.config.training.optimizer;
+        self.sparse.set_optimizer(trained_with.with_step_scaled(settings.sparse_step_scale));
+        let (mut loss_sum, mut batches) = (0.0, 0usize);
+        for chunk in examples.chunks(settings.batch_size.max(1)) {
+            let batch: Vec<&CtrExample<CtrFeatures>> = chunk.iter().collect();
+            loss_sum += self.step(&batch, &item_pool, rng)?;
+            batches += 1;
+        }
+        self.dense.set_learning_rate(self.config.dense_lr);
+        self.sparse.set_optimizer(trained_with);
+        Ok(loss_sum / batches.max(1) as f64)
     }
 
     fn predict_batch(&self, batch: &[&CtrFeatures]) -> candle_core::Result<Vec<f64>> {
@@ -378,6 +438,45 @@ mod tests {
                 assert!(auc > 0.95, "{} should capture the interaction, AUC {auc}", arch.name());
             }
         }
+    }
+
+    /// New items arrive after training: the frozen model cannot tell their
+    /// groups apart, and online updates on their first examples teach it.
+    #[test]
+    fn online_updates_learn_items_the_model_never_saw() {
+        let shifted = |seed: u64, n: usize| -> Vec<CtrExample<CtrFeatures>> {
+            interaction_data(seed, n)
+                .into_iter()
+                .map(|mut e| {
+                    e.features.fields[1][0] += 100; // items 200..219: new ids
+                    e
+                })
+                .collect()
+        };
+        let mut config = CtrModelConfig::default_for(CtrArch::Fm);
+        config.dim = 4;
+        config.training.batch_size = 64;
+        config.training.max_epochs = 15;
+        config.training.optimizer = OptimizerConfig::Adam { lr: 0.02, beta1: 0.9, beta2: 0.999 };
+        let (train, valid) = (interaction_data(5, 4000), interaction_data(6, 500));
+        let (mut model, _) = CtrModel::train(&train, &valid, &config, 1, |_| {}).unwrap();
+        let (stream, later) = (shifted(7, 3000), shifted(8, 500));
+        let frozen = evaluate_ctr(&model, &later).auc;
+        assert!(frozen < 0.6, "unseen items carry no signal yet: AUC {frozen}");
+        let mut rng = SeededRng::new(1);
+        let settings = OnlineUpdate {
+            batch_size: 64,
+            dense_lr: config.dense_lr * 0.1,
+            sparse_step_scale: 1.0,
+        };
+        let copy = model.duplicate().unwrap();
+        for day in stream.chunks(500) {
+            model.update(day, settings, &mut rng).unwrap();
+        }
+        assert!(evaluate_ctr(&copy, &later).auc < 0.6, "a duplicate is independent of updates");
+        let online = evaluate_ctr(&model, &later).auc;
+        assert!(online > 0.9, "online updates learn the new items: AUC {online}");
+        assert!(evaluate_ctr(&model, &valid).auc > 0.9, "and keep the old ones");
     }
 
     /// Serving's candle-free path gives candle's probabilities, with

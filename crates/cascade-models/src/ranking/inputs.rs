@@ -234,6 +234,13 @@ impl SparseInputs {
         Ok(())
     }
 
+    /// Switches both tables to `optimizer` (same kind, see
+    /// `EmbeddingTable::set_optimizer`).
+    pub fn set_optimizer(&mut self, optimizer: OptimizerConfig) {
+        self.linear.set_optimizer(optimizer);
+        self.embedding.set_optimizer(optimizer);
+    }
+
     /// The two tables, for checkpoints.
     pub fn tables(&self) -> [&EmbeddingTable; 2] {
         [&self.linear, &self.embedding]

@@ -62,6 +62,26 @@ pub enum OptimizerConfig {
     },
 }
 
+impl OptimizerConfig {
+    /// The same optimizer with its step size (Adagrad's and Adam's
+    /// learning rate, FTRL's α) multiplied by `factor`: its state keeps its
+    /// meaning, so a trained table can switch to it (e.g. smaller steps for
+    /// online updates).
+    pub fn with_step_scaled(self, factor: f32) -> OptimizerConfig {
+        match self {
+            OptimizerConfig::Adagrad { lr, initial_accumulator } => {
+                OptimizerConfig::Adagrad { lr: lr * factor, initial_accumulator }
+            }
+            OptimizerConfig::Adam { lr, beta1, beta2 } => {
+                OptimizerConfig::Adam { lr: lr * factor, beta1, beta2 }
+            }
+            OptimizerConfig::Ftrl { alpha, beta, l1, l2 } => {
+                OptimizerConfig::Ftrl { alpha: alpha * factor, beta, l1, l2 }
+            }
+        }
+    }
+}
+
 fn default_adagrad_init() -> f32 {
     0.1
 }
