@@ -18,7 +18,7 @@ use cascade_models::retrieval::{
 use cascade_models::training::{Overrides, TrainingSettings};
 
 use crate::commands::eval::{prepare, tower_features};
-use crate::commands::ranking::{self, ContextFeatures};
+use crate::commands::ranking;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 use crate::{Common, ModelName};
@@ -166,14 +166,8 @@ pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usi
             Some(arch) => {
                 let mut config = CtrModelConfig::default_for(arch);
                 fixed(&mut config.training);
-                let split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
-                let inputs = ranking::encode(
-                    &workspace,
-                    &prepared,
-                    &split,
-                    config.history_length,
-                    ContextFeatures::Excluded,
-                )?;
+                let (_, inputs) =
+                    ranking::protocol_inputs(&workspace, &prepared, config.history_length)?;
                 let (_, reports) = CtrModel::train(
                     &inputs.train,
                     &inputs.valid,

@@ -91,6 +91,18 @@ pub fn encode(
     })
 }
 
+/// ML100K-CTR as PROTOCOLS.md defines it (no context features): the split,
+/// for its row times, and its rows as model inputs.
+pub fn protocol_inputs(
+    workspace: &Workspace,
+    prepared: &Prepared,
+    history_length: usize,
+) -> Result<(CtrSplit, CtrInputs)> {
+    let split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
+    let inputs = encode(workspace, prepared, &split, history_length, ContextFeatures::Excluded)?;
+    Ok((split, inputs))
+}
+
 /// Trains `config` on the inputs with a progress bar of epochs.
 pub fn train(
     inputs: &CtrInputs,

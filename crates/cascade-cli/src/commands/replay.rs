@@ -31,7 +31,7 @@ use cascade_models::random::SeededRng;
 use cascade_models::ranking::{CtrFeatures, CtrModel, CtrModelConfig, OnlineUpdate};
 
 use crate::commands::eval::prepare;
-use crate::commands::ranking::{self, ContextFeatures};
+use crate::commands::ranking;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 use crate::{Common, ModelName};
@@ -105,14 +105,7 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, replay: &Replay) -> 
     let mut config = CtrModelConfig::default_for(arch);
     config.training.apply(&workspace.training_overrides(replay.model, Default::default())?);
     let prepared = prepare(&workspace, data, progress)?;
-    let split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
-    let inputs = ranking::encode(
-        &workspace,
-        &prepared,
-        &split,
-        config.history_length,
-        ContextFeatures::Excluded,
-    )?;
+    let (split, inputs) = ranking::protocol_inputs(&workspace, &prepared, config.history_length)?;
     let times = [&split.times.train, &split.times.valid, &split.times.test];
     let mut rows: Vec<(i64, CtrExample<CtrFeatures>)> = [inputs.train, inputs.valid, inputs.test]
         .into_iter()
