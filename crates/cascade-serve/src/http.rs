@@ -23,6 +23,7 @@ use cascade_stream::LiveStream;
 use crate::entities::Entities;
 use crate::events::{EventBatch, EventLog, EventsAnswer};
 use crate::metrics::Metrics;
+use crate::realtime;
 use crate::recommender::{Models, RecommendRequest, Recommender, RequestError};
 
 /// Builds a fresh set of models (for `POST /admin/models/reload`).
@@ -51,6 +52,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/items/{id}/similar", get(similar))
         .route("/v1/items/{id}", get(get_item).put(put_item).delete(hide_item))
         .route("/v1/users/{id}", get(get_user).put(put_user).delete(delete_user))
+        .route("/v1/users/{id}/features", get(user_features))
+        .route("/v1/items/{id}/stats", get(item_stats))
+        .route("/v1/trending", get(trending))
         .route("/admin/models/reload", post(reload))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(|| async { "ready" }))
@@ -235,6 +239,41 @@ async fn similar(
     let n = count.n.unwrap_or(10);
     match blocking(move || recommender.similar(&id, n)).await {
         Ok(items) => axum::Json(json!({ "items": items })).into_response(),
+        Err(response) => response,
+    }
+}
+
+fn live(state: &AppState) -> Result<Arc<LiveStream>, Response> {
+    state.recommender.live().cloned().ok_or_else(|| {
+        error(StatusCode::SERVICE_UNAVAILABLE, "this server runs no stream processor")
+    })
+}
+
+async fn user_features(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match live(&state) {
+        Ok(live) => axum::Json(realtime::user_features(&live, &id)).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn item_stats(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+    match live(&state) {
+        Ok(live) => axum::Json(realtime::item_stats(&live, &id)).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn trending(State(state): State<Arc<AppState>>, Query(count): Query<Count>) -> Response {
+    let n = count.n.unwrap_or(10);
+    if !(1..=1000).contains(&n) {
+        return error(StatusCode::BAD_REQUEST, format!("n = {n}; it must be from 1 to 1000"));
+    }
+    match live(&state) {
+        // A scan of every counted item: off the reactor.
+        Ok(live) => match tokio::task::spawn_blocking(move || realtime::trending(&live, n)).await {
+            Ok(trending) => axum::Json(trending).into_response(),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("trending failed: {e}")),
+        },
         Err(response) => response,
     }
 }

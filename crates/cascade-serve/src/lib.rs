@@ -7,7 +7,8 @@
 //! response names each item's score, rank and recall channels. [`http`]
 //! serves it as JSON over HTTP with Prometheus metrics ([`metrics`]); the
 //! models sit behind one `Arc` that a reload swaps atomically, so in-flight
-//! requests finish on the models they started with.
+//! requests finish on the models they started with. [`realtime`] shows the
+//! stream processor's features (histories, item windows, trending).
 #![warn(missing_docs)]
 
 pub mod catalog;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod metrics;
 pub mod openapi;
 pub mod rank;
+pub mod realtime;
 pub mod recall;
 pub mod recommender;
 pub mod rerank;

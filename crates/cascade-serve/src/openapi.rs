@@ -7,6 +7,7 @@ use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::events::{EventBatch, EventsAnswer};
+use crate::realtime::{ItemStats, Trending, UserFeatures};
 use crate::recommender::{RecommendRequest, RecommendResponse, ScoredItem};
 
 /// The error body of every 4xx/5xx answer.
@@ -69,6 +70,9 @@ pub fn document() -> Value {
     let events_answer = schema(|g| g.subschema_for::<EventsAnswer>());
     let similar = schema(|g| g.subschema_for::<SimilarItems>());
     let error = schema(|g| g.subschema_for::<ErrorBody>());
+    let user_features = schema(|g| g.subschema_for::<UserFeatures>());
+    let item_stats = schema(|g| g.subschema_for::<ItemStats>());
+    let trending = schema(|g| g.subschema_for::<Trending>());
     let record = json!({ "type": "object", "description": "feature name → value, as the config declares the features", "additionalProperties": true });
     let n = json!([{ "name": "n", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }]);
     let text = json!({ "type": "string" });
@@ -89,6 +93,12 @@ pub fn document() -> Value {
         "delete": operation("Hide an item: never recommended again, at once and across restarts", None, ("204", None), &["404", "503"], &error),
     });
     items["parameters"] = id_parameter("item id");
+    let mut features_path = json!({ "get": operation("The stream processor's features of a user: latest interactions, category affinities", None, ("200", Some(user_features)), &["503"], &error) });
+    features_path["parameters"] = id_parameter("user id");
+    let mut stats_path = json!({ "get": operation("An item's impressions, interactions and smoothed CTR per sliding window", None, ("200", Some(item_stats)), &["503"], &error) });
+    stats_path["parameters"] = id_parameter("item id");
+    let mut trending_path = json!({ "get": operation("Items with the most interactions in the shortest window (default n = 10)", None, ("200", Some(trending)), &["400", "503"], &error) });
+    trending_path["parameters"] = n.clone();
     let metrics = json!({ "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "text exposition format", "content": { "text/plain": { "schema": text } } } } } });
     let plain = |summary: &str| json!({ "get": { "summary": summary, "responses": { "200": { "description": "success" } } } });
 
@@ -102,6 +112,9 @@ pub fn document() -> Value {
             "/v1/items/{id}/similar": similar_path,
             "/v1/events": { "post": operation("Log a batch of events durably; one status per event", Some(events), ("200", Some(events_answer)), &["400", "503"], &error) },
             "/v1/users/{id}": users,
+            "/v1/users/{id}/features": features_path,
+            "/v1/items/{id}/stats": stats_path,
+            "/v1/trending": trending_path,
             "/v1/items/{id}": items,
             "/admin/models/reload": { "post": operation("Rebuild the models in the background and swap them in", None, ("200", None), &["404", "500"], &error) },
             "/health": plain("Alive"),

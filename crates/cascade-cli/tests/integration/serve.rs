@@ -242,6 +242,22 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["duplicate"], 1, "retry: {body}");
     assert_eq!(post(&base, "/v1/events", r#"{"event": []}"#).0, 400);
 
+    // The stream processor's features reflect the click at once.
+    let (status, body) = get(&base, "/v1/users/1/features");
+    assert_eq!(status, 200, "{body}");
+    let features: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(features["history"].as_array().unwrap().last().unwrap(), watched.as_str());
+    assert!(!features["category_affinities"].as_array().unwrap().is_empty(), "{body}");
+    let (_, body) = get(&base, &format!("/v1/items/{watched}/stats"));
+    let hour = &serde_json::from_str::<Value>(&body).unwrap()["windows"][0];
+    assert_eq!((hour["window_s"].as_i64(), hour["interactions"].as_u64()), (Some(3600), Some(1)));
+    assert!(hour["impressions"].as_u64().unwrap() >= 1, "it was shown before: {body}");
+    // The only interaction of the last hour (MovieLens' own are from 1998).
+    let (_, body) = get(&base, "/v1/trending?n=5");
+    let trending: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(trending["items"][0]["item_id"], watched.as_str(), "{body}");
+    assert_eq!(get(&base, "/v1/trending?n=0").0, 400);
+
     // User records: typed by the config, readable, deletable.
     let put = |path: &str, body: &str| {
         let mut response = agent()
