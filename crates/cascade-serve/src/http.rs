@@ -243,23 +243,22 @@ async fn similar(
     }
 }
 
-fn live(state: &AppState) -> Result<Arc<LiveStream>, Response> {
-    state.recommender.live().cloned().ok_or_else(|| {
-        error(StatusCode::SERVICE_UNAVAILABLE, "this server runs no stream processor")
-    })
+fn live(state: &AppState) -> Result<Arc<LiveStream>, RequestError> {
+    let missing = || RequestError::Unavailable("this server runs no stream processor".into());
+    state.recommender.live().cloned().ok_or_else(missing)
 }
 
 async fn user_features(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     match live(&state) {
         Ok(live) => axum::Json(realtime::user_features(&live, &id)).into_response(),
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
 async fn item_stats(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     match live(&state) {
         Ok(live) => axum::Json(realtime::item_stats(&live, &id)).into_response(),
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -274,7 +273,7 @@ async fn trending(State(state): State<Arc<AppState>>, Query(count): Query<Count>
             Ok(trending) => axum::Json(trending).into_response(),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("trending failed: {e}")),
         },
-        Err(response) => response,
+        Err(e) => e.into_response(),
     }
 }
 
