@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::rank::{Ranker, RequestMoment};
 use crate::recall::{
     AnnRecall, CandidateSource, CategoryPopularRecall, FreshRecall, ItemCfRecall, PopularRecall,
-    RecallContext, merge,
+    RecallContext, TrendingRecall, merge,
 };
 use crate::rerank::{Adjustments, adjust, mmr, pin};
 
@@ -92,11 +92,20 @@ pub struct Quotas {
     pub popular: usize,
     /// `recall/fresh`.
     pub fresh: usize,
+    /// `recall/trending` (only with a stream processor).
+    pub trending: usize,
 }
 
 impl Default for Quotas {
     fn default() -> Self {
-        Quotas { ann: 150, item_cf: 100, category_popular: 30, popular: 10, fresh: 10 }
+        Quotas {
+            ann: 150,
+            item_cf: 100,
+            category_popular: 30,
+            popular: 10,
+            fresh: 10,
+            trending: 20,
+        }
     }
 }
 
@@ -105,6 +114,9 @@ impl Default for Quotas {
 pub struct PipelineSettings {
     /// Candidates per channel.
     pub quotas: Quotas,
+    /// How long one reading of the stream's trending items serves requests
+    /// (reading scans every item counted in the window).
+    pub trending_refresh: Duration,
     /// Freshness boost and popularity dampening before diversity.
     pub adjustments: Adjustments,
     /// MMR's relevance weight (1 = no diversity).
@@ -125,6 +137,7 @@ impl Default for PipelineSettings {
     fn default() -> Self {
         PipelineSettings {
             quotas: Quotas::default(),
+            trending_refresh: Duration::from_secs(1),
             adjustments: Adjustments {
                 freshness_boost: 0.1,
                 half_life_seconds: 14.0 * 86_400.0,
@@ -264,7 +277,17 @@ pub struct Recommender {
     /// Real-time features from the event log: each user's latest
     /// consumption, read after the catalog's history.
     live: Option<Arc<LiveStream>>,
+    /// The stream's trending items and when they were read: recomputing
+    /// scans every counted item, so requests share one reading a second.
+    trending: Mutex<Option<TrendingReading>>,
 }
+
+/// When the trending items were read, and the (item id, interactions) read.
+type TrendingReading = (Instant, Arc<Vec<(String, u64)>>);
+
+/// Trending items read each time: the channel's quota plus room for the
+/// ones a user has consumed or the catalog does not know.
+const TRENDING_POOL: usize = 200;
 
 impl std::fmt::Debug for Recommender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -285,6 +308,7 @@ impl Recommender {
             experiment_salt: "default".into(),
             exposures: Mutex::new(HashMap::new()),
             live: None,
+            trending: Mutex::new(None),
         }
     }
 
@@ -321,6 +345,22 @@ impl Recommender {
         let variants = ["default"];
         let hash = feature_id(&self.experiment_salt, user_id);
         variants[(hash % variants.len() as u64) as usize].to_owned()
+    }
+
+    /// The stream's trending items, read at most once per `trending_refresh`.
+    fn trending_now(&self) -> Option<Arc<Vec<(String, u64)>>> {
+        let live = self.live.as_ref()?;
+        let mut cached = self.trending.lock().expect("trending lock");
+        match cached.as_ref() {
+            Some((read, items)) if read.elapsed() < self.settings.trending_refresh => {
+                Some(items.clone())
+            }
+            _ => {
+                let items = Arc::new(live.read(|features| features.trending(TRENDING_POOL)));
+                *cached = Some((Instant::now(), items.clone()));
+                Some(items)
+            }
+        }
     }
 
     /// The user's history: the catalog's (as of the models' build), then the
@@ -415,13 +455,19 @@ impl Recommender {
         };
         let context = RecallContext { user, history };
         let quotas = self.settings.quotas;
-        let channels: [(&dyn CandidateSource, usize); 5] = [
+        let trending = self.trending_now().map(|t| TrendingRecall::new(&t, &catalog.items));
+        let mut channels: Vec<(&dyn CandidateSource, usize)> = vec![
             (&models.ann, quotas.ann),
             (&models.item_cf, quotas.item_cf),
             (&models.category_popular, quotas.category_popular),
-            (&models.popular, quotas.popular),
-            (&models.fresh, quotas.fresh),
         ];
+        if let Some(trending) = &trending {
+            channels.push((trending, quotas.trending));
+        }
+        channels.extend([
+            (&models.popular as &dyn CandidateSource, quotas.popular),
+            (&models.fresh, quotas.fresh),
+        ]);
         let mut candidates = merge(&channels, &context, &rejected);
         if candidates.len() < n {
             // Too few (a new user, narrow filters): top up with popular items.
@@ -651,7 +697,11 @@ mod tests {
         )
         .unwrap();
         let live = LiveStream::start(processor, checkpoint).unwrap();
-        let settings = PipelineSettings { exposure_cap: None, ..PipelineSettings::default() };
+        let settings = PipelineSettings {
+            exposure_cap: None,
+            trending_refresh: Duration::ZERO,
+            ..PipelineSettings::default()
+        };
         let r = recommender(settings).with_live(live.clone());
         let first = ask(&r, "a", 5);
         let log = |events: &[(&str, &str, &str)]| {
@@ -679,6 +729,14 @@ mod tests {
         assert_eq!(ask(&r, "a", 5)[0], first[0]);
         log(&[("a", &first[0], "click")]);
         assert!(!ask(&r, "a", 27).contains(&first[0]), "a consumed item is excluded");
+        // What was just clicked is trending: a user unrelated to it is offered it.
+        let items = r.recommend(&request("stranger", 27)).unwrap().items;
+        let trending: Vec<&str> = items
+            .iter()
+            .filter(|i| i.sources.iter().any(|s| s == "recall/trending"))
+            .map(|i| i.item_id.as_str())
+            .collect();
+        assert!(trending.contains(&first[0].as_str()), "{items:?}");
         // A user the catalog never saw gets history-based recall from events.
         log(&[("new", "3", "click"), ("new", "4", "click")]);
         let items = r.recommend(&request("new", 10)).unwrap().items;

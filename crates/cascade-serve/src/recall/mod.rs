@@ -7,12 +7,14 @@ pub mod category;
 pub mod fresh;
 pub mod item_cf;
 pub mod popular;
+pub mod trending;
 
 pub use ann::{AnnBackend, AnnIndex, AnnRecall, AnnSettings};
 pub use category::CategoryPopularRecall;
 pub use fresh::FreshRecall;
 pub use item_cf::ItemCfRecall;
 pub use popular::{PopularRecall, decayed_counts};
+pub use trending::TrendingRecall;
 
 /// What a channel knows about the request.
 #[derive(Debug, Clone, Copy)]
