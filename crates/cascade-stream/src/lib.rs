@@ -6,17 +6,19 @@
 //! Bayesian-smoothed click-through rates, user–category affinities with a
 //! half-life, and trending items. It joins interactions to the impressions
 //! that caused them (`join`), producing labelled samples for online
-//! learning. `live` runs it on a thread beside the server.
+//! learning, written exactly once to a JSON-lines log (`samples`). `live` runs it on a thread beside the server.
 #![warn(missing_docs)]
 
 mod features;
 mod join;
 mod live;
 mod processor;
+mod samples;
 mod window;
 
 pub use features::{FeatureState, StreamSettings, WindowStats};
 pub use join::{ImpressionJoin, LabelledSample};
 pub use live::LiveStream;
 pub use processor::{EventSource, Step, StreamError, StreamProcessor, write_checkpoint};
+pub use samples::{SampleLog, read_samples};
 pub use window::{Tally, WindowedTally};

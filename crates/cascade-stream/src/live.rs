@@ -112,14 +112,16 @@ impl LiveStream {
         self.changed.notify_all();
     }
 
-    /// Writes a checkpoint now; the lock is held only to copy the state.
+    /// Writes a checkpoint now; the lock is held only to make the sample log
+    /// durable and copy the state.
     pub fn save(&self) -> Result<(), StreamError> {
-        let (offset, state) = {
+        let (offset, samples_bytes, state) = {
             let mut processor = self.processor.write().expect("stream lock");
             processor.compact();
-            (processor.offset(), processor.state().clone())
+            let samples_bytes = processor.sync_samples()?;
+            (processor.offset(), samples_bytes, processor.state().clone())
         };
-        write_checkpoint(&self.checkpoint, offset, &state)
+        write_checkpoint(&self.checkpoint, offset, samples_bytes, &state)
     }
 
     /// Tells the thread the log has grown.

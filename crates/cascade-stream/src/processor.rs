@@ -18,6 +18,7 @@ use cascade_store::{Store, StoreError};
 
 use crate::features::{FeatureState, StreamSettings};
 use crate::join::LabelledSample;
+use crate::samples::SampleLog;
 
 /// Checkpoint files written by other versions are refused, not misread.
 const CHECKPOINT_VERSION: u32 = 1;
@@ -55,6 +56,9 @@ struct Checkpoint {
     version: u32,
     /// The next sequence number to read.
     offset: u64,
+    /// The sample log's durable length when the checkpoint was written.
+    #[serde(default)]
+    samples_bytes: u64,
     state: FeatureState,
 }
 
@@ -74,6 +78,9 @@ pub struct StreamProcessor<S> {
     offset: u64,
     checkpoint: PathBuf,
     item_categories: HashMap<String, Vec<String>>,
+    samples: Option<SampleLog>,
+    /// The sample log length the resumed checkpoint recorded.
+    restored_samples_bytes: u64,
 }
 
 impl<S> std::fmt::Debug for StreamProcessor<S> {
@@ -97,7 +104,7 @@ impl<S: EventSource> StreamProcessor<S> {
     ) -> Result<StreamProcessor<S>, StreamError> {
         let fail =
             |message: String| StreamError::Checkpoint { path: checkpoint.to_owned(), message };
-        let (state, offset) = match std::fs::read(checkpoint) {
+        let (state, offset, samples_bytes) = match std::fs::read(checkpoint) {
             Ok(bytes) => {
                 let saved: Checkpoint = serde_json::from_slice(&bytes).map_err(|e| {
                     fail(format!("unreadable ({e}); delete it to rebuild from the log"))
@@ -114,9 +121,11 @@ impl<S: EventSource> StreamProcessor<S> {
                             .into(),
                     ));
                 }
-                (saved.state, saved.offset)
+                (saved.state, saved.offset, saved.samples_bytes)
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (FeatureState::new(settings), 0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (FeatureState::new(settings), 0, 0)
+            }
             Err(e) => return Err(fail(e.to_string())),
         };
         Ok(StreamProcessor {
@@ -125,7 +134,16 @@ impl<S: EventSource> StreamProcessor<S> {
             offset,
             checkpoint: checkpoint.to_owned(),
             item_categories,
+            samples: None,
+            restored_samples_bytes: samples_bytes,
         })
+    }
+
+    /// Also writes the labelled samples to a log at `path`, exactly once
+    /// across restarts (see `samples`).
+    pub fn with_sample_log(mut self, path: &Path) -> Result<StreamProcessor<S>, StreamError> {
+        self.samples = Some(SampleLog::open(path, self.restored_samples_bytes)?);
+        Ok(self)
     }
 
     /// The next sequence number to read.
@@ -148,7 +166,15 @@ impl<S: EventSource> StreamProcessor<S> {
             step.samples.extend(self.state.apply(stored, categories));
             self.offset = stored.seq + 1;
         }
+        if let Some(log) = &mut self.samples {
+            log.append(&step.samples)?;
+        }
         Ok(step)
+    }
+
+    /// Makes the sample log durable; returns its length (0 without one).
+    pub fn sync_samples(&mut self) -> Result<u64, StreamError> {
+        self.samples.as_mut().map_or(Ok(0), SampleLog::sync)
     }
 
     /// Drops item counters that have emptied (before a checkpoint).
@@ -159,13 +185,19 @@ impl<S: EventSource> StreamProcessor<S> {
     /// Writes the features and the offset together, atomically and durably.
     pub fn checkpoint(&mut self) -> Result<(), StreamError> {
         self.state.compact();
-        write_checkpoint(&self.checkpoint, self.offset, &self.state)
+        let samples_bytes = self.sync_samples()?;
+        write_checkpoint(&self.checkpoint, self.offset, samples_bytes, &self.state)
     }
 }
 
-/// Writes `state` and the `offset` it reflects to `path` in one atomic,
-/// durable file replace.
-pub fn write_checkpoint(path: &Path, offset: u64, state: &FeatureState) -> Result<(), StreamError> {
+/// Writes `state`, the `offset` it reflects and the sample log's durable
+/// length to `path` in one atomic, durable file replace.
+pub fn write_checkpoint(
+    path: &Path,
+    offset: u64,
+    samples_bytes: u64,
+    state: &FeatureState,
+) -> Result<(), StreamError> {
     let fail = |e: std::io::Error| StreamError::Checkpoint {
         path: path.to_owned(),
         message: e.to_string(),
@@ -174,10 +206,11 @@ pub fn write_checkpoint(path: &Path, offset: u64, state: &FeatureState) -> Resul
     struct Borrowed<'a> {
         version: u32,
         offset: u64,
+        samples_bytes: u64,
         state: &'a FeatureState,
     }
-    let bytes = serde_json::to_vec(&Borrowed { version: CHECKPOINT_VERSION, offset, state })
-        .expect("feature state always serialises");
+    let saved = Borrowed { version: CHECKPOINT_VERSION, offset, samples_bytes, state };
+    let bytes = serde_json::to_vec(&saved).expect("feature state always serialises");
     let directory = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(directory) = directory {
         std::fs::create_dir_all(directory).map_err(fail)?;
@@ -200,6 +233,7 @@ mod tests {
     use cascade_store::{EventKey, KeyedEvent};
 
     use super::*;
+    use crate::samples::read_samples;
 
     fn append(store: &Store, from: usize, count: usize) {
         let events: Vec<KeyedEvent> = (from..from + count)
@@ -222,21 +256,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store.redb")).unwrap();
         let checkpoint = dir.path().join("stream/checkpoint.json");
+        let samples = dir.path().join("stream/samples.jsonl");
         append(&store, 0, 40);
 
         // The uninterrupted run: everything in one go.
+        let reference_samples = dir.path().join("reference-samples.jsonl");
         let mut reference = StreamProcessor::open(
             store.clone(),
             &dir.path().join("reference.json"),
             StreamSettings::default(),
             HashMap::new(),
         )
+        .unwrap()
+        .with_sample_log(&reference_samples)
         .unwrap();
         append(&store, 40, 20);
         while reference.step(7).unwrap().events > 0 {}
+        reference.checkpoint().unwrap();
 
         // The interrupted one: 25 events, a checkpoint, 10 more events whose
-        // effects are lost in a crash, then a restart from the checkpoint.
+        // effects (features and samples) are lost in a crash, then a restart
+        // from the checkpoint.
         let open = || {
             StreamProcessor::open(
                 store.clone(),
@@ -245,17 +285,24 @@ mod tests {
                 HashMap::new(),
             )
             .unwrap()
+            .with_sample_log(&samples)
+            .unwrap()
         };
         let mut first = open();
         first.step(25).unwrap();
         first.checkpoint().unwrap();
         first.step(10).unwrap();
+        first.sync_samples().unwrap(); // the crash comes after these samples hit the disk
         drop(first);
         let mut resumed = open();
         assert_eq!(resumed.offset(), 25);
         while resumed.step(7).unwrap().events > 0 {}
+        resumed.checkpoint().unwrap();
         assert_eq!(resumed.offset(), 60);
         assert_eq!(resumed.state(), reference.state(), "same features as the uninterrupted run");
+        let written = read_samples(&samples).unwrap();
+        assert!(!written.is_empty(), "clicks 15 s after their impressions are positives");
+        assert_eq!(written, read_samples(&reference_samples).unwrap(), "each sample once");
     }
 
     #[test]

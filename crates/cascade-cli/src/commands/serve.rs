@@ -117,7 +117,7 @@ pub fn run(
 
 /// The stream processor over the workspace's log, resumed from its
 /// checkpoint (`<workspace>/stream/checkpoint.json`) and caught up before
-/// the server answers. Affinities use the catalog's item categories as of
+/// the server answers; labelled samples go to `stream/samples.jsonl`. Affinities use the catalog's item categories as of
 /// the start.
 fn start_stream(workspace: &Workspace, catalog: &Catalog) -> Result<Arc<LiveStream>> {
     let facts = &catalog.facts;
@@ -136,7 +136,8 @@ fn start_stream(workspace: &Workspace, catalog: &Catalog) -> Result<Arc<LiveStre
         &checkpoint,
         StreamSettings::default(),
         item_categories,
-    )?;
+    )?
+    .with_sample_log(&workspace.dir.join("stream").join("samples.jsonl"))?;
     Ok(LiveStream::start(processor, checkpoint)?)
 }
 
