@@ -338,6 +338,26 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// One stream-processor worker applying a synthetic log of sessions
+    /// (impressions, then a click) from offset 0: events/s, labelled
+    /// samples, and the checkpoint's size, as JSON.
+    Stream {
+        /// Catalog items.
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        /// Users; each contributes its session-shaped history.
+        #[arg(long, default_value_t = 20_000)]
+        users: usize,
+        /// Impressions logged per interaction.
+        #[arg(long, default_value_t = 5)]
+        impressions_per_click: usize,
+        /// Events per processor page.
+        #[arg(long, default_value_t = 10_000)]
+        page: usize,
+        /// Seed of the synthetic catalog.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Train a model for a fixed number of epochs on ML100K-LOO-FULL's train
     /// part; prints samples/s, seconds per epoch and peak RSS as JSON.
     Train {
@@ -592,6 +612,15 @@ fn main() -> ExitCode {
                 seed,
             })
         }
+        Command::Bench {
+            command: BenchCommand::Stream { items, users, impressions_per_click, page, seed },
+        } => commands::bench_stream::stream_bench(&commands::bench_stream::StreamBench {
+            items,
+            users,
+            impressions_per_click,
+            page,
+            seed,
+        }),
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
         }

@@ -42,19 +42,23 @@ pub struct ImpressionJoin {
     window_ms: i64,
     /// user → item → open impressions, oldest first.
     open: HashMap<String, HashMap<String, VecDeque<Pending>>>,
-    /// Every open impression as (shown_ms, seq, user, item), by time.
+    /// Every impression as (shown_ms, seq, user, item), by time, until its
+    /// window passes. An answered one stays here (removing it from the
+    /// middle would move half the queue) and is skipped when it expires.
     by_time: VecDeque<(i64, u64, String, String)>,
+    /// Impressions in `open`.
+    open_count: usize,
 }
 
 impl ImpressionJoin {
     /// Interactions count within `window_ms` after the impression.
     pub fn new(window_ms: i64) -> ImpressionJoin {
-        ImpressionJoin { window_ms, open: HashMap::new(), by_time: VecDeque::new() }
+        ImpressionJoin { window_ms, open: HashMap::new(), by_time: VecDeque::new(), open_count: 0 }
     }
 
     /// Impressions still waiting for an outcome.
     pub fn open_impressions(&self) -> usize {
-        self.by_time.len()
+        self.open_count
     }
 
     /// Opens an impression.
@@ -63,8 +67,10 @@ impl ImpressionJoin {
             self.open.entry(user.to_owned()).or_default().entry(item.to_owned()).or_default();
         let at = queue.partition_point(|p| (p.shown_ms, p.seq) <= (shown_ms, seq));
         queue.insert(at, Pending { seq, shown_ms });
+        // Usually the newest, so the insert is a push at the back.
         let at = self.by_time.partition_point(|(ts, s, _, _)| (*ts, *s) <= (shown_ms, seq));
         self.by_time.insert(at, (shown_ms, seq, user.to_owned(), item.to_owned()));
+        self.open_count += 1;
     }
 
     /// An interaction of `user` with `item`: the positive sample of the
@@ -76,7 +82,8 @@ impl ImpressionJoin {
         let index =
             queue.iter().position(|p| p.shown_ms <= at_ms && at_ms - p.shown_ms <= window)?;
         let pending = queue.remove(index).expect("position is in range");
-        self.forget(user, item, &pending);
+        self.open_count -= 1;
+        self.drop_empty(user, item);
         Some(LabelledSample {
             impression_seq: pending.seq,
             user: user.to_owned(),
@@ -94,7 +101,9 @@ impl ImpressionJoin {
         let window = self.window_ms;
         while self.by_time.front().is_some_and(|(shown_ms, ..)| shown_ms + window < watermark_ms) {
             let (shown_ms, seq, user, item) = self.by_time.pop_front().expect("front exists");
-            self.remove_open(&user, &item, seq);
+            if !self.remove_open(&user, &item, seq) {
+                continue; // answered by an interaction already
+            }
             negatives.push(LabelledSample {
                 impression_seq: seq,
                 user,
@@ -107,21 +116,17 @@ impl ImpressionJoin {
         negatives
     }
 
-    /// Drops `pending` (already taken out of its queue) from the time order.
-    fn forget(&mut self, user: &str, item: &str, pending: &Pending) {
-        let key = (pending.shown_ms, pending.seq);
-        let start = self.by_time.partition_point(|(ts, s, _, _)| (*ts, *s) < key);
-        if self.by_time.get(start).is_some_and(|(ts, s, _, _)| (*ts, *s) == key) {
-            self.by_time.remove(start);
-        }
+    /// Removes the open impression `seq` of `user` and `item`; returns
+    /// whether it was open.
+    fn remove_open(&mut self, user: &str, item: &str, seq: u64) -> bool {
+        let Some(queue) = self.open.get_mut(user).and_then(|items| items.get_mut(item)) else {
+            return false;
+        };
+        let Some(index) = queue.iter().position(|p| p.seq == seq) else { return false };
+        queue.remove(index);
+        self.open_count -= 1;
         self.drop_empty(user, item);
-    }
-
-    fn remove_open(&mut self, user: &str, item: &str, seq: u64) {
-        if let Some(queue) = self.open.get_mut(user).and_then(|items| items.get_mut(item)) {
-            queue.retain(|p| p.seq != seq);
-        }
-        self.drop_empty(user, item);
+        true
     }
 
     fn drop_empty(&mut self, user: &str, item: &str) {
@@ -160,6 +165,7 @@ mod tests {
         assert!(negatives.iter().all(|s| !s.clicked));
         assert_eq!(join.open_impressions(), 0);
         assert!(join.open.is_empty(), "no empty queues left behind");
+        assert!(join.by_time.is_empty(), "the answered impression left with its window");
     }
 
     #[test]

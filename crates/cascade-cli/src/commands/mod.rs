@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_freshness;
 pub mod bench_ingest;
 pub mod bench_serving;
+pub mod bench_stream;
 pub mod dataset;
 pub mod eval;
 pub mod import;
