@@ -411,4 +411,27 @@ mod tests {
         let plain = RequestError::Unavailable("down".into()).into_response();
         assert!(plain.headers().get(header::RETRY_AFTER).is_none());
     }
+
+    #[test]
+    fn ingest_is_refused_with_429_only_beyond_the_stream_lag_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = cascade_store::Store::open(&dir.path().join("store.redb")).unwrap();
+        let checkpoint = dir.path().join("stream.json");
+        let processor = cascade_stream::StreamProcessor::open(
+            store,
+            &checkpoint,
+            cascade_stream::StreamSettings::default(),
+            Default::default(),
+        )
+        .unwrap();
+        let live = LiveStream::start(processor, checkpoint).unwrap();
+        let applied = live.applied();
+        assert!(check_stream_lag(&live, applied + MAX_STREAM_LAG).is_ok());
+        match check_stream_lag(&live, applied + MAX_STREAM_LAG + 1) {
+            Err(RequestError::TooManyRequests { retry_after_s: 1, message }) => {
+                assert!(message.contains("20001 events behind"), "{message}");
+            }
+            other => panic!("expected 429, got {other:?}"),
+        }
+    }
 }

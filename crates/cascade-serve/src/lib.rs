@@ -14,6 +14,7 @@
 pub mod catalog;
 pub mod entities;
 pub mod events;
+pub mod exposure;
 pub mod http;
 pub mod metrics;
 pub mod openapi;

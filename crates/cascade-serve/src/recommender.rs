@@ -18,6 +18,7 @@ use cascade_stream::LiveStream;
 
 use crate::catalog::Catalog;
 use crate::entities::HiddenItems;
+use crate::exposure::ExposureMemory;
 use crate::metrics::Metrics;
 use crate::rank::{Ranker, RequestMoment};
 use crate::recall::{
@@ -272,8 +273,8 @@ pub struct Recommender {
     /// keeps impression event ids unique in the log.
     request_prefix: String,
     experiment_salt: String,
-    /// User id → item id → when it was shown, oldest first, within the window.
-    exposures: Mutex<HashMap<String, HashMap<String, Vec<Instant>>>>,
+    /// What each user was shown lately, for the exposure cap.
+    exposures: ExposureMemory,
     /// Real-time features from the event log: each user's latest
     /// consumption, read after the catalog's history.
     live: Option<Arc<LiveStream>>,
@@ -298,6 +299,7 @@ impl std::fmt::Debug for Recommender {
 impl Recommender {
     /// A recommender answering with `models`.
     pub fn new(models: Models, settings: PipelineSettings, metrics: Arc<Metrics>) -> Recommender {
+        let exposures = ExposureMemory::new(settings.exposure_cap, settings.exposure_window);
         Recommender {
             models: RwLock::new(Arc::new(models)),
             hidden: HiddenItems::in_memory(),
@@ -306,7 +308,7 @@ impl Recommender {
             next_request: AtomicU64::new(1),
             request_prefix: format!("{:x}", cascade_core::timestamp::now_ms()),
             experiment_salt: "default".into(),
-            exposures: Mutex::new(HashMap::new()),
+            exposures,
             live: None,
             trending: Mutex::new(None),
         }
@@ -443,7 +445,7 @@ impl Recommender {
         let known = |ids: &mut dyn Iterator<Item = &String>| -> Vec<u32> {
             ids.filter_map(|id| catalog.items.index(id)).collect()
         };
-        excluded.extend(known(&mut self.capped_items(&request.user_id).iter()));
+        excluded.extend(known(&mut self.exposures.capped_items(&request.user_id).iter()));
         excluded.extend(known(&mut request.exclude.iter()));
         let only = categories(catalog, &request.filters.categories)?;
         let never = categories(catalog, &request.filters.exclude_categories)?;
@@ -521,7 +523,8 @@ impl Recommender {
             .collect::<Result<_, RequestError>>()
             .map_err(|e| RequestError::BadRequest(format!("pin: {e}")))?;
         pin(&mut list, &pins, n);
-        self.record_exposures(catalog, &request.user_id, &list);
+        let shown = list.iter().map(|&(item, _)| catalog.items.id(item));
+        self.exposures.record(&request.user_id, shown);
         self.metrics.stage("rerank", started.elapsed());
 
         let sources_of = |item: u32| -> Vec<String> {
@@ -555,47 +558,11 @@ impl Recommender {
 }
 
 impl Recommender {
-    /// Items shown to the user `exposure_cap` times within the window.
-    fn capped_items(&self, user_id: &str) -> Vec<String> {
-        let Some(cap) = self.settings.exposure_cap else { return Vec::new() };
-        let now = Instant::now();
-        let mut exposures = self.exposures.lock().expect("exposures lock");
-        let Some(shown) = exposures.get_mut(user_id) else { return Vec::new() };
-        shown.retain(|_, times| {
-            times.retain(|t| now.duration_since(*t) < self.settings.exposure_window);
-            !times.is_empty()
-        });
-        shown.iter().filter(|(_, times)| times.len() >= cap).map(|(item, _)| item.clone()).collect()
-    }
-
-    fn record_exposures(&self, catalog: &Catalog, user_id: &str, list: &[(u32, f32)]) {
-        if self.settings.exposure_cap.is_none() {
-            return;
-        }
-        let now = Instant::now();
-        let mut exposures = self.exposures.lock().expect("exposures lock");
-        let shown = exposures.entry(user_id.to_owned()).or_default();
-        for &(item, _) in list {
-            shown.entry(catalog.items.id(item).to_owned()).or_default().push(now);
-        }
-        // A user who never comes back would keep their entry forever: now
-        // and then, drop every user whose newest showing left the window.
-        if self.next_request.load(Ordering::Relaxed).is_multiple_of(EXPOSURE_SWEEP_EVERY) {
-            let window = self.settings.exposure_window;
-            exposures.retain(|_, shown| {
-                shown.values().flatten().any(|t| now.duration_since(*t) < window)
-            });
-        }
-    }
-
     /// Users with exposures still remembered (for tests and monitoring).
     pub fn exposure_users(&self) -> usize {
-        self.exposures.lock().expect("exposures lock").len()
+        self.exposures.users()
     }
 }
-
-/// Requests between sweeps of users whose exposures all left the window.
-const EXPOSURE_SWEEP_EVERY: u64 = 1024;
 
 fn item(catalog: &Catalog, item_id: &str) -> Result<u32, RequestError> {
     catalog
@@ -628,6 +595,7 @@ fn check_n(n: usize) -> Result<(), RequestError> {
 mod tests {
     use super::*;
     use crate::catalog::ItemFacts;
+    use crate::exposure::EXPOSURE_SWEEP_EVERY;
     use crate::recall::{AnnBackend, AnnIndex, AnnSettings};
     use cascade_core::ids::IdIndex;
     use cascade_models::tuning::ITEM_KNN_DEFAULT;
