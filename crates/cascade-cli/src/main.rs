@@ -137,6 +137,9 @@ enum Command {
         /// Share of rows, in time order, the initial model trains on.
         #[arg(long, default_value_t = 0.8)]
         initial_share: f64,
+        /// How often the online arm scores, then learns, in minutes.
+        #[arg(long, default_value_t = 60)]
+        online_chunk_minutes: u64,
         /// Leave out the daily-retrain arm (one training per replayed day).
         #[arg(long)]
         skip_retrain: bool,
@@ -532,13 +535,25 @@ fn main() -> ExitCode {
         Command::Append { max_batch, common } => {
             commands::append::run(&common, max_batch, commands::append::Input::Stdin)
         }
-        Command::Replay { model, initial_share, skip_retrain, plot, data, common } => {
-            commands::replay::run(
-                &common,
-                data.as_deref(),
-                &commands::replay::Replay { model, initial_share, skip_retrain, plot },
-            )
-        }
+        Command::Replay {
+            model,
+            initial_share,
+            online_chunk_minutes,
+            skip_retrain,
+            plot,
+            data,
+            common,
+        } => commands::replay::run(
+            &common,
+            data.as_deref(),
+            &commands::replay::Replay {
+                model,
+                initial_share,
+                online_chunk_minutes,
+                skip_retrain,
+                plot,
+            },
+        ),
         Command::Ingest { file, max_batch, common } => {
             commands::append::run(&common, max_batch, commands::append::Input::File(file))
         }

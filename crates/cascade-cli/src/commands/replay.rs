@@ -7,8 +7,9 @@
 //! arrive day by day; each day is scored by three arms *before* any of them
 //! learns from it (prequential evaluation, so no arm sees its test rows):
 //! - **frozen**: the initial model, never updated;
-//! - **online**: the initial model, updated by one pass over each day once
-//!   the day is scored (`CtrModel::update`), with a batch size and dense
+//! - **online**: the initial model, updated by one pass over each chunk of
+//!   the day (an hour by default) once the chunk is scored
+//!   (`CtrModel::update`), with a batch size and dense
 //!   learning rate chosen by the same replay over the initial rows' last
 //!   tenth (validation), which it has also learned from before the replay;
 //! - **daily retrain**: a model trained from scratch on every row before the
@@ -45,6 +46,8 @@ pub struct Replay {
     pub model: ModelName,
     /// Share of rows, in time order, the initial model trains on.
     pub initial_share: f64,
+    /// How often the online arm scores and then learns, in minutes.
+    pub online_chunk_minutes: u64,
     /// Skip the daily-retrain arm (it trains once per replayed day).
     pub skip_retrain: bool,
     /// Where to draw each arm's AUC per replayed week (SVG).
@@ -57,29 +60,29 @@ const ONLINE_BATCH_SIZES: [usize; 2] = [128, 512];
 /// alike, that the validation replay chooses among.
 const ONLINE_STEP_SCALES: [f64; 3] = [0.03, 0.1, 1.0];
 
-/// Row indices of `rows` (in time order) by UTC day.
-fn by_day(rows: &[(i64, CtrExample<CtrFeatures>)]) -> BTreeMap<i64, Vec<usize>> {
-    let mut days: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+/// Row indices of `rows` (in time order) by period of `period_ms` (UTC).
+fn by_period(rows: &[(i64, CtrExample<CtrFeatures>)], period_ms: i64) -> BTreeMap<i64, Vec<usize>> {
+    let mut periods: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
     for (index, (ts, _)) in rows.iter().enumerate() {
-        days.entry(ts.div_euclid(DAY_MS)).or_default().push(index);
+        periods.entry(ts.div_euclid(period_ms)).or_default().push(index);
     }
-    days
+    periods
 }
 
-/// Scores each day of `rows` with `model`, then updates it on the day;
-/// returns the scores in day order (which is row order).
+/// Scores each period of `rows` with `model`, then updates it on the
+/// period; returns the scores in period order (which is row order).
 fn replay_online(
     model: &mut CtrModel,
     rows: &[(i64, CtrExample<CtrFeatures>)],
-    days: &BTreeMap<i64, Vec<usize>>,
+    periods: &BTreeMap<i64, Vec<usize>>,
     settings: OnlineUpdate,
     rng: &mut SeededRng,
 ) -> Result<Vec<f64>> {
     let mut scores = Vec::with_capacity(rows.len());
-    for indices in days.values() {
-        let day: Vec<_> = indices.iter().map(|&i| rows[i].1.clone()).collect();
-        scores.extend(model.predict(&day));
-        model.update(&day, settings, rng)?;
+    for indices in periods.values() {
+        let period: Vec<_> = indices.iter().map(|&i| rows[i].1.clone()).collect();
+        scores.extend(model.predict(&period));
+        model.update(&period, settings, rng)?;
     }
     Ok(scores)
 }
@@ -134,7 +137,8 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, replay: &Replay) -> 
 
     // The online settings are chosen by replaying the initial rows' last
     // tenth (validation), never the replayed test days.
-    let valid_days = by_day(&initial[valid_from..]);
+    let chunk_ms = (replay.online_chunk_minutes.max(1) * 60_000) as i64;
+    let valid_chunks = by_period(&initial[valid_from..], chunk_ms);
     let mut rng = SeededRng::new(config.training.seed ^ 0x5EED);
     let mut candidates = Vec::new();
     for batch_size in ONLINE_BATCH_SIZES {
@@ -145,8 +149,13 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, replay: &Replay) -> 
                 sparse_step_scale: lr_scale as f32,
             };
             let mut model = frozen.duplicate()?;
-            let scores =
-                replay_online(&mut model, &initial[valid_from..], &valid_days, settings, &mut rng)?;
+            let scores = replay_online(
+                &mut model,
+                &initial[valid_from..],
+                &valid_chunks,
+                settings,
+                &mut rng,
+            )?;
             let auc = evaluate_ctr(&Recorded(scores), &valid).auc;
             candidates.push((settings, lr_scale, auc));
         }
@@ -163,12 +172,12 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, replay: &Replay) -> 
     // The online arm learns from the validation rows first: they are past
     // by the time the replay starts.
     let mut online = frozen.duplicate()?;
-    for indices in valid_days.values() {
-        let day: Vec<_> = indices.iter().map(|&i| initial[valid_from + i].1.clone()).collect();
-        online.update(&day, online_settings, &mut rng)?;
+    for indices in valid_chunks.values() {
+        let chunk: Vec<_> = indices.iter().map(|&i| initial[valid_from + i].1.clone()).collect();
+        online.update(&chunk, online_settings, &mut rng)?;
     }
 
-    let days = by_day(stream);
+    let days = by_period(stream, DAY_MS);
     let bar = progress.bar(days.len() as u64, "replaying", "days");
     let mut predictions: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for indices in days.values() {
@@ -176,7 +185,11 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, replay: &Replay) -> 
         let day: Vec<CtrExample<CtrFeatures>> =
             indices.iter().map(|&i| stream[i].1.clone()).collect();
         predictions.entry("frozen").or_default().extend(frozen.predict(&day));
-        predictions.entry("online").or_default().extend(online.predict(&day));
+        // The online arm scores and learns chunk by chunk within the day.
+        let day_rows = &stream[first..first + indices.len()];
+        let chunks = by_period(day_rows, chunk_ms);
+        let scores = replay_online(&mut online, day_rows, &chunks, online_settings, &mut rng)?;
+        predictions.entry("online").or_default().extend(scores);
         if !replay.skip_retrain {
             // Everything before this day: the initial rows and the replayed
             // days so far (on the first day, all of the initial rows).
@@ -184,7 +197,6 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, replay: &Replay) -> 
             let (model, _) = CtrModel::train(&seen, &valid, &retrain_config, item_field, |_| {})?;
             predictions.entry("daily_retrain").or_default().extend(model.predict(&day));
         }
-        online.update(&day, online_settings, &mut rng)?;
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -212,6 +224,7 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, replay: &Replay) -> 
         "replayed_days": days.len(),
         "replayed_span_days": last_day - first_day + 1,
         "initial_best_epochs": best_epochs,
+        "online_chunk_minutes": replay.online_chunk_minutes.max(1),
         "online_settings_chosen_on_validation": {
             "batch_size": online_settings.batch_size,
             "dense_lr": online_settings.dense_lr,

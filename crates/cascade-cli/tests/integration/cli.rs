@@ -1,18 +1,13 @@
 //! Commands as a user runs them: machine-readable evaluation, clear errors.
 
-use crate::{cascade, movielens_dir, texts};
+use crate::{cascade, cascade_on, movielens_dir, texts};
 
 #[test]
 fn eval_json_prints_exactly_one_object_with_the_reference_pop_numbers() {
     let Some(data) = movielens_dir() else { return };
     let work = tempfile::tempdir().unwrap();
-    let output = cascade()
-        .args(["eval", "--protocol", "loo-full", "--model", "pop", "--json", "--data"])
-        .arg(&data)
-        .arg("--workspace")
-        .arg(work.path())
-        .output()
-        .unwrap();
+    let eval = ["eval", "--protocol", "loo-full", "--model", "pop", "--json"];
+    let output = cascade_on(&data, work.path(), &eval);
     let (stdout, stderr) = texts(&output);
     assert!(output.status.success(), "{stderr}");
     assert_eq!(stdout.lines().count(), 1, "stdout must hold one JSON line only: {stdout}");

@@ -24,6 +24,11 @@ pub fn movielens_dir() -> Option<PathBuf> {
     )
 }
 
+/// Runs `cascade ARGS --data DATA --workspace WORK` to completion.
+pub fn cascade_on(data: &std::path::Path, work: &std::path::Path, args: &[&str]) -> Output {
+    cascade().args(args).arg("--data").arg(data).arg("--workspace").arg(work).output().unwrap()
+}
+
 /// Standard output and error as text, for assertions and failure messages.
 pub fn texts(output: &Output) -> (String, String) {
     (

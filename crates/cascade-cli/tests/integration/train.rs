@@ -2,19 +2,13 @@
 //! checkpoint that loads only as the same model, and training curves; the
 //! iPinYou protocol reports AUC with its bootstrap interval.
 
-use crate::{cascade, movielens_dir, texts};
+use crate::{cascade, cascade_on, movielens_dir, texts};
 
 #[test]
 fn train_writes_a_checkpoint_and_curves_and_reports_test_metrics() {
     let Some(data) = movielens_dir() else { return };
     let work = tempfile::tempdir().unwrap();
-    let output = cascade()
-        .args(["train", "--model", "lr", "--data"])
-        .arg(&data)
-        .arg("--workspace")
-        .arg(work.path())
-        .output()
-        .unwrap();
+    let output = cascade_on(&data, work.path(), &["train", "--model", "lr"]);
     let (stdout, stderr) = texts(&output);
     assert!(output.status.success(), "{stderr}");
     assert!(stdout.contains("test auc"), "{stdout}");
@@ -105,4 +99,33 @@ fn training_settings_come_from_the_config_and_typos_are_refused() {
     let (_, stderr) = texts(&output);
     assert!(!output.status.success());
     assert!(stderr.contains("[training.bpr_mf]") && stderr.contains("bpr-mf"), "{stderr}");
+}
+
+#[test]
+fn replay_scores_every_later_row_with_each_arm_and_picks_online_settings_on_validation() {
+    let Some(data) = movielens_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let output = cascade_on(&data, work.path(), &["replay", "--model", "lr", "--skip-retrain"]);
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["initial_rows"], 80_000);
+    assert_eq!(report["replayed_rows"], 20_000);
+    for arm in ["frozen", "online"] {
+        let auc = report["arms"][arm]["auc"].as_f64().unwrap();
+        assert!((0.6..0.8).contains(&auc), "{arm}: AUC {auc}");
+    }
+    assert!(report["arms"].get("daily_retrain").is_none(), "--skip-retrain");
+    let grid = report["validation_replay"].as_array().unwrap();
+    let best = grid.iter().map(|c| c["valid_auc"].as_f64().unwrap()).fold(f64::MIN, f64::max);
+    let chosen = &report["online_settings_chosen_on_validation"];
+    let step = chosen["sparse_step_scale"].as_f64().unwrap();
+    let chosen_auc = grid
+        .iter()
+        .find(|c| {
+            c["batch_size"] == chosen["batch_size"]
+                && (c["step_scale"].as_f64().unwrap() - step).abs() < 1e-6
+        })
+        .map(|c| c["valid_auc"].as_f64().unwrap());
+    assert_eq!(chosen_auc, Some(best), "the best validation setting is the one used: {report}");
 }
