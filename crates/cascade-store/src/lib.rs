@@ -9,6 +9,7 @@
 
 mod event_key;
 mod group_commit;
+pub mod online;
 mod recent_keys;
 mod store;
 
