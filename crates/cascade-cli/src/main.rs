@@ -126,6 +126,37 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Consume the Redis event stream as one worker of its consumer group and
+    /// keep the Redis online store's features up to date (needs
+    /// `[online_store] backend = "redis"`). Entries a dead worker left
+    /// pending are claimed once idle for --claim-idle-ms.
+    StreamWorker {
+        /// This worker's name in the consumer group; give each worker its own.
+        #[arg(long, default_value = "worker-1")]
+        consumer: String,
+        /// Take over entries pending on another consumer this long.
+        #[arg(long, default_value_t = 5_000)]
+        claim_idle_ms: u64,
+        /// Most entries read, applied and acked at once.
+        #[arg(long, default_value_t = 1_000)]
+        batch: usize,
+        /// Exit (printing what it did as JSON) once the group has had
+        /// nothing to do for this long, instead of running until killed.
+        #[arg(long)]
+        exit_when_drained_ms: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Copy the workspace's event log into the Redis event stream, exactly
+    /// once (the forwarded offset is stored with the entries); prints the
+    /// count as JSON.
+    ForwardEvents {
+        /// Keep tailing the log instead of exiting when caught up.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Replay MovieLens-100k's ratings in time order: train on the first 80%,
     /// then score each later day before learning from it with a frozen model,
     /// an online-updated one and one retrained daily; AUC and LogLoss of
@@ -558,6 +589,18 @@ fn main() -> ExitCode {
             commands::append::run(&common, max_batch, commands::append::Input::File(file))
         }
         Command::Pipeline { common } => commands::pipeline::run(&common),
+        Command::StreamWorker { consumer, claim_idle_ms, batch, exit_when_drained_ms, common } => {
+            let options = commands::stream_worker::WorkerOptions {
+                consumer,
+                claim_idle_ms,
+                batch,
+                exit_when_drained_ms,
+            };
+            commands::stream_worker::run_worker(&common, &options)
+        }
+        Command::ForwardEvents { follow, common } => {
+            commands::stream_worker::run_forwarder(&common, follow)
+        }
         Command::Bench { command: BenchCommand::Pipeline { runs, data, common } } => {
             commands::bench::pipeline(&common, data.as_deref(), runs.max(1))
         }

@@ -10,7 +10,8 @@ use cascade_batch::datasets::{MovieLensSource, download_movielens_100k, verify_m
 use cascade_batch::import::{ImportOptions, ImportReport, import_events, import_records};
 use cascade_batch::offline::export;
 use cascade_batch::pipeline::Pipeline;
-use cascade_core::Config;
+use cascade_core::config::FeatureType;
+use cascade_core::{Config, FeatureValue, Record};
 use cascade_store::{EntityKind, Store};
 
 use cascade_models::training::Overrides;
@@ -86,6 +87,19 @@ impl Workspace {
         }
         let store = Store::open(&self.dir.join("store.redb"))?;
         Ok(self.store.get_or_init(|| store).clone())
+    }
+
+    /// The item feature that names its categories: the first
+    /// multi-categorical feature, else the first categorical one.
+    pub fn category_feature(&self) -> Option<String> {
+        let features = &self.config.items.features;
+        let first = |wanted: FeatureType| {
+            features
+                .iter()
+                .find(|(_, spec)| spec.feature_type == wanted)
+                .map(|(name, _)| name.clone())
+        };
+        first(FeatureType::MultiCategorical).or_else(|| first(FeatureType::Categorical))
     }
 
     pub fn offline_dir(&self) -> PathBuf {
@@ -211,6 +225,16 @@ impl Workspace {
 }
 
 /// One line about an import.
+/// An item record's categories under `feature` (see
+/// [`Workspace::category_feature`]); none when it has no value.
+pub fn category_names(record: &Record, feature: &str) -> Vec<String> {
+    match record.get(feature) {
+        Some(FeatureValue::List(tokens)) => tokens.clone(),
+        Some(FeatureValue::Text(token)) => vec![token.clone()],
+        _ => Vec::new(),
+    }
+}
+
 pub fn describe_import(report: &ImportReport) -> String {
     let mut line = format!(
         "{:>7}: {} rows from {} — {} written, {} already present",

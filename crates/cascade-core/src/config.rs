@@ -74,6 +74,55 @@ pub struct Config {
     /// checked where the models are known (the CLI).
     #[serde(default)]
     pub training: BTreeMap<String, ModelTrainingConfig>,
+    /// Where real-time features and the event bus live.
+    #[serde(default)]
+    pub online_store: OnlineStoreConfig,
+}
+
+/// `[online_store]`: embedded (local disk, the default) or Redis (several
+/// servers and stream workers sharing one store and one event stream).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineStoreConfig {
+    /// `embedded` or `redis`.
+    #[serde(default)]
+    pub backend: OnlineBackend,
+    /// The Redis server, `redis://host:port/db` (used by the Redis backend).
+    #[serde(default = "default_redis_url")]
+    pub redis_url: String,
+    /// Every Redis key starts with this, so deployments can share a server.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+}
+
+/// Which online store and event bus a deployment uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnlineBackend {
+    /// redb files in the workspace; one machine.
+    #[default]
+    Embedded,
+    /// A Redis server: hashes, lists and sorted sets for the features, a
+    /// stream with a consumer group for the events.
+    Redis,
+}
+
+impl Default for OnlineStoreConfig {
+    fn default() -> Self {
+        OnlineStoreConfig {
+            backend: OnlineBackend::default(),
+            redis_url: default_redis_url(),
+            key_prefix: default_key_prefix(),
+        }
+    }
+}
+
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379".to_owned()
+}
+
+fn default_key_prefix() -> String {
+    "cascade".to_owned()
 }
 
 /// Training settings of one model; every key is optional.

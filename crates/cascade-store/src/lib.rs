@@ -11,11 +11,13 @@ mod event_key;
 mod group_commit;
 pub mod online;
 mod recent_keys;
+mod redis_bus;
 mod store;
 
 pub use event_key::EventKey;
 pub use group_commit::{GroupCommitter, Overloaded};
 pub use recent_keys::RECENT_KEYS_CAPACITY;
+pub use redis_bus::{BusEntry, ForwardError, RedisEventBus};
 pub use store::{
     AppendStatus, CommitDurability, EntityKind, KeyedEvent, LogEntry, Store, StoreError,
 };

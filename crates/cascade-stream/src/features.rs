@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use cascade_core::StoredEvent;
 use cascade_core::event::IMPRESSION;
 
+pub use cascade_store::online::WindowStats;
+use cascade_store::online::{OnlineSettings, affinity_after_interaction, decayed};
+
 use crate::join::{ImpressionJoin, LabelledSample};
 use crate::window::{Tally, WindowedTally};
 
@@ -31,6 +34,19 @@ pub struct StreamSettings {
     pub affinity_half_life_ms: i64,
 }
 
+impl StreamSettings {
+    /// The same features kept by a shared online store (the Redis
+    /// backend), which has no join.
+    pub fn online(&self) -> OnlineSettings {
+        OnlineSettings {
+            history_length: self.history_length,
+            windows: self.windows.clone(),
+            ctr_prior_impressions: self.ctr_prior_impressions,
+            affinity_half_life_ms: self.affinity_half_life_ms,
+        }
+    }
+}
+
 impl Default for StreamSettings {
     fn default() -> Self {
         StreamSettings {
@@ -41,18 +57,6 @@ impl Default for StreamSettings {
             affinity_half_life_ms: 7 * 24 * HOUR_MS,
         }
     }
-}
-
-/// One item's counters over one window.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct WindowStats {
-    /// The window's length in ms.
-    pub window_ms: i64,
-    /// Impressions and interactions in it.
-    pub tally: Tally,
-    /// Interactions per impression, shrunk towards the global rate
-    /// (Bayesian smoothing, so that 1 click in 1 impression is not 100%).
-    pub smoothed_ctr: f64,
 }
 
 /// A user's decayed interest in a category.
@@ -132,10 +136,13 @@ impl FeatureState {
                 let affinity = affinities
                     .entry(category.clone())
                     .or_insert(Affinity { score: 0.0, as_of_ms: event.ts_ms });
-                *affinity = Affinity {
-                    score: decayed(affinity.score, affinity.as_of_ms, event.ts_ms, half_life) + 1.0,
-                    as_of_ms: affinity.as_of_ms.max(event.ts_ms),
-                };
+                let (score, as_of_ms) = affinity_after_interaction(
+                    affinity.score,
+                    affinity.as_of_ms,
+                    event.ts_ms,
+                    half_life,
+                );
+                *affinity = Affinity { score, as_of_ms };
             }
             samples.extend(self.join.interaction(&event.user, &event.item, event.ts_ms));
         }
@@ -160,10 +167,7 @@ impl FeatureState {
 
     /// The global interaction rate per impression, the smoothing's prior.
     pub fn global_ctr(&self) -> f64 {
-        match self.all_time.impressions {
-            0 => 0.0,
-            shown => (self.all_time.interactions as f64 / shown as f64).min(1.0),
-        }
+        self.all_time.rate()
     }
 
     /// The item's counters over each window, as of the watermark.
@@ -179,9 +183,7 @@ impl FeatureState {
                     .item_windows
                     .get(item)
                     .map_or_else(Tally::default, |c| c[i].tally(self.watermark_ms));
-                let smoothed_ctr = (tally.interactions as f64 + strength * prior)
-                    / (tally.impressions as f64 + strength).max(f64::MIN_POSITIVE);
-                WindowStats { window_ms, tally, smoothed_ctr: smoothed_ctr.min(1.0) }
+                WindowStats { window_ms, tally, smoothed_ctr: tally.smoothed_rate(prior, strength) }
             })
             .collect()
     }
@@ -223,12 +225,6 @@ impl FeatureState {
     pub fn open_impressions(&self) -> usize {
         self.join.open_impressions()
     }
-}
-
-/// `score` as of `from_ms`, decayed to `to_ms` with `half_life_ms`.
-fn decayed(score: f64, from_ms: i64, to_ms: i64, half_life_ms: i64) -> f64 {
-    let elapsed = (to_ms - from_ms).max(0) as f64;
-    score * 0.5f64.powf(elapsed / half_life_ms.max(1) as f64)
 }
 
 #[cfg(test)]

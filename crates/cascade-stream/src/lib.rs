@@ -6,9 +6,14 @@
 //! Bayesian-smoothed click-through rates, user–category affinities with a
 //! half-life, and trending items. It joins interactions to the impressions
 //! that caused them (`join`), producing labelled samples for online
-//! learning, written exactly once to a JSON-lines log (`samples`). `live` runs it on a thread beside the server.
+//! learning, written exactly once to a JSON-lines log (`samples`). `live` runs it
+//! on a thread beside the server.
+//!
+//! For scale-out, `bus_worker` is the same idea on Redis: workers in a
+//! consumer group read the event stream and keep a shared online store.
 #![warn(missing_docs)]
 
+mod bus_worker;
 mod features;
 mod join;
 mod live;
@@ -16,6 +21,7 @@ mod processor;
 mod samples;
 mod window;
 
+pub use bus_worker::{BusWorker, WorkerStats};
 pub use features::{FeatureState, StreamSettings, WindowStats};
 pub use join::{ImpressionJoin, LabelledSample};
 pub use live::LiveStream;

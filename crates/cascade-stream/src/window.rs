@@ -10,14 +10,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-/// Impressions and interactions of one item over one window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Tally {
-    /// Times it was shown.
-    pub impressions: u64,
-    /// Times it was clicked, rated, bought… (any non-impression event).
-    pub interactions: u64,
-}
+pub use cascade_store::online::Tally;
 
 /// A [`Tally`] over the last `window_ms` of event time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,13 +81,10 @@ impl WindowedTally {
     pub fn tally(&self, now_ms: i64) -> Tally {
         let oldest = self.oldest_kept(now_ms);
         let newest = self.bucket_of(now_ms);
-        self.buckets.iter().filter(|&&(start, _)| start >= oldest && start <= newest).fold(
-            Tally::default(),
-            |sum, (_, t)| Tally {
-                impressions: sum.impressions + t.impressions,
-                interactions: sum.interactions + t.interactions,
-            },
-        )
+        self.buckets
+            .iter()
+            .filter(|&&(start, _)| start >= oldest && start <= newest)
+            .fold(Tally::default(), |sum, (_, t)| sum.plus(*t))
     }
 
     /// Whether no bucket is kept (the counter can be dropped).

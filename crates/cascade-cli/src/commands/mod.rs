@@ -16,5 +16,6 @@ pub mod quickstart;
 pub mod ranking;
 pub mod replay;
 pub mod serve;
+pub mod stream_worker;
 pub mod train;
 pub mod watch;

@@ -33,7 +33,7 @@ use crate::commands::eval::{Prepared, prepare};
 use crate::commands::ranking::{self, ContextFeatures};
 use crate::commands::watch::watch_checkpoints;
 use crate::progress::Progress;
-use crate::workspace::Workspace;
+use crate::workspace::{Workspace, category_names};
 
 /// Items the ANN search examines per query (its `ef`): a search returns at
 /// most this many, and consumed items are removed after it, so heavy users
@@ -167,22 +167,20 @@ fn catalog_of(workspace: &Workspace, prepared: &Prepared) -> Result<Catalog> {
 /// publication.
 fn item_facts(workspace: &Workspace, items: &IdIndex) -> Result<ItemFacts> {
     let features = &workspace.config.items.features;
-    let first = |wanted: FeatureType| {
-        features.iter().find(|(_, spec)| spec.feature_type == wanted).map(|(name, _)| name.clone())
-    };
-    let category_feature =
-        first(FeatureType::MultiCategorical).or_else(|| first(FeatureType::Categorical));
-    let time_feature = first(FeatureType::Timestamp);
+    let category_feature = workspace.category_feature();
+    let time_feature = features
+        .iter()
+        .find(|(_, spec)| spec.feature_type == FeatureType::Timestamp)
+        .map(|(name, _)| name.clone());
     let store = workspace.store()?;
     let mut names: Vec<Vec<String>> = Vec::with_capacity(items.len());
     let mut published = Vec::with_capacity(items.len());
     for id in items.ids() {
         let record = store.get(EntityKind::Item, id)?.unwrap_or_default();
         let value = |feature: &Option<String>| feature.as_ref().and_then(|f| record.get(f));
-        names.push(match value(&category_feature) {
-            Some(FeatureValue::List(tokens)) => tokens.clone(),
-            Some(FeatureValue::Text(token)) => vec![token.clone()],
-            _ => Vec::new(),
+        names.push(match &category_feature {
+            Some(feature) => category_names(&record, feature),
+            None => Vec::new(),
         });
         published.push(match value(&time_feature) {
             Some(FeatureValue::Number(ms)) => Some((*ms / 1000.0) as i64),

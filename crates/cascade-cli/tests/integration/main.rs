@@ -5,6 +5,7 @@ mod durability;
 mod serve;
 mod serve_checkpoints;
 mod serve_durability;
+mod stream_workers;
 mod train;
 
 use std::path::PathBuf;

@@ -1,0 +1,116 @@
+//! `cascade stream-worker` and `cascade forward-events`: the scale-out data
+//! path on Redis.
+//!
+//! Servers keep appending to their embedded log (the durable
+//! acknowledgement stays local); `forward-events` copies that log into the
+//! Redis stream exactly once; any number of `stream-worker`s in the
+//! stream's consumer group keep the Redis online store up to date.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use cascade_core::config::OnlineBackend;
+use cascade_store::RedisEventBus;
+use cascade_store::online::RedisOnlineStore;
+use cascade_stream::{BusWorker, StreamSettings};
+
+use crate::Common;
+use crate::progress::Progress;
+use crate::workspace::Workspace;
+
+/// Events per forwarded transaction.
+const BATCH: usize = 1_000;
+/// How long a poll of an empty stream or log waits.
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub consumer: String,
+    pub claim_idle_ms: u64,
+    /// Most entries read, applied and acked at once.
+    pub batch: usize,
+    /// Exit once the group has had nothing to do for this long (batch
+    /// catch-up, tests); run until killed when `None`.
+    pub exit_when_drained_ms: Option<u64>,
+}
+
+fn redis_settings(workspace: &Workspace, command: &str) -> Result<(String, String)> {
+    let online = &workspace.config.online_store;
+    if online.backend != OnlineBackend::Redis {
+        bail!(
+            "`cascade {command}` works on the Redis event bus: set `[online_store] backend = \"redis\"` in the config"
+        );
+    }
+    Ok((online.redis_url.clone(), online.key_prefix.clone()))
+}
+
+/// Runs one consumer of the group until killed, or until drained.
+pub fn run_worker(common: &Common, options: &WorkerOptions) -> Result<()> {
+    let workspace = Workspace::open(common)?;
+    let (url, prefix) = redis_settings(&workspace, "stream-worker")?;
+    let bus = RedisEventBus::open(&url, &prefix)?;
+    let store = RedisOnlineStore::open(&url, &prefix, StreamSettings::default().online())?;
+    let mut worker = BusWorker::new(&bus, &store, &options.consumer, options.claim_idle_ms);
+    let spinner = Progress { quiet: false }.spinner(&format!("stream worker {}", options.consumer));
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        let handled = worker.step(options.batch.max(1), IDLE_WAIT.as_millis() as u64)?;
+        let stats = worker.stats();
+        spinner.set_message(format!(
+            "stream worker {}: {} read, {} claimed, {} applied, {} duplicates",
+            stats.consumer, stats.read, stats.claimed, stats.applied, stats.duplicates
+        ));
+        let Some(limit) = options.exit_when_drained_ms else { continue };
+        if handled > 0 || !worker.drained()? {
+            idle_since = None;
+        } else if idle_since.get_or_insert_with(Instant::now).elapsed().as_millis() as u64 >= limit
+        {
+            break;
+        }
+    }
+    spinner.finish_and_clear();
+    println!("{}", serde_json::to_string(worker.stats())?);
+    Ok(())
+}
+
+/// Copies the workspace's log into the Redis stream, exactly once; with
+/// `follow`, keeps tailing it.
+pub fn run_forwarder(common: &Common, follow: bool) -> Result<()> {
+    let workspace = Workspace::open(common)?;
+    let (url, prefix) = redis_settings(&workspace, "forward-events")?;
+    let bus = RedisEventBus::open(&url, &prefix)?;
+    let log = workspace.store()?;
+    let categories = item_categories(&workspace)?;
+    let lookup = |item: &str| categories.get(item).cloned().unwrap_or_default();
+    let spinner = Progress { quiet: false }.spinner("forwarding events");
+    let mut forwarded = 0u64;
+    loop {
+        let sent = bus.forward_from_log(&log, BATCH, &lookup)?;
+        forwarded += sent as u64;
+        spinner.set_message(format!("forwarded {forwarded} events to {}", bus.stream()));
+        if sent == 0 {
+            if !follow {
+                break;
+            }
+            std::thread::sleep(IDLE_WAIT);
+        }
+    }
+    spinner.finish_and_clear();
+    println!("{}", serde_json::json!({ "forwarded": forwarded, "stream": bus.stream() }));
+    Ok(())
+}
+
+/// Each item's categories from the workspace's item table, sent with the
+/// events for the workers' affinities; empty when nothing was imported.
+fn item_categories(workspace: &Workspace) -> Result<HashMap<String, Vec<String>>> {
+    let Some(feature) = workspace.category_feature() else { return Ok(HashMap::new()) };
+    let store = workspace.store()?;
+    let records = store.records(cascade_store::EntityKind::Item)?;
+    Ok(records
+        .into_iter()
+        .map(|(id, record)| (id, crate::workspace::category_names(&record, &feature)))
+        .collect())
+}
