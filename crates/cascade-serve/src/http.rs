@@ -13,17 +13,18 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use cascade_core::timestamp::now_ms;
 use cascade_store::EntityKind;
+use cascade_store::online::OnlineStoreError;
 use cascade_stream::LiveStream;
 
 use crate::entities::Entities;
 use crate::events::{EventBatch, EventLog, EventsAnswer};
 use crate::metrics::Metrics;
-use crate::realtime;
+use crate::realtime::FeatureSource;
 use crate::recommender::{Models, RecommendRequest, Recommender, RequestError};
 
 /// Builds a fresh set of models (for `POST /admin/models/reload`).
@@ -243,23 +244,29 @@ async fn similar(
     }
 }
 
-fn live(state: &AppState) -> Result<Arc<LiveStream>, RequestError> {
-    let missing = || RequestError::Unavailable("this server runs no stream processor".into());
-    state.recommender.live().cloned().ok_or_else(missing)
+/// Runs a read of the real-time features off the reactor (a shared store
+/// is a network round trip); 503 when there are none or the store fails.
+async fn read_features<T: Serialize + Send + 'static>(
+    state: &AppState,
+    read: impl FnOnce(&FeatureSource) -> Result<T, OnlineStoreError> + Send + 'static,
+) -> Response {
+    let Some(features) = state.recommender.features().cloned() else {
+        return RequestError::Unavailable("this server has no real-time features".into())
+            .into_response();
+    };
+    let work = move || read(&features).map_err(|e| RequestError::Unavailable(e.to_string()));
+    match blocking(work).await {
+        Ok(answer) => axum::Json(answer).into_response(),
+        Err(response) => response,
+    }
 }
 
 async fn user_features(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match live(&state) {
-        Ok(live) => axum::Json(realtime::user_features(&live, &id)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    read_features(&state, move |features| features.user_features(&id)).await
 }
 
 async fn item_stats(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match live(&state) {
-        Ok(live) => axum::Json(realtime::item_stats(&live, &id)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    read_features(&state, move |features| features.item_stats(&id)).await
 }
 
 async fn trending(State(state): State<Arc<AppState>>, Query(count): Query<Count>) -> Response {
@@ -267,14 +274,7 @@ async fn trending(State(state): State<Arc<AppState>>, Query(count): Query<Count>
     if !(1..=1000).contains(&n) {
         return error(StatusCode::BAD_REQUEST, format!("n = {n}; it must be from 1 to 1000"));
     }
-    match live(&state) {
-        // A scan of every counted item: off the reactor.
-        Ok(live) => match tokio::task::spawn_blocking(move || realtime::trending(&live, n)).await {
-            Ok(trending) => axum::Json(trending).into_response(),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("trending failed: {e}")),
-        },
-        Err(e) => e.into_response(),
-    }
+    read_features(&state, move |features| features.trending_view(n)).await
 }
 
 fn entities(state: &AppState) -> Result<Arc<Entities>, RequestError> {

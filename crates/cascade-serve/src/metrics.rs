@@ -80,6 +80,12 @@ impl Metrics {
         self.registry().add("cascade_recall_candidates_total", labels, count as u64);
     }
 
+    /// A read of the shared online store failed; the request went on
+    /// without its real-time features.
+    pub fn feature_error(&self) {
+        self.registry().add("cascade_feature_read_errors_total", String::new(), 1);
+    }
+
     /// Each pipeline stage's (count, total seconds) so far, by stage name:
     /// benchmarks difference two readings to get the mean of a window.
     pub fn stage_totals(&self) -> BTreeMap<String, (u64, f64)> {
@@ -105,7 +111,11 @@ impl Metrics {
                 let _ = writeln!(out, "# TYPE {name} counter");
                 last = name;
             }
-            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+            match labels.is_empty() {
+                true => writeln!(out, "{name} {value}"),
+                false => writeln!(out, "{name}{{{labels}}} {value}"),
+            }
+            .ok();
         }
         for ((name, labels), h) in &registry.histograms {
             if *name != last {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use cascade_core::ids::feature_id;
 use cascade_core::timestamp::now_ms;
 
+use cascade_store::online::OnlineStore;
 use cascade_stream::LiveStream;
 
 use crate::catalog::Catalog;
@@ -21,6 +22,7 @@ use crate::entities::HiddenItems;
 use crate::exposure::ExposureMemory;
 use crate::metrics::Metrics;
 use crate::rank::{Ranker, RequestMoment};
+use crate::realtime::FeatureSource;
 use crate::recall::{
     AnnRecall, CandidateSource, CategoryPopularRecall, FreshRecall, ItemCfRecall, PopularRecall,
     RecallContext, TrendingRecall, merge,
@@ -275,9 +277,12 @@ pub struct Recommender {
     experiment_salt: String,
     /// What each user was shown lately, for the exposure cap.
     exposures: ExposureMemory,
-    /// Real-time features from the event log: each user's latest
-    /// consumption, read after the catalog's history.
+    /// This server's stream processor (ingest waits on it and bounds its
+    /// lag).
     live: Option<Arc<LiveStream>>,
+    /// Where real-time features are read: each user's latest consumption,
+    /// after the catalog's history, and the trending items.
+    features: Option<FeatureSource>,
     /// The stream's trending items and when they were read: recomputing
     /// scans every counted item, so requests share one reading a second.
     trending: Mutex<Option<TrendingReading>>,
@@ -310,14 +315,28 @@ impl Recommender {
             experiment_salt: "default".into(),
             exposures,
             live: None,
+            features: None,
             trending: Mutex::new(None),
         }
     }
 
     /// Reads users' latest consumption from `live` (the stream processor).
     pub fn with_live(mut self, live: Arc<LiveStream>) -> Recommender {
+        self.features = Some(FeatureSource::Stream(live.clone()));
         self.live = Some(live);
         self
+    }
+
+    /// Reads real-time features from a shared online store instead of this
+    /// server's stream processor (several servers, one store).
+    pub fn with_shared_features(mut self, store: Arc<dyn OnlineStore>) -> Recommender {
+        self.features = Some(FeatureSource::Shared(store));
+        self
+    }
+
+    /// Where real-time features are read, if anywhere.
+    pub fn features(&self) -> Option<&FeatureSource> {
+        self.features.as_ref()
     }
 
     /// The stream processor the histories come from, if any.
@@ -351,14 +370,20 @@ impl Recommender {
 
     /// The stream's trending items, read at most once per `trending_refresh`.
     fn trending_now(&self) -> Option<Arc<Vec<(String, u64)>>> {
-        let live = self.live.as_ref()?;
+        let features = self.features.as_ref()?;
         let mut cached = self.trending.lock().expect("trending lock");
         match cached.as_ref() {
             Some((read, items)) if read.elapsed() < self.settings.trending_refresh => {
                 Some(items.clone())
             }
             _ => {
-                let items = Arc::new(live.read(|features| features.trending(TRENDING_POOL)));
+                // A shared store that fails costs the channel, not the request.
+                let items = features.trending(TRENDING_POOL).unwrap_or_else(|e| {
+                    self.metrics.feature_error();
+                    eprintln!("trending: {e}");
+                    Vec::new()
+                });
+                let items = Arc::new(items);
                 *cached = Some((Instant::now(), items.clone()));
                 Some(items)
             }
@@ -370,8 +395,13 @@ impl Recommender {
     /// catalog does not know are skipped.
     fn history(&self, catalog: &Catalog, user_id: &str, user: Option<u32>) -> Vec<u32> {
         let mut history = user.map_or_else(Vec::new, |u| catalog.histories[u as usize].clone());
-        if let Some(live) = &self.live {
-            let recent = live.read(|features| features.history(user_id));
+        if let Some(features) = &self.features {
+            // A shared store that fails leaves the catalog's history alone.
+            let recent = features.history(user_id).unwrap_or_else(|e| {
+                self.metrics.feature_error();
+                eprintln!("history of {user_id}: {e}");
+                Vec::new()
+            });
             let known: HashSet<u32> = history.iter().copied().collect();
             let fresh = recent.iter().filter_map(|id| catalog.items.index(id));
             history.extend(fresh.filter(|item| !known.contains(item)));

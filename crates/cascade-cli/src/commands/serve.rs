@@ -1,13 +1,15 @@
 //! `cascade serve`: trains the serving models on the workspace's data and
 //! answers the HTTP API (`cascade-serve`).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use cascade_core::config::FeatureType;
+use cascade_core::config::{FeatureType, OnlineBackend};
 use cascade_core::{FeatureValue, IdIndex};
 use cascade_models::Interactions;
 use cascade_models::ranking::{CtrArch, CtrModel, CtrModelConfig};
@@ -25,7 +27,8 @@ use cascade_serve::recall::{
     AnnBackend, AnnIndex, AnnRecall, AnnSettings, ItemCfRecall, decayed_counts,
 };
 use cascade_serve::recommender::{Models, PipelineSettings, Recommender};
-use cascade_store::{EntityKind, GroupCommitter};
+use cascade_store::online::{OnlineStore, RedisOnlineStore};
+use cascade_store::{EntityKind, GroupCommitter, RedisEventBus};
 use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
 
 use crate::ModelName;
@@ -44,6 +47,12 @@ const EVENTS_PER_COMMIT: usize = 10_000;
 /// A consumption this much older than the newest one counts half in
 /// `recall/popular`, `recall/category_popular` and popularity dampening.
 const POPULARITY_HALF_LIFE_DAYS: f64 = 30.0;
+/// Events per forwarding transaction to the Redis stream.
+const FORWARD_BATCH: usize = 1_000;
+/// How often an idle forwarder looks for new events in the log.
+const FORWARD_IDLE_POLL: Duration = Duration::from_millis(20);
+/// How long a forwarder waits after Redis failed before trying again.
+const FORWARD_RETRY: Duration = Duration::from_secs(1);
 
 pub fn run(
     common: &crate::Common,
@@ -79,12 +88,15 @@ pub fn run(
     let loader: Arc<ModelLoader> = Arc::new(move || load(Progress { quiet: true }));
     let metrics = Arc::new(Metrics::default());
     let hidden = HiddenItems::load(workspace.dir.join("hidden_items.json"))?;
-    let live = start_stream(&workspace, &models.catalog)?;
-    let recommender = Arc::new(
-        Recommender::new(models, PipelineSettings::default(), metrics.clone())
-            .with_hidden(hidden)
-            .with_live(live),
-    );
+    let item_categories = item_category_names(&models.catalog);
+    let live = start_stream(&workspace, item_categories.clone())?;
+    let mut recommender = Recommender::new(models, PipelineSettings::default(), metrics.clone())
+        .with_hidden(hidden)
+        .with_live(live);
+    if workspace.config.online_store.backend == OnlineBackend::Redis {
+        recommender = recommender.with_shared_features(start_redis(&workspace, item_categories)?);
+    }
+    let recommender = Arc::new(recommender);
     // Events go to the workspace's own log, where the next reload finds them.
     let events =
         Arc::new(EventLog::new(GroupCommitter::start(workspace.store()?, EVENTS_PER_COMMIT)));
@@ -115,13 +127,10 @@ pub fn run(
     })
 }
 
-/// The stream processor over the workspace's log, resumed from its
-/// checkpoint (`<workspace>/stream/checkpoint.json`) and caught up before
-/// the server answers; labelled samples go to `stream/samples.jsonl`. Affinities use the catalog's item categories as of
-/// the start.
-fn start_stream(workspace: &Workspace, catalog: &Catalog) -> Result<Arc<LiveStream>> {
+/// Each item's category names, by external id, as of the catalog's build.
+fn item_category_names(catalog: &Catalog) -> HashMap<String, Vec<String>> {
     let facts = &catalog.facts;
-    let item_categories = (0..catalog.items.len() as u32)
+    (0..catalog.items.len() as u32)
         .map(|item| {
             let names = facts.item_categories[item as usize]
                 .iter()
@@ -129,7 +138,17 @@ fn start_stream(workspace: &Workspace, catalog: &Catalog) -> Result<Arc<LiveStre
                 .collect();
             (catalog.items.id(item).to_owned(), names)
         })
-        .collect();
+        .collect()
+}
+
+/// The stream processor over the workspace's log, resumed from its
+/// checkpoint (`<workspace>/stream/checkpoint.json`) and caught up before
+/// the server answers; labelled samples go to `stream/samples.jsonl`.
+/// Affinities use the catalog's item categories as of the start.
+fn start_stream(
+    workspace: &Workspace,
+    item_categories: HashMap<String, Vec<String>>,
+) -> Result<Arc<LiveStream>> {
     let checkpoint = workspace.dir.join("stream").join("checkpoint.json");
     let processor = StreamProcessor::open(
         workspace.store()?,
@@ -139,6 +158,43 @@ fn start_stream(workspace: &Workspace, catalog: &Catalog) -> Result<Arc<LiveStre
     )?
     .with_sample_log(&workspace.dir.join("stream").join("samples.jsonl"))?;
     Ok(LiveStream::start(processor, checkpoint)?)
+}
+
+/// With `[online_store] backend = "redis"`: a thread forwards the
+/// workspace's log into the Redis event stream, exactly once, for
+/// `cascade stream-worker`s to turn into features, and the features this
+/// server reads come from the Redis online store they keep, shared by
+/// every server of the deployment.
+fn start_redis(
+    workspace: &Workspace,
+    item_categories: HashMap<String, Vec<String>>,
+) -> Result<Arc<dyn OnlineStore>> {
+    let online = &workspace.config.online_store;
+    let settings = StreamSettings::default().online();
+    let store = RedisOnlineStore::open(&online.redis_url, &online.key_prefix, settings)?;
+    let bus = RedisEventBus::open(&online.redis_url, &online.key_prefix)?;
+    let log = workspace.store()?;
+    eprintln!("cascade serve: forwarding events to Redis stream {}", bus.stream());
+    std::thread::spawn(move || {
+        let lookup = |item: &str| item_categories.get(item).cloned().unwrap_or_default();
+        let mut failing = false;
+        loop {
+            // The forwarded offset lives in Redis with the entries, so a
+            // failure or a restart resumes where the stream ends.
+            match bus.forward_from_log(&log, FORWARD_BATCH, &lookup) {
+                Ok(0) => std::thread::sleep(FORWARD_IDLE_POLL),
+                Ok(_) => failing = false,
+                Err(e) => {
+                    if !failing {
+                        eprintln!("cascade serve: forwarding events to Redis: {e}; retrying");
+                    }
+                    failing = true;
+                    std::thread::sleep(FORWARD_RETRY);
+                }
+            }
+        }
+    });
+    Ok(Arc::new(store))
 }
 
 /// Ids, every user's items in time order (train, then valid, then test),

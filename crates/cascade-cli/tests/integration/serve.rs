@@ -68,7 +68,7 @@ pub fn post(base: &str, path: &str, body: &str) -> (u16, String) {
     (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
 }
 
-fn get(base: &str, path: &str) -> (u16, String) {
+pub fn get(base: &str, path: &str) -> (u16, String) {
     let mut response = agent().get(&format!("{base}{path}")).call().unwrap();
     (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
 }

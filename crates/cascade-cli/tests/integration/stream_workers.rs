@@ -15,6 +15,7 @@ use cascade_store::online::test_server::RedisForTests;
 use cascade_store::online::{OnlineStore, RedisOnlineStore, Tally};
 use cascade_stream::StreamSettings;
 
+use crate::serve::{get, post, start_with};
 use crate::{cascade, texts};
 
 const EVENTS: usize = 40_000;
@@ -133,4 +134,65 @@ fn two_workers_split_the_stream_and_a_killed_ones_entries_are_claimed() {
         let history = store.history(user).unwrap();
         assert_eq!(history.len(), interactions_per_user[user].min(50), "{user}: {history:?}");
     }
+}
+
+/// `cascade serve` with `backend = "redis"`: its log is forwarded to the
+/// stream, a worker keeps the Redis store, and the server's features and
+/// histories come from there.
+#[test]
+fn a_server_on_redis_reads_the_features_its_workers_keep() {
+    let Some(data) = crate::movielens_dir() else { return };
+    let Some(server) = RedisForTests::start() else { return };
+    let prefix = server.fresh_prefix("serve");
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    let config = config_with_redis(dir.path(), &server.url, &prefix);
+    let mut worker = cascade()
+        .args(["stream-worker", "--consumer", "w", "--config"])
+        .arg(&config)
+        .arg("--workspace")
+        .arg(&work)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let serve = start_with(&data, &work, &["--config".as_ref(), config.as_os_str()]);
+    let base = &serve.base;
+
+    let (_, body) = post(base, "/v1/recommend", r#"{"user_id": "1", "n": 5}"#);
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let watched = answer["items"][0]["item_id"].as_str().unwrap().to_owned();
+    let click = format!(
+        r#"{{"events": [{{"event_id": "redis-1", "user_id": "1", "item_id": "{watched}", "event_type": "click"}}]}}"#
+    );
+    let (status, body) = post(base, "/v1/events", &click);
+    assert_eq!(status, 200, "{body}");
+    let acked = Instant::now();
+    // Through the forwarder, the stream and the worker into Redis (the
+    // workers first catch up with MovieLens' 100,000 ratings).
+    let features = loop {
+        let (status, body) = get(base, "/v1/users/1/features");
+        assert_eq!(status, 200, "{body}");
+        let features: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if features["history"].as_array().unwrap().last().and_then(|v| v.as_str())
+            == Some(watched.as_str())
+        {
+            break features;
+        }
+        assert!(acked.elapsed() < Duration::from_secs(60), "never visible: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!("ack → visible through Redis: {:?}", acked.elapsed());
+    assert!(!features["category_affinities"].as_array().unwrap().is_empty(), "{features}");
+    let (_, body) = get(base, "/v1/trending?n=3");
+    let trending: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(trending["items"][0]["item_id"], watched.as_str(), "{body}");
+    let (_, body) = post(base, "/v1/recommend", r#"{"user_id": "1", "n": 20}"#);
+    assert!(!body.contains(&format!("\"{watched}\"")), "the Redis history excludes it: {body}");
+
+    let store =
+        RedisOnlineStore::open(&server.url, &prefix, StreamSettings::default().online()).unwrap();
+    assert_eq!(store.history("1").unwrap().last(), Some(&watched), "the worker wrote Redis");
+    worker.kill().unwrap();
+    worker.wait().unwrap();
 }

@@ -56,6 +56,9 @@ fn history_keeps_the_last_interactions_in_order(store: &impl OnlineStore) {
     ];
     store.apply_batch(&updates).expect("apply");
     assert_eq!(store.history("u").unwrap(), ["b", "c", "d"], "history: the last 3, oldest first");
+    assert_eq!(store.watermark_ms().unwrap(), Some(T0 + 5), "watermark: the latest event time");
+    store.apply(&update("h7", "u", "late", true, T0 - MINUTE)).unwrap();
+    assert_eq!(store.watermark_ms().unwrap(), Some(T0 + 5), "watermark: a late event keeps it");
     assert_eq!(store.history("v").unwrap(), ["a"], "history: per user");
 }
 
@@ -149,6 +152,7 @@ fn trending_ranks_interactions_in_the_first_window(store: &impl OnlineStore) {
 }
 
 fn unknown_keys_read_as_empty(store: &impl OnlineStore) {
+    assert_eq!(store.watermark_ms().unwrap(), None, "no event, no watermark");
     assert!(store.history("nobody").unwrap().is_empty());
     assert!(store.category_affinities("nobody", T0).unwrap().is_empty());
     assert_eq!(store.item_tallies("nothing", T0).unwrap(), [Tally::default(); 2]);

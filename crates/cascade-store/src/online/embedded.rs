@@ -17,7 +17,8 @@ const HISTORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("online_his
 /// (window index, item, bucket start) → (impressions, interactions).
 const ITEM_BUCKETS: TableDefinition<(u32, &str, i64), (u64, u64)> =
     TableDefinition::new("online_item_buckets");
-/// "all" → (impressions, interactions) ever.
+/// "all" → (impressions, interactions) ever; "watermark" → (latest event
+/// time as u64 bits of i64, 0).
 const GLOBAL: TableDefinition<&str, (u64, u64)> = TableDefinition::new("online_global");
 /// (user, category) → (score, as of ms).
 const AFFINITIES: TableDefinition<(&str, &str), (f64, i64)> =
@@ -81,6 +82,10 @@ impl EmbeddedOnlineStore {
         let mut global = txn.open_table(GLOBAL).map_err(|e| self.fail(e))?;
         let all = global.get("all").map_err(|e| self.fail(e))?.map_or((0, 0), |v| v.value());
         global.insert("all", count(all)).map_err(|e| self.fail(e))?;
+        let watermark = global.get("watermark").map_err(|e| self.fail(e))?.map(|v| v.value().0);
+        if watermark.is_none_or(|w| (w as i64) < update.ts_ms) {
+            global.insert("watermark", (update.ts_ms as u64, 0)).map_err(|e| self.fail(e))?;
+        }
         let mut buckets = txn.open_table(ITEM_BUCKETS).map_err(|e| self.fail(e))?;
         for w in 0..self.settings.windows.len() {
             let key = (w as u32, update.item.as_str(), self.settings.bucket_of(w, update.ts_ms));
@@ -182,6 +187,13 @@ impl OnlineStore for EmbeddedOnlineStore {
         let (impressions, interactions) =
             table.get("all").map_err(|e| self.fail(e))?.map_or((0, 0), |v| v.value());
         Ok(Tally { impressions, interactions })
+    }
+
+    fn watermark_ms(&self) -> Result<Option<i64>, OnlineStoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let table = txn.open_table(GLOBAL).map_err(|e| self.fail(e))?;
+        let watermark = table.get("watermark").map_err(|e| self.fail(e))?;
+        Ok(watermark.map(|v| v.value().0 as i64))
     }
 
     fn item_tallies(&self, item: &str, now_ms: i64) -> Result<Vec<Tally>, OnlineStoreError> {

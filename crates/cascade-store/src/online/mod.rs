@@ -173,6 +173,10 @@ pub trait OnlineStore: Send + Sync {
     /// Impressions and interactions of everything, ever.
     fn global_tally(&self) -> Result<Tally, OnlineStoreError>;
 
+    /// The latest event time applied, if any: the "now" readers of windows
+    /// and decayed scores use, since event time may be far from the clock.
+    fn watermark_ms(&self) -> Result<Option<i64>, OnlineStoreError>;
+
     /// The item's raw counters in each window as of `now_ms`.
     fn item_tallies(&self, item: &str, now_ms: i64) -> Result<Vec<Tally>, OnlineStoreError>;
 

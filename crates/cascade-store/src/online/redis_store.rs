@@ -7,7 +7,8 @@
 //!
 //! Keys (under a configurable prefix `p`):
 //! - `p:applied:{id}`: update ids, for a day;
-//! - `p:global`: hash `i`, `c` (impressions, interactions ever);
+//! - `p:global`: hash `i`, `c` (impressions, interactions ever), `w` (the
+//!   latest event time);
 //! - `p:hist:{user}`: list of item ids, oldest first;
 //! - `p:aff:{user}`: hash category → `score|as_of_ms`;
 //! - `p:trend:{bucket}`: sorted set item → interactions;
@@ -32,6 +33,10 @@ if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[6]) then return 0 end
 local field = 'c'
 if ARGV[1] == '1' then field = 'i' end
 redis.call('HINCRBY', KEYS[2], field, 1)
+local watermark = redis.call('HGET', KEYS[2], 'w')
+if (not watermark) or tonumber(ARGV[3]) > tonumber(watermark) then
+  redis.call('HSET', KEYS[2], 'w', ARGV[3])
+end
 local windows = tonumber(ARGV[7])
 for w = 1, windows do
   redis.call('HINCRBY', KEYS[5 + w], field, 1)
@@ -155,6 +160,11 @@ impl OnlineStore for RedisOnlineStore {
             .connection
             .with(|conn| redis::cmd("HMGET").arg(&key).arg("i").arg("c").query(conn))?;
         Ok(Tally { impressions: i.unwrap_or(0), interactions: c.unwrap_or(0) })
+    }
+
+    fn watermark_ms(&self) -> Result<Option<i64>, OnlineStoreError> {
+        let key = format!("{}:global", self.prefix);
+        self.connection.with(|c| redis::cmd("HGET").arg(&key).arg("w").query(c))
     }
 
     fn item_tallies(&self, item: &str, now_ms: i64) -> Result<Vec<Tally>, OnlineStoreError> {
