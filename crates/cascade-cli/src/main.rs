@@ -392,6 +392,27 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Stream workers on Redis: publish the synthetic session log of `bench
+    /// stream` to a fresh Redis stream, drain it with 1, 2, … workers in one
+    /// consumer group, and report events/s and bytes per kind of feature key
+    /// as JSON (Redis from CASCADE_REDIS_URL, else a private redis-server).
+    RedisWorkers {
+        /// Catalog items.
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        /// Users; each contributes its session-shaped history.
+        #[arg(long, default_value_t = 20_000)]
+        users: usize,
+        /// Impressions logged per interaction.
+        #[arg(long, default_value_t = 5)]
+        impressions_per_click: usize,
+        /// Worker counts to measure (repeat the flag), each on a fresh stream.
+        #[arg(long = "workers", default_values_t = [1, 2])]
+        workers: Vec<usize>,
+        /// Seed of the synthetic catalog.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
     /// Train a model for a fixed number of epochs on ML100K-LOO-FULL's train
     /// part; prints samples/s, seconds per epoch and peak RSS as JSON.
     Train {
@@ -679,6 +700,18 @@ fn main() -> ExitCode {
             page,
             seed,
         }),
+        Command::Bench {
+            command:
+                BenchCommand::RedisWorkers { items, users, impressions_per_click, workers, seed },
+        } => {
+            commands::bench_redis::redis_workers_bench(&commands::bench_redis::RedisWorkersBench {
+                items,
+                users,
+                impressions_per_click,
+                workers,
+                seed,
+            })
+        }
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
         }

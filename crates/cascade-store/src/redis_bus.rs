@@ -67,6 +67,11 @@ impl RedisEventBus {
         &self.stream
     }
 
+    /// The consumer group stream workers read in.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
     /// Appends `events` with their items' categories, in order; returns
     /// their entry ids.
     pub fn publish(
@@ -127,27 +132,22 @@ impl RedisEventBus {
     }
 
     /// Up to `count` entries no consumer of the group has read yet, now
-    /// pending on `consumer`; waits up to `block_ms` for the first.
+    /// pending on `consumer`; waits up to `block_ms` for the first (0: does
+    /// not wait).
     pub fn read_new(
         &self,
         consumer: &str,
         count: usize,
         block_ms: u64,
     ) -> Result<Vec<BusEntry>, OnlineStoreError> {
-        let reply: Option<StreamReadReply> = self.connection.with(|c| {
-            redis::cmd("XREADGROUP")
-                .arg("GROUP")
-                .arg(&self.group)
-                .arg(consumer)
-                .arg("COUNT")
-                .arg(count)
-                .arg("BLOCK")
-                .arg(block_ms)
-                .arg("STREAMS")
-                .arg(&self.stream)
-                .arg(">")
-                .query(c)
-        })?;
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP").arg(&self.group).arg(consumer).arg("COUNT").arg(count);
+        // BLOCK 0 would wait forever: no wait means no BLOCK at all.
+        if block_ms > 0 {
+            read.arg("BLOCK").arg(block_ms);
+        }
+        read.arg("STREAMS").arg(&self.stream).arg(">");
+        let reply: Option<StreamReadReply> = self.connection.with(|c| read.query(c))?;
         let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|key| key.ids);
         Ok(entries.map(decode).collect())
     }
@@ -205,19 +205,51 @@ impl RedisEventBus {
             .collect()
     }
 
-    /// Entries in the stream no consumer of the group has read yet.
-    pub fn unread(&self) -> Result<u64, OnlineStoreError> {
-        let groups: Vec<HashMap<String, redis::Value>> = self
+    /// Entries the stream holds (the backlog, plus acked entries not
+    /// trimmed yet).
+    pub fn length(&self) -> Result<u64, OnlineStoreError> {
+        self.connection.with(|c| redis::cmd("XLEN").arg(&self.stream).query(c))
+    }
+
+    /// Drops the entries the group is done with (read and acked), so the
+    /// stream holds only the backlog: everything before the oldest pending
+    /// entry, or before the last one delivered when none is pending.
+    /// Approximate (`~`), as Redis trims whole nodes; returns the count
+    /// dropped.
+    pub fn trim_acknowledged(&self) -> Result<u64, OnlineStoreError> {
+        type Summary = (u64, Option<String>, Option<String>, redis::Value);
+        let (_, oldest_pending, _, _): Summary = self
+            .connection
+            .with(|c| redis::cmd("XPENDING").arg(&self.stream).arg(&self.group).query(c))?;
+        let keep_from = match oldest_pending {
+            Some(id) => id,
+            None => match self.group_field("last-delivered-id")? {
+                Some(value) => redis::from_redis_value::<String>(value)
+                    .map_err(|e| self.connection.error(e))?,
+                None => return Ok(0),
+            },
+        };
+        self.connection.with(|c| {
+            redis::cmd("XTRIM").arg(&self.stream).arg("MINID").arg("~").arg(&keep_from).query(c)
+        })
+    }
+
+    /// A field of `XINFO GROUPS` for this group.
+    fn group_field(&self, field: &str) -> Result<Option<redis::Value>, OnlineStoreError> {
+        let mut groups: Vec<HashMap<String, redis::Value>> = self
             .connection
             .with(|c| redis::cmd("XINFO").arg("GROUPS").arg(&self.stream).query(c))?;
-        let ours = groups.iter().find(|g| {
+        let ours = groups.iter_mut().find(|g| {
             g.get("name").is_some_and(|n| {
                 redis::from_redis_value_ref::<String>(n).is_ok_and(|n| n == self.group)
             })
         });
-        let lag = ours
-            .and_then(|g| g.get("lag"))
-            .and_then(|v| redis::from_redis_value_ref::<u64>(v).ok());
+        Ok(ours.and_then(|g| g.remove(field)))
+    }
+
+    /// Entries in the stream no consumer of the group has read yet.
+    pub fn unread(&self) -> Result<u64, OnlineStoreError> {
+        let lag = self.group_field("lag")?.and_then(|v| redis::from_redis_value::<u64>(v).ok());
         lag.ok_or_else(|| {
             self.connection.error(format!("no lag reported for group {}", self.group))
         })

@@ -1,17 +1,17 @@
 //! A stream worker for scale-out: reads the Redis event bus in a consumer
-//! group and keeps an [`OnlineStore`] up to date.
+//! group and keeps the Redis online store up to date.
 //!
-//! Several workers in one group split the stream between them. Each batch
-//! is applied, then acked; a worker killed between the two leaves its batch
-//! pending, another worker claims it once it has been idle for
-//! `claim_idle_ms`, and applying it again changes nothing, because every
-//! update is named by its stream entry id. So no event is lost and none is
-//! counted twice.
+//! Several workers in one group split the stream between them. Each entry
+//! is applied and acked in one atomic step on the server
+//! ([`RedisOnlineStore::apply_acking`]). A worker killed mid-batch leaves
+//! the rest of its batch pending; another worker claims those entries once
+//! they have been idle for `claim_idle_ms`, and any it finds acked already
+//! change nothing. So no event is lost and none is counted twice.
 
 use serde::Serialize;
 
 use cascade_core::event::IMPRESSION;
-use cascade_store::online::{FeatureUpdate, OnlineStore, OnlineStoreError};
+use cascade_store::online::{FeatureUpdate, OnlineStoreError, RedisOnlineStore};
 use cascade_store::{BusEntry, RedisEventBus};
 
 /// What one worker has done so far.
@@ -34,22 +34,26 @@ pub struct WorkerStats {
 /// One consumer of the group.
 pub struct BusWorker<'a> {
     bus: &'a RedisEventBus,
-    store: &'a dyn OnlineStore,
+    store: &'a RedisOnlineStore,
     claim_idle_ms: u64,
     stats: WorkerStats,
+    steps: u64,
 }
+
+/// The stream is trimmed of acked entries once per this many steps.
+const TRIM_EVERY_STEPS: u64 = 64;
 
 impl<'a> BusWorker<'a> {
     /// Consumer `consumer` of `bus`'s group, writing to `store`; entries
     /// pending on other consumers for `claim_idle_ms` are taken over.
     pub fn new(
         bus: &'a RedisEventBus,
-        store: &'a dyn OnlineStore,
+        store: &'a RedisOnlineStore,
         consumer: &str,
         claim_idle_ms: u64,
     ) -> BusWorker<'a> {
         let stats = WorkerStats { consumer: consumer.to_owned(), ..WorkerStats::default() };
-        BusWorker { bus, store, claim_idle_ms, stats }
+        BusWorker { bus, store, claim_idle_ms, stats, steps: 0 }
     }
 
     /// What it has done so far.
@@ -69,6 +73,7 @@ impl<'a> BusWorker<'a> {
             self.stats.read += entries.len() as u64;
         }
         let mut updates = Vec::with_capacity(entries.len());
+        let mut malformed = Vec::new();
         for BusEntry { id, event } in &entries {
             match event {
                 Ok((event, categories)) => updates.push(FeatureUpdate {
@@ -81,19 +86,23 @@ impl<'a> BusWorker<'a> {
                 }),
                 Err(why) => {
                     eprintln!("stream worker {consumer}: skipping {why}");
-                    self.stats.malformed += 1;
+                    malformed.push(id.clone());
                 }
             }
         }
-        for applied in self.store.apply_batch(&updates)? {
+        for applied in self.store.apply_acking(&updates, self.bus.stream(), self.bus.group())? {
             match applied {
                 true => self.stats.applied += 1,
                 false => self.stats.duplicates += 1,
             }
         }
-        let ids: Vec<String> = entries.into_iter().map(|e| e.id).collect();
-        self.bus.ack(&ids)?;
-        Ok(ids.len())
+        self.bus.ack(&malformed)?;
+        self.stats.malformed += malformed.len() as u64;
+        self.steps += 1;
+        if self.steps.is_multiple_of(TRIM_EVERY_STEPS) {
+            self.bus.trim_acknowledged()?;
+        }
+        Ok(entries.len())
     }
 
     /// Whether the group has nothing left: every entry read and acked.
@@ -106,7 +115,7 @@ impl<'a> BusWorker<'a> {
 mod tests {
     use cascade_core::Event;
     use cascade_store::online::test_server::RedisForTests;
-    use cascade_store::online::{RedisOnlineStore, Tally, conformance};
+    use cascade_store::online::{OnlineStore, RedisOnlineStore, Tally, conformance};
 
     use super::*;
 
@@ -133,7 +142,7 @@ mod tests {
         // A consumer reads 100 entries and dies before acking them.
         let lost = bus.read_new("dead", 100, 0).unwrap();
         assert_eq!(lost.len(), 100);
-        // Another claims 50 of them, applies them, and dies before acking.
+        // Another claims 50 of them, applies (and so acks) 30, and dies.
         let mut taken = bus.claim_stale("half", 0, 50).unwrap();
         let updates: Vec<FeatureUpdate> = taken
             .drain(..)
@@ -149,7 +158,7 @@ mod tests {
                 }
             })
             .collect();
-        store.apply_batch(&updates).unwrap();
+        store.apply_acking(&updates[..30], bus.stream(), bus.group()).unwrap();
 
         // The survivor claims both consumers' entries once they are idle.
         let mut survivor = BusWorker::new(&bus, &store, "survivor", 0);
@@ -157,10 +166,17 @@ mod tests {
             survivor.step(64, 10).unwrap();
         }
         let stats = survivor.stats();
-        assert_eq!(stats.claimed, 100, "{stats:?}");
+        assert_eq!(stats.claimed, 70, "what the two held unacked: {stats:?}");
         assert_eq!(stats.read, 200, "{stats:?}");
-        assert_eq!(stats.duplicates, 50, "the half-applied batch is recognised: {stats:?}");
-        assert_eq!(stats.applied, 250, "{stats:?}");
+        assert_eq!(stats.applied, 270, "{stats:?}");
+        // A slow worker that wakes up and applies what was claimed from it
+        // changes nothing: the entries are acked.
+        let again = store.apply_acking(&updates[30..], bus.stream(), bus.group()).unwrap();
+        assert_eq!(again, [false; 20], "already applied by the survivor");
+        // Acked entries leave the stream (in whole nodes of 100).
+        assert_eq!(bus.length().unwrap(), 300);
+        bus.trim_acknowledged().unwrap();
+        assert!(bus.length().unwrap() <= 100, "trimmed to the last node");
         let expected = Tally { impressions: 200, interactions: 100 };
         assert_eq!(store.global_tally().unwrap(), expected, "every event counted once");
         // u0 clicked at n = 0, 21, 42, …, 294: 15 interactions, all Drama.

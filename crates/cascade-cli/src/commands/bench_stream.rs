@@ -114,7 +114,7 @@ pub fn stream_bench(bench: &StreamBench) -> Result<()> {
 
 /// Users' histories as interleaved sessions of impressions and clicks, in
 /// time order (user u's k-th event at second k, users interleaved).
-fn session_log(synthetic: &SyntheticCatalog, impressions_per_click: usize) -> Vec<Event> {
+pub fn session_log(synthetic: &SyntheticCatalog, impressions_per_click: usize) -> Vec<Event> {
     let spec = &synthetic.spec;
     let per_user: Vec<Vec<(String, &'static str)>> = synthetic
         .histories

@@ -4,6 +4,7 @@ pub mod append;
 pub mod bench;
 pub mod bench_freshness;
 pub mod bench_ingest;
+pub mod bench_redis;
 pub mod bench_serving;
 pub mod bench_stream;
 pub mod dataset;

@@ -2,11 +2,16 @@
 //! item, bucket) of counters with a TTL, a hash of affinities per user, and
 //! a sorted set per trending bucket. One Lua script applies an event: it
 //! runs atomically on the server, so a worker killed mid-update leaves
-//! either all of an event's updates or none, and its first command
-//! (`SET … NX` on the update id) makes a re-delivery change nothing.
+//! either all of an event's updates or none. Its first command makes a
+//! re-delivery change nothing:
+//! - for an entry of the event stream (`apply_acking`), `XACK` of the entry
+//!   itself: applying and acknowledging are one atomic step, so an entry is
+//!   applied if and only if it is acked, and a second worker that claimed
+//!   it finds it acked and skips it. Nothing extra is stored per event.
+//! - for any other update (`apply_batch`), `SET … NX` on its id, kept a day.
 //!
 //! Keys (under a configurable prefix `p`):
-//! - `p:applied:{id}`: update ids, for a day;
+//! - `p:applied:{id}`: ids of updates applied through `apply_batch`;
 //! - `p:global`: hash `i`, `c` (impressions, interactions ever), `w` (the
 //!   latest event time);
 //! - `p:hist:{user}`: list of item ids, oldest first;
@@ -24,12 +29,18 @@ use super::{
     Tally,
 };
 
-/// KEYS: applied, global, history, affinities, trending bucket, then one
-/// item bucket per window. ARGV: impression flag, item, ts, history length,
-/// half-life, dedup TTL, window count W, W bucket TTLs, trending TTL, then
-/// the categories. The affinity rule is `affinity_after_interaction`'s.
+/// KEYS: the applied-id key or the event stream, global, history,
+/// affinities, trending bucket, then one item bucket per window. ARGV:
+/// impression flag, item, ts, history length, half-life, `ttl` or `ack`,
+/// the dedup TTL or the consumer group, the entry id, window count W, W
+/// bucket TTLs, trending TTL, then the categories. The affinity rule is
+/// `affinity_after_interaction`'s.
 const APPLY_SCRIPT: &str = r#"
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[6]) then return 0 end
+if ARGV[6] == 'ack' then
+  if redis.call('XACK', KEYS[1], ARGV[7], ARGV[8]) == 0 then return 0 end
+elseif not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[7]) then
+  return 0
+end
 local field = 'c'
 if ARGV[1] == '1' then field = 'i' end
 redis.call('HINCRBY', KEYS[2], field, 1)
@@ -37,10 +48,10 @@ local watermark = redis.call('HGET', KEYS[2], 'w')
 if (not watermark) or tonumber(ARGV[3]) > tonumber(watermark) then
   redis.call('HSET', KEYS[2], 'w', ARGV[3])
 end
-local windows = tonumber(ARGV[7])
+local windows = tonumber(ARGV[9])
 for w = 1, windows do
   redis.call('HINCRBY', KEYS[5 + w], field, 1)
-  redis.call('PEXPIRE', KEYS[5 + w], ARGV[7 + w])
+  redis.call('PEXPIRE', KEYS[5 + w], ARGV[9 + w])
 end
 if field == 'i' then return 1 end
 local item = ARGV[2]
@@ -48,10 +59,10 @@ local ts = tonumber(ARGV[3])
 redis.call('RPUSH', KEYS[3], item)
 redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1)
 redis.call('ZINCRBY', KEYS[5], 1, item)
-redis.call('PEXPIRE', KEYS[5], ARGV[8 + windows])
+redis.call('PEXPIRE', KEYS[5], ARGV[10 + windows])
 local half_life = tonumber(ARGV[5])
 if half_life < 1 then half_life = 1 end
-for c = 9 + windows, #ARGV do
+for c = 11 + windows, #ARGV do
   local score, as_of = 0, ts
   local current = redis.call('HGET', KEYS[4], ARGV[c])
   if current then
@@ -93,13 +104,16 @@ impl RedisOnlineStore {
         format!("{}:ib:{w}:{item}:{bucket}", self.prefix)
     }
 
-    fn apply_invocation(&self, update: &FeatureUpdate) -> redis::Cmd {
+    fn apply_invocation(&self, update: &FeatureUpdate, once: Once<'_>) -> redis::Cmd {
         let p = &self.prefix;
         let settings = &self.settings;
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.apply_script.get_hash()).arg(5 + settings.windows.len());
-        cmd.arg(format!("{p}:applied:{}", update.id))
-            .arg(format!("{p}:global"))
+        match once {
+            Once::ById => cmd.arg(format!("{p}:applied:{}", update.id)),
+            Once::ByAck { stream, .. } => cmd.arg(stream),
+        };
+        cmd.arg(format!("{p}:global"))
             .arg(format!("{p}:hist:{}", update.user))
             .arg(format!("{p}:aff:{}", update.user))
             .arg(format!("{p}:trend:{}", settings.bucket_of(0, update.ts_ms)));
@@ -110,9 +124,12 @@ impl RedisOnlineStore {
             .arg(&update.item)
             .arg(update.ts_ms)
             .arg(settings.history_length.max(1))
-            .arg(settings.affinity_half_life_ms)
-            .arg(DEDUP_TTL_MS)
-            .arg(settings.windows.len());
+            .arg(settings.affinity_half_life_ms);
+        match once {
+            Once::ById => cmd.arg("ttl").arg(DEDUP_TTL_MS),
+            Once::ByAck { group, .. } => cmd.arg("ack").arg(group),
+        };
+        cmd.arg(&update.id).arg(settings.windows.len());
         for w in 0..settings.windows.len() {
             cmd.arg(settings.windows[w].0 + settings.bucket_ms(w));
         }
@@ -122,20 +139,30 @@ impl RedisOnlineStore {
         }
         cmd
     }
-}
 
-impl OnlineStore for RedisOnlineStore {
-    fn settings(&self) -> &OnlineSettings {
-        &self.settings
+    /// Applies entries of the event stream, each acked for `group` in the
+    /// same atomic step; `false` for an entry already acked (applied by
+    /// another worker, or before a crash), which changes nothing.
+    pub fn apply_acking(
+        &self,
+        updates: &[FeatureUpdate],
+        stream: &str,
+        group: &str,
+    ) -> Result<Vec<bool>, OnlineStoreError> {
+        self.run_applies(updates, Once::ByAck { stream, group })
     }
 
-    fn apply_batch(&self, updates: &[FeatureUpdate]) -> Result<Vec<bool>, OnlineStoreError> {
+    fn run_applies(
+        &self,
+        updates: &[FeatureUpdate],
+        once: Once<'_>,
+    ) -> Result<Vec<bool>, OnlineStoreError> {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipeline = redis::pipe();
         for update in updates {
-            pipeline.add_command(self.apply_invocation(update));
+            pipeline.add_command(self.apply_invocation(update, once));
         }
         let applied: Vec<i64> = self.connection.with(|c| match pipeline.query(c) {
             // The server lost its script cache (a restart): load it and run
@@ -147,6 +174,25 @@ impl OnlineStore for RedisOnlineStore {
             other => other,
         })?;
         Ok(applied.into_iter().map(|a| a == 1).collect())
+    }
+}
+
+/// What makes applying an update happen once.
+#[derive(Clone, Copy)]
+enum Once<'a> {
+    /// The update's id, remembered for [`DEDUP_TTL_MS`].
+    ById,
+    /// Acking the update's stream entry (its id) for the consumer group.
+    ByAck { stream: &'a str, group: &'a str },
+}
+
+impl OnlineStore for RedisOnlineStore {
+    fn settings(&self) -> &OnlineSettings {
+        &self.settings
+    }
+
+    fn apply_batch(&self, updates: &[FeatureUpdate]) -> Result<Vec<bool>, OnlineStoreError> {
+        self.run_applies(updates, Once::ById)
     }
 
     fn history(&self, user: &str) -> Result<Vec<String>, OnlineStoreError> {
