@@ -376,42 +376,22 @@ enum BenchCommand {
     /// (impressions, then a click) from offset 0: events/s, labelled
     /// samples, and the checkpoint's size, as JSON.
     Stream {
-        /// Catalog items.
-        #[arg(long, default_value_t = 100_000)]
-        items: usize,
-        /// Users; each contributes its session-shaped history.
-        #[arg(long, default_value_t = 20_000)]
-        users: usize,
-        /// Impressions logged per interaction.
-        #[arg(long, default_value_t = 5)]
-        impressions_per_click: usize,
+        #[command(flatten)]
+        log: commands::bench_stream::SessionLogArgs,
         /// Events per processor page.
         #[arg(long, default_value_t = 10_000)]
         page: usize,
-        /// Seed of the synthetic catalog.
-        #[arg(long, default_value_t = 2026)]
-        seed: u64,
     },
     /// Stream workers on Redis: publish the synthetic session log of `bench
     /// stream` to a fresh Redis stream, drain it with 1, 2, … workers in one
     /// consumer group, and report events/s and bytes per kind of feature key
     /// as JSON (Redis from CASCADE_REDIS_URL, else a private redis-server).
     RedisWorkers {
-        /// Catalog items.
-        #[arg(long, default_value_t = 100_000)]
-        items: usize,
-        /// Users; each contributes its session-shaped history.
-        #[arg(long, default_value_t = 20_000)]
-        users: usize,
-        /// Impressions logged per interaction.
-        #[arg(long, default_value_t = 5)]
-        impressions_per_click: usize,
+        #[command(flatten)]
+        log: commands::bench_stream::SessionLogArgs,
         /// Worker counts to measure (repeat the flag), each on a fresh stream.
         #[arg(long = "workers", default_values_t = [1, 2])]
         workers: Vec<usize>,
-        /// Seed of the synthetic catalog.
-        #[arg(long, default_value_t = 2026)]
-        seed: u64,
     },
     /// Train a model for a fixed number of epochs on ML100K-LOO-FULL's train
     /// part; prints samples/s, seconds per epoch and peak RSS as JSON.
@@ -691,26 +671,12 @@ fn main() -> ExitCode {
                 seed,
             })
         }
-        Command::Bench {
-            command: BenchCommand::Stream { items, users, impressions_per_click, page, seed },
-        } => commands::bench_stream::stream_bench(&commands::bench_stream::StreamBench {
-            items,
-            users,
-            impressions_per_click,
-            page,
-            seed,
-        }),
-        Command::Bench {
-            command:
-                BenchCommand::RedisWorkers { items, users, impressions_per_click, workers, seed },
-        } => {
-            commands::bench_redis::redis_workers_bench(&commands::bench_redis::RedisWorkersBench {
-                items,
-                users,
-                impressions_per_click,
-                workers,
-                seed,
-            })
+        Command::Bench { command: BenchCommand::Stream { log, page } } => {
+            commands::bench_stream::stream_bench(&commands::bench_stream::StreamBench { log, page })
+        }
+        Command::Bench { command: BenchCommand::RedisWorkers { log, workers } } => {
+            let bench = commands::bench_redis::RedisWorkersBench { log, workers };
+            commands::bench_redis::redis_workers_bench(&bench)
         }
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))

@@ -9,57 +9,38 @@
 //! being drained is measured. Redis runs on the same machine unless
 //! `CASCADE_REDIS_URL` names another.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
 
-use cascade_serve::synthetic::{CatalogSpec, SyntheticCatalog};
 use cascade_store::RedisEventBus;
 use cascade_store::online::RedisOnlineStore;
 use cascade_store::online::test_server::RedisForTests;
 use cascade_stream::{BusWorker, StreamSettings};
 
-use crate::commands::bench_serving::synthetic_item_id;
-use crate::commands::bench_stream::session_log;
+use crate::commands::bench_stream::{SessionLog, SessionLogArgs};
 use crate::progress::Progress;
 
 /// What `cascade bench redis-workers` measures.
 #[derive(Debug, Clone)]
 pub struct RedisWorkersBench {
-    pub items: usize,
-    pub users: usize,
-    pub impressions_per_click: usize,
+    pub log: SessionLogArgs,
     /// Worker counts to measure, each on a fresh stream.
     pub workers: Vec<usize>,
-    pub seed: u64,
 }
 
 /// Entries a worker reads, applies and acks at once.
 const WORKER_BATCH: usize = 1_000;
 
 pub fn redis_workers_bench(bench: &RedisWorkersBench) -> Result<()> {
-    if bench.workers.contains(&0) || bench.items == 0 || bench.users == 0 {
-        bail!("--workers, --items and --users must be positive");
+    if bench.workers.contains(&0) {
+        bail!("--workers must be positive");
     }
     let server = RedisForTests::start()
         .ok_or_else(|| anyhow!("no Redis: set CASCADE_REDIS_URL or install redis-server"))?;
     let progress = Progress { quiet: false };
-    let spec = CatalogSpec {
-        items: bench.items,
-        users: bench.users,
-        dim: 8,
-        categories: 64,
-        mean_sessions: 3.0,
-        mean_session_length: 8.0,
-        seed: bench.seed,
-    };
-    let synthetic = SyntheticCatalog::generate(spec);
-    let events = session_log(&synthetic, bench.impressions_per_click);
-    let categories: HashMap<String, Vec<String>> = (0..spec.items)
-        .map(|i| (synthetic_item_id(&spec, i), vec![synthetic.item_categories[i].to_string()]))
-        .collect();
+    let SessionLog { spec, events, categories } = bench.log.generate()?;
     let lookup = |item: &str| categories.get(item).cloned().unwrap_or_default();
     let settings = StreamSettings::default().online();
 
@@ -115,7 +96,7 @@ pub fn redis_workers_bench(bench: &RedisWorkersBench) -> Result<()> {
         "events": events.len(),
         "users": spec.users,
         "items": spec.items,
-        "impressions_per_click": bench.impressions_per_click,
+        "impressions_per_click": bench.log.impressions_per_click,
         "redis": server.url,
         "runs": runs,
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },

@@ -23,38 +23,73 @@ use cascade_stream::{StreamProcessor, StreamSettings};
 use crate::commands::bench_serving::{synthetic_item_id, synthetic_user_id};
 use crate::progress::Progress;
 
-/// What `cascade bench stream` measures.
-#[derive(Debug, Clone, Copy)]
-pub struct StreamBench {
+/// The synthetic session log the stream benchmarks apply.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct SessionLogArgs {
     /// Catalog items.
+    #[arg(long, default_value_t = 100_000)]
     pub items: usize,
-    /// Catalog users (each contributes its history).
+    /// Users; each contributes its session-shaped history.
+    #[arg(long, default_value_t = 20_000)]
     pub users: usize,
     /// Impressions logged per interaction.
+    #[arg(long, default_value_t = 5)]
     pub impressions_per_click: usize,
-    /// Events per processor page.
-    pub page: usize,
     /// Seed of the synthetic catalog.
+    #[arg(long, default_value_t = 2026)]
     pub seed: u64,
 }
 
+/// A generated session log: the events in time order, and each item's
+/// category.
+pub struct SessionLog {
+    pub spec: CatalogSpec,
+    pub events: Vec<Event>,
+    pub categories: HashMap<String, Vec<String>>,
+}
+
+impl SessionLogArgs {
+    /// Generates the catalog and its log.
+    pub fn generate(&self) -> Result<SessionLog> {
+        if self.items == 0 || self.users == 0 {
+            bail!("--items and --users must be positive");
+        }
+        let spec = CatalogSpec {
+            items: self.items,
+            users: self.users,
+            dim: 8,
+            categories: 64,
+            mean_sessions: 3.0,
+            mean_session_length: 8.0,
+            seed: self.seed,
+        };
+        let synthetic = SyntheticCatalog::generate(spec);
+        let events = session_log(&synthetic, self.impressions_per_click);
+        let categories = (0..spec.items)
+            .map(|i| {
+                let category = synthetic.item_categories[i].to_string();
+                (synthetic_item_id(&spec, i), vec![category])
+            })
+            .collect();
+        Ok(SessionLog { spec, events, categories })
+    }
+}
+
+/// What `cascade bench stream` measures.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamBench {
+    pub log: SessionLogArgs,
+    /// Events per processor page.
+    pub page: usize,
+}
+
 pub fn stream_bench(bench: &StreamBench) -> Result<()> {
-    if bench.page == 0 || bench.items == 0 || bench.users == 0 {
-        bail!("--items, --users and --page must be positive");
+    if bench.page == 0 {
+        bail!("--page must be positive");
     }
     let progress = Progress { quiet: false };
-    let spec = CatalogSpec {
-        items: bench.items,
-        users: bench.users,
-        dim: 8,
-        categories: 64,
-        mean_sessions: 3.0,
-        mean_session_length: 8.0,
-        seed: bench.seed,
-    };
     let spinner = progress.spinner("generating the log");
-    let synthetic = SyntheticCatalog::generate(spec);
-    let events = session_log(&synthetic, bench.impressions_per_click);
+    let SessionLog { spec, events, categories } = bench.log.generate()?;
     let scratch = tempfile::tempdir()?;
     let store = Store::open(&scratch.path().join("store.redb"))?;
     for chunk in events.chunks(100_000) {
@@ -64,12 +99,6 @@ pub fn stream_bench(bench: &StreamBench) -> Result<()> {
     store.sync()?;
     spinner.finish_and_clear();
 
-    let categories: HashMap<String, Vec<String>> = (0..spec.items)
-        .map(|i| {
-            let category = synthetic.item_categories[i].to_string();
-            (synthetic_item_id(&spec, i), vec![category])
-        })
-        .collect();
     let checkpoint = scratch.path().join("stream").join("checkpoint.json");
     let samples = scratch.path().join("stream").join("samples.jsonl");
     let mut processor =
@@ -98,7 +127,7 @@ pub fn stream_bench(bench: &StreamBench) -> Result<()> {
         "events": events.len(),
         "users": spec.users,
         "items": spec.items,
-        "impressions_per_click": bench.impressions_per_click,
+        "impressions_per_click": bench.log.impressions_per_click,
         "apply_s": apply_s,
         "events_per_s": events.len() as f64 / apply_s.max(1e-9),
         "labelled_samples": labelled,
@@ -114,7 +143,7 @@ pub fn stream_bench(bench: &StreamBench) -> Result<()> {
 
 /// Users' histories as interleaved sessions of impressions and clicks, in
 /// time order (user u's k-th event at second k, users interleaved).
-pub fn session_log(synthetic: &SyntheticCatalog, impressions_per_click: usize) -> Vec<Event> {
+fn session_log(synthetic: &SyntheticCatalog, impressions_per_click: usize) -> Vec<Event> {
     let spec = &synthetic.spec;
     let per_user: Vec<Vec<(String, &'static str)>> = synthetic
         .histories
