@@ -102,6 +102,30 @@ impl Workspace {
         first(FeatureType::MultiCategorical).or_else(|| first(FeatureType::Categorical))
     }
 
+    /// This workspace's name among the servers forwarding to one Redis
+    /// stream: made up once and kept in `<workspace>/node-id`, so each
+    /// server's forwarded offset is its own and survives restarts.
+    pub fn node_id(&self) -> Result<String> {
+        let path = self.dir.join("node-id");
+        match std::fs::read_to_string(&path) {
+            Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+        let seed = format!(
+            "{}-{}-{}",
+            cascade_core::timestamp::now_ms(),
+            std::process::id(),
+            self.dir.display()
+        );
+        let id = format!("{:016x}", cascade_core::ids::feature_id("node-id", &seed));
+        std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(&path, &id))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(id)
+    }
+
     pub fn offline_dir(&self) -> PathBuf {
         self.dir.join("offline")
     }

@@ -33,8 +33,21 @@ pub struct RedisEventBus {
     connection: RedisConnection,
     stream: String,
     group: String,
-    forwarded_offset_key: String,
+    forward_script: redis::Script,
 }
+
+/// KEYS: the stream, the source's forwarded offset. ARGV: the offset the
+/// caller read, the new one, then (event JSON, categories JSON) pairs,
+/// written under `EVENT_FIELD` and `CATEGORIES_FIELD`.
+/// Appends nothing, returning -1, when the offset moved meanwhile.
+const FORWARD_SCRIPT: &str = r#"
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return -1 end
+for i = 3, #ARGV, 2 do
+  redis.call('XADD', KEYS[1], '*', 'event', ARGV[i], 'categories', ARGV[i + 1])
+end
+redis.call('SET', KEYS[2], ARGV[2])
+return (#ARGV - 2) / 2
+"#;
 
 impl RedisEventBus {
     /// Connects to `url`; the stream is `{prefix}:events`, read by group
@@ -45,7 +58,7 @@ impl RedisEventBus {
             connection,
             stream: format!("{prefix}:events"),
             group: format!("{prefix}:features"),
-            forwarded_offset_key: format!("{prefix}:events:forwarded"),
+            forward_script: redis::Script::new(FORWARD_SCRIPT),
         };
         let created = bus.connection.with(|c| {
             redis::cmd("XGROUP")
@@ -57,9 +70,11 @@ impl RedisEventBus {
                 .exec(c)
         });
         match created {
-            Err(e) if e.to_string().contains("BUSYGROUP") => Ok(bus),
-            other => other.map(|()| bus),
+            Err(e) if e.to_string().contains("BUSYGROUP") => {}
+            other => other?,
         }
+        bus.connection.with(|c| bus.forward_script.load(c))?;
+        Ok(bus)
     }
 
     /// The stream's key.
@@ -81,54 +96,60 @@ impl RedisEventBus {
     ) -> Result<Vec<String>, OnlineStoreError> {
         let mut pipeline = redis::pipe();
         for event in events {
-            self.add_entry(&mut pipeline, event, categories)?;
+            let (json, names) = self.entry_fields(event, categories)?;
+            pipeline.cmd("XADD").arg(&self.stream).arg("*");
+            pipeline.arg(EVENT_FIELD).arg(json).arg(CATEGORIES_FIELD).arg(names);
         }
         self.connection.with(|c| pipeline.query(c))
     }
 
-    fn add_entry(
+    /// An entry's two fields: the event and its item's categories, as JSON.
+    fn entry_fields(
         &self,
-        pipeline: &mut redis::Pipeline,
         event: &Event,
         categories: &dyn Fn(&str) -> Vec<String>,
-    ) -> Result<(), OnlineStoreError> {
+    ) -> Result<(String, String), OnlineStoreError> {
         let json = serde_json::to_string(event).map_err(|e| self.connection.error(e))?;
         let names = serde_json::to_string(&categories(&event.item))
             .map_err(|e| self.connection.error(e))?;
-        pipeline
-            .cmd("XADD")
-            .arg(&self.stream)
-            .arg("*")
-            .arg(EVENT_FIELD)
-            .arg(json)
-            .arg(CATEGORIES_FIELD)
-            .arg(names);
-        Ok(())
+        Ok((json, names))
     }
 
-    /// Forwards up to `limit` events of the embedded log that the stream
-    /// does not have yet, exactly once: the entries and the new forwarded
-    /// offset are written in one `MULTI`/`EXEC`, so a forwarder killed at
-    /// any moment resumes where the stream ends. Returns how many it sent.
+    /// Forwards up to `limit` events of the embedded log of `source` (one
+    /// name per server) that the stream does not have yet, exactly once:
+    /// one script checks the source's forwarded offset, appends the
+    /// entries and moves the offset, atomically. A forwarder killed at any
+    /// moment resumes where the stream ends, and a retried call whose first
+    /// attempt did land finds the offset moved and sends nothing. Returns
+    /// how many it sent.
     pub fn forward_from_log(
         &self,
         log: &Store,
+        source: &str,
         limit: usize,
         categories: &dyn Fn(&str) -> Vec<String>,
     ) -> Result<usize, ForwardError> {
+        let offset_key = format!("{}:forwarded:{source}", self.stream);
         let offset: Option<u64> =
-            self.connection.with(|c| redis::cmd("GET").arg(&self.forwarded_offset_key).query(c))?;
-        let page = log.events_page(offset.unwrap_or(0), limit)?;
+            self.connection.with(|c| redis::cmd("GET").arg(&offset_key).query(c))?;
+        let offset = offset.unwrap_or(0);
+        let page = log.events_page(offset, limit)?;
         let Some(last) = page.last() else { return Ok(0) };
-        let mut transaction = redis::pipe();
-        transaction.atomic();
+        let mut forward = redis::cmd("EVALSHA");
+        forward.arg(self.forward_script.get_hash()).arg(2).arg(&self.stream).arg(&offset_key);
+        forward.arg(offset).arg(last.seq + 1);
         for StoredEvent { event, .. } in &page {
-            self.add_entry(&mut transaction, event, categories)?;
-            transaction.ignore();
+            let (json, names) = self.entry_fields(event, categories)?;
+            forward.arg(json).arg(names);
         }
-        transaction.cmd("SET").arg(&self.forwarded_offset_key).arg(last.seq + 1).ignore();
-        self.connection.with(|c| transaction.exec(c))?;
-        Ok(page.len())
+        let sent: i64 = self.connection.with(|c| match forward.query(c) {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                self.forward_script.load(c)?;
+                forward.query(c)
+            }
+            other => other,
+        })?;
+        Ok(sent.max(0) as usize)
     }
 
     /// Up to `count` entries no consumer of the group has read yet, now
@@ -230,7 +251,11 @@ impl RedisEventBus {
             },
         };
         self.connection.with(|c| {
-            redis::cmd("XTRIM").arg(&self.stream).arg("MINID").arg("~").arg(&keep_from).query(c)
+            // LIMIT 0: an approximate trim otherwise stops after 100 nodes,
+            // and the stream would grow faster than it is trimmed.
+            let mut trim = redis::cmd("XTRIM");
+            trim.arg(&self.stream).arg("MINID").arg("~").arg(&keep_from).arg("LIMIT").arg(0);
+            trim.query(c)
         })
     }
 
@@ -286,4 +311,61 @@ pub enum ForwardError {
     /// Writing to Redis.
     #[error(transparent)]
     Redis(#[from] OnlineStoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::online::test_server::RedisForTests;
+    use crate::{EventKey, KeyedEvent};
+
+    #[test]
+    fn concurrent_forwarders_of_one_log_send_each_event_once() {
+        let Some(server) = RedisForTests::start() else { return };
+        let prefix = server.fresh_prefix("forward");
+        let dir = tempfile::tempdir().unwrap();
+        let log = Store::open(&dir.path().join("store.redb")).unwrap();
+        let events: Vec<KeyedEvent> = (0..2_500)
+            .map(|n| KeyedEvent {
+                key: EventKey::from_client_id(&format!("f{n}")),
+                event: Event {
+                    user: format!("u{}", n % 10),
+                    item: format!("i{n}"),
+                    event_type: "click".into(),
+                    value: None,
+                    ts_ms: n,
+                },
+            })
+            .collect();
+        log.append(&events).unwrap();
+        let categories = |item: &str| vec![format!("c-{item}")];
+
+        // Two forwarders of the same source race; the offset check in the
+        // script lets only one of them send each page.
+        let sent: usize = std::thread::scope(|scope| {
+            let forwarders: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let bus = RedisEventBus::open(&server.url, &prefix).unwrap();
+                        let mut sent = 0;
+                        loop {
+                            match bus.forward_from_log(&log, "node-a", 100, &categories).unwrap() {
+                                0 if bus.length().unwrap() >= 2_500 => return sent,
+                                n => sent += n,
+                            }
+                        }
+                    })
+                })
+                .collect();
+            forwarders.into_iter().map(|f| f.join().unwrap()).sum()
+        });
+        let bus = RedisEventBus::open(&server.url, &prefix).unwrap();
+        assert_eq!((sent, bus.length().unwrap()), (2_500, 2_500), "each event once");
+
+        // Another server's log has its own offset.
+        assert_eq!(bus.forward_from_log(&log, "node-b", 10_000, &categories).unwrap(), 2_500);
+        let entries = bus.read_new("reader", 3, 0).unwrap();
+        let (event, names) = entries[0].event.clone().unwrap();
+        assert_eq!((event.item.as_str(), names), ("i0", vec!["c-i0".to_owned()]));
+    }
 }

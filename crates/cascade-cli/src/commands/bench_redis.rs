@@ -80,6 +80,8 @@ pub fn redis_workers_bench(bench: &RedisWorkersBench) -> Result<()> {
         if applied != events.len() as u64 {
             bail!("{workers} workers applied {applied} of {} events", events.len());
         }
+        // What the workers' periodic trims left of the drained stream.
+        let stream_entries_left = bus.length()?;
         let memory = if runs.is_empty() { Some(key_sizes(&server.url, &prefix)?) } else { None };
         runs.push(json!({
             "workers": workers,
@@ -87,6 +89,7 @@ pub fn redis_workers_bench(bench: &RedisWorkersBench) -> Result<()> {
             "events_per_s": events.len() as f64 / seconds,
             "events_per_s_per_worker": events.len() as f64 / seconds / workers as f64,
             "per_worker": stats,
+            "stream_entries_left": stream_entries_left,
             "memory": memory,
         }));
         delete_prefix(&server.url, &prefix)?;

@@ -174,6 +174,7 @@ fn start_redis(
     let store = RedisOnlineStore::open(&online.redis_url, &online.key_prefix, settings)?;
     let bus = RedisEventBus::open(&online.redis_url, &online.key_prefix)?;
     let log = workspace.store()?;
+    let node = workspace.node_id()?;
     eprintln!("cascade serve: forwarding events to Redis stream {}", bus.stream());
     std::thread::spawn(move || {
         let lookup = |item: &str| item_categories.get(item).cloned().unwrap_or_default();
@@ -181,7 +182,7 @@ fn start_redis(
         loop {
             // The forwarded offset lives in Redis with the entries, so a
             // failure or a restart resumes where the stream ends.
-            match bus.forward_from_log(&log, FORWARD_BATCH, &lookup) {
+            match bus.forward_from_log(&log, &node, FORWARD_BATCH, &lookup) {
                 Ok(0) => std::thread::sleep(FORWARD_IDLE_POLL),
                 Ok(_) => failing = false,
                 Err(e) => {

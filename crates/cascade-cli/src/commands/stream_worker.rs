@@ -83,12 +83,13 @@ pub fn run_forwarder(common: &Common, follow: bool) -> Result<()> {
     let (url, prefix) = redis_settings(&workspace, "forward-events")?;
     let bus = RedisEventBus::open(&url, &prefix)?;
     let log = workspace.store()?;
+    let node = workspace.node_id()?;
     let categories = item_categories(&workspace)?;
     let lookup = |item: &str| categories.get(item).cloned().unwrap_or_default();
     let spinner = Progress { quiet: false }.spinner("forwarding events");
     let mut forwarded = 0u64;
     loop {
-        let sent = bus.forward_from_log(&log, BATCH, &lookup)?;
+        let sent = bus.forward_from_log(&log, &node, BATCH, &lookup)?;
         forwarded += sent as u64;
         spinner.set_message(format!("forwarded {forwarded} events to {}", bus.stream()));
         if sent == 0 {
