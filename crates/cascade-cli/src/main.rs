@@ -223,6 +223,12 @@ enum Command {
         /// the ranker's), and reload when they change; without it, train at start.
         #[arg(long)]
         models: Option<PathBuf>,
+        /// Learn from the stream's labelled samples as they come: publish the
+        /// changed rows into the ranker every 5 s and checkpoint the updated
+        /// model to <workspace>/online/<ranker>/ every 10 min. Off by
+        /// default: docs/results.md finds no gain from it yet.
+        #[arg(long)]
+        online_learning: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -681,8 +687,9 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
         }
-        Command::Serve { addr, ranker, data, models, common } => {
-            commands::serve::run(&common, addr, ranker, data.as_deref(), models.as_deref())
+        Command::Serve { addr, ranker, data, models, online_learning, common } => {
+            let options = commands::serve::ServeOptions { addr, ranker, online_learning };
+            commands::serve::run(&common, &options, data.as_deref(), models.as_deref())
         }
         Command::Train { model, data, overrides, common } => {
             commands::train::run(&common, model, data.as_deref(), overrides.into())

@@ -197,6 +197,16 @@ impl EmbeddingTable {
         self.ids.get(id).map(|row| &self.weights[row as usize * dim..(row as usize + 1) * dim])
     }
 
+    /// Overwrites the weights of `id` (adding a row when it has none), e.g.
+    /// from a delta another copy of the model published. Its optimizer
+    /// state starts fresh: a serving copy never trains.
+    pub fn set_row(&mut self, id: u64, weights: &[f32]) {
+        assert_eq!(weights.len(), self.config.dim, "a row of the table's dimension");
+        let dim = self.config.dim;
+        let row = self.row_for_training(id) as usize;
+        self.weights[row * dim..(row + 1) * dim].copy_from_slice(weights);
+    }
+
     /// Gathers the rows of `ids` for a training step, giving unseen ids fresh rows.
     pub fn lookup(&mut self, ids: &[u64]) -> candle_core::Result<Lookup> {
         let (rows, gathered) = self.gather(ids);

@@ -17,6 +17,7 @@ pub mod events;
 pub mod exposure;
 pub mod http;
 pub mod metrics;
+pub mod online_learning;
 pub mod openapi;
 pub mod rank;
 pub mod realtime;

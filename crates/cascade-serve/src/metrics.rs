@@ -86,6 +86,16 @@ impl Metrics {
         self.registry().add("cascade_feature_read_errors_total", String::new(), 1);
     }
 
+    /// One round of online learning: samples learned and skipped, sparse
+    /// rows published into the serving model.
+    pub fn online_round(&self, learned: usize, skipped: usize, rows: usize) {
+        let mut registry = self.registry();
+        registry.add("cascade_online_rounds_total", String::new(), 1);
+        registry.add("cascade_online_samples_learned_total", String::new(), learned as u64);
+        registry.add("cascade_online_samples_skipped_total", String::new(), skipped as u64);
+        registry.add("cascade_online_rows_published_total", String::new(), rows as u64);
+    }
+
     /// Each pipeline stage's (count, total seconds) so far, by stage name:
     /// benchmarks difference two readings to get the mean of a window.
     pub fn stage_totals(&self) -> BTreeMap<String, (u64, f64)> {

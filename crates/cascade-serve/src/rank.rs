@@ -2,9 +2,10 @@
 //! the user's, each item's and the request context's features.
 
 use std::collections::BTreeMap;
+use std::sync::RwLock;
 
 use cascade_batch::ranking_features::FieldEncoder;
-use cascade_models::ranking::{CtrFeatures, CtrModel};
+use cascade_models::ranking::{CtrFeatures, CtrModel, ModelDelta};
 
 /// The moment a request is for: the request's `context` map, and the
 /// server's clock for declared features the map leaves out.
@@ -33,12 +34,20 @@ pub trait Ranker: Send + Sync {
         items: &[u32],
         moment: &RequestMoment<'_>,
     ) -> Option<Vec<f32>>;
+
+    /// The CTR ranker behind this one, for online learning; `None` for
+    /// rankers that cannot learn online.
+    fn as_ctr(&self) -> Option<&CtrRanker> {
+        None
+    }
 }
 
-/// A trained CTR model with the encoder of its training features.
+/// A trained CTR model with the encoder of its training features. The
+/// model sits behind a lock so that an online trainer can publish changed
+/// rows into it ([`CtrRanker::apply_delta`]) while requests score.
 pub struct CtrRanker {
     name: String,
-    model: CtrModel,
+    model: RwLock<CtrModel>,
     encoder: FieldEncoder,
     history_length: usize,
 }
@@ -59,7 +68,48 @@ impl CtrRanker {
         history_length: usize,
     ) -> candle_core::Result<Self> {
         model.prepare_for_serving()?;
-        Ok(CtrRanker { name: name.to_owned(), model, encoder, history_length })
+        Ok(CtrRanker { name: name.to_owned(), model: RwLock::new(model), encoder, history_length })
+    }
+
+    fn model(&self) -> std::sync::RwLockReadGuard<'_, CtrModel> {
+        self.model.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The ranker's name (the model's, e.g. `deepfm`).
+    pub fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Field names, in the order examples carry them.
+    pub fn field_names(&self) -> &[String] {
+        &self.encoder.field_names
+    }
+
+    /// A trainable copy of the model as it serves now.
+    pub fn trainable_copy(&self) -> candle_core::Result<CtrModel> {
+        self.model().duplicate()
+    }
+
+    /// Publishes an online-updated copy's changed rows; requests after it
+    /// score with them.
+    pub fn apply_delta(&self, delta: &ModelDelta) -> candle_core::Result<()> {
+        self.model.write().unwrap_or_else(|e| e.into_inner()).apply_delta(delta)
+    }
+
+    /// One training example's features, encoded as the candidates of a
+    /// request are: `user` saw `item` after `history`, at `at_ms`. `None`
+    /// for a user the model has no fields for.
+    pub fn encode(&self, user: u32, history: &[u32], item: u32, at_ms: i64) -> Option<CtrFeatures> {
+        if user as usize >= self.encoder.user_fields().len() {
+            return None;
+        }
+        let context = self.encoder.context_at(at_ms);
+        let recent = &history[history.len().saturating_sub(self.history_length)..];
+        let history = match self.model().reads_history() {
+            true => recent.iter().map(|&i| self.encoder.item_key(i)).collect(),
+            false => Vec::new(),
+        };
+        Some(CtrFeatures { fields: self.encoder.encode(user, item, &context), history })
     }
 
     /// One value per declared context feature: the request's where it gives
@@ -117,11 +167,12 @@ impl Ranker for CtrRanker {
             }
         };
         let n_fields = n_user + n_item + context.len();
-        if let Some(scores) = self.model.score_bags(items.len(), n_fields, bag) {
+        let model = self.model();
+        if let Some(scores) = model.score_bags(items.len(), n_fields, bag) {
             return Some(scores.ok()?.into_iter().map(|s| s as f32).collect());
         }
         // Only DIN / DIEN read it; the others would copy it per candidate for nothing.
-        let recent = match self.model.reads_history() {
+        let recent = match model.reads_history() {
             true => &history[history.len().saturating_sub(self.history_length)..],
             false => &[],
         };
@@ -134,8 +185,12 @@ impl Ranker for CtrRanker {
             })
             .collect();
         let refs: Vec<&CtrFeatures> = examples.iter().collect();
-        let scores = self.model.score(&refs).ok()?;
+        let scores = model.score(&refs).ok()?;
         Some(scores.into_iter().map(|s| s as f32).collect())
+    }
+
+    fn as_ctr(&self) -> Option<&CtrRanker> {
+        Some(self)
     }
 }
 
@@ -146,7 +201,7 @@ mod tests {
     use cascade_core::ids::feature_id;
     use cascade_eval::protocols::CtrExample;
     use cascade_models::random::SeededRng;
-    use cascade_models::ranking::{CtrArch, CtrModelConfig};
+    use cascade_models::ranking::{CtrArch, CtrModelConfig, OnlineUpdate};
 
     /// The ranker's in-place serving path scores what the model gives the
     /// same candidates encoded one by one through candle.
@@ -203,5 +258,39 @@ mod tests {
             assert!((f64::from(*got) - want).abs() < 1e-5, "{got} vs {want}");
         }
         assert!(expected.iter().any(|&p| (p - expected[0]).abs() > 1e-4), "scores vary");
+
+        // Online learning: a trainable copy learns that user 7 clicks item
+        // 3 in the evening; the rows it touched and the dense tensors,
+        // published as a delta, make the serving copy score exactly as the
+        // trained copy does.
+        let mut trainer = ranker.trainable_copy().unwrap();
+        let clicks: Vec<CtrExample<CtrFeatures>> = (0..200)
+            .map(|n| CtrExample {
+                user,
+                label: true,
+                features: ranker.encode(user, &[], 3, 21 * 3_600_000 + n).unwrap(),
+            })
+            .collect();
+        let update = OnlineUpdate { batch_size: 20, dense_lr: 1e-3, sparse_step_scale: 1.0 };
+        trainer.update(&clicks, update, &mut SeededRng::new(9)).unwrap();
+        let mut touched: Vec<u64> =
+            clicks.iter().flat_map(|e| e.features.fields.iter().flatten().copied()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let delta = trainer.delta_for(&touched).unwrap();
+        assert!(delta.rows() > 0 && delta.rows() <= 2 * touched.len());
+        ranker.apply_delta(&delta).unwrap();
+        let updated = ranker.score(Some(user), &[], &candidates, &moment).unwrap();
+        let trained = trainer.score(&encoded.iter().collect::<Vec<_>>()).unwrap();
+        for (got, want) in updated.iter().zip(&trained) {
+            assert!((f64::from(*got) - want).abs() < 1e-5, "published {got} vs trained {want}");
+        }
+        let item_3 = candidates.iter().position(|&i| i == 3).unwrap();
+        assert!(
+            updated[item_3] > scores[item_3] + 0.02,
+            "the clicks raised item 3: {} → {}",
+            scores[item_3],
+            updated[item_3]
+        );
     }
 }

@@ -16,12 +16,13 @@ use cascade_models::ranking::{CtrArch, CtrModel, CtrModelConfig};
 use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::training::Overrides;
 use cascade_nn::EmbeddingTable;
-use cascade_nn::checkpoint;
+use cascade_nn::checkpoint::{self, FORMAT_VERSION, Manifest};
 use cascade_serve::catalog::{Catalog, ItemFacts};
 use cascade_serve::entities::{Entities, HiddenItems};
 use cascade_serve::events::{EventLog, IMPRESSION};
 use cascade_serve::http::{AppState, ModelLoader, serve};
 use cascade_serve::metrics::Metrics;
+use cascade_serve::online_learning::{CheckpointWriter, OnlineLearningSettings, OnlineTrainer};
 use cascade_serve::rank::CtrRanker;
 use cascade_serve::recall::{
     AnnBackend, AnnIndex, AnnRecall, AnnSettings, ItemCfRecall, decayed_counts,
@@ -54,13 +55,22 @@ const FORWARD_IDLE_POLL: Duration = Duration::from_millis(20);
 /// How long a forwarder waits after Redis failed before trying again.
 const FORWARD_RETRY: Duration = Duration::from_secs(1);
 
+/// How `cascade serve` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    pub addr: SocketAddr,
+    pub ranker: ModelName,
+    /// Run the online trainer beside the server.
+    pub online_learning: bool,
+}
+
 pub fn run(
     common: &crate::Common,
-    addr: SocketAddr,
-    ranker: ModelName,
+    options: &ServeOptions,
     data: Option<&Path>,
     models_dir: Option<&Path>,
 ) -> Result<()> {
+    let (addr, ranker) = (options.addr, options.ranker);
     let name = ranker.to_possible_value_name();
     let arch = ranking::ctr_arch(ranker).ok_or_else(|| {
         anyhow!("`--ranker {name}` is not a ranking model; use lr, fm, wide-deep, deepfm, dcnv2, din or dien")
@@ -97,6 +107,16 @@ pub fn run(
         recommender = recommender.with_shared_features(start_redis(&workspace, item_categories)?);
     }
     let recommender = Arc::new(recommender);
+    if options.online_learning {
+        let samples = workspace.dir.join("stream").join("samples.jsonl");
+        let trainer = OnlineTrainer::new(
+            samples,
+            recommender.clone(),
+            metrics.clone(),
+            OnlineLearningSettings::default(),
+        );
+        trainer.spawn(online_checkpoint_writer(&workspace, &name));
+    }
     // Events go to the workspace's own log, where the next reload finds them.
     let events =
         Arc::new(EventLog::new(GroupCommitter::start(workspace.store()?, EVENTS_PER_COMMIT)));
@@ -124,6 +144,28 @@ pub fn run(
         let bound = listener.local_addr()?;
         println!("cascade serve: listening on http://{bound}");
         serve(listener, state).await.context("serving HTTP")
+    })
+}
+
+/// Writes the online trainer's copy where `cascade serve --models` can read
+/// it: `<workspace>/online/<ranker>/`, in `cascade train`'s layout.
+fn online_checkpoint_writer(workspace: &Workspace, name: &str) -> Box<CheckpointWriter> {
+    let dir = workspace.dir.join("online").join(name);
+    let (name, fingerprint) = (name.to_owned(), workspace.schema_fingerprint());
+    Box::new(move |model: &CtrModel, fields: &[String]| {
+        let (tables, dense) = model.parts().map_err(|e| e.to_string())?;
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            model: name.clone(),
+            schema_fingerprint: fingerprint.clone(),
+            features: serde_json::json!({ "model": model.config(), "fields": fields }),
+            tables: tables.iter().map(|t| t.config().clone()).collect(),
+            dense: dense.tensors().iter().map(|(n, _)| n.clone()).collect(),
+            metrics: Default::default(),
+            data_range: None,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        checkpoint::save(&dir, &manifest, &tables, dense.tensors()).map_err(|e| e.to_string())
     })
 }
 

@@ -140,8 +140,8 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     assert_ne!(shipped, with_context, "cascade.toml no longer has the [context] example");
     let config = work.path().join("with-context.toml");
     std::fs::write(&config, with_context).unwrap();
-    let server =
-        start_with(&data, &work.path().join("ws"), &["--config".as_ref(), config.as_ref()]);
+    let args = ["--config".as_ref(), config.as_os_str(), "--online-learning".as_ref()];
+    let server = start_with(&data, &work.path().join("ws"), &args);
     let base = server.base.clone();
 
     // A known user: n items, none already consumed, each with its channels.
@@ -257,6 +257,24 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     let trending: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(trending["items"][0]["item_id"], watched.as_str(), "{body}");
     assert_eq!(get(&base, "/v1/trending?n=0").0, 400);
+
+    // Online learning: the click answered an impression of the first
+    // answer, so the trainer learns that sample and publishes its rows
+    // within a round or two (every 5 s).
+    let counter = |text: &str, name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+        line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let (_, metrics) = get(&base, "/metrics");
+        if counter(&metrics, "cascade_online_samples_learned_total") >= 1 {
+            assert!(counter(&metrics, "cascade_online_rows_published_total") > 0, "{metrics}");
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 30, "nothing learned online: {metrics}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // User records: typed by the config, readable, deletable.
     let put = |path: &str, body: &str| {

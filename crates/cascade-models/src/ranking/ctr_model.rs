@@ -155,6 +155,25 @@ pub struct OnlineUpdate {
     pub sparse_step_scale: f32,
 }
 
+/// The rows and tensors an online-updated copy publishes to the serving
+/// copy ([`CtrModel::delta_for`], [`CtrModel::apply_delta`]).
+#[derive(Debug, Clone)]
+pub struct ModelDelta {
+    /// (feature id, row) of the linear table.
+    pub linear: Vec<(u64, Vec<f32>)>,
+    /// (feature id, row) of the embedding table.
+    pub embedding: Vec<(u64, Vec<f32>)>,
+    /// Every dense tensor.
+    pub dense: DenseSnapshot,
+}
+
+impl ModelDelta {
+    /// Sparse rows carried.
+    pub fn rows(&self) -> usize {
+        self.linear.len() + self.embedding.len()
+    }
+}
+
 /// Binary cross-entropy with logits: mean of log(1 + eᶻ) − y·z.
 fn bce_with_logits(logits: &Tensor, labels: &Tensor) -> candle_core::Result<Tensor> {
     let z = logits.clamp(-30f32, 30f32)?;
@@ -314,6 +333,25 @@ impl CtrModel {
         let embedded = self.sparse.embed_frozen(batch, self.head.needs())?;
         let logits: Vec<f32> = self.head.forward(&embedded, self.item_field)?.logits.to_vec1()?;
         Ok(logits.into_iter().map(|z| 1.0 / (1.0 + (-f64::from(z)).exp())).collect())
+    }
+
+    /// What changed since another copy of this model was taken, for the
+    /// ids the updates touched: their sparse rows, and every dense tensor
+    /// (a few thousand floats; the tables are what is large).
+    pub fn delta_for(&self, touched: &[u64]) -> candle_core::Result<ModelDelta> {
+        let [linear, embedding] = self.sparse.rows_of(touched);
+        Ok(ModelDelta { linear, embedding, dense: self.dense.snapshot()? })
+    }
+
+    /// Applies a delta from an updated copy; the serving path is rebuilt
+    /// if this model had one, so it is never stale.
+    pub fn apply_delta(&mut self, delta: &ModelDelta) -> candle_core::Result<()> {
+        self.sparse.set_rows(&delta.linear, &delta.embedding);
+        self.dense.restore(&delta.dense)?;
+        if self.fused.is_some() {
+            self.prepare_for_serving()?;
+        }
+        Ok(())
     }
 
     /// The sparse tables and dense tensors, for a checkpoint.

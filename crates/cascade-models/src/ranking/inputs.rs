@@ -241,6 +241,20 @@ impl SparseInputs {
         self.embedding.set_optimizer(optimizer);
     }
 
+    /// The (linear, embedding) rows of `ids` that have any, for a delta.
+    pub fn rows_of(&self, ids: &[u64]) -> [Vec<(u64, Vec<f32>)>; 2] {
+        let rows = |table: &EmbeddingTable| {
+            ids.iter().filter_map(|&id| Some((id, table.row(id)?.to_vec()))).collect()
+        };
+        [rows(&self.linear), rows(&self.embedding)]
+    }
+
+    /// Overwrites (or adds) the rows a delta carries.
+    pub fn set_rows(&mut self, linear: &[(u64, Vec<f32>)], embedding: &[(u64, Vec<f32>)]) {
+        linear.iter().for_each(|(id, row)| self.linear.set_row(*id, row));
+        embedding.iter().for_each(|(id, row)| self.embedding.set_row(*id, row));
+    }
+
     /// The two tables, for checkpoints.
     pub fn tables(&self) -> [&EmbeddingTable; 2] {
         [&self.linear, &self.embedding]
