@@ -377,6 +377,10 @@ enum BenchCommand {
         /// Seed of the synthetic catalog.
         #[arg(long, default_value_t = 2026)]
         seed: u64,
+        /// Through Redis: a forwarder, a stream worker and the Redis online
+        /// store (CASCADE_REDIS_URL, else a private redis-server).
+        #[arg(long)]
+        redis: bool,
     },
     /// One stream-processor worker applying a synthetic log of sessions
     /// (impressions, then a click) from offset 0: events/s, labelled
@@ -670,11 +674,14 @@ fn main() -> ExitCode {
             max_events_per_commit,
             seed,
         }),
-        Command::Bench { command: BenchCommand::Freshness { probes, background_rate, seed } } => {
+        Command::Bench {
+            command: BenchCommand::Freshness { probes, background_rate, seed, redis },
+        } => {
             commands::bench_freshness::freshness_bench(&commands::bench_freshness::FreshnessBench {
                 probes,
                 background_rate,
                 seed,
+                redis,
             })
         }
         Command::Bench { command: BenchCommand::Stream { log, page } } => {

@@ -10,8 +10,10 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use serde_json::{Value, json};
+
+use cascade_store::online::test_server::RedisForTests;
 
 use crate::commands::bench_ingest::LiveServer;
 use crate::commands::bench_serving::{percentile, synthetic_item_id, synthetic_user_id};
@@ -26,6 +28,9 @@ pub struct FreshnessBench {
     pub background_rate: f64,
     /// Seed of the synthetic catalog.
     pub seed: u64,
+    /// Read features from a Redis online store kept by a stream worker
+    /// (the scale-out path) instead of the server's own stream processor.
+    pub redis: bool,
 }
 
 /// The longest a probe waits for its event to show.
@@ -36,7 +41,14 @@ pub fn freshness_bench(bench: &FreshnessBench) -> Result<()> {
         bail!("--probes must be positive");
     }
     let progress = Progress { quiet: false };
-    let server = LiveServer::start(bench.seed, 10_000, progress)?;
+    let redis = match bench.redis {
+        true => Some(RedisForTests::start().ok_or_else(|| {
+            anyhow!("--redis: no Redis (set CASCADE_REDIS_URL or install redis-server)")
+        })?),
+        false => None,
+    };
+    let server =
+        LiveServer::start(bench.seed, 10_000, redis.as_ref().map(|r| r.url.as_str()), progress)?;
     let users = server.synthetic.histories.len();
     let stop = AtomicBool::new(false);
     let background_events = AtomicU64::new(0);
@@ -94,6 +106,7 @@ pub fn freshness_bench(bench: &FreshnessBench) -> Result<()> {
         "bench": "freshness",
         "probes": bench.probes,
         "what": "a click on the top item, then /v1/recommend until the item is excluded",
+        "features_from": if bench.redis { "redis (forwarder + one stream worker)" } else { "the server's stream processor" },
         "ack_to_visible_ms": summary(ack_to_visible),
         "send_to_visible_ms": summary(send_to_visible),
         "background_rate_offered": bench.background_rate,

@@ -21,13 +21,15 @@ use cascade_serve::metrics::Metrics;
 use cascade_serve::recall::{AnnBackend, AnnSettings};
 use cascade_serve::recommender::{PipelineSettings, Recommender};
 use cascade_serve::synthetic::{CatalogSpec, SyntheticCatalog};
-use cascade_store::{GroupCommitter, Store};
+use cascade_store::online::RedisOnlineStore;
+use cascade_store::{GroupCommitter, RedisEventBus, Store};
 use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
 
 use crate::commands::bench::median;
 use crate::commands::bench_serving::{
     percentile, start_server, synthetic_item_id, synthetic_models, synthetic_user_id,
 };
+use crate::commands::stream_worker::{spawn_forwarder, spawn_worker_thread};
 use crate::progress::Progress;
 
 /// What `cascade bench ingest` measures.
@@ -77,10 +79,14 @@ pub struct LiveServer {
 }
 
 impl LiveServer {
-    /// Builds the catalog's models and starts everything.
+    /// Builds the catalog's models and starts everything. With `redis` (a
+    /// server URL), the recommender reads its features from the Redis online
+    /// store, fed by a forwarder thread and one stream-worker thread, as
+    /// `cascade serve` on Redis with `cascade stream-worker` beside it.
     pub fn start(
         seed: u64,
         max_events_per_commit: usize,
+        redis: Option<&str>,
         progress: Progress,
     ) -> Result<LiveServer> {
         let spinner = progress.spinner("building the serving models the events update");
@@ -101,8 +107,18 @@ impl LiveServer {
         let live = LiveStream::start(processor, checkpoint)?;
         let committer = GroupCommitter::start(store.clone(), max_events_per_commit);
         let metrics = Arc::new(Metrics::default());
-        let recommender = Recommender::new(models, PipelineSettings::default(), metrics.clone())
-            .with_live(live.clone());
+        let mut recommender =
+            Recommender::new(models, PipelineSettings::default(), metrics.clone())
+                .with_live(live.clone());
+        if let Some(url) = redis {
+            let prefix = format!("bench:{}", std::process::id());
+            let bus = RedisEventBus::open(url, &prefix)?;
+            spawn_forwarder(bus, store.clone(), "bench".into(), HashMap::new());
+            spawn_worker_thread(url.to_owned(), prefix.clone(), "bench-worker".into())?;
+            let settings = StreamSettings::default().online();
+            let shared = RedisOnlineStore::open(url, &prefix, settings)?;
+            recommender = recommender.with_shared_features(Arc::new(shared));
+        }
         let state = Arc::new(AppState {
             recommender: Arc::new(recommender),
             metrics,
@@ -122,7 +138,7 @@ pub fn ingest_bench(bench: &IngestBench) -> Result<()> {
         bail!("--events, --batch and --clients must be positive");
     }
     let progress = Progress { quiet: false };
-    let live = LiveServer::start(bench.seed, bench.max_events_per_commit, progress)?;
+    let live = LiveServer::start(bench.seed, bench.max_events_per_commit, None, progress)?;
     let (synthetic, store) = (&live.synthetic, &live.store);
     let url = format!("{}/v1/events", live.base);
 

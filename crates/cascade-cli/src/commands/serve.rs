@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -30,6 +29,8 @@ use cascade_serve::recall::{
 use cascade_serve::recommender::{Models, PipelineSettings, Recommender};
 use cascade_store::online::{OnlineStore, RedisOnlineStore};
 use cascade_store::{EntityKind, GroupCommitter, RedisEventBus};
+
+use crate::commands::stream_worker::spawn_forwarder;
 use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
 
 use crate::ModelName;
@@ -48,12 +49,6 @@ const EVENTS_PER_COMMIT: usize = 10_000;
 /// A consumption this much older than the newest one counts half in
 /// `recall/popular`, `recall/category_popular` and popularity dampening.
 const POPULARITY_HALF_LIFE_DAYS: f64 = 30.0;
-/// Events per forwarding transaction to the Redis stream.
-const FORWARD_BATCH: usize = 1_000;
-/// How often an idle forwarder looks for new events in the log.
-const FORWARD_IDLE_POLL: Duration = Duration::from_millis(20);
-/// How long a forwarder waits after Redis failed before trying again.
-const FORWARD_RETRY: Duration = Duration::from_secs(1);
 
 /// How `cascade serve` runs.
 #[derive(Debug, Clone, Copy)]
@@ -215,28 +210,8 @@ fn start_redis(
     let settings = StreamSettings::default().online();
     let store = RedisOnlineStore::open(&online.redis_url, &online.key_prefix, settings)?;
     let bus = RedisEventBus::open(&online.redis_url, &online.key_prefix)?;
-    let log = workspace.store()?;
-    let node = workspace.node_id()?;
     eprintln!("cascade serve: forwarding events to Redis stream {}", bus.stream());
-    std::thread::spawn(move || {
-        let lookup = |item: &str| item_categories.get(item).cloned().unwrap_or_default();
-        let mut failing = false;
-        loop {
-            // The forwarded offset lives in Redis with the entries, so a
-            // failure or a restart resumes where the stream ends.
-            match bus.forward_from_log(&log, &node, FORWARD_BATCH, &lookup) {
-                Ok(0) => std::thread::sleep(FORWARD_IDLE_POLL),
-                Ok(_) => failing = false,
-                Err(e) => {
-                    if !failing {
-                        eprintln!("cascade serve: forwarding events to Redis: {e}; retrying");
-                    }
-                    failing = true;
-                    std::thread::sleep(FORWARD_RETRY);
-                }
-            }
-        }
-    });
+    spawn_forwarder(bus, workspace.store()?, workspace.node_id()?, item_categories);
     Ok(Arc::new(store))
 }
 

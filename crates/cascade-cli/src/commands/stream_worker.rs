@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 
 use cascade_core::config::OnlineBackend;
-use cascade_store::RedisEventBus;
 use cascade_store::online::RedisOnlineStore;
+use cascade_store::{RedisEventBus, Store};
 use cascade_stream::{BusWorker, StreamSettings};
 
 use crate::Common;
@@ -101,6 +101,59 @@ pub fn run_forwarder(common: &Common, follow: bool) -> Result<()> {
     }
     spinner.finish_and_clear();
     println!("{}", serde_json::json!({ "forwarded": forwarded, "stream": bus.stream() }));
+    Ok(())
+}
+
+/// Events per forwarding transaction of a server's forwarder thread.
+const FORWARD_BATCH: usize = 1_000;
+/// How often an idle forwarder thread looks for new events in the log.
+const FORWARD_IDLE_POLL: Duration = Duration::from_millis(20);
+/// How long a forwarder thread waits after Redis failed before trying again.
+const FORWARD_RETRY: Duration = Duration::from_secs(1);
+
+/// A thread that forwards `log` (the server's, named `node`) into the
+/// Redis stream for as long as the process runs. The forwarded offset lives
+/// in Redis with the entries, so a failure or a restart resumes where the
+/// stream ends; failures are reported once and retried.
+pub fn spawn_forwarder(
+    bus: RedisEventBus,
+    log: Store,
+    node: String,
+    item_categories: HashMap<String, Vec<String>>,
+) {
+    std::thread::spawn(move || {
+        let lookup = |item: &str| item_categories.get(item).cloned().unwrap_or_default();
+        let mut failing = false;
+        loop {
+            match bus.forward_from_log(&log, &node, FORWARD_BATCH, &lookup) {
+                Ok(0) => std::thread::sleep(FORWARD_IDLE_POLL),
+                Ok(_) => failing = false,
+                Err(e) => {
+                    if !failing {
+                        eprintln!("forwarding events to Redis: {e}; retrying");
+                    }
+                    failing = true;
+                    std::thread::sleep(FORWARD_RETRY);
+                }
+            }
+        }
+    });
+}
+
+/// A stream worker on a thread of its own, for as long as the process runs
+/// (benchmarks that need the whole Redis path in one process).
+pub fn spawn_worker_thread(url: String, prefix: String, consumer: String) -> Result<()> {
+    let bus = RedisEventBus::open(&url, &prefix)?;
+    let store = RedisOnlineStore::open(&url, &prefix, StreamSettings::default().online())?;
+    std::thread::spawn(move || {
+        let mut worker = BusWorker::new(&bus, &store, &consumer, 5_000);
+        loop {
+            if let Err(e) = worker.step(1_000, IDLE_WAIT.as_millis() as u64) {
+                eprintln!("stream worker {consumer}: {e}; retrying");
+                std::thread::sleep(FORWARD_RETRY);
+            }
+        }
+    });
     Ok(())
 }
 
