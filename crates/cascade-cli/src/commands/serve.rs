@@ -415,3 +415,53 @@ fn assemble(
     let item_cf = ItemCfRecall::fit(&consumed);
     Models::new(version, catalog, ann, item_cf, counts, Some(Box::new(ranker)))
 }
+
+#[cfg(test)]
+mod tests {
+    use cascade_core::Config;
+    use cascade_eval::protocols::CtrExample;
+    use cascade_models::random::SeededRng;
+    use cascade_models::ranking::{CtrFeatures, OnlineUpdate};
+
+    use super::*;
+
+    /// What the online trainer checkpoints loads the way `cascade serve
+    /// --models` loads `cascade train`'s checkpoints, and scores the same.
+    #[test]
+    fn the_online_checkpoint_loads_like_a_trained_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = Workspace::at(dir.path().to_owned(), Config::embedded_default(), true);
+        let mut config = CtrModelConfig::default_for(CtrArch::DeepFm);
+        config.dim = 4;
+        let mut model = CtrModel::new(&config, 2, 1).unwrap();
+        let example =
+            |n: u64| CtrFeatures { fields: vec![vec![n % 5], vec![100 + n % 7]], history: vec![] };
+        let examples: Vec<CtrExample<CtrFeatures>> = (0..60)
+            .map(|n| CtrExample { user: 0, label: n % 3 == 0, features: example(n) })
+            .collect();
+        let update = OnlineUpdate { batch_size: 10, dense_lr: 1e-3, sparse_step_scale: 1.0 };
+        model.update(&examples, update, &mut SeededRng::new(1)).unwrap();
+
+        let fields = ["user_id".to_owned(), "item_id".to_owned()];
+        online_checkpoint_writer(&workspace, "deepfm")(&model, &fields).unwrap();
+        let saved = checkpoint::load(
+            &dir.path().join("online").join("deepfm"),
+            "deepfm",
+            &workspace.schema_fingerprint(),
+        )
+        .unwrap();
+        let loaded_config: CtrModelConfig =
+            serde_json::from_value(saved.manifest.features["model"].clone()).unwrap();
+        assert_eq!(saved.manifest.features["fields"], serde_json::json!(fields));
+        let [linear, embedding]: [EmbeddingTable; 2] = saved.tables.try_into().unwrap();
+        let loaded =
+            CtrModel::from_parts(&loaded_config, 2, 1, linear, embedding, &saved.dense).unwrap();
+        let probe: Vec<CtrFeatures> = (0..10).map(example).collect();
+        let refs: Vec<&CtrFeatures> = probe.iter().collect();
+        let (want, got) = (model.score(&refs).unwrap(), loaded.score(&refs).unwrap());
+        for (w, g) in want.iter().zip(&got) {
+            assert!((w - g).abs() < 1e-6, "{w} vs {g}");
+        }
+        assert!(want.iter().any(|&p| (p - want[0]).abs() > 1e-4), "the probe scores vary");
+    }
+}
