@@ -17,7 +17,7 @@ mod store;
 pub use event_key::EventKey;
 pub use group_commit::{GroupCommitter, Overloaded};
 pub use recent_keys::RECENT_KEYS_CAPACITY;
-pub use redis_bus::{BusEntry, ForwardError, RedisEventBus};
+pub use redis_bus::{BusEntry, ForwardError, Forwarded, RedisEventBus};
 pub use store::{
     AppendStatus, CommitDurability, EntityKind, KeyedEvent, LogEntry, Store, StoreError,
 };

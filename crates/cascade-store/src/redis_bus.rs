@@ -122,19 +122,28 @@ impl RedisEventBus {
     /// moment resumes where the stream ends, and a retried call whose first
     /// attempt did land finds the offset moved and sends nothing. Returns
     /// how many it sent.
+    ///
+    /// While the group has `max_unread` entries or more still unread, it
+    /// sends nothing (`Throttled`): the events wait, durable, in the
+    /// server's log rather than in Redis' memory.
     pub fn forward_from_log(
         &self,
         log: &Store,
         source: &str,
         limit: usize,
+        max_unread: u64,
         categories: &dyn Fn(&str) -> Vec<String>,
-    ) -> Result<usize, ForwardError> {
+    ) -> Result<Forwarded, ForwardError> {
         let offset_key = format!("{}:forwarded:{source}", self.stream);
         let offset: Option<u64> =
             self.connection.with(|c| redis::cmd("GET").arg(&offset_key).query(c))?;
         let offset = offset.unwrap_or(0);
         let page = log.events_page(offset, limit)?;
-        let Some(last) = page.last() else { return Ok(0) };
+        let Some(last) = page.last() else { return Ok(Forwarded::CaughtUp) };
+        let unread = self.unread()?;
+        if unread >= max_unread {
+            return Ok(Forwarded::Throttled { unread });
+        }
         let mut forward = redis::cmd("EVALSHA");
         forward.arg(self.forward_script.get_hash()).arg(2).arg(&self.stream).arg(&offset_key);
         forward.arg(offset).arg(last.seq + 1);
@@ -149,7 +158,7 @@ impl RedisEventBus {
             }
             other => other,
         })?;
-        Ok(sent.max(0) as usize)
+        Ok(Forwarded::Sent(sent.max(0) as usize))
     }
 
     /// Up to `count` entries no consumer of the group has read yet, now
@@ -302,6 +311,21 @@ fn decode(entry: StreamId) -> BusEntry {
     BusEntry { id: entry.id, event }
 }
 
+/// What one call of [`RedisEventBus::forward_from_log`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarded {
+    /// Sent this many events (0 when another forwarder of the same source
+    /// sent the page first).
+    Sent(usize),
+    /// The stream has every event of the log.
+    CaughtUp,
+    /// The workers are this many entries behind, at or past the bound.
+    Throttled {
+        /// Entries of the group not read yet.
+        unread: u64,
+    },
+}
+
 /// Forwarding from the embedded log failed on one side or the other.
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
@@ -349,9 +373,10 @@ mod tests {
                         let bus = RedisEventBus::open(&server.url, &prefix).unwrap();
                         let mut sent = 0;
                         loop {
-                            match bus.forward_from_log(&log, "node-a", 100, &categories).unwrap() {
-                                0 if bus.length().unwrap() >= 2_500 => return sent,
-                                n => sent += n,
+                            match bus.forward_from_log(&log, "node-a", 100, u64::MAX, &categories) {
+                                Ok(Forwarded::Sent(n)) => sent += n,
+                                Ok(Forwarded::CaughtUp) => return sent,
+                                other => panic!("{other:?}"),
                             }
                         }
                     })
@@ -362,8 +387,11 @@ mod tests {
         let bus = RedisEventBus::open(&server.url, &prefix).unwrap();
         assert_eq!((sent, bus.length().unwrap()), (2_500, 2_500), "each event once");
 
-        // Another server's log has its own offset.
-        assert_eq!(bus.forward_from_log(&log, "node-b", 10_000, &categories).unwrap(), 2_500);
+        // Another server's log has its own offset; past the bound on unread
+        // entries it waits.
+        let forward = |bound| bus.forward_from_log(&log, "node-b", 1_000, bound, &categories);
+        assert_eq!(forward(2_500).unwrap(), Forwarded::Throttled { unread: 2_500 });
+        assert_eq!(forward(u64::MAX).unwrap(), Forwarded::Sent(1_000));
         let entries = bus.read_new("reader", 3, 0).unwrap();
         let (event, names) = entries[0].event.clone().unwrap();
         assert_eq!((event.item.as_str(), names), ("i0", vec!["c-i0".to_owned()]));

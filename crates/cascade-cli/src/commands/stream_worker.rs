@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 
 use cascade_core::config::OnlineBackend;
 use cascade_store::online::RedisOnlineStore;
-use cascade_store::{RedisEventBus, Store};
+use cascade_store::{Forwarded, RedisEventBus, Store};
 use cascade_stream::{BusWorker, StreamSettings};
 
 use crate::Common;
@@ -89,15 +89,17 @@ pub fn run_forwarder(common: &Common, follow: bool) -> Result<()> {
     let spinner = Progress { quiet: false }.spinner("forwarding events");
     let mut forwarded = 0u64;
     loop {
-        let sent = bus.forward_from_log(&log, &node, BATCH, &lookup)?;
-        forwarded += sent as u64;
-        spinner.set_message(format!("forwarded {forwarded} events to {}", bus.stream()));
-        if sent == 0 {
-            if !follow {
-                break;
+        match bus.forward_from_log(&log, &node, BATCH, MAX_UNREAD, &lookup)? {
+            Forwarded::Sent(sent) => forwarded += sent as u64,
+            Forwarded::CaughtUp if !follow => break,
+            Forwarded::CaughtUp => std::thread::sleep(IDLE_WAIT),
+            Forwarded::Throttled { unread } => {
+                spinner.set_message(format!("waiting: the workers are {unread} behind"));
+                std::thread::sleep(FORWARD_RETRY);
+                continue;
             }
-            std::thread::sleep(IDLE_WAIT);
         }
+        spinner.set_message(format!("forwarded {forwarded} events to {}", bus.stream()));
     }
     spinner.finish_and_clear();
     println!("{}", serde_json::json!({ "forwarded": forwarded, "stream": bus.stream() }));
@@ -108,8 +110,12 @@ pub fn run_forwarder(common: &Common, follow: bool) -> Result<()> {
 const FORWARD_BATCH: usize = 1_000;
 /// How often an idle forwarder thread looks for new events in the log.
 const FORWARD_IDLE_POLL: Duration = Duration::from_millis(20);
-/// How long a forwarder thread waits after Redis failed before trying again.
+/// How long a forwarder thread waits after Redis failed, or while the
+/// workers are too far behind, before trying again.
 const FORWARD_RETRY: Duration = Duration::from_secs(1);
+/// Entries the workers may leave unread before forwarders wait: ~93 MB of
+/// Redis memory (docs/scaling.md); the rest waits in the servers' logs.
+pub const MAX_UNREAD: u64 = 1_000_000;
 
 /// A thread that forwards `log` (the server's, named `node`) into the
 /// Redis stream for as long as the process runs. The forwarded offset lives
@@ -123,16 +129,26 @@ pub fn spawn_forwarder(
 ) {
     std::thread::spawn(move || {
         let lookup = |item: &str| item_categories.get(item).cloned().unwrap_or_default();
-        let mut failing = false;
+        // Say so once when forwarding starts failing or waiting, not every second.
+        let mut stalled = false;
         loop {
-            match bus.forward_from_log(&log, &node, FORWARD_BATCH, &lookup) {
-                Ok(0) => std::thread::sleep(FORWARD_IDLE_POLL),
-                Ok(_) => failing = false,
+            match bus.forward_from_log(&log, &node, FORWARD_BATCH, MAX_UNREAD, &lookup) {
+                Ok(Forwarded::CaughtUp) => std::thread::sleep(FORWARD_IDLE_POLL),
+                Ok(Forwarded::Sent(_)) => stalled = false,
+                Ok(Forwarded::Throttled { unread }) => {
+                    if !stalled {
+                        eprintln!(
+                            "forwarding events to Redis: the workers are {unread} behind; waiting"
+                        );
+                    }
+                    stalled = true;
+                    std::thread::sleep(FORWARD_RETRY);
+                }
                 Err(e) => {
-                    if !failing {
+                    if !stalled {
                         eprintln!("forwarding events to Redis: {e}; retrying");
                     }
-                    failing = true;
+                    stalled = true;
                     std::thread::sleep(FORWARD_RETRY);
                 }
             }
