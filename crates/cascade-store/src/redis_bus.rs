@@ -88,7 +88,9 @@ impl RedisEventBus {
     }
 
     /// Appends `events` with their items' categories, in order; returns
-    /// their entry ids.
+    /// their entry ids. At least once: should the connection drop after
+    /// the server appended, the retry appends again. Servers forward with
+    /// [`RedisEventBus::forward_from_log`], which is exactly once.
     pub fn publish(
         &self,
         events: &[Event],

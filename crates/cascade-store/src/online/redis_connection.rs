@@ -37,8 +37,9 @@ impl RedisConnection {
 
     /// Runs `body` on the connection. After an I/O error (the server
     /// restarted, a proxy cut the link) it reconnects and runs `body` once
-    /// more; every caller's body is safe to repeat, as updates are
-    /// idempotent by id.
+    /// more, so `body` must be safe to repeat: reads are; feature updates
+    /// and forwarding are idempotent by their scripts' checks; a plain
+    /// `XADD` is not (see `RedisEventBus::publish`).
     pub fn with<T>(
         &self,
         mut body: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
