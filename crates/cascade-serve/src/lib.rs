@@ -23,5 +23,6 @@ pub mod rank;
 pub mod realtime;
 pub mod recall;
 pub mod recommender;
+pub mod request;
 pub mod rerank;
 pub mod synthetic;

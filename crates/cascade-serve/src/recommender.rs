@@ -3,13 +3,11 @@
 //! histories) and the set of hidden items outlive model swaps.
 
 use std::collections::HashMap;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
-
-use serde::{Deserialize, Serialize};
 
 use cascade_core::ids::feature_id;
 use cascade_core::timestamp::now_ms;
@@ -28,6 +26,10 @@ use crate::recall::{
     RecallContext, TrendingRecall, merge,
 };
 use crate::rerank::{Adjustments, adjust, mmr, pin};
+
+pub use crate::request::{
+    Filters, PinRule, RecommendRequest, RecommendResponse, RequestError, ScoredItem,
+};
 
 /// Everything built from the data, swapped as one: the catalog (its dense
 /// indices) and the models that use those indices cannot change apart.
@@ -153,113 +155,6 @@ impl Default for PipelineSettings {
             exposure_window: Duration::from_secs(3600),
         }
     }
-}
-
-/// `POST /v1/recommend`.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RecommendRequest {
-    /// The user's external id; unknown users get popular items.
-    pub user_id: String,
-    /// Request-time context: values of the features the config's
-    /// `[context]` declares (e.g. `{"hour_of_day": 21}`); the server's clock
-    /// supplies declared ones left out, and undeclared keys are ignored.
-    #[serde(default)]
-    pub context: BTreeMap<String, serde_json::Value>,
-    /// How many items, 1..=1000 (default 10).
-    pub n: Option<usize>,
-    /// External item ids never to return.
-    #[serde(default)]
-    pub exclude: Vec<String>,
-    /// Items to place at fixed 0-based positions.
-    #[serde(default)]
-    pub pin: Vec<PinRule>,
-    /// Category rules.
-    #[serde(default)]
-    pub filters: Filters,
-}
-
-/// Category rules of a request; names as the item data spells them.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Filters {
-    /// Only items in at least one of these (empty: any).
-    #[serde(default)]
-    pub categories: Vec<String>,
-    /// Never items in any of these.
-    #[serde(default)]
-    pub exclude_categories: Vec<String>,
-}
-
-/// Put `item_id` at `position`.
-#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PinRule {
-    /// External item id.
-    pub item_id: String,
-    /// 0-based position.
-    pub position: usize,
-}
-
-/// One recommended item.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct ScoredItem {
-    /// External item id.
-    pub item_id: String,
-    /// The ranker's score (or the recall score where nothing ranked it);
-    /// absent for a pinned item no model scored.
-    pub score: Option<f32>,
-    /// 1-based position.
-    pub rank: usize,
-    /// Channels that proposed it (`rule/pin` for a pinned item).
-    pub sources: Vec<String>,
-}
-
-/// The answer to a recommendation request.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct RecommendResponse {
-    /// Unique, also across restarts.
-    pub request_id: String,
-    /// The experiment variant the user was assigned.
-    pub variant: String,
-    /// Which models answered.
-    pub model_version: String,
-    /// The ranker's name, if one scored the candidates.
-    pub ranker: Option<String>,
-    /// Best first.
-    pub items: Vec<ScoredItem>,
-}
-
-/// A request the server refuses, with the HTTP status it maps to.
-#[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// 400.
-    #[error("{0}")]
-    BadRequest(String),
-    /// 404.
-    #[error("{0}")]
-    NotFound(String),
-    /// 503: the server cannot take it now (e.g. the event log failed).
-    #[error("{0}")]
-    Unavailable(String),
-    /// 503 with `Retry-After`: the server is behind and sheds load rather
-    /// than queue without limit; the client should retry after that long.
-    #[error("{message}")]
-    Overloaded {
-        /// What is behind, and by how much.
-        message: String,
-        /// Seconds the client should wait before retrying.
-        retry_after_s: u64,
-    },
-    /// 429 with `Retry-After`: accepting more now would let a backlog grow
-    /// (the stream processor is behind the log).
-    #[error("{message}")]
-    TooManyRequests {
-        /// What is behind, and by how much.
-        message: String,
-        /// Seconds the client should wait before retrying.
-        retry_after_s: u64,
-    },
 }
 
 /// The online recommender. State that outlives a model swap (hidden items,
@@ -623,6 +518,8 @@ fn check_n(n: usize) -> Result<(), RequestError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::catalog::ItemFacts;
     use crate::exposure::EXPOSURE_SWEEP_EVERY;

@@ -1,0 +1,113 @@
+//! The recommendation API's request and response types, and the errors a
+//! request can meet with the HTTP status each maps to.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/recommend`.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecommendRequest {
+    /// The user's external id; unknown users get popular items.
+    pub user_id: String,
+    /// Request-time context: values of the features the config's
+    /// `[context]` declares (e.g. `{"hour_of_day": 21}`); the server's clock
+    /// supplies declared ones left out, and undeclared keys are ignored.
+    #[serde(default)]
+    pub context: BTreeMap<String, serde_json::Value>,
+    /// How many items, 1..=1000 (default 10).
+    pub n: Option<usize>,
+    /// External item ids never to return.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Items to place at fixed 0-based positions.
+    #[serde(default)]
+    pub pin: Vec<PinRule>,
+    /// Category rules.
+    #[serde(default)]
+    pub filters: Filters,
+}
+
+/// Category rules of a request; names as the item data spells them.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Filters {
+    /// Only items in at least one of these (empty: any).
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Never items in any of these.
+    #[serde(default)]
+    pub exclude_categories: Vec<String>,
+}
+
+/// Put `item_id` at `position`.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinRule {
+    /// External item id.
+    pub item_id: String,
+    /// 0-based position.
+    pub position: usize,
+}
+
+/// One recommended item.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ScoredItem {
+    /// External item id.
+    pub item_id: String,
+    /// The ranker's score (or the recall score where nothing ranked it);
+    /// absent for a pinned item no model scored.
+    pub score: Option<f32>,
+    /// 1-based position.
+    pub rank: usize,
+    /// Channels that proposed it (`rule/pin` for a pinned item).
+    pub sources: Vec<String>,
+}
+
+/// The answer to a recommendation request.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RecommendResponse {
+    /// Unique, also across restarts.
+    pub request_id: String,
+    /// The experiment variant the user was assigned.
+    pub variant: String,
+    /// Which models answered.
+    pub model_version: String,
+    /// The ranker's name, if one scored the candidates.
+    pub ranker: Option<String>,
+    /// Best first.
+    pub items: Vec<ScoredItem>,
+}
+
+/// A request the server refuses, with the HTTP status it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 503: the server cannot take it now (e.g. the event log failed).
+    #[error("{0}")]
+    Unavailable(String),
+    /// 503 with `Retry-After`: the server is behind and sheds load rather
+    /// than queue without limit; the client should retry after that long.
+    #[error("{message}")]
+    Overloaded {
+        /// What is behind, and by how much.
+        message: String,
+        /// Seconds the client should wait before retrying.
+        retry_after_s: u64,
+    },
+    /// 429 with `Retry-After`: accepting more now would let a backlog grow
+    /// (the stream processor is behind the log).
+    #[error("{message}")]
+    TooManyRequests {
+        /// What is behind, and by how much.
+        message: String,
+        /// Seconds the client should wait before retrying.
+        retry_after_s: u64,
+    },
+}
