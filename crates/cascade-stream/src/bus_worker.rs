@@ -10,7 +10,6 @@
 
 use serde::Serialize;
 
-use cascade_core::event::IMPRESSION;
 use cascade_store::online::{FeatureUpdate, OnlineStoreError, RedisOnlineStore};
 use cascade_store::{BusEntry, RedisEventBus};
 
@@ -76,14 +75,9 @@ impl<'a> BusWorker<'a> {
         let mut malformed = Vec::new();
         for BusEntry { id, event } in &entries {
             match event {
-                Ok((event, categories)) => updates.push(FeatureUpdate {
-                    id: id.clone(),
-                    user: event.user.clone(),
-                    item: event.item.clone(),
-                    impression: event.event_type == IMPRESSION,
-                    ts_ms: event.ts_ms,
-                    categories: categories.clone(),
-                }),
+                Ok((event, categories)) => {
+                    updates.push(FeatureUpdate::from_event(id.clone(), event, categories.clone()))
+                }
                 Err(why) => {
                     eprintln!("stream worker {consumer}: skipping {why}");
                     malformed.push(id.clone());
@@ -114,6 +108,7 @@ impl<'a> BusWorker<'a> {
 #[cfg(test)]
 mod tests {
     use cascade_core::Event;
+    use cascade_core::event::IMPRESSION;
     use cascade_store::online::test_server::RedisForTests;
     use cascade_store::online::{OnlineStore, RedisOnlineStore, Tally, conformance};
 
@@ -143,19 +138,12 @@ mod tests {
         let lost = bus.read_new("dead", 100, 0).unwrap();
         assert_eq!(lost.len(), 100);
         // Another claims 50 of them, applies (and so acks) 30, and dies.
-        let mut taken = bus.claim_stale("half", 0, 50).unwrap();
+        let taken = bus.claim_stale("half", 0, 50).unwrap();
         let updates: Vec<FeatureUpdate> = taken
-            .drain(..)
+            .into_iter()
             .map(|e| {
                 let (event, categories) = e.event.unwrap();
-                FeatureUpdate {
-                    id: e.id,
-                    user: event.user,
-                    item: event.item,
-                    impression: event.event_type == IMPRESSION,
-                    ts_ms: event.ts_ms,
-                    categories,
-                }
+                FeatureUpdate::from_event(e.id, &event, categories)
             })
             .collect();
         store.apply_acking(&updates[..30], bus.stream(), bus.group()).unwrap();

@@ -130,6 +130,21 @@ pub struct FeatureUpdate {
     pub categories: Vec<String>,
 }
 
+impl FeatureUpdate {
+    /// The updates of `event`, named `id`; impressions by the event type
+    /// every part of Cascade uses for them.
+    pub fn from_event(id: String, event: &cascade_core::Event, categories: Vec<String>) -> Self {
+        FeatureUpdate {
+            id,
+            user: event.user.clone(),
+            item: event.item.clone(),
+            impression: event.event_type == cascade_core::event::IMPRESSION,
+            ts_ms: event.ts_ms,
+            categories,
+        }
+    }
+}
+
 /// Why an online store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OnlineStoreError {
