@@ -17,9 +17,10 @@ const HISTORIES: TableDefinition<&str, &[u8]> = TableDefinition::new("online_his
 /// (window index, item, bucket start) → (impressions, interactions).
 const ITEM_BUCKETS: TableDefinition<(u32, &str, i64), (u64, u64)> =
     TableDefinition::new("online_item_buckets");
-/// "all" → (impressions, interactions) ever; "watermark" → (latest event
-/// time as u64 bits of i64, 0).
+/// "all" → (impressions, interactions) ever.
 const GLOBAL: TableDefinition<&str, (u64, u64)> = TableDefinition::new("online_global");
+/// "latest" → the latest event time applied.
+const WATERMARK: TableDefinition<&str, i64> = TableDefinition::new("online_watermark");
 /// (user, category) → (score, as of ms).
 const AFFINITIES: TableDefinition<(&str, &str), (f64, i64)> =
     TableDefinition::new("online_affinities");
@@ -52,6 +53,7 @@ impl EmbeddedOnlineStore {
             txn.open_table(HISTORIES).map_err(|e| fail(&e))?;
             txn.open_table(ITEM_BUCKETS).map_err(|e| fail(&e))?;
             txn.open_table(GLOBAL).map_err(|e| fail(&e))?;
+            txn.open_table(WATERMARK).map_err(|e| fail(&e))?;
             txn.open_table(AFFINITIES).map_err(|e| fail(&e))?;
             txn.open_table(TRENDING).map_err(|e| fail(&e))?;
             txn.open_table(APPLIED).map_err(|e| fail(&e))?;
@@ -82,9 +84,10 @@ impl EmbeddedOnlineStore {
         let mut global = txn.open_table(GLOBAL).map_err(|e| self.fail(e))?;
         let all = global.get("all").map_err(|e| self.fail(e))?.map_or((0, 0), |v| v.value());
         global.insert("all", count(all)).map_err(|e| self.fail(e))?;
-        let watermark = global.get("watermark").map_err(|e| self.fail(e))?.map(|v| v.value().0);
-        if watermark.is_none_or(|w| (w as i64) < update.ts_ms) {
-            global.insert("watermark", (update.ts_ms as u64, 0)).map_err(|e| self.fail(e))?;
+        let mut watermark = txn.open_table(WATERMARK).map_err(|e| self.fail(e))?;
+        let latest = watermark.get("latest").map_err(|e| self.fail(e))?.map(|v| v.value());
+        if latest.is_none_or(|w| w < update.ts_ms) {
+            watermark.insert("latest", update.ts_ms).map_err(|e| self.fail(e))?;
         }
         let mut buckets = txn.open_table(ITEM_BUCKETS).map_err(|e| self.fail(e))?;
         for w in 0..self.settings.windows.len() {
@@ -191,9 +194,9 @@ impl OnlineStore for EmbeddedOnlineStore {
 
     fn watermark_ms(&self) -> Result<Option<i64>, OnlineStoreError> {
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
-        let table = txn.open_table(GLOBAL).map_err(|e| self.fail(e))?;
-        let watermark = table.get("watermark").map_err(|e| self.fail(e))?;
-        Ok(watermark.map(|v| v.value().0 as i64))
+        let table = txn.open_table(WATERMARK).map_err(|e| self.fail(e))?;
+        let latest = table.get("latest").map_err(|e| self.fail(e))?;
+        Ok(latest.map(|v| v.value()))
     }
 
     fn item_tallies(&self, item: &str, now_ms: i64) -> Result<Vec<Tally>, OnlineStoreError> {
