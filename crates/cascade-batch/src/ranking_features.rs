@@ -25,6 +25,8 @@ pub struct FieldEncoder {
     user_fields: Vec<EntityFields>,
     item_fields: Vec<EntityFields>,
     context: Vec<(String, ContextDerivation)>,
+    /// How an item record the encoder was not built with is encoded.
+    item_schema: TableSchema,
 }
 
 fn encode_value(name: &str, feature_type: FeatureType, value: &FeatureValue) -> Vec<u64> {
@@ -45,45 +47,64 @@ fn encode_value(name: &str, feature_type: FeatureType, value: &FeatureValue) -> 
     }
 }
 
-fn encode_table(
-    store: &Store,
-    kind: EntityKind,
-    config: &Config,
-    table: &TableConfig,
-    index: &IdIndex,
-    id_field: &str,
-) -> Result<(Vec<String>, Vec<EntityFields>), StoreError> {
-    // A feature that shares ids with another is hashed in that one's
-    // namespace; the id columns' namespaces are `user_id` / `item_id`.
-    let namespace = |name: &str| -> String {
-        match name {
-            n if n == config.users.id => "user_id".to_owned(),
-            n if n == config.items.id => "item_id".to_owned(),
-            n => n.to_owned(),
-        }
-    };
-    let features: Vec<(&String, String, FeatureType)> = table
-        .features
-        .iter()
-        .filter(|(_, spec)| spec.feature_type != FeatureType::Text)
-        .map(|(name, spec)| (name, namespace(spec.id_namespace(name)), spec.feature_type))
-        .collect();
-    let mut names = vec![id_field.to_owned()];
-    names.extend(features.iter().map(|(name, _, _)| (*name).clone()));
-    let mut rows = Vec::with_capacity(index.len());
-    for id in index.ids() {
-        let record = store.get(kind, id)?.unwrap_or_else(Record::new);
-        let mut fields = vec![vec![feature_id(id_field, id)]];
-        for (name, namespace, feature_type) in &features {
-            fields.push(encode_value(
-                namespace,
-                *feature_type,
-                record.get(*name).unwrap_or(&FeatureValue::Null),
-            ));
-        }
-        rows.push(fields);
+/// How one table's records become fields: the hashed id, then one field
+/// per declared feature (free text left out).
+#[derive(Debug, Clone, Default)]
+struct TableSchema {
+    id_field: String,
+    /// (feature, the namespace its values are hashed in, its type).
+    features: Vec<(String, String, FeatureType)>,
+}
+
+impl TableSchema {
+    fn of(config: &Config, table: &TableConfig, id_field: &str) -> TableSchema {
+        // A feature that shares ids with another is hashed in that one's
+        // namespace; the id columns' namespaces are `user_id` / `item_id`.
+        let namespace = |name: &str| -> String {
+            match name {
+                n if n == config.users.id => "user_id".to_owned(),
+                n if n == config.items.id => "item_id".to_owned(),
+                n => n.to_owned(),
+            }
+        };
+        let features = table
+            .features
+            .iter()
+            .filter(|(_, spec)| spec.feature_type != FeatureType::Text)
+            .map(|(name, spec)| {
+                (name.clone(), namespace(spec.id_namespace(name)), spec.feature_type)
+            })
+            .collect();
+        TableSchema { id_field: id_field.to_owned(), features }
     }
-    Ok((names, rows))
+
+    fn names(&self) -> Vec<String> {
+        let mut names = vec![self.id_field.clone()];
+        names.extend(self.features.iter().map(|(name, _, _)| name.clone()));
+        names
+    }
+
+    fn fields(&self, id: &str, record: &Record) -> EntityFields {
+        let mut fields = vec![vec![feature_id(&self.id_field, id)]];
+        for (name, namespace, feature_type) in &self.features {
+            let value = record.get(name).unwrap_or(&FeatureValue::Null);
+            fields.push(encode_value(namespace, *feature_type, value));
+        }
+        fields
+    }
+
+    fn encode_all(
+        &self,
+        store: &Store,
+        kind: EntityKind,
+        index: &IdIndex,
+    ) -> Result<Vec<EntityFields>, StoreError> {
+        let mut rows = Vec::with_capacity(index.len());
+        for id in index.ids() {
+            rows.push(self.fields(id, &store.get(kind, id)?.unwrap_or_else(Record::new)));
+        }
+        Ok(rows)
+    }
 }
 
 impl FieldEncoder {
@@ -94,15 +115,16 @@ impl FieldEncoder {
         users: &IdIndex,
         items: &IdIndex,
     ) -> Result<FieldEncoder, StoreError> {
-        let (mut field_names, user_fields) =
-            encode_table(store, EntityKind::User, config, &config.users, users, "user_id")?;
-        let (item_names, item_fields) =
-            encode_table(store, EntityKind::Item, config, &config.items, items, "item_id")?;
-        field_names.extend(item_names);
+        let user_schema = TableSchema::of(config, &config.users, "user_id");
+        let item_schema = TableSchema::of(config, &config.items, "item_id");
+        let user_fields = user_schema.encode_all(store, EntityKind::User, users)?;
+        let item_fields = item_schema.encode_all(store, EntityKind::Item, items)?;
+        let mut field_names = user_schema.names();
+        field_names.extend(item_schema.names());
         let context: Vec<(String, ContextDerivation)> =
             config.context.iter().map(|(name, spec)| (name.clone(), spec.derive)).collect();
         field_names.extend(context.iter().map(|(name, _)| name.clone()));
-        Ok(FieldEncoder { field_names, user_fields, item_fields, context })
+        Ok(FieldEncoder { field_names, user_fields, item_fields, context, item_schema })
     }
 
     /// From fields encoded elsewhere (e.g. a synthetic catalog): every user
@@ -115,7 +137,18 @@ impl FieldEncoder {
         item_fields: Vec<EntityFields>,
         context: Vec<(String, ContextDerivation)>,
     ) -> FieldEncoder {
-        FieldEncoder { field_names, user_fields, item_fields, context }
+        let item_schema = TableSchema { id_field: "item_id".into(), features: Vec::new() };
+        FieldEncoder { field_names, user_fields, item_fields, context, item_schema }
+    }
+
+    /// The fields of an item the encoder was not built with (e.g. one
+    /// created through the API since), from its record, as its build would
+    /// have encoded them. An encoder made `from_parts` knows no item
+    /// features: the item's other fields are empty bags.
+    pub fn item_fields_of(&self, id: &str, record: &Record) -> EntityFields {
+        let mut fields = self.item_schema.fields(id, record);
+        fields.resize(self.item_fields.first().map_or(fields.len(), Vec::len), Vec::new());
+        fields
     }
 
     /// The position of the `item_id` field (the first item field).
@@ -173,8 +206,18 @@ impl FieldEncoder {
     /// The fields of one (user, item) example, by dense indices, in the
     /// context given by `context_fields` or `context_at`.
     pub fn encode(&self, user: u32, item: u32, context: &[Vec<u64>]) -> Vec<Vec<u64>> {
+        self.encode_fields(user, &self.item_fields[item as usize], context)
+    }
+
+    /// The fields of one example of a user by dense index and an item by
+    /// its own fields (e.g. `item_fields_of`'s).
+    pub fn encode_fields(
+        &self,
+        user: u32,
+        item: &[Vec<u64>],
+        context: &[Vec<u64>],
+    ) -> Vec<Vec<u64>> {
         let user = &self.user_fields[user as usize];
-        let item = &self.item_fields[item as usize];
         let mut fields = Vec::with_capacity(user.len() + item.len() + context.len());
         fields.extend(user.iter().cloned());
         fields.extend(item.iter().cloned());
@@ -261,5 +304,27 @@ mod tests {
         assert_eq!(an_hour_later[0], wednesday_5am[0]);
         assert_ne!(an_hour_later[1], wednesday_5am[1]);
         assert_eq!(encoder.encode(0, 0, &wednesday_5am).len(), 4);
+    }
+
+    /// An item the encoder was not built with encodes from its record
+    /// exactly as the build encodes a stored one.
+    #[test]
+    fn a_new_items_record_encodes_as_the_build_would() {
+        let config = Config::from_toml_str(Config::default_toml(), "cascade.toml").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let record: Record = [
+            ("genres".to_owned(), FeatureValue::List(vec!["Drama".into(), "War".into()])),
+            ("release_date".to_owned(), FeatureValue::Number(788_918_400_000.0)),
+            ("title".to_owned(), FeatureValue::Text("free text is not a field".into())),
+        ]
+        .into();
+        store.upsert(EntityKind::Item, &[("7".into(), record.clone())]).unwrap();
+        let built =
+            FieldEncoder::new(&store, &config, &IdIndex::new(["1"]), &IdIndex::new(["7"])).unwrap();
+        let without =
+            FieldEncoder::new(&store, &config, &IdIndex::new(["1"]), &IdIndex::new(["8"])).unwrap();
+        assert_eq!(without.item_fields_of("7", &record), built.item_fields()[0]);
+        assert_eq!(built.item_fields()[0][1].len(), 2, "both genres");
     }
 }

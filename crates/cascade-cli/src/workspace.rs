@@ -10,8 +10,9 @@ use cascade_batch::datasets::{MovieLensSource, download_movielens_100k, verify_m
 use cascade_batch::import::{ImportOptions, ImportReport, import_events, import_records};
 use cascade_batch::offline::export;
 use cascade_batch::pipeline::Pipeline;
+use cascade_core::Config;
 use cascade_core::config::FeatureType;
-use cascade_core::{Config, FeatureValue, Record};
+use cascade_serve::catalog::ItemFactsReader;
 use cascade_store::{EntityKind, Store};
 
 use cascade_models::training::Overrides;
@@ -92,6 +93,13 @@ impl Workspace {
     /// The item feature that names its categories: the first
     /// multi-categorical feature, else the first categorical one.
     pub fn category_feature(&self) -> Option<String> {
+        self.item_facts_reader().category_feature
+    }
+
+    /// Where item records keep what serving needs: categories from the
+    /// first multi-categorical feature (else the first categorical one),
+    /// publication times from the first timestamp feature.
+    pub fn item_facts_reader(&self) -> ItemFactsReader {
         let features = &self.config.items.features;
         let first = |wanted: FeatureType| {
             features
@@ -99,7 +107,11 @@ impl Workspace {
                 .find(|(_, spec)| spec.feature_type == wanted)
                 .map(|(name, _)| name.clone())
         };
-        first(FeatureType::MultiCategorical).or_else(|| first(FeatureType::Categorical))
+        ItemFactsReader {
+            category_feature: first(FeatureType::MultiCategorical)
+                .or_else(|| first(FeatureType::Categorical)),
+            time_feature: first(FeatureType::Timestamp),
+        }
     }
 
     /// This workspace's name among the servers forwarding to one Redis
@@ -249,16 +261,6 @@ impl Workspace {
 }
 
 /// One line about an import.
-/// An item record's categories under `feature` (see
-/// [`Workspace::category_feature`]); none when it has no value.
-pub fn category_names(record: &Record, feature: &str) -> Vec<String> {
-    match record.get(feature) {
-        Some(FeatureValue::List(tokens)) => tokens.clone(),
-        Some(FeatureValue::Text(token)) => vec![token.clone()],
-        _ => Vec::new(),
-    }
-}
-
 pub fn describe_import(report: &ImportReport) -> String {
     let mut line = format!(
         "{:>7}: {} rows from {} — {} written, {} already present",

@@ -55,12 +55,17 @@ impl Entities {
 
     /// Replaces the record of `id` with the JSON object `body` (feature →
     /// value); every feature must be declared and typed as declared.
-    /// Returns whether it is new.
-    pub fn put(&self, kind: EntityKind, id: &str, body: &Value) -> Result<bool, RequestError> {
+    /// Returns whether it is new, and the record as stored.
+    pub fn put(
+        &self,
+        kind: EntityKind,
+        id: &str,
+        body: &Value,
+    ) -> Result<(bool, Record), RequestError> {
         let record = parse_record(self.table(kind), body)?;
         let existed = self.store.get(kind, id).map_err(unavailable)?.is_some();
-        self.store.upsert(kind, &[(id.to_owned(), record)]).map_err(unavailable)?;
-        Ok(!existed)
+        self.store.upsert(kind, &[(id.to_owned(), record.clone())]).map_err(unavailable)?;
+        Ok((!existed, record))
     }
 
     /// The record of `id`.
@@ -194,8 +199,8 @@ mod tests {
         let entities = Entities::new(store, config.users.clone(), config.items.clone());
         let movie =
             json!({"title": "New Film (2026)", "genres": ["Drama", "War"], "release_date": 1.7e12});
-        assert!(entities.put(EntityKind::Item, "5000", &movie).unwrap(), "new");
-        assert!(!entities.put(EntityKind::Item, "5000", &movie).unwrap(), "replaced");
+        assert!(entities.put(EntityKind::Item, "5000", &movie).unwrap().0, "new");
+        assert!(!entities.put(EntityKind::Item, "5000", &movie).unwrap().0, "replaced");
         let back = entities.get(EntityKind::Item, "5000").unwrap();
         assert_eq!(back["genres"], FeatureValue::List(vec!["Drama".into(), "War".into()]));
         for (body, expected) in [

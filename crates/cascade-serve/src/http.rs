@@ -302,7 +302,17 @@ async fn put_record(state: &AppState, kind: EntityKind, id: String, body: Bytes)
         Ok(value) => value,
         Err(e) => return e.into_response(),
     };
-    match with_records(state, move |e| e.put(kind, &id, &value)).await {
+    let recommender = state.recommender.clone();
+    let put = move |e: &Entities| {
+        let (new, record) = e.put(kind, &id, &value)?;
+        if kind == EntityKind::Item {
+            // Recommendable from this answer on; the record is durable
+            // either way, and the next model build takes it in.
+            recommender.add_item(&id, &record);
+        }
+        Ok(new)
+    };
+    match with_records(state, put).await {
         Ok(true) => StatusCode::CREATED.into_response(),
         Ok(false) => StatusCode::NO_CONTENT.into_response(),
         Err(response) => response,

@@ -17,6 +17,7 @@ pub mod events;
 pub mod exposure;
 pub mod http;
 pub mod metrics;
+pub mod models;
 pub mod online_learning;
 pub mod openapi;
 pub mod rank;
@@ -25,4 +26,7 @@ pub mod recall;
 pub mod recommender;
 pub mod request;
 pub mod rerank;
+pub mod retrieval_learning;
 pub mod synthetic;
+#[cfg(test)]
+mod test_fixture;

@@ -96,6 +96,21 @@ impl Metrics {
         registry.add("cascade_online_rows_published_total", String::new(), rows as u64);
     }
 
+    /// One round of retrieval learning: interactions learned and skipped,
+    /// user and added-item vectors moved.
+    pub fn retrieval_round(&self, learned: usize, skipped: usize, users: usize, items: usize) {
+        let mut registry = self.registry();
+        registry.add("cascade_retrieval_interactions_learned_total", String::new(), learned as u64);
+        registry.add("cascade_retrieval_interactions_skipped_total", String::new(), skipped as u64);
+        registry.add("cascade_retrieval_user_vectors_moved_total", String::new(), users as u64);
+        registry.add("cascade_retrieval_item_vectors_moved_total", String::new(), items as u64);
+    }
+
+    /// An item created through the API joined the serving models.
+    pub fn item_added(&self) {
+        self.registry().add("cascade_items_added_total", String::new(), 1);
+    }
+
     /// Each pipeline stage's (count, total seconds) so far, by stage name:
     /// benchmarks difference two readings to get the mean of a window.
     pub fn stage_totals(&self) -> BTreeMap<String, (u64, f64)> {

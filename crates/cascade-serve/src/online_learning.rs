@@ -135,7 +135,7 @@ impl OnlineTrainer {
         let mut examples: Vec<CtrExample<CtrFeatures>> = Vec::with_capacity(samples.len());
         let mut skipped = 0;
         for sample in &samples {
-            let known = catalog.users.index(&sample.user).zip(catalog.items.index(&sample.item));
+            let known = catalog.users.index(&sample.user).zip(catalog.item_index(&sample.item));
             let encoded = known.and_then(|(user, item)| {
                 let history = &catalog.histories[user as usize];
                 Some((user, ranker.encode(user, history, item, sample.shown_ms)?))

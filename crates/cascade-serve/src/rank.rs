@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::RwLock;
 
 use cascade_batch::ranking_features::FieldEncoder;
+use cascade_core::Record;
 use cascade_models::ranking::{CtrFeatures, CtrModel, ModelDelta};
 
 /// The moment a request is for: the request's `context` map, and the
@@ -40,7 +41,16 @@ pub trait Ranker: Send + Sync {
     fn as_ctr(&self) -> Option<&CtrRanker> {
         None
     }
+
+    /// Learns the features of item `item`, added to the catalog after the
+    /// build (the next index, or one added before whose record changed).
+    /// Until then, and for rankers that read no item features, an added
+    /// item is scored on what the model knows without them.
+    fn add_item(&self, _item: u32, _id: &str, _record: &Record) {}
 }
+
+/// One entity's fields: a bag of ids per field.
+type EntityFields = Vec<Vec<u64>>;
 
 /// A trained CTR model with the encoder of its training features. The
 /// model sits behind a lock so that an online trainer can publish changed
@@ -50,6 +60,9 @@ pub struct CtrRanker {
     model: RwLock<CtrModel>,
     encoder: FieldEncoder,
     history_length: usize,
+    /// Fields of items added since the build: item N + k at k, for the
+    /// encoder's N items.
+    added_fields: RwLock<Vec<EntityFields>>,
 }
 
 impl std::fmt::Debug for CtrRanker {
@@ -68,7 +81,31 @@ impl CtrRanker {
         history_length: usize,
     ) -> candle_core::Result<Self> {
         model.prepare_for_serving()?;
-        Ok(CtrRanker { name: name.to_owned(), model: RwLock::new(model), encoder, history_length })
+        Ok(CtrRanker {
+            name: name.to_owned(),
+            model: RwLock::new(model),
+            encoder,
+            history_length,
+            added_fields: RwLock::default(),
+        })
+    }
+
+    /// Item `item`'s fields: the encoder's, or an added item's; `None` for
+    /// an index it has not been told about (yet).
+    fn with_item_fields<T>(&self, item: u32, read: impl FnOnce(&[Vec<u64>]) -> T) -> Option<T> {
+        let built = self.encoder.item_fields();
+        match built.get(item as usize) {
+            Some(fields) => Some(read(fields)),
+            None => {
+                let added = self.added_fields.read().unwrap_or_else(|e| e.into_inner());
+                added.get(item as usize - built.len()).map(|fields| read(fields))
+            }
+        }
+    }
+
+    /// The hashed `item_id` history items are read as.
+    fn history_keys(&self, history: &[u32]) -> Vec<u64> {
+        history.iter().filter_map(|&i| self.with_item_fields(i, |f| f[0][0])).collect()
     }
 
     fn model(&self) -> std::sync::RwLockReadGuard<'_, CtrModel> {
@@ -106,10 +143,12 @@ impl CtrRanker {
         let context = self.encoder.context_at(at_ms);
         let recent = &history[history.len().saturating_sub(self.history_length)..];
         let history = match self.model().reads_history() {
-            true => recent.iter().map(|&i| self.encoder.item_key(i)).collect(),
+            true => self.history_keys(recent),
             false => Vec::new(),
         };
-        Some(CtrFeatures { fields: self.encoder.encode(user, item, &context), history })
+        let fields = self
+            .with_item_fields(item, |fields| self.encoder.encode_fields(user, fields, &context))?;
+        Some(CtrFeatures { fields, history })
     }
 
     /// One value per declared context feature: the request's where it gives
@@ -155,14 +194,22 @@ impl Ranker for CtrRanker {
         let user = user.filter(|&u| (u as usize) < self.encoder.user_fields().len())?;
         let context = self.encoder.context_fields(&self.context_values(moment).ok()?);
         // The serving path reads each candidate's fields in place: the user's
-        // and the context's are shared, the item's are the encoder's own.
+        // and the context's are shared, the item's are the encoder's own or
+        // an added item's. An item the ranker was not told about has empty
+        // item fields.
         let user_fields = &self.encoder.user_fields()[user as usize];
         let item_fields = self.encoder.item_fields();
+        let added = self.added_fields.read().unwrap_or_else(|e| e.into_inner());
+        let fields_of = |item: u32| -> Option<&EntityFields> {
+            item_fields.get(item as usize).or_else(|| added.get(item as usize - item_fields.len()))
+        };
         let (n_user, n_item) = (user_fields.len(), item_fields.first().map_or(0, Vec::len));
         let bag = |example: usize, field: usize| -> &[u64] {
             match field {
                 f if f < n_user => &user_fields[f],
-                f if f < n_user + n_item => &item_fields[items[example] as usize][f - n_user],
+                f if f < n_user + n_item => {
+                    fields_of(items[example]).map_or(&[], |fields| &fields[f - n_user])
+                }
                 f => &context[f - n_user - n_item],
             }
         };
@@ -176,11 +223,16 @@ impl Ranker for CtrRanker {
             true => &history[history.len().saturating_sub(self.history_length)..],
             false => &[],
         };
-        let history: Vec<u64> = recent.iter().map(|&i| self.encoder.item_key(i)).collect();
+        let history = self.history_keys(recent);
+        let no_fields = vec![Vec::new(); n_item];
         let examples: Vec<CtrFeatures> = items
             .iter()
             .map(|&item| CtrFeatures {
-                fields: self.encoder.encode(user, item, &context),
+                fields: self.encoder.encode_fields(
+                    user,
+                    fields_of(item).unwrap_or(&no_fields),
+                    &context,
+                ),
                 history: history.clone(),
             })
             .collect();
@@ -191,6 +243,17 @@ impl Ranker for CtrRanker {
 
     fn as_ctr(&self) -> Option<&CtrRanker> {
         Some(self)
+    }
+
+    fn add_item(&self, item: u32, id: &str, record: &Record) {
+        let fields = self.encoder.item_fields_of(id, record);
+        let mut added = self.added_fields.write().unwrap_or_else(|e| e.into_inner());
+        match (item as usize).checked_sub(self.encoder.item_fields().len()) {
+            Some(k) if k < added.len() => added[k] = fields,
+            Some(k) if k == added.len() => added.push(fields),
+            // Out of order or one the build has: nothing to learn.
+            _ => {}
+        }
     }
 }
 
@@ -292,5 +355,27 @@ mod tests {
             scores[item_3],
             updated[item_3]
         );
+
+        // An item added after the build is scored on the fields its record
+        // encodes to; one the ranker was not told about, on none, without
+        // failing the request.
+        let record = Record::new();
+        ranker.add_item(items, "new", &record);
+        let added_fields = encoder.item_fields_of("new", &record);
+        assert_eq!(added_fields[0], vec![feature_id("item_id", "new")]);
+        let scores = ranker.score(Some(user), &[], &[items, items + 1, 3], &moment).unwrap();
+        let model = ranker.trainable_copy().unwrap();
+        let unknown = vec![Vec::new(); added_fields.len()];
+        let expected: Vec<f64> = [&added_fields, &unknown]
+            .iter()
+            .map(|fields| {
+                let fields = encoder.encode_fields(user, fields, &at_nine_pm);
+                model.score(&[&CtrFeatures { fields, history: vec![] }]).unwrap()[0]
+            })
+            .collect();
+        assert!((f64::from(scores[0]) - expected[0]).abs() < 1e-5, "{scores:?} {expected:?}");
+        assert!((f64::from(scores[1]) - expected[1]).abs() < 1e-5, "{scores:?} {expected:?}");
+        assert!((scores[2] - updated[item_3]).abs() < 1e-6, "built items unchanged");
+        assert!(ranker.encode(user, &[items], items, 0).is_some(), "learnable online");
     }
 }

@@ -2,6 +2,7 @@
 //! response. Models are swapped whole behind an `Arc`; the catalog (ids and
 //! histories) and the set of hidden items outlive model swaps.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -15,74 +16,19 @@ use cascade_core::timestamp::now_ms;
 use cascade_store::online::OnlineStore;
 use cascade_stream::LiveStream;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, ItemFactsReader};
 use crate::entities::HiddenItems;
 use crate::exposure::ExposureMemory;
 use crate::metrics::Metrics;
-use crate::rank::{Ranker, RequestMoment};
+use crate::rank::RequestMoment;
 use crate::realtime::FeatureSource;
-use crate::recall::{
-    AnnRecall, CandidateSource, CategoryPopularRecall, FreshRecall, ItemCfRecall, PopularRecall,
-    RecallContext, TrendingRecall, merge,
-};
+use crate::recall::{CandidateSource, RecallContext, TrendingRecall, merge};
 use crate::rerank::{Adjustments, adjust, mmr, pin};
 
+pub use crate::models::Models;
 pub use crate::request::{
     Filters, PinRule, RecommendRequest, RecommendResponse, RequestError, ScoredItem,
 };
-
-/// Everything built from the data, swapped as one: the catalog (its dense
-/// indices) and the models that use those indices cannot change apart.
-pub struct Models {
-    /// Shown in responses, e.g. the build time or checkpoint name.
-    pub version: String,
-    /// Ids, histories and item facts the models were built on.
-    pub catalog: Catalog,
-    /// `recall/ann` over the retrieval model's embeddings.
-    pub ann: AnnRecall,
-    /// `recall/item_cf`.
-    pub item_cf: ItemCfRecall,
-    /// `recall/category_popular`.
-    pub category_popular: CategoryPopularRecall,
-    /// `recall/popular`; also the counts popularity dampening reads.
-    pub popular: PopularRecall,
-    /// `recall/fresh`.
-    pub fresh: FreshRecall,
-    /// The ranking model; without one, candidates keep their recall order.
-    pub ranker: Option<Box<dyn Ranker>>,
-}
-
-impl Models {
-    /// Trained parts plus the channels that only count: popularity overall
-    /// and per category (from `counts`, consumptions by dense item index)
-    /// and freshness (from the facts' publication times).
-    pub fn new(
-        version: String,
-        catalog: Catalog,
-        ann: AnnRecall,
-        item_cf: ItemCfRecall,
-        counts: &[f32],
-        ranker: Option<Box<dyn Ranker>>,
-    ) -> Models {
-        let facts = &catalog.facts;
-        Models {
-            version,
-            category_popular: CategoryPopularRecall::new(&facts.item_categories, counts),
-            popular: PopularRecall::new(counts),
-            fresh: FreshRecall::new(&facts.published),
-            catalog,
-            ann,
-            item_cf,
-            ranker,
-        }
-    }
-}
-
-impl std::fmt::Debug for Models {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Models").field("version", &self.version).finish()
-    }
-}
 
 /// New candidates each recall channel may add (≈ 300 in all by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +127,8 @@ pub struct Recommender {
     /// The stream's trending items and when they were read: recomputing
     /// scans every counted item, so requests share one reading a second.
     trending: Mutex<Option<TrendingReading>>,
+    /// Where an item record keeps its categories and publication time.
+    item_facts: ItemFactsReader,
 }
 
 /// When the trending items were read, and the (item id, interactions) read.
@@ -212,6 +160,24 @@ impl Recommender {
             live: None,
             features: None,
             trending: Mutex::new(None),
+            item_facts: ItemFactsReader::default(),
+        }
+    }
+
+    /// Reads added items' categories and publication times with `reader`.
+    pub fn with_item_facts(mut self, reader: ItemFactsReader) -> Recommender {
+        self.item_facts = reader;
+        self
+    }
+
+    /// Makes an item created through the API recommendable now (see
+    /// [`Models::add_item`]); an item the models have is left as it is. A
+    /// failure is logged: the record is stored, and the next build has it.
+    pub fn add_item(&self, item_id: &str, record: &cascade_core::Record) {
+        match self.models().add_item(item_id, record, &self.item_facts) {
+            Ok(Some((_, true))) => self.metrics.item_added(),
+            Ok(_) => {}
+            Err(e) => eprintln!("adding item {item_id:?} to the serving models: {e}"),
         }
     }
 
@@ -298,7 +264,7 @@ impl Recommender {
                 Vec::new()
             });
             let known: HashSet<u32> = history.iter().copied().collect();
-            let fresh = recent.iter().filter_map(|id| catalog.items.index(id));
+            let fresh = recent.iter().filter_map(|id| catalog.item_index(id));
             history.extend(fresh.filter(|item| !known.contains(item)));
         }
         history
@@ -319,7 +285,7 @@ impl Recommender {
     /// Dense indices of the hidden items the catalog knows.
     fn hidden_items(&self, catalog: &Catalog) -> HashSet<u32> {
         let mut items = HashSet::new();
-        self.hidden.for_each(|id| items.extend(catalog.items.index(id)));
+        self.hidden.for_each(|id| items.extend(catalog.item_index(id)));
         items
     }
 
@@ -331,14 +297,14 @@ impl Recommender {
         let item = item(catalog, item_id)?;
         let index = models.ann.index();
         let hidden = self.hidden_items(catalog);
-        let found = index.search(index.item(item), n + 1 + hidden.len());
+        let found = index.search(&index.item(item), n + 1 + hidden.len());
         let items = found
             .into_iter()
             .filter(|&(other, _)| other != item && !hidden.contains(&other))
             .take(n)
             .enumerate()
             .map(|(k, (other, score))| ScoredItem {
-                item_id: catalog.items.id(other).to_owned(),
+                item_id: catalog.item_id(other).into_owned(),
                 score: Some(score),
                 rank: k + 1,
                 sources: vec!["recall/ann".into()],
@@ -368,21 +334,21 @@ impl Recommender {
         }
         // Unknown ids (in `exclude`, capped, hidden) cannot be recommended anyway.
         let known = |ids: &mut dyn Iterator<Item = &String>| -> Vec<u32> {
-            ids.filter_map(|id| catalog.items.index(id)).collect()
+            ids.filter_map(|id| catalog.item_index(id)).collect()
         };
         excluded.extend(known(&mut self.exposures.capped_items(&request.user_id).iter()));
         excluded.extend(known(&mut request.exclude.iter()));
         let only = categories(catalog, &request.filters.categories)?;
         let never = categories(catalog, &request.filters.exclude_categories)?;
-        let facts = &catalog.facts;
         let rejected = |item: u32| {
             excluded.contains(&item)
-                || (!only.is_empty() && !facts.in_any(item, &only))
-                || (!never.is_empty() && facts.in_any(item, &never))
+                || (!only.is_empty() && !catalog.in_any(item, &only))
+                || (!never.is_empty() && catalog.in_any(item, &never))
         };
-        let context = RecallContext { user, history };
+        let context = RecallContext { user_id: &request.user_id, user, history };
         let quotas = self.settings.quotas;
-        let trending = self.trending_now().map(|t| TrendingRecall::new(&t, &catalog.items));
+        let trending =
+            self.trending_now().map(|t| TrendingRecall::new(&t, |id| catalog.item_index(id)));
         let mut channels: Vec<(&dyn CandidateSource, usize)> = vec![
             (&models.ann, quotas.ann),
             (&models.item_cf, quotas.item_cf),
@@ -426,7 +392,7 @@ impl Recommender {
         let adjusted = adjust(
             &scored,
             self.settings.adjustments,
-            |item| facts.age_seconds(item),
+            |item| catalog.age_seconds(item),
             |item| popular.count(item),
             popular.max_count(),
         );
@@ -435,7 +401,9 @@ impl Recommender {
         let mut adjusted = adjusted;
         adjusted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         adjusted.truncate(self.settings.mmr_pool.max(n));
-        let mut list = mmr(&adjusted, |item| index.item(item), self.settings.mmr_lambda, n);
+        let vectors: HashMap<u32, Cow<'_, [f32]>> =
+            adjusted.iter().map(|&(item, _)| (item, index.item(item))).collect();
+        let mut list = mmr(&adjusted, |item| &vectors[&item], self.settings.mmr_lambda, n);
         // Responses show the ranker's score; the adjusted one only orders.
         let ranker_score: HashMap<u32, f32> = scored.iter().copied().collect();
         for (item, score) in &mut list {
@@ -448,8 +416,9 @@ impl Recommender {
             .collect::<Result<_, RequestError>>()
             .map_err(|e| RequestError::BadRequest(format!("pin: {e}")))?;
         pin(&mut list, &pins, n);
-        let shown = list.iter().map(|&(item, _)| catalog.items.id(item));
-        self.exposures.record(&request.user_id, shown);
+        let shown: Vec<Cow<'_, str>> =
+            list.iter().map(|&(item, _)| catalog.item_id(item)).collect();
+        self.exposures.record(&request.user_id, shown.iter().map(|id| id.as_ref()));
         self.metrics.stage("rerank", started.elapsed());
 
         let sources_of = |item: u32| -> Vec<String> {
@@ -462,7 +431,7 @@ impl Recommender {
             .into_iter()
             .enumerate()
             .map(|(k, (item, score))| ScoredItem {
-                item_id: catalog.items.id(item).to_owned(),
+                item_id: catalog.item_id(item).into_owned(),
                 score: (!score.is_nan()).then_some(score),
                 rank: k + 1,
                 sources: sources_of(item),
@@ -491,8 +460,7 @@ impl Recommender {
 
 fn item(catalog: &Catalog, item_id: &str) -> Result<u32, RequestError> {
     catalog
-        .items
-        .index(item_id)
+        .item_index(item_id)
         .ok_or_else(|| RequestError::NotFound(format!("no item with id {item_id:?}")))
 }
 
@@ -521,47 +489,12 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::catalog::ItemFacts;
     use crate::exposure::EXPOSURE_SWEEP_EVERY;
-    use crate::recall::{AnnBackend, AnnIndex, AnnSettings};
-    use cascade_core::ids::IdIndex;
-    use cascade_models::tuning::ITEM_KNN_DEFAULT;
-    use cascade_models::{Interactions, ItemKnn};
-
-    fn settings_for_test() -> AnnSettings {
-        AnnSettings { backend: AnnBackend::InstantDistance, ef_search: 50, seed: 1 }
-    }
+    use crate::recall::AnnBackend;
+    use crate::test_fixture::small_recommender;
 
     fn recommender(settings: PipelineSettings) -> Recommender {
-        let n_items = 30;
-        let histories: Vec<Vec<u32>> = vec![vec![0, 1, 2], vec![1, 2, 3, 4]];
-        let vectors: Vec<f32> =
-            (0..n_items * 4).map(|k| ((k * 7 % 13) as f32 - 6.0) / 6.0).collect();
-        let users: Vec<f32> = (0..2 * 4).map(|k| (k as f32 - 3.5) / 3.5).collect();
-        let consumed = Interactions::new(n_items, &histories);
-        let counts: Vec<f32> = (0..n_items).map(|i| (n_items - i) as f32).collect();
-        // Item i is in category c{i % 3}, published at i × 1000 s.
-        let facts = ItemFacts {
-            categories: IdIndex::new(["c0", "c1", "c2"]),
-            item_categories: (0..n_items).map(|i| vec![(i % 3) as u32]).collect(),
-            published: (0..n_items).map(|i| Some(i as i64 * 1000)).collect(),
-            clock: n_items as i64 * 1000,
-        };
-        let catalog = Catalog {
-            users: IdIndex::new(["a", "b"]),
-            items: IdIndex::new((0..n_items).map(|i| i.to_string())),
-            histories,
-            facts,
-        };
-        let models = Models::new(
-            "test".into(),
-            catalog,
-            AnnRecall::new(AnnIndex::build(vectors, 4, settings_for_test()), users),
-            ItemCfRecall::new(ItemKnn::fit(&consumed, ITEM_KNN_DEFAULT), 5),
-            &counts,
-            None,
-        );
-        Recommender::new(models, settings, Arc::new(Metrics::default()))
+        small_recommender(settings, AnnBackend::InstantDistance)
     }
 
     fn request(user: &str, n: usize) -> RecommendRequest {

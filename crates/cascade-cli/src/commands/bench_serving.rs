@@ -409,12 +409,12 @@ pub fn synthetic_models(
             .collect(),
         clock,
     };
-    let catalog = Catalog {
-        users: IdIndex::new(user_ids),
-        items: IdIndex::new(item_ids),
-        histories: synthetic.histories.clone(),
+    let catalog = Catalog::new(
+        IdIndex::new(user_ids),
+        IdIndex::new(item_ids),
+        synthetic.histories.clone(),
         facts,
-    };
+    );
     let version = format!("synthetic-{}-items@seed{}", spec.items, spec.seed);
     Ok(Models::new(version, catalog, ann, item_cf, &counts, Some(Box::new(ranker))))
 }

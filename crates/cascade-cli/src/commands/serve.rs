@@ -8,15 +8,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use cascade_core::config::{FeatureType, OnlineBackend};
-use cascade_core::{FeatureValue, IdIndex};
+use cascade_core::IdIndex;
+use cascade_core::config::OnlineBackend;
 use cascade_models::Interactions;
 use cascade_models::ranking::{CtrArch, CtrModel, CtrModelConfig};
 use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::training::Overrides;
 use cascade_nn::EmbeddingTable;
 use cascade_nn::checkpoint::{self, FORMAT_VERSION, Manifest};
-use cascade_serve::catalog::{Catalog, ItemFacts};
+use cascade_serve::catalog::{Catalog, ItemFacts, ItemFactsReader};
 use cascade_serve::entities::{Entities, HiddenItems};
 use cascade_serve::events::{EventLog, IMPRESSION};
 use cascade_serve::http::{AppState, ModelLoader, serve};
@@ -27,6 +27,7 @@ use cascade_serve::recall::{
     AnnBackend, AnnIndex, AnnRecall, AnnSettings, ItemCfRecall, decayed_counts,
 };
 use cascade_serve::recommender::{Models, PipelineSettings, Recommender};
+use cascade_serve::retrieval_learning::{RetrievalLearner, RetrievalLearningSettings};
 use cascade_store::online::{OnlineStore, RedisOnlineStore};
 use cascade_store::{EntityKind, GroupCommitter, RedisEventBus};
 
@@ -38,7 +39,7 @@ use crate::commands::eval::{Prepared, prepare};
 use crate::commands::ranking::{self, ContextFeatures};
 use crate::commands::watch::watch_checkpoints;
 use crate::progress::Progress;
-use crate::workspace::{Workspace, category_names};
+use crate::workspace::Workspace;
 
 /// Items the ANN search examines per query (its `ef`): a search returns at
 /// most this many, and consumed items are removed after it, so heavy users
@@ -84,10 +85,12 @@ pub fn run(
         let workspace = &loader_workspace;
         let prepared = prepare(workspace, data.as_deref(), progress)?;
         let catalog = catalog_of(workspace, &prepared)?;
-        match &loader_models {
-            Some(dir) => checkpoint_models(workspace, &prepared, catalog, dir, ranker),
-            None => build_models(workspace, &prepared, catalog, ranker, arch, progress),
-        }
+        let models = match &loader_models {
+            Some(dir) => checkpoint_models(workspace, &prepared, catalog, dir, ranker)?,
+            None => build_models(workspace, &prepared, catalog, ranker, arch, progress)?,
+        };
+        add_items_without_events(workspace, &models)?;
+        Ok(models)
     };
     let models = load(progress)?;
     let loader: Arc<ModelLoader> = Arc::new(move || load(Progress { quiet: true }));
@@ -97,7 +100,8 @@ pub fn run(
     let live = start_stream(&workspace, item_categories.clone())?;
     let mut recommender = Recommender::new(models, PipelineSettings::default(), metrics.clone())
         .with_hidden(hidden)
-        .with_live(live);
+        .with_live(live)
+        .with_item_facts(workspace.item_facts_reader());
     if workspace.config.online_store.backend == OnlineBackend::Redis {
         recommender = recommender.with_shared_features(start_redis(&workspace, item_categories)?);
     }
@@ -111,6 +115,10 @@ pub fn run(
             OnlineLearningSettings::default(),
         );
         trainer.spawn(online_checkpoint_writer(&workspace, &name));
+        let settings = RetrievalLearningSettings::default();
+        RetrievalLearner::new(workspace.store()?, recommender.clone(), metrics.clone(), settings)
+            .map_err(|e| anyhow!("retrieval learning: {e}"))?
+            .spawn();
     }
     // Events go to the workspace's own log, where the next reload finds them.
     let events =
@@ -227,47 +235,31 @@ fn catalog_of(workspace: &Workspace, prepared: &Prepared) -> Result<Catalog> {
             items
         })
         .collect();
-    Ok(Catalog {
-        users: prepared.users.clone(),
-        items: prepared.items.clone(),
-        histories,
-        facts: item_facts(workspace, &prepared.items)?,
-    })
+    let facts = item_facts(workspace, &prepared.items)?;
+    Ok(Catalog::new(prepared.users.clone(), prepared.items.clone(), histories, facts))
 }
 
-/// Categories come from the item table's first multi-categorical feature
-/// (else its first categorical one), publication times from its first
-/// timestamp feature. The data is historical, so "now" is the newest
-/// publication.
+/// Categories and publication times as `Workspace::item_facts_reader`
+/// reads them. The data is historical, so "now" is the newest publication.
 fn item_facts(workspace: &Workspace, items: &IdIndex) -> Result<ItemFacts> {
-    let features = &workspace.config.items.features;
-    let category_feature = workspace.category_feature();
-    let time_feature = features
-        .iter()
-        .find(|(_, spec)| spec.feature_type == FeatureType::Timestamp)
-        .map(|(name, _)| name.clone());
     let store = workspace.store()?;
-    let mut names: Vec<Vec<String>> = Vec::with_capacity(items.len());
-    let mut published = Vec::with_capacity(items.len());
+    let mut records = Vec::with_capacity(items.len());
     for id in items.ids() {
-        let record = store.get(EntityKind::Item, id)?.unwrap_or_default();
-        let value = |feature: &Option<String>| feature.as_ref().and_then(|f| record.get(f));
-        names.push(match &category_feature {
-            Some(feature) => category_names(&record, feature),
-            None => Vec::new(),
-        });
-        published.push(match value(&time_feature) {
-            Some(FeatureValue::Number(ms)) => Some((*ms / 1000.0) as i64),
-            _ => None,
-        });
+        records.push(store.get(EntityKind::Item, id)?.unwrap_or_default());
     }
-    let categories = IdIndex::new(names.iter().flatten().cloned());
-    let item_categories = names
-        .iter()
-        .map(|tokens| tokens.iter().filter_map(|t| categories.index(t)).collect())
-        .collect();
-    let clock = published.iter().flatten().copied().max().unwrap_or(0);
-    Ok(ItemFacts { categories, item_categories, published, clock })
+    Ok(workspace.item_facts_reader().facts(records))
+}
+
+/// Items whose records the store has but no event does (created through
+/// the API since the last build, or imported without events) join the
+/// freshly built models as `PUT /v1/items/{id}` adds them, so a restart or
+/// a reload keeps them recommendable.
+fn add_items_without_events(workspace: &Workspace, models: &Models) -> Result<()> {
+    let reader: ItemFactsReader = workspace.item_facts_reader();
+    for (id, record) in workspace.store()?.records(EntityKind::Item)? {
+        models.add_item(&id, &record, &reader).map_err(|e| anyhow!("item {id:?}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Trains BPR-MF (ANN recall) and the ranking architecture on ML100K-CTR's

@@ -181,6 +181,6 @@ fn item_categories(workspace: &Workspace) -> Result<HashMap<String, Vec<String>>
     let records = store.records(cascade_store::EntityKind::Item)?;
     Ok(records
         .into_iter()
-        .map(|(id, record)| (id, crate::workspace::category_names(&record, &feature)))
+        .map(|(id, record)| (id, cascade_serve::catalog::category_names(&record, &feature)))
         .collect())
 }

@@ -5,6 +5,7 @@ mod durability;
 mod serve;
 mod serve_checkpoints;
 mod serve_durability;
+mod serve_new_items;
 mod stream_workers;
 mod train;
 

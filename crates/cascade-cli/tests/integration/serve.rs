@@ -73,7 +73,23 @@ pub fn get(base: &str, path: &str) -> (u16, String) {
     (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
 }
 
-fn item_ids(response: &Value) -> Vec<String> {
+/// (status, body) of a JSON PUT.
+pub fn put(base: &str, path: &str, body: &str) -> (u16, String) {
+    let mut response = agent()
+        .put(&format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .send(body)
+        .unwrap();
+    (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+}
+
+/// A counter's value in Prometheus text; 0 when absent.
+pub fn metric(text: &str, name: &str) -> u64 {
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+    line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
+}
+
+pub fn item_ids(response: &Value) -> Vec<String> {
     response["items"]
         .as_array()
         .unwrap()
@@ -261,15 +277,11 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     // Online learning: the click answered an impression of the first
     // answer, so the trainer learns that sample and publishes its rows
     // within a round or two (every 5 s).
-    let counter = |text: &str, name: &str| -> u64 {
-        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
-        line.and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0)
-    };
     let started = std::time::Instant::now();
     loop {
         let (_, metrics) = get(&base, "/metrics");
-        if counter(&metrics, "cascade_online_samples_learned_total") >= 1 {
-            assert!(counter(&metrics, "cascade_online_rows_published_total") > 0, "{metrics}");
+        if metric(&metrics, "cascade_online_samples_learned_total") >= 1 {
+            assert!(metric(&metrics, "cascade_online_rows_published_total") > 0, "{metrics}");
             break;
         }
         assert!(started.elapsed().as_secs() < 30, "nothing learned online: {metrics}");
@@ -277,14 +289,7 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     }
 
     // User records: typed by the config, readable, deletable.
-    let put = |path: &str, body: &str| {
-        let mut response = agent()
-            .put(&format!("{base}{path}"))
-            .header("content-type", "application/json")
-            .send(body)
-            .unwrap();
-        (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
-    };
+    let put = |path: &str, body: &str| put(&base, path, body);
     let profile = r#"{"age": "30", "gender": "F", "occupation": "engineer"}"#;
     assert_eq!(put("/v1/users/newbie", profile).0, 201);
     assert_eq!(put("/v1/users/newbie", profile).0, 204, "a replacement");
@@ -333,6 +338,8 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     assert_eq!(similar.len(), 10);
     assert!(!similar.contains(&"50".to_owned()));
 
+    crate::serve_new_items::new_items_join_at_once_and_learn(&base);
+
     // Hot swap under continuous load: no request fails, the version changes.
     let version = response_version(&base);
     let stop = Arc::new(AtomicBool::new(false));
@@ -356,6 +363,7 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     assert!(served.load(Ordering::Relaxed) > 0, "the load generator ran during the reload");
     let reloaded = response_version(&base);
     assert_ne!(version, reloaded, "a reload installs new models");
+    assert_eq!(get(&base, "/v1/items/brand-new/similar").0, 200, "the added item survives it");
 
     let (_, metrics) = get(&base, "/metrics");
     assert!(

@@ -81,9 +81,10 @@ impl ItemKnn {
         ItemKnn { neighbours, contributions }
     }
 
-    /// The neighbours of `item`, most similar first.
+    /// The neighbours of `item`, most similar first; none for an item the
+    /// fit did not see (e.g. one added to a live catalog since).
     pub fn neighbours(&self, item: u32) -> &[(u32, f32)] {
-        &self.neighbours[item as usize]
+        self.neighbours.get(item as usize).map_or(&[], Vec::as_slice)
     }
 }
 

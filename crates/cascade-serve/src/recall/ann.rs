@@ -13,7 +13,17 @@
 //! augmented items are the ones with the largest dot product. Returned scores
 //! are the exact dot products of the items found.
 //!
+//! Items added after the build (`AnnIndex::set_added`, for items created
+//! through the API) are inserted into the `usearch` graph under the next
+//! keys; the other two backends cannot insert and scan added items exactly.
+//! M stays the catalog's: an added vector longer than M is indexed at
+//! length M in its direction, and still scored by its exact dot product.
+//!
 //! Shapes: item matrix N × D row-major; user matrix U × D.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::RwLock;
 
 use cascade_nn::matrix::dot;
 use hnsw_rs::prelude::{DistL2, Hnsw};
@@ -84,18 +94,52 @@ enum Graph {
     Usearch(Index),
 }
 
+/// Room reserved past the catalog for added items before the graph has
+/// to grow (growing blocks searches for the copy).
+const ADDED_HEADROOM: usize = 1024;
+
 /// An HNSW index over item embeddings, searched by inner product.
 pub struct AnnIndex {
-    graph: Graph,
+    /// Searches share it; inserts, removals and growth take it alone
+    /// (`usearch` cannot grow under a running search).
+    graph: RwLock<Graph>,
     settings: AnnSettings,
+    /// The catalog's items, N × D.
     items: Vec<f32>,
     dim: usize,
+    /// The largest squared norm among the catalog's items: M².
+    max_norm: f32,
+    /// Vectors of items added after the build, item N + k at row k.
+    added: RwLock<Vec<f32>>,
 }
 
 impl std::fmt::Debug for AnnIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnnIndex").field("items", &(self.items.len() / self.dim.max(1))).finish()
+        f.debug_struct("AnnIndex").field("items", &self.len()).finish()
     }
+}
+
+/// `vector` as the index stores it: [x, √(M² − ‖x‖²)], or x scaled to
+/// length M and a 0 when it is longer than M.
+fn augmented(vector: &[f32], max_norm: f32) -> Vec<f32> {
+    let norm: f32 = vector.iter().map(|v| v * v).sum();
+    let mut point = vector.to_vec();
+    if norm > max_norm {
+        let scale = (max_norm / norm).sqrt();
+        point.iter_mut().for_each(|v| *v *= scale);
+        point.push(0.0);
+    } else {
+        point.push((max_norm - norm).sqrt());
+    }
+    point
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl AnnIndex {
@@ -104,15 +148,8 @@ impl AnnIndex {
         let norms: Vec<f32> =
             items.chunks_exact(dim).map(|x| x.iter().map(|v| v * v).sum()).collect();
         let max_norm = norms.iter().copied().fold(0f32, f32::max);
-        let points: Vec<Augmented> = items
-            .chunks_exact(dim)
-            .zip(&norms)
-            .map(|(x, norm)| {
-                let mut point = x.to_vec();
-                point.push((max_norm - norm).max(0.0).sqrt());
-                Augmented(point)
-            })
-            .collect();
+        let points: Vec<Augmented> =
+            items.chunks_exact(dim).map(|x| Augmented(augmented(x, max_norm))).collect();
         let graph = match settings.backend {
             AnnBackend::InstantDistance => {
                 let values: Vec<u32> = (0..points.len() as u32).collect();
@@ -130,7 +167,14 @@ impl AnnIndex {
             }
             AnnBackend::Usearch => Graph::Usearch(usearch_graph(&points, settings.ef_search)),
         };
-        AnnIndex { graph, settings, items, dim }
+        AnnIndex {
+            graph: RwLock::new(graph),
+            settings,
+            items,
+            dim,
+            max_norm,
+            added: RwLock::new(Vec::new()),
+        }
     }
 
     /// How it was built.
@@ -143,32 +187,105 @@ impl AnnIndex {
         self.dim
     }
 
-    /// Item `item`'s embedding.
-    pub fn item(&self, item: u32) -> &[f32] {
-        &self.items[item as usize * self.dim..][..self.dim]
+    /// Items indexed at the build: added items are numbered from here.
+    pub fn catalog_items(&self) -> u32 {
+        (self.items.len() / self.dim.max(1)) as u32
+    }
+
+    /// Items indexed, added ones included.
+    pub fn len(&self) -> usize {
+        self.catalog_items() as usize + read(&self.added).len() / self.dim.max(1)
+    }
+
+    /// Whether nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Item `item`'s embedding (copied for an added item, which an update
+    /// may move). Panics for an item not indexed.
+    pub fn item(&self, item: u32) -> Cow<'_, [f32]> {
+        match self.items.get(item as usize * self.dim..) {
+            Some(rows) if !rows.is_empty() => Cow::Borrowed(&rows[..self.dim]),
+            _ => Cow::Owned(self.vector_in(item, &read(&self.added)).to_vec()),
+        }
+    }
+
+    /// Item `item`'s embedding, with the added rows already read.
+    fn vector_in<'a>(&'a self, item: u32, added: &'a [f32]) -> &'a [f32] {
+        let at = item as usize * self.dim;
+        match at < self.items.len() {
+            true => &self.items[at..][..self.dim],
+            false => &added[at - self.items.len()..][..self.dim],
+        }
+    }
+
+    /// Indexes item `item` past the catalog (the next one, or one added
+    /// before, which moves) with `vector`; searches see it on return.
+    pub fn set_added(&self, item: u32, vector: &[f32]) -> Result<(), String> {
+        if vector.len() != self.dim {
+            return Err(format!(
+                "item {item}: {} dimensions, the index has {}",
+                vector.len(),
+                self.dim
+            ));
+        }
+        let base = self.catalog_items() as usize;
+        {
+            let mut added = write(&self.added);
+            let count = added.len() / self.dim;
+            match (item as usize).checked_sub(base) {
+                Some(k) if k < count => added[k * self.dim..][..self.dim].copy_from_slice(vector),
+                Some(k) if k == count => added.extend_from_slice(vector),
+                _ => {
+                    return Err(format!(
+                        "item {item} is neither added nor the next ({})",
+                        base + count
+                    ));
+                }
+            }
+        }
+        if let Graph::Usearch(index) = &*write(&self.graph) {
+            let key = u64::from(item);
+            let point = augmented(vector, self.max_norm);
+            if index.contains(key) {
+                index.remove(key).map_err(|e| format!("usearch remove {item}: {e}"))?;
+            }
+            if index.size() + 1 > index.capacity() {
+                let grown = index.capacity() + ADDED_HEADROOM.max(index.capacity() / 4);
+                index.reserve(grown).map_err(|e| format!("usearch reserve {grown}: {e}"))?;
+            }
+            index.add(key, &point).map_err(|e| format!("usearch add {item}: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Up to `n` items with the largest ⟨query, item⟩, best first, approximately.
     pub fn search(&self, query: &[f32], n: usize) -> Vec<(u32, f32)> {
         let mut augmented = query.to_vec();
         augmented.push(0.0);
-        let score = |item: u32| (item, dot(query, self.item(item)));
-        let mut found: Vec<(u32, f32)> = match &self.graph {
+        let keys: Vec<u32> = match &*read(&self.graph) {
             Graph::InstantDistance(map) => {
                 let mut search = Search::default();
-                map.search(&Augmented(augmented), &mut search)
-                    .map(|hit| score(*hit.value))
-                    .collect()
+                map.search(&Augmented(augmented), &mut search).map(|hit| *hit.value).collect()
             }
             Graph::HnswRs(hnsw) => {
                 let ef = self.settings.ef_search;
-                hnsw.search(&augmented, ef, ef).iter().map(|hit| score(hit.d_id as u32)).collect()
+                hnsw.search(&augmented, ef, ef).iter().map(|hit| hit.d_id as u32).collect()
             }
             Graph::Usearch(index) => match index.search(&augmented, n) {
-                Ok(matches) => matches.keys.iter().map(|&key| score(key as u32)).collect(),
+                Ok(matches) => matches.keys.iter().map(|&key| key as u32).collect(),
                 Err(_) => return self.exact_search(query, n),
             },
         };
+        let added = read(&self.added);
+        let mut found: Vec<(u32, f32)> =
+            keys.into_iter().map(|item| (item, dot(query, self.vector_in(item, &added)))).collect();
+        if !matches!(*read(&self.graph), Graph::Usearch(_)) {
+            let base = self.catalog_items();
+            let scan = added.chunks_exact(self.dim).enumerate();
+            found.extend(scan.map(|(k, x)| (base + k as u32, dot(query, x))));
+        }
         found.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         found.truncate(n);
         found
@@ -176,9 +293,11 @@ impl AnnIndex {
 
     /// The exact top `n` by brute force, to measure the index against.
     pub fn exact_search(&self, query: &[f32], n: usize) -> Vec<(u32, f32)> {
+        let added = read(&self.added);
         let mut all: Vec<(u32, f32)> = self
             .items
             .chunks_exact(self.dim)
+            .chain(added.chunks_exact(self.dim))
             .enumerate()
             .map(|(i, x)| (i as u32, dot(query, x)))
             .collect();
@@ -209,29 +328,66 @@ fn usearch_graph(points: &[Augmented], ef_search: usize) -> Index {
     // caller could recover from differently than from any other OOM.
     let index = Index::new(&options).expect("usearch index options are valid");
     let threads = USEARCH_SEARCH_CONTEXTS.max(rayon::current_num_threads());
-    index.reserve_capacity_and_threads(points.len(), threads).expect("usearch reserves memory");
+    let capacity = points.len() + ADDED_HEADROOM;
+    index.reserve_capacity_and_threads(capacity, threads).expect("usearch reserves memory");
     points.par_iter().enumerate().for_each(|(key, point)| {
         index.add(key as u64, &point.0).expect("capacity was reserved for every point");
     });
     index
 }
 
+/// Users whose online-learned vectors are kept (a vector of 64 floats is
+/// ~300 bytes with its key): beyond it, users the models do not know are
+/// not learned until the next build.
+pub const MAX_LEARNED_USERS: usize = 1_000_000;
+
 /// The ANN channel: the user's embedding against the item index.
 #[derive(Debug)]
 pub struct AnnRecall {
     index: AnnIndex,
     users: Vec<f32>,
+    /// Users' vectors as online learning moved them, by external id; it
+    /// covers users the build never saw. Dropped with the models on a swap,
+    /// whose new vectors were trained on the same events.
+    learned_users: RwLock<HashMap<String, Vec<f32>>>,
 }
 
 impl AnnRecall {
     /// From the item index and the user matrix (U × D, same D).
     pub fn new(index: AnnIndex, users: Vec<f32>) -> AnnRecall {
-        AnnRecall { index, users }
+        AnnRecall { index, users, learned_users: RwLock::new(HashMap::new()) }
     }
 
     /// The item index, e.g. for similar-item queries.
     pub fn index(&self) -> &AnnIndex {
         &self.index
+    }
+
+    /// The user's vector: the learned one, else the built one of dense
+    /// index `user`, else none.
+    pub fn user_vector(&self, user: Option<u32>, user_id: &str) -> Option<Vec<f32>> {
+        if let Some(learned) = read(&self.learned_users).get(user_id) {
+            return Some(learned.clone());
+        }
+        let dim = self.index.dim();
+        let user = user? as usize;
+        self.users.get(user * dim..(user + 1) * dim).map(<[f32]>::to_vec)
+    }
+
+    /// Replaces the user's vector; `false` (and nothing kept) when the
+    /// user is new and `MAX_LEARNED_USERS` are already kept.
+    pub fn set_user_vector(&self, user_id: &str, vector: Vec<f32>) -> bool {
+        let mut learned = write(&self.learned_users);
+        if learned.len() >= MAX_LEARNED_USERS && !learned.contains_key(user_id) {
+            return false;
+        }
+        learned.insert(user_id.to_owned(), vector);
+        true
+    }
+
+    /// Users with a learned vector.
+    pub fn learned_users(&self) -> usize {
+        read(&self.learned_users).len()
     }
 }
 
@@ -241,12 +397,9 @@ impl CandidateSource for AnnRecall {
     }
 
     fn recall(&self, context: &RecallContext<'_>, n: usize) -> Vec<(u32, f32)> {
-        let dim = self.index.dim();
-        match context.user {
-            Some(user) if (user as usize + 1) * dim <= self.users.len() => {
-                self.index.search(&self.users[user as usize * dim..][..dim], n)
-            }
-            _ => Vec::new(),
+        match self.user_vector(context.user, context.user_id) {
+            Some(query) => self.index.search(&query, n),
+            None => Vec::new(),
         }
     }
 }
@@ -276,6 +429,38 @@ mod tests {
             }
             let recall = hits as f64 / 500.0;
             assert!(recall > 0.9, "{}: recall@10 {recall}", backend.name());
+        }
+    }
+
+    /// An added item is found at once on every backend, scored by its exact
+    /// dot product even when longer than the catalog's longest; moving it
+    /// moves it in the results; indices must come in order.
+    #[test]
+    fn added_items_are_searchable_at_once_and_move() {
+        let (n, dim) = (500, 8);
+        let mut rng = cascade_models::random::SeededRng::new(3);
+        let items: Vec<f32> = (0..n * dim).map(|_| rng.unit() * 2.0 - 1.0).collect();
+        let query: Vec<f32> = (0..dim).map(|d| if d == 0 { 1.0 } else { 0.0 }).collect();
+        for backend in [AnnBackend::InstantDistance, AnnBackend::HnswRs, AnnBackend::Usearch] {
+            let settings = AnnSettings { backend, ef_search: 100, seed: 1 };
+            let index = AnnIndex::build(items.clone(), dim, settings);
+            let longest = (0..n as u32)
+                .map(|i| index.item(i).iter().map(|v| v * v).sum::<f32>().sqrt())
+                .fold(0f32, f32::max);
+            // Along the query and twice as long as any catalog item.
+            let added: Vec<f32> = query.iter().map(|q| q * 2.0 * longest).collect();
+            index.set_added(n as u32, &added).unwrap();
+            assert_eq!(index.len(), n + 1);
+            let top = index.search(&query, 5);
+            assert_eq!(top[0], (n as u32, 2.0 * longest), "{}", backend.name());
+            assert_eq!(index.exact_search(&query, 1)[0].0, n as u32);
+            let away: Vec<f32> = added.iter().map(|v| -v).collect();
+            index.set_added(n as u32, &away).unwrap();
+            let top = index.search(&query, 20);
+            assert!(top.iter().all(|hit| hit.0 != n as u32), "{}: moved away", backend.name());
+            assert_eq!(index.item(n as u32).as_ref(), away.as_slice());
+            assert!(index.set_added(n as u32 + 2, &away).is_err(), "skips an index");
+            assert!(index.set_added(3, &away).is_err(), "a catalog item");
         }
     }
 }

@@ -93,9 +93,11 @@ mod tests {
         let counts: Vec<f32> = (0..10).map(|i| (10 - i) as f32).collect();
         let recall = CategoryPopularRecall::new(&categories, &counts);
         // Three items of category 1, one of category 0: shares 3/4 and 1/4.
-        let context = RecallContext { user: None, history: &[5, 6, 7, 1] };
+        let context = RecallContext { user_id: "u", user: None, history: &[5, 6, 7, 1] };
         let found: Vec<u32> = recall.recall(&context, 4).iter().map(|c| c.0).collect();
         assert_eq!(found, vec![4, 5, 0, 6], "category 1 first and more of it");
-        assert!(recall.recall(&RecallContext { user: None, history: &[] }, 4).is_empty());
+        assert!(
+            recall.recall(&RecallContext { user_id: "u", user: None, history: &[] }, 4).is_empty()
+        );
     }
 }

@@ -19,6 +19,8 @@ pub use trending::TrendingRecall;
 /// What a channel knows about the request.
 #[derive(Debug, Clone, Copy)]
 pub struct RecallContext<'a> {
+    /// The user's external id (online-learned vectors are kept by it).
+    pub user_id: &'a str,
     /// The user's dense index, if the user is known to the models.
     pub user: Option<u32>,
     /// The user's items, oldest first.
@@ -100,7 +102,7 @@ mod tests {
     fn quotas_count_new_items_and_duplicates_keep_every_source() {
         let a = Fixed("recall/a", vec![1, 2, 3, 4]);
         let b = Fixed("recall/b", vec![2, 9, 3, 8, 7]);
-        let context = RecallContext { user: None, history: &[] };
+        let context = RecallContext { user_id: "u", user: None, history: &[] };
         let merged = merge(&[(&a, 2), (&b, 2)], &context, &|item| item == 1);
         let items: Vec<u32> = merged.iter().map(|c| c.item).collect();
         // Each channel is asked for its quota plus half (3 here): a's 1 is

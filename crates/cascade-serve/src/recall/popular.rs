@@ -68,7 +68,7 @@ mod tests {
         assert!((counts[0] - 0.75).abs() < 1e-6, "3 × ¼: {counts:?}");
         assert!((counts[1] - 2.0).abs() < 1e-6);
         let popular = PopularRecall::new(&counts);
-        let context = RecallContext { user: None, history: &[] };
+        let context = RecallContext { user_id: "u", user: None, history: &[] };
         assert_eq!(popular.recall(&context, 2)[0].0, 1);
         assert_eq!(popular.max_count(), 2.0);
     }

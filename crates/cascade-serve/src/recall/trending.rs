@@ -2,8 +2,6 @@
 //! processor's shortest window (an hour by default), so what is taking off
 //! now reaches users before any model is retrained.
 
-use cascade_core::IdIndex;
-
 use crate::recall::{CandidateSource, RecallContext};
 
 /// Trending items the catalog knows, most interactions first.
@@ -13,12 +11,15 @@ pub struct TrendingRecall {
 }
 
 impl TrendingRecall {
-    /// From (item id, interactions) pairs, most first; ids the catalog does
-    /// not know (items newer than the models) are left out.
-    pub fn new(trending: &[(String, u64)], items: &IdIndex) -> TrendingRecall {
+    /// From (item id, interactions) pairs, most first; ids `index_of`
+    /// does not know are left out.
+    pub fn new(
+        trending: &[(String, u64)],
+        index_of: impl Fn(&str) -> Option<u32>,
+    ) -> TrendingRecall {
         let items = trending
             .iter()
-            .filter_map(|(id, count)| Some((items.index(id)?, *count as f32)))
+            .filter_map(|(id, count)| Some((index_of(id)?, *count as f32)))
             .collect();
         TrendingRecall { items }
     }
@@ -40,10 +41,10 @@ mod tests {
 
     #[test]
     fn keeps_the_order_and_drops_unknown_ids() {
-        let catalog = IdIndex::new(["a", "b", "c"]);
+        let catalog = cascade_core::IdIndex::new(["a", "b", "c"]);
         let trending = [("c".to_owned(), 9), ("new".to_owned(), 5), ("a".to_owned(), 2)];
-        let recall = TrendingRecall::new(&trending, &catalog);
-        let context = RecallContext { user: None, history: &[] };
+        let recall = TrendingRecall::new(&trending, |id| catalog.index(id));
+        let context = RecallContext { user_id: "u", user: None, history: &[] };
         let found = recall.recall(&context, 10);
         assert_eq!(
             found,

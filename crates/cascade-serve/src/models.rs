@@ -1,0 +1,201 @@
+//! The models a server answers with, built together on one catalog and
+//! swapped as one; and how an item created through the API joins them
+//! before the next build (`Models::add_item`).
+
+use std::sync::Mutex;
+
+use cascade_core::Record;
+use cascade_core::timestamp::now_ms;
+
+use crate::catalog::{Catalog, ItemFactsReader};
+use crate::rank::Ranker;
+use crate::recall::{AnnRecall, CategoryPopularRecall, FreshRecall, ItemCfRecall, PopularRecall};
+
+/// Everything built from the data, swapped as one: the catalog (its dense
+/// indices) and the models that use those indices cannot change apart.
+pub struct Models {
+    /// Shown in responses, e.g. the build time or checkpoint name.
+    pub version: String,
+    /// Ids, histories and item facts the models were built on.
+    pub catalog: Catalog,
+    /// `recall/ann` over the retrieval model's embeddings.
+    pub ann: AnnRecall,
+    /// `recall/item_cf`.
+    pub item_cf: ItemCfRecall,
+    /// `recall/category_popular`.
+    pub category_popular: CategoryPopularRecall,
+    /// `recall/popular`; also the counts popularity dampening reads.
+    pub popular: PopularRecall,
+    /// `recall/fresh`.
+    pub fresh: FreshRecall,
+    /// The ranking model; without one, candidates keep their recall order.
+    pub ranker: Option<Box<dyn Ranker>>,
+    /// Adds one item at a time: the catalog, the ranker and the index
+    /// must hand out the same next index.
+    adding: Mutex<()>,
+}
+
+impl Models {
+    /// Trained parts plus the channels that only count: popularity overall
+    /// and per category (from `counts`, consumptions by dense item index)
+    /// and freshness (from the facts' publication times).
+    pub fn new(
+        version: String,
+        catalog: Catalog,
+        ann: AnnRecall,
+        item_cf: ItemCfRecall,
+        counts: &[f32],
+        ranker: Option<Box<dyn Ranker>>,
+    ) -> Models {
+        let facts = &catalog.facts;
+        Models {
+            version,
+            category_popular: CategoryPopularRecall::new(&facts.item_categories, counts),
+            popular: PopularRecall::new(counts),
+            fresh: FreshRecall::new(&facts.published, catalog.added.clone()),
+            catalog,
+            ann,
+            item_cf,
+            ranker,
+            adding: Mutex::new(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Models {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Models").field("version", &self.version).finish()
+    }
+}
+
+impl Models {
+    /// Makes an item the build did not have recommendable at once: the
+    /// catalog numbers it after its items, the ranker encodes its record,
+    /// and the ANN index takes it with a cold-start vector (its
+    /// categories' centroid, at their items' mean length). Returns its
+    /// index and whether it is new; `None` for an item the build has. An item added before gets
+    /// its categories and ranker fields refreshed and keeps its vector,
+    /// which online learning may have moved.
+    pub fn add_item(
+        &self,
+        id: &str,
+        record: &Record,
+        reader: &ItemFactsReader,
+    ) -> Result<Option<(u32, bool)>, String> {
+        let _one_at_a_time = self.adding.lock().unwrap_or_else(|e| e.into_inner());
+        let published = reader.published(record).unwrap_or_else(|| now_ms() / 1000);
+        let categories = reader.categories(record);
+        let Some((item, new)) = self.catalog.add_item(id, &categories, published) else {
+            return Ok(None);
+        };
+        if let Some(ranker) = &self.ranker {
+            ranker.add_item(item, id, record);
+        }
+        if new {
+            // Last: recall finds the item only once the others know it.
+            self.ann.index().set_added(item, &self.cold_start_vector(item))?;
+        }
+        Ok(Some((item, new)))
+    }
+
+    /// The mean of the built items' vectors in the item's categories (all
+    /// items when it has none, or they have no items), scaled to their
+    /// mean length: averaging shortens vectors, and a short one would
+    /// never reach an inner-product top list.
+    fn cold_start_vector(&self, item: u32) -> Vec<f32> {
+        let index = self.ann.index();
+        let categories = self.catalog.categories_of(item);
+        let built = 0..index.catalog_items();
+        let mut members: Vec<u32> =
+            built.clone().filter(|&i| self.catalog.facts.in_any(i, &categories)).collect();
+        if members.is_empty() {
+            members = built.collect();
+        }
+        let mut centroid = vec![0f32; index.dim()];
+        let mut length = 0f32;
+        for &member in &members {
+            let vector = index.item(member);
+            centroid.iter_mut().zip(vector.iter()).for_each(|(c, v)| *c += v);
+            length += vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+        }
+        let n = members.len().max(1) as f32;
+        let norm = centroid.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            let scale = (length / n) / norm;
+            centroid.iter_mut().for_each(|v| *v *= scale);
+        }
+        centroid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use cascade_core::FeatureValue;
+
+    use crate::catalog::ItemFactsReader;
+    use crate::recall::AnnBackend;
+    use crate::recommender::{Filters, PipelineSettings, RecommendRequest};
+    use crate::test_fixture::small_recommender;
+
+    fn ask(r: &crate::recommender::Recommender, user: &str, filters: Filters) -> Vec<String> {
+        let request = RecommendRequest {
+            user_id: user.into(),
+            context: BTreeMap::new(),
+            n: Some(25),
+            exclude: Vec::new(),
+            pin: Vec::new(),
+            filters,
+        };
+        r.recommend(&request).unwrap().items.into_iter().map(|i| i.item_id).collect()
+    }
+
+    /// An item created after the build is recommended, found similar,
+    /// filtered by its category and hidden like any other, with a vector
+    /// in its category's direction.
+    #[test]
+    fn an_added_item_serves_like_a_built_one() {
+        let reader = ItemFactsReader {
+            category_feature: Some("genres".into()),
+            time_feature: Some("release".into()),
+        };
+        let settings = PipelineSettings { exposure_cap: None, ..PipelineSettings::default() };
+        let r = small_recommender(settings, AnnBackend::Usearch).with_item_facts(reader);
+        let record = cascade_core::Record::from([
+            ("genres".to_owned(), FeatureValue::List(vec!["c1".into()])),
+            // Newer than every built item: `recall/fresh` leads with it.
+            ("release".to_owned(), FeatureValue::Number(1e9)),
+        ]);
+        r.add_item("new", &record);
+        let models = r.models();
+        let item = models.catalog.item_index("new").expect("numbered after the catalog");
+        assert_eq!(item, 30);
+        assert!(ask(&r, "a", Filters::default()).contains(&"new".to_owned()));
+        let only_c1 = Filters { categories: vec!["c1".into()], ..Filters::default() };
+        assert!(ask(&r, "b", only_c1).contains(&"new".to_owned()));
+        let not_c1 = Filters { exclude_categories: vec!["c1".into()], ..Filters::default() };
+        assert!(!ask(&r, "b", not_c1).contains(&"new".to_owned()));
+
+        // Its vector points where category c1's items do.
+        let index = models.ann.index();
+        let vector = index.item(item).into_owned();
+        let c1: Vec<u32> = models.catalog.items_in(1).collect();
+        let mean = |items: &[u32]| -> f32 {
+            items.iter().map(|&i| cascade_nn::matrix::dot(&vector, &index.item(i))).sum::<f32>()
+                / items.len() as f32
+        };
+        let others: Vec<u32> = (0..30).filter(|i| !c1.contains(i)).collect();
+        assert!(mean(&c1) > mean(&others), "closer to its category than to the rest");
+        let similar = r.similar("new", 5).unwrap();
+        assert_eq!(similar.len(), 5);
+        assert!(index.search(&vector, 1)[0].0 == item, "the index has it");
+
+        r.add_item("new", &record);
+        assert_eq!(models.catalog.added.len(), 1, "a second PUT adds nothing");
+        r.add_item("0", &record);
+        assert_eq!(models.catalog.added.len(), 1, "nor does a built item's");
+        r.hide("new").unwrap();
+        assert!(!ask(&r, "a", Filters::default()).contains(&"new".to_owned()));
+    }
+}

@@ -1,0 +1,311 @@
+//! Online learning of the retrieval embeddings: a thread tails the event
+//! log and, for every consumption, takes one BPR step ("the user chose
+//! this item over a random one") on the user's vector and, for an item
+//! added through the API since the build, on the item's vector, with
+//! row-wise Adagrad (`cascade_nn::optimizers::Adagrad`: rows seen rarely,
+//! like a new user's or a new item's, take the largest steps). Each round
+//! publishes the moved vectors at once: users' into `recall/ann`'s learned
+//! vectors, added items' into the ANN index (removed and re-inserted).
+//!
+//! Items the build knew keep their vectors: moving them would move the
+//! index under every other user, and the next build learns them from all
+//! the data. A swap of the models drops what was learned, since the new
+//! models were trained on the same events. The thread starts at the log's
+//! end: what came before is the build's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cascade_core::event::IMPRESSION;
+use cascade_models::random::SeededRng;
+use cascade_nn::matrix::dot;
+use cascade_nn::optimizers::{Adagrad, RowOptimizer};
+use cascade_store::Store;
+
+use crate::metrics::Metrics;
+use crate::recommender::{Models, Recommender};
+
+/// Step sizes and pace of the learner.
+#[derive(Debug, Clone, Copy)]
+pub struct RetrievalLearningSettings {
+    /// Adagrad's learning rate.
+    pub learning_rate: f32,
+    /// Adagrad's initial accumulator: caps the first steps.
+    pub initial_accumulator: f32,
+    /// L2 pull towards zero per step, as in BPR-MF's training.
+    pub regularization: f32,
+    /// How often the log is read when it had nothing new.
+    pub poll: Duration,
+    /// Events read per round at most.
+    pub page: usize,
+}
+
+impl Default for RetrievalLearningSettings {
+    fn default() -> Self {
+        RetrievalLearningSettings {
+            learning_rate: 0.05,
+            initial_accumulator: 0.1,
+            regularization: 1e-4,
+            poll: Duration::from_millis(200),
+            page: 10_000,
+        }
+    }
+}
+
+/// What one round learned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetrievalReport {
+    /// Log entries read, impressions included.
+    pub read: usize,
+    /// Consumptions learned from.
+    pub learned: usize,
+    /// Consumptions of items the models do not know (yet).
+    pub skipped: usize,
+    /// Distinct users whose vectors moved.
+    pub users: usize,
+    /// Distinct added items whose vectors moved and were re-indexed.
+    pub items: usize,
+}
+
+/// One BPR step with Adagrad for "the user chose `item` over `negative`":
+/// the user's vector always moves; the item's only when `item_state` is
+/// given (an added item).
+fn bpr_step(
+    optimizer: &Adagrad,
+    regularization: f32,
+    (user, user_state): (&mut [f32], &mut [f32]),
+    (item, item_state): (&mut [f32], Option<&mut [f32]>),
+    negative: &[f32],
+) {
+    let margin = dot(user, item) - dot(user, negative);
+    // d/dx of −ln σ(x) is −σ(−x).
+    let pull = -1.0 / (1.0 + margin.exp());
+    let user_grad: Vec<f32> = (0..user.len())
+        .map(|d| pull * (item[d] - negative[d]) + regularization * user[d])
+        .collect();
+    if let Some(item_state) = item_state {
+        let item_grad: Vec<f32> =
+            (0..item.len()).map(|d| pull * user[d] + regularization * item[d]).collect();
+        optimizer.update(item, item_state, &item_grad, 0);
+    }
+    optimizer.update(user, user_state, &user_grad, 0);
+}
+
+/// Adagrad's accumulators for the models they belong to.
+struct LearnerState {
+    models: Arc<Models>,
+    users: HashMap<String, Vec<f32>>,
+    added_items: HashMap<u32, Vec<f32>>,
+}
+
+/// The learner: where it is in the log, and its optimizer state for the
+/// models it learns on.
+pub struct RetrievalLearner {
+    store: Store,
+    next_seq: u64,
+    recommender: Arc<Recommender>,
+    metrics: Arc<Metrics>,
+    settings: RetrievalLearningSettings,
+    state: Option<LearnerState>,
+    rng: SeededRng,
+}
+
+impl RetrievalLearner {
+    /// A learner of `recommender`'s retrieval vectors from `store`'s event
+    /// log, starting at its current end.
+    pub fn new(
+        store: Store,
+        recommender: Arc<Recommender>,
+        metrics: Arc<Metrics>,
+        settings: RetrievalLearningSettings,
+    ) -> Result<RetrievalLearner, String> {
+        let next_seq = store.event_count().map_err(|e| e.to_string())?;
+        let rng = SeededRng::new(2026);
+        Ok(RetrievalLearner { store, next_seq, recommender, metrics, settings, state: None, rng })
+    }
+
+    /// Learns from the events logged since the last round and publishes
+    /// the moved vectors.
+    pub fn round(&mut self) -> Result<RetrievalReport, String> {
+        let page = self.store.events_page(self.next_seq, self.settings.page);
+        let page = page.map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else {
+            return Ok(RetrievalReport::default());
+        };
+        self.next_seq = last.seq + 1;
+        let models = self.recommender.models();
+        if !self.state.as_ref().is_some_and(|state| Arc::ptr_eq(&state.models, &models)) {
+            let (users, added_items) = (HashMap::new(), HashMap::new());
+            self.state = Some(LearnerState { models: models.clone(), users, added_items });
+        }
+        let state = self.state.as_mut().expect("set above");
+        let (user_states, item_states) = (&mut state.users, &mut state.added_items);
+        let (catalog, ann) = (&models.catalog, &models.ann);
+        let index = ann.index();
+        let (dim, built) = (index.dim(), index.catalog_items() as usize);
+        let optimizer = Adagrad {
+            lr: self.settings.learning_rate,
+            initial_accumulator: self.settings.initial_accumulator,
+        };
+        let mut users: HashMap<&str, Vec<f32>> = HashMap::new();
+        let mut items: HashMap<u32, Vec<f32>> = HashMap::new();
+        let mut report = RetrievalReport { read: page.len(), ..RetrievalReport::default() };
+        for stored in page.iter().filter(|s| s.event.event_type != IMPRESSION) {
+            let event = &stored.event;
+            let Some(item) = catalog.item_index(&event.item) else {
+                report.skipped += 1;
+                continue;
+            };
+            let user_id = event.user.as_str();
+            let user = users.entry(user_id).or_insert_with(|| {
+                let known = catalog.users.index(user_id);
+                ann.user_vector(known, user_id).unwrap_or_else(|| vec![0.0; dim])
+            });
+            let user_state =
+                user_states.entry(user_id.to_owned()).or_insert_with(|| vec![0.0; dim]);
+            let negative = index.item(self.rng.below(built.max(1)) as u32);
+            if catalog.is_added(item) {
+                let vector = items.entry(item).or_insert_with(|| index.item(item).into_owned());
+                let state = item_states.entry(item).or_insert_with(|| vec![0.0; dim]);
+                let step = (user.as_mut_slice(), user_state.as_mut_slice());
+                bpr_step(
+                    &optimizer,
+                    self.settings.regularization,
+                    step,
+                    (vector, Some(state)),
+                    &negative,
+                );
+            } else {
+                let mut vector = index.item(item).into_owned();
+                let step = (user.as_mut_slice(), user_state.as_mut_slice());
+                bpr_step(
+                    &optimizer,
+                    self.settings.regularization,
+                    step,
+                    (&mut vector, None),
+                    &negative,
+                );
+            }
+            report.learned += 1;
+        }
+        report.users = users.len();
+        report.items = items.len();
+        for (user_id, vector) in users {
+            ann.set_user_vector(user_id, vector);
+        }
+        for (item, vector) in &items {
+            index.set_added(*item, vector)?;
+        }
+        self.metrics.retrieval_round(report.learned, report.skipped, report.users, report.items);
+        Ok(report)
+    }
+
+    /// Runs rounds on a thread of its own: back to back while the log has
+    /// more, every `poll` otherwise. A failed round is reported and retried.
+    pub fn spawn(mut self) {
+        std::thread::spawn(move || {
+            loop {
+                match self.round() {
+                    Ok(report) if report.read == self.settings.page => continue,
+                    Ok(_) => {}
+                    Err(e) => eprintln!("retrieval learning: {e}"),
+                }
+                std::thread::sleep(self.settings.poll);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cascade_core::{Event, FeatureValue, Record};
+    use cascade_nn::matrix::dot;
+    use cascade_store::{EventKey, KeyedEvent};
+
+    use super::*;
+    use crate::recall::AnnBackend;
+    use crate::recommender::PipelineSettings;
+    use crate::test_fixture::small_recommender;
+
+    fn event(n: usize, user: &str, item: &str, event_type: &str) -> KeyedEvent {
+        KeyedEvent {
+            key: EventKey::from_client_id(&format!("e{n}")),
+            event: Event {
+                user: user.into(),
+                item: item.into(),
+                event_type: event_type.into(),
+                value: None,
+                ts_ms: n as i64,
+            },
+        }
+    }
+
+    /// Consumptions move the consumer's vector (a user the build never saw
+    /// gets one, and with it ANN recall) and an added item's vector towards
+    /// its consumers; built items stay put; impressions teach nothing.
+    #[test]
+    fn consumptions_teach_users_and_added_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let recommender = Arc::new(small_recommender(
+            PipelineSettings { exposure_cap: None, ..PipelineSettings::default() },
+            AnnBackend::Usearch,
+        ));
+        let metrics = Arc::new(Metrics::default());
+        let settings = RetrievalLearningSettings::default();
+        let mut learner =
+            RetrievalLearner::new(store.clone(), recommender.clone(), metrics.clone(), settings)
+                .unwrap();
+        let record = Record::from([("genres".to_owned(), FeatureValue::List(vec!["c1".into()]))]);
+        recommender.add_item("new", &record);
+        let models = recommender.models();
+        let (ann, index) = (&models.ann, models.ann.index());
+        let new = models.catalog.item_index("new").unwrap();
+        let user_a = ann.user_vector(Some(0), "a").unwrap();
+        let (built_3, new_before) = (index.item(3).into_owned(), index.item(new).into_owned());
+        assert!(ann.user_vector(None, "z").is_none(), "the build never saw z");
+
+        let mut events =
+            vec![event(0, "a", "new", "impression"), event(1, "z", "unknown", "click")];
+        events.extend((0..3).map(|k| event(10 + k, "z", &(3 * k + 3).to_string(), "click")));
+        events.extend((0..20).map(|k| event(20 + k, "a", "new", "click")));
+        store.append(&events).unwrap();
+        let report = learner.round().unwrap();
+        assert_eq!(
+            report,
+            RetrievalReport { read: 25, learned: 23, skipped: 1, users: 2, items: 1 }
+        );
+        assert!(learner.round().unwrap() == RetrievalReport::default(), "nothing new");
+
+        let z = ann.user_vector(None, "z").expect("learned from z's clicks");
+        assert!(z.iter().any(|v| *v != 0.0));
+        let request = crate::recommender::RecommendRequest {
+            user_id: "z".into(),
+            context: Default::default(),
+            n: Some(10),
+            exclude: Vec::new(),
+            pin: Vec::new(),
+            filters: Default::default(),
+        };
+        let items = recommender.recommend(&request).unwrap().items;
+        assert!(items.iter().any(|i| i.sources.iter().any(|s| s == "recall/ann")), "{items:?}");
+
+        let a_after = ann.user_vector(Some(0), "a").unwrap();
+        let new_after = index.item(new).into_owned();
+        assert!(
+            dot(&a_after, &new_after) > dot(&user_a, &new_before) + 0.1,
+            "a and the item a chose moved together: {} → {}",
+            dot(&user_a, &new_before),
+            dot(&a_after, &new_after)
+        );
+        assert_eq!(index.item(3).as_ref(), built_3.as_slice(), "built items keep their vectors");
+        let rank_of_new = index.search(&a_after, 31).iter().position(|h| h.0 == new);
+        assert_eq!(rank_of_new, Some(0), "a's top item by ANN is the one a keeps choosing");
+
+        // A swap drops what was learned: the new build saw the same events.
+        recommender.swap(crate::test_fixture::small_models(AnnBackend::Usearch));
+        learner.round().unwrap();
+        assert!(recommender.models().ann.user_vector(None, "z").is_none());
+    }
+}
