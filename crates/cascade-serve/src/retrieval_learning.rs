@@ -2,8 +2,12 @@
 //! log and, for every consumption, takes one BPR step ("the user chose
 //! this item over a random one") on the user's vector and, for an item
 //! added through the API since the build, on the item's vector, with
-//! row-wise Adagrad (`cascade_nn::optimizers::Adagrad`: rows seen rarely,
-//! like a new user's or a new item's, take the largest steps). Each round
+//! row-wise Adagrad (`cascade_nn::optimizers::Adagrad`: rows seen rarely
+//! take the largest steps). Rows the build did not train (added items,
+//! users it never saw) learn at `learning_rate`; users it trained at
+//! `built_user_learning_rate`, smaller, because moving them towards new
+//! items costs them the built items they were good at
+//! (`cascade replay-new-items` measures both sides, docs/results.md). Each round
 //! publishes the moved vectors at once: users' into `recall/ann`'s learned
 //! vectors, added items' into the ANN index (removed and re-inserted).
 //!
@@ -29,8 +33,11 @@ use crate::recommender::{Models, Recommender};
 /// Step sizes and pace of the learner.
 #[derive(Debug, Clone, Copy)]
 pub struct RetrievalLearningSettings {
-    /// Adagrad's learning rate.
+    /// Adagrad's learning rate for rows the build did not train: added
+    /// items, and users it never saw.
     pub learning_rate: f32,
+    /// Adagrad's learning rate for users the build trained (0 keeps them).
+    pub built_user_learning_rate: f32,
     /// Adagrad's initial accumulator: caps the first steps.
     pub initial_accumulator: f32,
     /// L2 pull towards zero per step, as in BPR-MF's training.
@@ -44,7 +51,11 @@ pub struct RetrievalLearningSettings {
 impl Default for RetrievalLearningSettings {
     fn default() -> Self {
         RetrievalLearningSettings {
-            learning_rate: 0.05,
+            // `cascade replay-new-items`' choice on its validation items
+            // (docs/results.md): the most new-item hits that cost the
+            // built items at most half a point of HR@50.
+            learning_rate: 0.1,
+            built_user_learning_rate: 0.0,
             initial_accumulator: 0.1,
             regularization: 1e-4,
             poll: Duration::from_millis(200),
@@ -68,28 +79,34 @@ pub struct RetrievalReport {
     pub items: usize,
 }
 
-/// One BPR step with Adagrad for "the user chose `item` over `negative`":
-/// the user's vector always moves; the item's only when `item_state` is
-/// given (an added item).
+/// An item's side of a BPR step: its vector, and its Adagrad state if it
+/// learns (an added item).
+type ItemSide<'a> = (&'a mut [f32], Option<&'a mut [f32]>);
+
+/// One BPR step with Adagrad for "the user chose `positive` over
+/// `negative`": the user's vector moves with `user_optimizer`, each item's
+/// (with `optimizer`) only when it learns.
 fn bpr_step(
-    optimizer: &Adagrad,
+    (optimizer, user_optimizer): (&Adagrad, &Adagrad),
     regularization: f32,
     (user, user_state): (&mut [f32], &mut [f32]),
-    (item, item_state): (&mut [f32], Option<&mut [f32]>),
-    negative: &[f32],
+    (positive, positive_state): ItemSide<'_>,
+    (negative, negative_state): ItemSide<'_>,
 ) {
-    let margin = dot(user, item) - dot(user, negative);
+    let margin = dot(user, positive) - dot(user, negative);
     // d/dx of −ln σ(x) is −σ(−x).
     let pull = -1.0 / (1.0 + margin.exp());
     let user_grad: Vec<f32> = (0..user.len())
-        .map(|d| pull * (item[d] - negative[d]) + regularization * user[d])
+        .map(|d| pull * (positive[d] - negative[d]) + regularization * user[d])
         .collect();
-    if let Some(item_state) = item_state {
-        let item_grad: Vec<f32> =
-            (0..item.len()).map(|d| pull * user[d] + regularization * item[d]).collect();
-        optimizer.update(item, item_state, &item_grad, 0);
+    for (item, state, sign) in [(positive, positive_state, 1.0), (negative, negative_state, -1.0)] {
+        if let Some(state) = state {
+            let grad: Vec<f32> =
+                (0..item.len()).map(|d| sign * pull * user[d] + regularization * item[d]).collect();
+            optimizer.update(item, state, &grad, 0);
+        }
     }
-    optimizer.update(user, user_state, &user_grad, 0);
+    user_optimizer.update(user, user_state, &user_grad, 0);
 }
 
 /// Adagrad's accumulators for the models they belong to.
@@ -99,16 +116,115 @@ struct LearnerState {
     added_items: HashMap<u32, Vec<f32>>,
 }
 
-/// The learner: where it is in the log, and its optimizer state for the
-/// models it learns on.
+/// The learning itself, apart from where consumptions come from (the
+/// server's log, or `cascade replay-new-items`).
+pub struct OnlineRetrieval {
+    settings: RetrievalLearningSettings,
+    state: Option<LearnerState>,
+    rng: SeededRng,
+}
+
+impl OnlineRetrieval {
+    /// No state yet; negatives drawn with a fixed seed.
+    pub fn new(settings: RetrievalLearningSettings) -> OnlineRetrieval {
+        OnlineRetrieval { settings, state: None, rng: SeededRng::new(2026) }
+    }
+
+    /// Learns from (user id, item id) consumptions, in order, and publishes
+    /// the moved vectors into `models`. `read` and nothing else of the
+    /// report is left to the caller.
+    pub fn learn<'a>(
+        &mut self,
+        models: &Arc<Models>,
+        consumptions: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<RetrievalReport, String> {
+        if !self.state.as_ref().is_some_and(|state| Arc::ptr_eq(&state.models, models)) {
+            let (users, added_items) = (HashMap::new(), HashMap::new());
+            self.state = Some(LearnerState { models: models.clone(), users, added_items });
+        }
+        let state = self.state.as_mut().expect("set above");
+        let (user_states, item_states) = (&mut state.users, &mut state.added_items);
+        let (catalog, ann) = (&models.catalog, &models.ann);
+        let index = ann.index();
+        let dim = index.dim();
+        let adagrad =
+            |lr: f32| Adagrad { lr, initial_accumulator: self.settings.initial_accumulator };
+        let new_rows = adagrad(self.settings.learning_rate);
+        let built_users = adagrad(self.settings.built_user_learning_rate);
+        let regularization = self.settings.regularization;
+        let mut users: HashMap<&str, Vec<f32>> = HashMap::new();
+        let mut items: HashMap<u32, Vec<f32>> = HashMap::new();
+        let mut report = RetrievalReport::default();
+        for (user_id, item_id) in consumptions {
+            let Some(item) = catalog.item_index(item_id) else {
+                report.skipped += 1;
+                continue;
+            };
+            let known = catalog.users.index(user_id);
+            let user = users.entry(user_id).or_insert_with(|| {
+                ann.user_vector(known, user_id).unwrap_or_else(|| vec![0.0; dim])
+            });
+            let optimizers = (&new_rows, if known.is_some() { &built_users } else { &new_rows });
+            let user_state =
+                user_states.entry(user_id.to_owned()).or_insert_with(|| vec![0.0; dim]);
+            let user = (user.as_mut_slice(), user_state.as_mut_slice());
+            // Negatives come from every indexed item: an added item is
+            // pushed away from the users who chose something else.
+            let mut negative = self.rng.below(index.len().max(2)) as u32;
+            if negative == item {
+                negative = (negative + 1) % index.len() as u32;
+            }
+            let mut vector_and_state = |k: u32| -> (Vec<f32>, Option<Vec<f32>>) {
+                let vector = items.get(&k).cloned().unwrap_or_else(|| index.item(k).into_owned());
+                let state = catalog
+                    .is_added(k)
+                    .then(|| item_states.remove(&k).unwrap_or_else(|| vec![0.0; dim]));
+                (vector, state)
+            };
+            let (mut positive_vector, mut positive_state) = vector_and_state(item);
+            let (mut negative_vector, mut negative_state) = vector_and_state(negative);
+            bpr_step(
+                optimizers,
+                regularization,
+                user,
+                (&mut positive_vector, positive_state.as_deref_mut()),
+                (&mut negative_vector, negative_state.as_deref_mut()),
+            );
+            for (k, vector, state) in [
+                (item, positive_vector, positive_state),
+                (negative, negative_vector, negative_state),
+            ] {
+                if let Some(state) = state {
+                    item_states.insert(k, state);
+                    items.insert(k, vector);
+                }
+            }
+            report.learned += 1;
+        }
+        // Built users at rate 0 did not move: nothing to keep for them.
+        let frozen = self.settings.built_user_learning_rate == 0.0;
+        users.retain(|user_id, _| !(frozen && catalog.users.index(user_id).is_some()));
+        report.users = users.len();
+        report.items = items.len();
+        for (user_id, vector) in users {
+            ann.set_user_vector(user_id, vector);
+        }
+        for (item, vector) in &items {
+            index.set_added(*item, vector)?;
+        }
+        Ok(report)
+    }
+}
+
+/// The server's learner: where it is in the event log.
 pub struct RetrievalLearner {
     store: Store,
     next_seq: u64,
     recommender: Arc<Recommender>,
     metrics: Arc<Metrics>,
-    settings: RetrievalLearningSettings,
-    state: Option<LearnerState>,
-    rng: SeededRng,
+    poll: Duration,
+    page: usize,
+    learning: OnlineRetrieval,
 }
 
 impl RetrievalLearner {
@@ -121,82 +237,32 @@ impl RetrievalLearner {
         settings: RetrievalLearningSettings,
     ) -> Result<RetrievalLearner, String> {
         let next_seq = store.event_count().map_err(|e| e.to_string())?;
-        let rng = SeededRng::new(2026);
-        Ok(RetrievalLearner { store, next_seq, recommender, metrics, settings, state: None, rng })
+        Ok(RetrievalLearner {
+            store,
+            next_seq,
+            recommender,
+            metrics,
+            poll: settings.poll,
+            page: settings.page,
+            learning: OnlineRetrieval::new(settings),
+        })
     }
 
     /// Learns from the events logged since the last round and publishes
     /// the moved vectors.
     pub fn round(&mut self) -> Result<RetrievalReport, String> {
-        let page = self.store.events_page(self.next_seq, self.settings.page);
+        let page = self.store.events_page(self.next_seq, self.page);
         let page = page.map_err(|e| e.to_string())?;
         let Some(last) = page.last() else {
             return Ok(RetrievalReport::default());
         };
         self.next_seq = last.seq + 1;
-        let models = self.recommender.models();
-        if !self.state.as_ref().is_some_and(|state| Arc::ptr_eq(&state.models, &models)) {
-            let (users, added_items) = (HashMap::new(), HashMap::new());
-            self.state = Some(LearnerState { models: models.clone(), users, added_items });
-        }
-        let state = self.state.as_mut().expect("set above");
-        let (user_states, item_states) = (&mut state.users, &mut state.added_items);
-        let (catalog, ann) = (&models.catalog, &models.ann);
-        let index = ann.index();
-        let (dim, built) = (index.dim(), index.catalog_items() as usize);
-        let optimizer = Adagrad {
-            lr: self.settings.learning_rate,
-            initial_accumulator: self.settings.initial_accumulator,
-        };
-        let mut users: HashMap<&str, Vec<f32>> = HashMap::new();
-        let mut items: HashMap<u32, Vec<f32>> = HashMap::new();
-        let mut report = RetrievalReport { read: page.len(), ..RetrievalReport::default() };
-        for stored in page.iter().filter(|s| s.event.event_type != IMPRESSION) {
-            let event = &stored.event;
-            let Some(item) = catalog.item_index(&event.item) else {
-                report.skipped += 1;
-                continue;
-            };
-            let user_id = event.user.as_str();
-            let user = users.entry(user_id).or_insert_with(|| {
-                let known = catalog.users.index(user_id);
-                ann.user_vector(known, user_id).unwrap_or_else(|| vec![0.0; dim])
-            });
-            let user_state =
-                user_states.entry(user_id.to_owned()).or_insert_with(|| vec![0.0; dim]);
-            let negative = index.item(self.rng.below(built.max(1)) as u32);
-            if catalog.is_added(item) {
-                let vector = items.entry(item).or_insert_with(|| index.item(item).into_owned());
-                let state = item_states.entry(item).or_insert_with(|| vec![0.0; dim]);
-                let step = (user.as_mut_slice(), user_state.as_mut_slice());
-                bpr_step(
-                    &optimizer,
-                    self.settings.regularization,
-                    step,
-                    (vector, Some(state)),
-                    &negative,
-                );
-            } else {
-                let mut vector = index.item(item).into_owned();
-                let step = (user.as_mut_slice(), user_state.as_mut_slice());
-                bpr_step(
-                    &optimizer,
-                    self.settings.regularization,
-                    step,
-                    (&mut vector, None),
-                    &negative,
-                );
-            }
-            report.learned += 1;
-        }
-        report.users = users.len();
-        report.items = items.len();
-        for (user_id, vector) in users {
-            ann.set_user_vector(user_id, vector);
-        }
-        for (item, vector) in &items {
-            index.set_added(*item, vector)?;
-        }
+        let consumptions = page
+            .iter()
+            .filter(|stored| stored.event.event_type != IMPRESSION)
+            .map(|stored| (stored.event.user.as_str(), stored.event.item.as_str()));
+        let report = self.learning.learn(&self.recommender.models(), consumptions)?;
+        let report = RetrievalReport { read: page.len(), ..report };
         self.metrics.retrieval_round(report.learned, report.skipped, report.users, report.items);
         Ok(report)
     }
@@ -207,11 +273,11 @@ impl RetrievalLearner {
         std::thread::spawn(move || {
             loop {
                 match self.round() {
-                    Ok(report) if report.read == self.settings.page => continue,
+                    Ok(report) if report.read == self.page => continue,
                     Ok(_) => {}
                     Err(e) => eprintln!("retrieval learning: {e}"),
                 }
-                std::thread::sleep(self.settings.poll);
+                std::thread::sleep(self.poll);
             }
         });
     }
@@ -253,7 +319,11 @@ mod tests {
             AnnBackend::Usearch,
         ));
         let metrics = Arc::new(Metrics::default());
-        let settings = RetrievalLearningSettings::default();
+        // Built users learn too here (by default they keep their vectors).
+        let settings = RetrievalLearningSettings {
+            built_user_learning_rate: 0.1,
+            ..RetrievalLearningSettings::default()
+        };
         let mut learner =
             RetrievalLearner::new(store.clone(), recommender.clone(), metrics.clone(), settings)
                 .unwrap();
@@ -307,5 +377,25 @@ mod tests {
         recommender.swap(crate::test_fixture::small_models(AnnBackend::Usearch));
         learner.round().unwrap();
         assert!(recommender.models().ann.user_vector(None, "z").is_none());
+    }
+
+    /// By default the build's users keep their vectors (moving them cost
+    /// the built items, docs/results.md); added items and unseen users learn.
+    #[test]
+    fn by_default_built_users_keep_their_vectors() {
+        let models = Arc::new(crate::test_fixture::small_models(AnnBackend::Usearch));
+        let reader = crate::catalog::ItemFactsReader::default();
+        let (new, _) = models.add_item("new", &Record::new(), &reader).unwrap().unwrap();
+        let index = models.ann.index();
+        let (a_before, new_before) =
+            (models.ann.user_vector(Some(0), "a").unwrap(), index.item(new).into_owned());
+        let mut learning = OnlineRetrieval::new(RetrievalLearningSettings::default());
+        let report = learning.learn(&models, [("a", "new"), ("a", "new"), ("newbie", "new")]);
+        assert_eq!(report.unwrap().users, 1, "only the unseen user moved");
+        assert_eq!(models.ann.user_vector(Some(0), "a").unwrap(), a_before);
+        assert_ne!(index.item(new).as_ref(), new_before.as_slice());
+        assert!(
+            models.ann.user_vector(None, "newbie").is_some_and(|v| v.iter().any(|x| *x != 0.0))
+        );
     }
 }

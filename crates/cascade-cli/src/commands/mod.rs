@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod quickstart;
 pub mod ranking;
 pub mod replay;
+pub mod replay_new_items;
 pub mod serve;
 pub mod stream_worker;
 pub mod train;

@@ -22,7 +22,7 @@ use cascade_serve::events::{EventLog, IMPRESSION};
 use cascade_serve::http::{AppState, ModelLoader, serve};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::online_learning::{CheckpointWriter, OnlineLearningSettings, OnlineTrainer};
-use cascade_serve::rank::CtrRanker;
+use cascade_serve::rank::{CtrRanker, Ranker};
 use cascade_serve::recall::{
     AnnBackend, AnnIndex, AnnRecall, AnnSettings, ItemCfRecall, decayed_counts,
 };
@@ -241,7 +241,7 @@ fn catalog_of(workspace: &Workspace, prepared: &Prepared) -> Result<Catalog> {
 
 /// Categories and publication times as `Workspace::item_facts_reader`
 /// reads them. The data is historical, so "now" is the newest publication.
-fn item_facts(workspace: &Workspace, items: &IdIndex) -> Result<ItemFacts> {
+pub(crate) fn item_facts(workspace: &Workspace, items: &IdIndex) -> Result<ItemFacts> {
     let store = workspace.store()?;
     let mut records = Vec::with_capacity(items.len());
     for id in items.ids() {
@@ -298,7 +298,7 @@ fn build_models(
     let version = format!("bpr-mf+itemknn+{name}@{}", cascade_core::timestamp::now_ms());
     let (users, items) = bpr.tables();
     let counts = popularity(workspace, &catalog)?;
-    Ok(assemble(version, catalog, [users, items], &counts, ranker))
+    Ok(assemble(version, catalog, [users, items], &counts, Some(Box::new(ranker))))
 }
 
 /// Loads BPR-MF and the ranker from the checkpoints `cascade train` wrote
@@ -354,7 +354,7 @@ pub fn checkpoint_models(
         manifest_stamp(&models_dir.join(&name))
     );
     let counts = popularity(workspace, &catalog)?;
-    Ok(assemble(version, catalog, [users, items], &counts, ranker))
+    Ok(assemble(version, catalog, [users, items], &counts, Some(Box::new(ranker))))
 }
 
 /// Each item's consumption count in the workspace's event log, decayed with
@@ -385,12 +385,12 @@ pub fn manifest_stamp(dir: &Path) -> u128 {
 
 /// ANN over the retrieval embeddings ([users, items] tables keyed by dense
 /// index), item-CF over every history, popularity from `counts`, and the ranker.
-fn assemble(
+pub(crate) fn assemble(
     version: String,
     catalog: Catalog,
     [users, items]: [&EmbeddingTable; 2],
     counts: &[f32],
-    ranker: CtrRanker,
+    ranker: Option<Box<dyn Ranker>>,
 ) -> Models {
     let dim = items.config().dim;
     let matrix = |table: &EmbeddingTable, n: usize| -> Vec<f32> {
@@ -405,7 +405,7 @@ fn assemble(
     let ann = AnnRecall::new(index, matrix(users, n_users));
     let consumed = Interactions::new(n_items, &catalog.histories);
     let item_cf = ItemCfRecall::fit(&consumed);
-    Models::new(version, catalog, ann, item_cf, counts, Some(Box::new(ranker)))
+    Models::new(version, catalog, ann, item_cf, counts, ranker)
 }
 
 #[cfg(test)]

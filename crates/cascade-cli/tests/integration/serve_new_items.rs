@@ -44,7 +44,7 @@ pub fn new_items_join_at_once_and_learn(base: &str) {
     }
 
     // Thirty users click it, and a user the build never saw clicks three
-    // films: the learner moves the new item's vector and theirs.
+    // films: the learner moves the new item's vector and the new user's.
     let mut events: Vec<String> = (1..=30)
         .map(|u| {
             format!(r#"{{"event_id": "bn-{u}", "user_id": "{u}", "item_id": "brand-new", "event_type": "click"}}"#)
@@ -63,7 +63,8 @@ pub fn new_items_join_at_once_and_learn(base: &str) {
         let (_, metrics) = get(base, "/metrics");
         let items = metric(&metrics, "cascade_retrieval_item_vectors_moved_total");
         let users = metric(&metrics, "cascade_retrieval_user_vectors_moved_total");
-        if items >= 1 && users >= 31 {
+        // The build's users keep their vectors by default: only "fan" moves.
+        if items >= 1 && users >= 1 {
             assert!(metric(&metrics, "cascade_items_added_total") >= 1, "{metrics}");
             break;
         }
