@@ -177,6 +177,10 @@ enum Command {
         /// Also draw each arm's AUC per replayed week into this SVG file.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// The online arm's sparse optimizer: training's (lazy Adam, step
+        /// scaled) or row-wise Adagrad.
+        #[arg(long, value_enum, default_value = "training")]
+        online_optimizer: commands::replay::OnlineOptimizer,
         /// MovieLens-100k directory [default: $CASCADE_DATA_DIR, or the workspace's store].
         #[arg(long, env = "CASCADE_DATA_DIR")]
         data: Option<PathBuf>,
@@ -609,6 +613,7 @@ fn main() -> ExitCode {
             online_chunk_minutes,
             skip_retrain,
             plot,
+            online_optimizer,
             data,
             common,
         } => commands::replay::run(
@@ -620,6 +625,7 @@ fn main() -> ExitCode {
                 online_chunk_minutes,
                 skip_retrain,
                 plot,
+                online_optimizer,
             },
         ),
         Command::Ingest { file, max_batch, common } => {

@@ -129,6 +129,18 @@ impl EmbeddingTable {
         self.optimizer = optimizer.build();
     }
 
+    /// Switches to an optimizer of another kind: rows keep their weights,
+    /// and their state starts afresh in the new layout (e.g. Adagrad's
+    /// accumulators from zero, for rows trained with Adam and now updated
+    /// online).
+    pub fn restart_optimizer(&mut self, optimizer: OptimizerConfig) {
+        self.config.optimizer = optimizer;
+        self.optimizer = optimizer.build();
+        let slots = self.optimizer.state_per_dim() * self.config.dim;
+        self.state = vec![0.0; self.row_steps.len() * slots];
+        self.row_steps.iter_mut().for_each(|steps| *steps = 0);
+    }
+
     /// The table's settings.
     pub fn config(&self) -> &TableConfig {
         &self.config
@@ -377,6 +389,26 @@ mod tests {
             init_scale: 0.1,
             seed: 7,
         })
+    }
+
+    /// Another kind of optimizer keeps the weights and restarts the state
+    /// in its own layout; the next step is that optimizer's first.
+    #[test]
+    fn a_restarted_optimizer_keeps_weights_and_reshapes_state() {
+        let mut adam = table(4);
+        adam.restart_optimizer(OptimizerConfig::Adam { lr: 0.1, beta1: 0.9, beta2: 0.999 });
+        let (rows, _) = adam.gather(&[1, 2]);
+        adam.apply_row_gradients(&rows, &[1.0; 8]);
+        assert_eq!(adam.parts().state.len(), 2 * 2 * 4, "Adam: two slots per coordinate");
+        let weights = adam.row(1).unwrap().to_vec();
+        adam.restart_optimizer(OptimizerConfig::Adagrad { lr: 0.1, initial_accumulator: 0.0 });
+        assert_eq!(adam.row(1).unwrap(), weights.as_slice());
+        assert_eq!(adam.parts().state, vec![0.0; 2 * 4].as_slice(), "one fresh slot");
+        let (rows, _) = adam.gather(&[1]);
+        adam.apply_row_gradients(&rows, &[1.0; 4]);
+        // Adagrad's first step from a zero accumulator: exactly lr · sign(g).
+        let stepped = adam.row(1).unwrap();
+        assert!(stepped.iter().zip(&weights).all(|(w, v)| (v - w - 0.1).abs() < 1e-6));
     }
 
     #[test]

@@ -264,7 +264,7 @@ mod tests {
     use cascade_core::ids::feature_id;
     use cascade_eval::protocols::CtrExample;
     use cascade_models::random::SeededRng;
-    use cascade_models::ranking::{CtrArch, CtrModelConfig, OnlineUpdate};
+    use cascade_models::ranking::{CtrArch, CtrModelConfig, OnlineUpdate, SparseOnline};
 
     /// The ranker's in-place serving path scores what the model gives the
     /// same candidates encoded one by one through candle.
@@ -334,7 +334,11 @@ mod tests {
                 features: ranker.encode(user, &[], 3, 21 * 3_600_000 + n).unwrap(),
             })
             .collect();
-        let update = OnlineUpdate { batch_size: 20, dense_lr: 1e-3, sparse_step_scale: 1.0 };
+        let update = OnlineUpdate {
+            batch_size: 20,
+            dense_lr: 1e-3,
+            sparse: SparseOnline::TrainingScaled(1.0),
+        };
         trainer.update(&clicks, update, &mut SeededRng::new(9)).unwrap();
         let mut touched: Vec<u64> =
             clicks.iter().flat_map(|e| e.features.fields.iter().flatten().copied()).collect();

@@ -413,7 +413,7 @@ mod tests {
     use cascade_core::Config;
     use cascade_eval::protocols::CtrExample;
     use cascade_models::random::SeededRng;
-    use cascade_models::ranking::{CtrFeatures, OnlineUpdate};
+    use cascade_models::ranking::{CtrFeatures, SparseOnline};
 
     use super::*;
 
@@ -431,7 +431,10 @@ mod tests {
         let examples: Vec<CtrExample<CtrFeatures>> = (0..60)
             .map(|n| CtrExample { user: 0, label: n % 3 == 0, features: example(n) })
             .collect();
-        let update = OnlineUpdate { batch_size: 10, dense_lr: 1e-3, sparse_step_scale: 1.0 };
+        // What the server's trainer runs: Adagrad rows (their state's
+        // layout differs from training's Adam, and must load as saved).
+        let update = OnlineLearningSettings::default().update;
+        assert!(matches!(update.sparse, SparseOnline::Adagrad(_)));
         model.update(&examples, update, &mut SeededRng::new(1)).unwrap();
 
         let fields = ["user_id".to_owned(), "item_id".to_owned()];

@@ -151,9 +151,26 @@ pub struct OnlineUpdate {
     pub batch_size: usize,
     /// AdamW learning rate of the dense layers.
     pub dense_lr: f64,
-    /// The sparse optimizer's step size relative to training's.
-    pub sparse_step_scale: f32,
+    /// How the sparse rows step.
+    pub sparse: SparseOnline,
 }
+
+/// The sparse rows' optimizer online.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SparseOnline {
+    /// Training's optimizer, its step scaled by this factor; the rows'
+    /// state (lazy Adam's moments) carries on.
+    TrainingScaled(f32),
+    /// Row-wise Adagrad at this learning rate. The rows' training state
+    /// is dropped at the first update; from then on each coordinate's step
+    /// shrinks with the gradients it has seen, so a row seen often settles
+    /// while a new one learns fast.
+    Adagrad(f32),
+}
+
+/// Adagrad's initial accumulator online: caps a fresh row's first steps
+/// at about 3× the learning rate.
+const ONLINE_ADAGRAD_INITIAL_ACCUMULATOR: f32 = 0.1;
 
 /// The rows and tensors an online-updated copy publishes to the serving
 /// copy ([`CtrModel::delta_for`], [`CtrModel::apply_delta`]).
@@ -317,7 +334,14 @@ impl CtrModel {
             .collect();
         self.dense.set_learning_rate(settings.dense_lr);
         let trained_with = self.config.training.optimizer;
-        self.sparse.set_optimizer(trained_with.with_step_scaled(settings.sparse_step_scale));
+        let online = match settings.sparse {
+            SparseOnline::TrainingScaled(scale) => trained_with.with_step_scaled(scale),
+            SparseOnline::Adagrad(lr) => OptimizerConfig::Adagrad {
+                lr,
+                initial_accumulator: ONLINE_ADAGRAD_INITIAL_ACCUMULATOR,
+            },
+        };
+        self.sparse.use_optimizer(online);
         let (mut loss_sum, mut batches) = (0.0, 0usize);
         for chunk in examples.chunks(settings.batch_size.max(1)) {
             let batch: Vec<&CtrExample<CtrFeatures>> = chunk.iter().collect();
@@ -325,7 +349,11 @@ impl CtrModel {
             batches += 1;
         }
         self.dense.set_learning_rate(self.config.dense_lr);
-        self.sparse.set_optimizer(trained_with);
+        // Training's own optimizer comes back; Adagrad's accumulators stay
+        // for the next update (a training run would restart them).
+        if let SparseOnline::TrainingScaled(_) = settings.sparse {
+            self.sparse.set_optimizer(trained_with);
+        }
         Ok(loss_sum / batches.max(1) as f64)
     }
 
@@ -497,24 +525,24 @@ mod tests {
         config.training.max_epochs = 15;
         config.training.optimizer = OptimizerConfig::Adam { lr: 0.02, beta1: 0.9, beta2: 0.999 };
         let (train, valid) = (interaction_data(5, 4000), interaction_data(6, 500));
-        let (mut model, _) = CtrModel::train(&train, &valid, &config, 1, |_| {}).unwrap();
+        let (model, _) = CtrModel::train(&train, &valid, &config, 1, |_| {}).unwrap();
         let (stream, later) = (shifted(7, 3000), shifted(8, 500));
         let frozen = evaluate_ctr(&model, &later).auc;
         assert!(frozen < 0.6, "unseen items carry no signal yet: AUC {frozen}");
-        let mut rng = SeededRng::new(1);
-        let settings = OnlineUpdate {
-            batch_size: 64,
-            dense_lr: config.dense_lr * 0.1,
-            sparse_step_scale: 1.0,
-        };
-        let copy = model.duplicate().unwrap();
-        for day in stream.chunks(500) {
-            model.update(day, settings, &mut rng).unwrap();
+        let trained = model;
+        for sparse in [SparseOnline::TrainingScaled(1.0), SparseOnline::Adagrad(0.05)] {
+            let mut model = trained.duplicate().unwrap();
+            let mut rng = SeededRng::new(1);
+            let settings = OnlineUpdate { batch_size: 64, dense_lr: config.dense_lr * 0.1, sparse };
+            for day in stream.chunks(500) {
+                model.update(day, settings, &mut rng).unwrap();
+            }
+            let online = evaluate_ctr(&model, &later).auc;
+            assert!(online > 0.9, "{sparse:?} learns the new items: AUC {online}");
+            let old = evaluate_ctr(&model, &valid).auc;
+            assert!(old > 0.9, "{sparse:?} keeps the old ones: AUC {old}");
         }
-        assert!(evaluate_ctr(&copy, &later).auc < 0.6, "a duplicate is independent of updates");
-        let online = evaluate_ctr(&model, &later).auc;
-        assert!(online > 0.9, "online updates learn the new items: AUC {online}");
-        assert!(evaluate_ctr(&model, &valid).auc > 0.9, "and keep the old ones");
+        assert!(evaluate_ctr(&trained, &later).auc < 0.6, "a duplicate is independent of updates");
     }
 
     /// Serving's candle-free path gives candle's probabilities, with

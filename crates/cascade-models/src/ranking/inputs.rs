@@ -241,6 +241,20 @@ impl SparseInputs {
         self.embedding.set_optimizer(optimizer);
     }
 
+    /// Switches both tables to `optimizer`, restarting the rows' state
+    /// when it is of another kind than theirs (see
+    /// [`EmbeddingTable::restart_optimizer`]).
+    pub fn use_optimizer(&mut self, optimizer: OptimizerConfig) {
+        for table in [&mut self.linear, &mut self.embedding] {
+            let same_kind = std::mem::discriminant(&table.config().optimizer)
+                == std::mem::discriminant(&optimizer);
+            match same_kind {
+                true => table.set_optimizer(optimizer),
+                false => table.restart_optimizer(optimizer),
+            }
+        }
+    }
+
     /// The (linear, embedding) rows of `ids` that have any, for a delta.
     pub fn rows_of(&self, ids: &[u64]) -> [Vec<(u64, Vec<f32>)>; 2] {
         let rows = |table: &EmbeddingTable| {

@@ -8,6 +8,8 @@ pub mod fused;
 pub mod heads;
 pub mod inputs;
 
-pub use ctr_model::{CtrArch, CtrEpoch, CtrModel, CtrModelConfig, ModelDelta, OnlineUpdate};
+pub use ctr_model::{
+    CtrArch, CtrEpoch, CtrModel, CtrModelConfig, ModelDelta, OnlineUpdate, SparseOnline,
+};
 pub use fields::{FieldIds, feature_id};
 pub use inputs::CtrFeatures;
