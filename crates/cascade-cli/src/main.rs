@@ -301,7 +301,8 @@ enum Command {
 enum BenchCommand {
     /// HNSW recall (`recall/ann`) against exact search on seeded synthetic
     /// embeddings (clustered, Zipf-skewed): build time, recall@10 and query
-    /// latency of both, as JSON.
+    /// latency of both, then 1,000 items inserted as the API adds them
+    /// (insert and move time, found at once, recall after), as JSON.
     Ann {
         /// Catalog size.
         #[arg(long, default_value_t = 100_000)]

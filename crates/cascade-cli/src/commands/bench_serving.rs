@@ -73,6 +73,38 @@ fn compare_with_exact(index: &AnnIndex, queries: &[f32], progress: Progress) -> 
     })
 }
 
+/// Items created after the build that `cascade bench ann` inserts.
+const ADDED_ITEMS: usize = 1000;
+
+/// Inserts `added` (K × dim) one by one past the index's items, as `PUT
+/// /v1/items/{id}` does: per-insert time, whether each is found by its
+/// own vector at once, and the time to move one (an online-learning update).
+fn measure_inserts(index: &AnnIndex, added: &[f32], progress: Progress) -> Result<Value> {
+    let dim = index.dim();
+    let base = index.len() as u32;
+    let bar = progress.bar((added.len() / dim) as u64, "inserting added items", "items");
+    let (mut insert_us, mut move_us, mut found) = (Vec::new(), Vec::new(), 0usize);
+    for (k, vector) in added.chunks_exact(dim).enumerate() {
+        let item = base + k as u32;
+        let started = Instant::now();
+        index.set_added(item, vector).map_err(|e| anyhow::anyhow!(e))?;
+        insert_us.push(started.elapsed().as_secs_f64() * 1e6);
+        found += usize::from(index.search(vector, 10).iter().any(|(i, _)| *i == item));
+        let moved: Vec<f32> = vector.iter().map(|v| v * 0.9).collect();
+        let started = Instant::now();
+        index.set_added(item, &moved).map_err(|e| anyhow::anyhow!(e))?;
+        move_us.push(started.elapsed().as_secs_f64() * 1e6);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(json!({
+        "items": added.len() / dim,
+        "insert_us": { "p50": percentile(&mut insert_us, 50.0), "p99": percentile(&mut insert_us, 99.0) },
+        "move_us": { "p50": percentile(&mut move_us, 50.0), "p99": percentile(&mut move_us, 99.0) },
+        "found_by_own_vector_at_once": found as f64 / (added.len() / dim).max(1) as f64,
+    }))
+}
+
 fn profile() -> &'static str {
     if cfg!(debug_assertions) { "debug" } else { "release" }
 }
@@ -88,6 +120,7 @@ pub fn ann(
 ) -> Result<()> {
     let progress = Progress { quiet: false };
     let (vectors, users) = clustered_embeddings(items, dim, 64, queries.max(1), 2026);
+    let (added, _) = clustered_embeddings(ADDED_ITEMS, dim, 64, 0, 2027);
     let mut reports = Vec::new();
     for &backend in backends {
         let spinner =
@@ -99,6 +132,8 @@ pub fn ann(
         spinner.finish_and_clear();
         let mut report = compare_with_exact(&index, &users, progress);
         report["build_s"] = json!(build_s);
+        report["inserts"] = measure_inserts(&index, &added, progress)?;
+        report["after_inserts"] = compare_with_exact(&index, &users, progress);
         reports.push(report);
     }
     let report = json!({

@@ -187,7 +187,7 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, replay: &Replay) -> 
             candidates.push((settings, lr_scale, auc));
         }
     }
-    let (online_settings, _, _) = candidates
+    let (online_settings, chosen_scale, _) = candidates
         .iter()
         .copied()
         .fold(None, |best: Option<(OnlineUpdate, f64, f64)>, c| match best {
@@ -255,7 +255,11 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, replay: &Replay) -> 
         "online_settings_chosen_on_validation": {
             "batch_size": online_settings.batch_size,
             "dense_lr": online_settings.dense_lr,
-            "sparse": format!("{:?}", online_settings.sparse),
+            "step_scale": chosen_scale,
+            "sparse_optimizer": match online_settings.sparse {
+                SparseOnline::TrainingScaled(_) => json!({ "training": { "step_scale": chosen_scale } }),
+                SparseOnline::Adagrad(lr) => json!({ "adagrad": { "lr": lr } }),
+            },
         },
         "validation_replay": candidates.iter().map(|(s, scale, auc)| json!({
             "batch_size": s.batch_size, "step_scale": scale, "valid_auc": auc,

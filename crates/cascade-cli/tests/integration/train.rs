@@ -119,7 +119,8 @@ fn replay_scores_every_later_row_with_each_arm_and_picks_online_settings_on_vali
     let grid = report["validation_replay"].as_array().unwrap();
     let best = grid.iter().map(|c| c["valid_auc"].as_f64().unwrap()).fold(f64::MIN, f64::max);
     let chosen = &report["online_settings_chosen_on_validation"];
-    let step = chosen["sparse_step_scale"].as_f64().unwrap();
+    let step = chosen["step_scale"].as_f64().unwrap();
+    assert!(chosen["sparse_optimizer"]["training"].is_object(), "the default: {report}");
     let chosen_auc = grid
         .iter()
         .find(|c| {
@@ -128,4 +129,50 @@ fn replay_scores_every_later_row_with_each_arm_and_picks_online_settings_on_vali
         })
         .map(|c| c["valid_auc"].as_f64().unwrap());
     assert_eq!(chosen_auc, Some(best), "the best validation setting is the one used: {report}");
+}
+
+#[test]
+fn replay_new_items_scores_both_arms_on_held_out_items_chosen_on_validation() {
+    let Some(data) = movielens_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let args = ["replay-new-items", "--items", "30", "--k", "20"];
+    let output = cascade_on(&data, work.path(), &args);
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["built_items"], 1682 - 60, "both sets held out of the build");
+    let replayed = report["test_interactions"].as_u64().unwrap();
+    assert!(replayed >= 30 * 10, "at least 10 interactions per item: {replayed}");
+    for arm in ["cold_start", "online"] {
+        let new_items = &report["arms"][arm]["new_items"];
+        assert_eq!(new_items["all"]["interactions"], replayed, "{arm}");
+        let by_ordinal: u64 = new_items["by_interaction_ordinal"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|range| range["interactions"].as_u64().unwrap())
+            .sum();
+        assert_eq!(by_ordinal, replayed, "{arm}: the ordinal ranges cover every interaction");
+        let hr = new_items["all"]["hr@20"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&hr) && new_items["all"]["hr@10"].as_f64().unwrap() <= hr);
+        assert_eq!(report["arms"][arm]["protocol_test_items"]["interactions"], 943);
+    }
+    // The chosen rates are the grid's best new-item hit rate among those
+    // that keep the built items within the tolerance.
+    let validation = &report["validation"];
+    let floor = validation["cold_start_protocol_valid_items_hr"].as_f64().unwrap()
+        - validation["tolerated_loss"].as_f64().unwrap();
+    let grid = validation["grid"].as_array().unwrap();
+    let admissible =
+        |g: &&serde_json::Value| g["protocol_valid_items_hr"].as_f64().unwrap() >= floor;
+    let best = grid.iter().filter(admissible).map(|g| g["new_items_hr"].as_f64().unwrap());
+    if let Some(best) = best.reduce(f64::max) {
+        let chosen = grid.iter().find(|g| {
+            g["learning_rate"] == report["chosen"]["learning_rate"]
+                && g["built_user_learning_rate"] == report["chosen"]["built_user_learning_rate"]
+        });
+        let chosen = chosen.expect("the chosen rates are in the grid");
+        assert!(admissible(&chosen), "{report}");
+        assert_eq!(chosen["new_items_hr"].as_f64(), Some(best), "{report}");
+    }
 }
