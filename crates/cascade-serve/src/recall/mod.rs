@@ -9,7 +9,7 @@ pub mod item_cf;
 pub mod popular;
 pub mod trending;
 
-pub use ann::{AnnBackend, AnnIndex, AnnRecall, AnnSettings};
+pub use ann::{AnnBackend, AnnIndex, AnnRecall, AnnSettings, EXACT_ADDED_SCAN};
 pub use category::CategoryPopularRecall;
 pub use fresh::FreshRecall;
 pub use item_cf::ItemCfRecall;
