@@ -90,10 +90,12 @@ impl Workspace {
         Ok(self.store.get_or_init(|| store).clone())
     }
 
-    /// The item feature that names its categories: the first
-    /// multi-categorical feature, else the first categorical one.
-    pub fn category_feature(&self) -> Option<String> {
-        self.item_facts_reader().category_feature
+    /// Each item's category names from the workspace's item table (the
+    /// stream's affinities read them); empty when nothing was imported.
+    pub fn item_categories(&self) -> Result<std::collections::HashMap<String, Vec<String>>> {
+        let reader = self.item_facts_reader();
+        let records = self.store()?.records(EntityKind::Item)?;
+        Ok(records.into_iter().map(|(id, record)| (id, reader.categories(&record))).collect())
     }
 
     /// Where item records keep what serving needs: categories from the

@@ -174,6 +174,9 @@ impl Recommender {
     /// [`Models::add_item`]); an item the models have is left as it is. A
     /// failure is logged: the record is stored, and the next build has it.
     pub fn add_item(&self, item_id: &str, record: &cascade_core::Record) {
+        if let Some(live) = &self.live {
+            live.set_item_categories(item_id, self.item_facts.categories(record));
+        }
         match self.models().add_item(item_id, record, &self.item_facts) {
             Ok(Some((_, true))) => self.metrics.item_added(),
             Ok(_) => {}

@@ -135,6 +135,12 @@ impl LiveStream {
         self.progress.lock().expect("progress lock").applied
     }
 
+    /// Sets an item's categories for the affinities of events applied
+    /// from now on.
+    pub fn set_item_categories(&self, item: &str, categories: Vec<String>) {
+        self.processor.write().expect("stream lock").set_item_categories(item, categories);
+    }
+
     /// Why the processor stopped, if it did.
     pub fn failure(&self) -> Option<String> {
         self.progress.lock().expect("progress lock").failed.clone()

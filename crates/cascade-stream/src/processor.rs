@@ -156,6 +156,12 @@ impl<S: EventSource> StreamProcessor<S> {
         &self.state
     }
 
+    /// Sets an item's categories for the affinities of events applied from
+    /// now on (an item created since the processor opened).
+    pub fn set_item_categories(&mut self, item: &str, categories: Vec<String>) {
+        self.item_categories.insert(item.to_owned(), categories);
+    }
+
     /// Applies up to `max_events` events past the offset.
     pub fn step(&mut self, max_events: usize) -> Result<Step, StreamError> {
         let page = self.source.page(self.offset, max_events)?;

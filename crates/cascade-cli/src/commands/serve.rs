@@ -96,7 +96,7 @@ pub fn run(
     let loader: Arc<ModelLoader> = Arc::new(move || load(Progress { quiet: true }));
     let metrics = Arc::new(Metrics::default());
     let hidden = HiddenItems::load(workspace.dir.join("hidden_items.json"))?;
-    let item_categories = item_category_names(&models.catalog);
+    let item_categories = workspace.item_categories()?;
     let live = start_stream(&workspace, item_categories.clone())?;
     let mut recommender = Recommender::new(models, PipelineSettings::default(), metrics.clone())
         .with_hidden(hidden)
@@ -170,20 +170,6 @@ fn online_checkpoint_writer(workspace: &Workspace, name: &str) -> Box<Checkpoint
         };
         checkpoint::save(&dir, &manifest, &tables, dense.tensors()).map_err(|e| e.to_string())
     })
-}
-
-/// Each item's category names, by external id, as of the catalog's build.
-fn item_category_names(catalog: &Catalog) -> HashMap<String, Vec<String>> {
-    let facts = &catalog.facts;
-    (0..catalog.items.len() as u32)
-        .map(|item| {
-            let names = facts.item_categories[item as usize]
-                .iter()
-                .map(|&c| facts.categories.id(c).to_owned())
-                .collect();
-            (catalog.items.id(item).to_owned(), names)
-        })
-        .collect()
 }
 
 /// The stream processor over the workspace's log, resumed from its

@@ -84,7 +84,7 @@ pub fn run_forwarder(common: &Common, follow: bool) -> Result<()> {
     let bus = RedisEventBus::open(&url, &prefix)?;
     let log = workspace.store()?;
     let node = workspace.node_id()?;
-    let categories = item_categories(&workspace)?;
+    let categories = workspace.item_categories()?;
     let lookup = |item: &str| categories.get(item).cloned().unwrap_or_default();
     let spinner = Progress { quiet: false }.spinner("forwarding events");
     let mut forwarded = 0u64;
@@ -171,16 +171,4 @@ pub fn spawn_worker_thread(url: String, prefix: String, consumer: String) -> Res
         }
     });
     Ok(())
-}
-
-/// Each item's categories from the workspace's item table, sent with the
-/// events for the workers' affinities; empty when nothing was imported.
-fn item_categories(workspace: &Workspace) -> Result<HashMap<String, Vec<String>>> {
-    let Some(feature) = workspace.category_feature() else { return Ok(HashMap::new()) };
-    let store = workspace.store()?;
-    let records = store.records(cascade_store::EntityKind::Item)?;
-    Ok(records
-        .into_iter()
-        .map(|(id, record)| (id, cascade_serve::catalog::category_names(&record, &feature)))
-        .collect())
 }

@@ -50,6 +50,10 @@ pub fn new_items_join_at_once_and_learn(base: &str) {
             format!(r#"{{"event_id": "bn-{u}", "user_id": "{u}", "item_id": "brand-new", "event_type": "click"}}"#)
         })
         .collect();
+    events.push(
+        r#"{"event_id": "critic-1", "user_id": "critic", "item_id": "brand-new", "event_type": "click"}"#
+            .to_owned(),
+    );
     for film in ["50", "181", "172"] {
         events.push(format!(
             r#"{{"event_id": "fan-{film}", "user_id": "fan", "item_id": "{film}", "event_type": "click"}}"#
@@ -72,6 +76,16 @@ pub fn new_items_join_at_once_and_learn(base: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_ne!(similar(base, "brand-new"), before, "the item's vector moved");
+    // The stream processor knows the new item's genres for affinities.
+    let (_, body) = get(base, "/v1/users/critic/features");
+    let features: Value = serde_json::from_str(&body).unwrap();
+    let categories: Vec<&str> = features["category_affinities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["category"].as_str().unwrap())
+        .collect();
+    assert!(categories.contains(&"War") && categories.contains(&"Drama"), "{body}");
     // The new user now has a vector of its own, and ANN recall with it.
     let items = recommended(base, "fan", 30);
     let from_ann =
