@@ -113,6 +113,9 @@ struct Added {
     categories: Vec<Vec<u32>>,
     /// Unix seconds: the record's publication time, else when it was added.
     published: Vec<i64>,
+    /// (time, item), newest first: `recall/fresh` reads its head on every
+    /// request, so it is kept sorted as items come.
+    by_time: Vec<(i64, u32)>,
 }
 
 impl AddedItems {
@@ -137,12 +140,7 @@ impl AddedItems {
 
     /// The newest `n` by publication time, newest first, with the time.
     pub fn newest(&self, n: usize) -> Vec<(u32, i64)> {
-        let added = self.read();
-        let mut dated: Vec<(u32, i64)> =
-            added.published.iter().enumerate().map(|(k, &t)| (self.base + k as u32, t)).collect();
-        dated.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        dated.truncate(n);
-        dated
+        self.read().by_time.iter().take(n).map(|&(t, item)| (item, t)).collect()
     }
 }
 
@@ -186,7 +184,7 @@ impl Catalog {
         }
     }
 
-    /// Whether `item_id` was added after the build.
+    /// Whether the item (a dense index) was added after the build.
     pub fn is_added(&self, item: u32) -> bool {
         item >= self.added.base
     }
@@ -212,40 +210,53 @@ impl Catalog {
         }
     }
 
-    /// Adds an item the catalog does not have, with its category names and
-    /// publication time (unix seconds), and returns its dense index; for
-    /// an item added before, refreshes its categories. `None` for an item
-    /// the models were built with.
-    pub fn add_item(&self, id: &str, categories: &[String], published: i64) -> Option<(u32, bool)> {
+    /// Category names as the catalog's dense category indices; names it
+    /// does not know are dropped.
+    pub fn category_indices(&self, names: &[String]) -> Vec<u32> {
+        names.iter().filter_map(|name| self.facts.categories.index(name)).collect()
+    }
+
+    /// Adds an item the catalog does not have, with its categories (dense
+    /// indices) and publication time (unix seconds), and returns its dense
+    /// index and whether it is new; for an item added before, refreshes
+    /// its categories. `None` for an item the models were built with.
+    ///
+    /// `prepare(item, new)` runs first, under the catalog's write lock:
+    /// whatever must know the item before any request can find it (the
+    /// ranker's fields, the ANN index) learns it there. If it fails,
+    /// nothing is added. It must not read the catalog.
+    pub fn add_item(
+        &self,
+        id: &str,
+        categories: Vec<u32>,
+        published: i64,
+        prepare: impl FnOnce(u32, bool) -> Result<(), String>,
+    ) -> Result<Option<(u32, bool)>, String> {
         if self.items.index(id).is_some() {
-            return None;
+            return Ok(None);
         }
-        let categories: Vec<u32> =
-            categories.iter().filter_map(|name| self.facts.categories.index(name)).collect();
         let mut added = self.added.inner.write().unwrap_or_else(|e| e.into_inner());
         if let Some(&item) = added.index.get(id) {
+            prepare(item, false)?;
             added.categories[(item - self.added.base) as usize] = categories;
-            return Some((item, false));
+            return Ok(Some((item, false)));
         }
         let item = self.added.base + added.ids.len() as u32;
+        prepare(item, true)?;
         added.ids.push(id.to_owned());
         added.index.insert(id.to_owned(), item);
         added.categories.push(categories);
         added.published.push(published);
-        Some((item, true))
+        // Newest first; among equal times, the lower index first.
+        let at =
+            added.by_time.partition_point(|&(t, i)| t > published || (t == published && i < item));
+        added.by_time.insert(at, (published, item));
+        Ok(Some((item, true)))
     }
 
     /// The items of category `category` (dense index) the build knew.
     pub fn items_in(&self, category: u32) -> impl Iterator<Item = u32> + '_ {
         let categories = &self.facts.item_categories;
         (0..categories.len() as u32).filter(move |&i| categories[i as usize].contains(&category))
-    }
-
-    /// The categories an item is in (dense indices).
-    pub fn categories_of(&self, item: u32) -> Vec<u32> {
-        match self.is_added(item) {
-            false => self.facts.item_categories.get(item as usize).cloned().unwrap_or_default(),
-            true => self.added.read().categories[(item - self.added.base) as usize].clone(),
-        }
     }
 }

@@ -84,30 +84,30 @@ impl Models {
     ) -> Result<Option<(u32, bool)>, String> {
         let _one_at_a_time = self.adding.lock().unwrap_or_else(|e| e.into_inner());
         let published = reader.published(record).unwrap_or_else(|| now_ms() / 1000);
-        let categories = reader.categories(record);
-        let Some((item, new)) = self.catalog.add_item(id, &categories, published) else {
-            return Ok(None);
-        };
-        if let Some(ranker) = &self.ranker {
-            ranker.add_item(item, id, record);
-        }
-        if new {
-            // Last: recall finds the item only once the others know it.
-            self.ann.index().set_added(item, &self.cold_start_vector(item))?;
-        }
-        Ok(Some((item, new)))
+        let categories = self.catalog.category_indices(&reader.categories(record));
+        let vector = self.cold_start_vector(&categories);
+        // Requests find the item through the catalog: the ranker and the
+        // index learn it first, under the catalog's lock.
+        self.catalog.add_item(id, categories, published, |item, new| {
+            if let Some(ranker) = &self.ranker {
+                ranker.add_item(item, id, record);
+            }
+            match new {
+                true => self.ann.index().set_added(item, &vector),
+                false => Ok(()),
+            }
+        })
     }
 
-    /// The mean of the built items' vectors in the item's categories (all
+    /// The mean of the built items' vectors in `categories` (all
     /// items when it has none, or they have no items), scaled to their
     /// mean length: averaging shortens vectors, and a short one would
     /// never reach an inner-product top list.
-    fn cold_start_vector(&self, item: u32) -> Vec<f32> {
+    fn cold_start_vector(&self, categories: &[u32]) -> Vec<f32> {
         let index = self.ann.index();
-        let categories = self.catalog.categories_of(item);
         let built = 0..index.catalog_items();
         let mut members: Vec<u32> =
-            built.clone().filter(|&i| self.catalog.facts.in_any(i, &categories)).collect();
+            built.clone().filter(|&i| self.catalog.facts.in_any(i, categories)).collect();
         if members.is_empty() {
             members = built.collect();
         }

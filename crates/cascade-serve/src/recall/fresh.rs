@@ -64,9 +64,13 @@ mod tests {
         let context = RecallContext { user_id: "u", user: None, history: &[] };
         let items = |n| -> Vec<u32> { fresh.recall(&context, n).iter().map(|c| c.0).collect() };
         assert_eq!(items(10), vec![2, 3, 0]);
-        assert_eq!(catalog.add_item("e", &[], 250), Some((4, true)));
-        assert_eq!(catalog.add_item("e", &[], 250), Some((4, false)), "added once");
-        assert_eq!(catalog.add_item("a", &[], 250), None, "the build has it");
+        let ready = |_: u32, _: bool| Ok(());
+        assert_eq!(catalog.add_item("e", vec![], 250, ready), Ok(Some((4, true))));
+        assert_eq!(catalog.add_item("e", vec![], 250, ready), Ok(Some((4, false))), "added once");
+        assert_eq!(catalog.add_item("a", vec![], 250, ready), Ok(None), "the build has it");
+        let failing = |_: u32, _: bool| Err("the index is full".to_owned());
+        assert!(catalog.add_item("f", vec![], 260, failing).is_err());
+        assert_eq!(catalog.item_index("f"), None, "a failed preparation adds nothing");
         assert_eq!(items(10), vec![2, 4, 3, 0], "the added item in time order");
         assert_eq!(items(2), vec![2, 4]);
     }
