@@ -89,7 +89,7 @@ pub fn document() -> Value {
     users["parameters"] = id_parameter("user id");
     let mut items = json!({
         "get": operation("Whether an item is hidden, and its record", None, ("200", Some(json!({ "type": "object", "properties": { "item_id": text, "hidden": { "type": "boolean" }, "record": record } }))), &["404"], &error),
-        "put": operation("Create (201) or replace (204) an item's record", Some(record.clone()), ("201", None), &["400", "503"], &error),
+        "put": operation("Create (201) or replace (204) an item's record; a new item is recommendable (ANN included) when the answer comes", Some(record.clone()), ("201", None), &["400", "503"], &error),
         "delete": operation("Hide an item: never recommended again, at once and across restarts", None, ("204", None), &["404", "503"], &error),
     });
     items["parameters"] = id_parameter("item id");
