@@ -2,7 +2,7 @@
 //! swapped as one; and how an item created through the API joins them
 //! before the next build (`Models::add_item`).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use cascade_core::Record;
 use cascade_core::timestamp::now_ms;
@@ -33,6 +33,8 @@ pub struct Models {
     /// Adds one item at a time: the catalog, the ranker and the index
     /// must hand out the same next index.
     adding: Mutex<()>,
+    /// Cold-start vectors' ingredients, from the first added item on.
+    category_sums: OnceLock<CategorySums>,
 }
 
 impl Models {
@@ -58,6 +60,7 @@ impl Models {
             item_cf,
             ranker,
             adding: Mutex::new(()),
+            category_sums: OnceLock::new(),
         }
     }
 }
@@ -99,32 +102,88 @@ impl Models {
         })
     }
 
-    /// The mean of the built items' vectors in `categories` (all
-    /// items when it has none, or they have no items), scaled to their
-    /// mean length: averaging shortens vectors, and a short one would
-    /// never reach an inner-product top list.
+    /// The mean of the built items' vectors in `categories` (an item in
+    /// two of them counts twice; all items when it has none, or they have
+    /// no items), scaled to their mean length: averaging shortens vectors,
+    /// and a short one would never reach an inner-product top list.
     fn cold_start_vector(&self, categories: &[u32]) -> Vec<f32> {
-        let index = self.ann.index();
-        let built = 0..index.catalog_items();
-        let mut members: Vec<u32> =
-            built.clone().filter(|&i| self.catalog.facts.in_any(i, categories)).collect();
-        if members.is_empty() {
-            members = built.collect();
+        let sums = self.category_sums.get_or_init(|| CategorySums::of(self));
+        let mut total = sums.categories.iter().enumerate().fold(
+            VectorSum::new(sums.all.vector.len()),
+            |mut total, (category, sum)| {
+                if categories.contains(&(category as u32)) {
+                    total.add(sum);
+                }
+                total
+            },
+        );
+        if total.count == 0 {
+            total = sums.all.clone();
         }
-        let mut centroid = vec![0f32; index.dim()];
-        let mut length = 0f32;
-        for &member in &members {
-            let vector = index.item(member);
-            centroid.iter_mut().zip(vector.iter()).for_each(|(c, v)| *c += v);
-            length += vector.iter().map(|v| v * v).sum::<f32>().sqrt();
-        }
-        let n = members.len().max(1) as f32;
-        let norm = centroid.iter().map(|v| v * v).sum::<f32>().sqrt();
+        total.at_mean_length()
+    }
+}
+
+/// A sum of vectors, their lengths, and how many.
+#[derive(Debug, Clone)]
+struct VectorSum {
+    vector: Vec<f32>,
+    length: f32,
+    count: usize,
+}
+
+impl VectorSum {
+    fn new(dim: usize) -> VectorSum {
+        VectorSum { vector: vec![0.0; dim], length: 0.0, count: 0 }
+    }
+
+    fn push(&mut self, vector: &[f32]) {
+        self.vector.iter_mut().zip(vector).for_each(|(s, v)| *s += v);
+        self.length += vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+        self.count += 1;
+    }
+
+    fn add(&mut self, other: &VectorSum) {
+        self.vector.iter_mut().zip(&other.vector).for_each(|(s, v)| *s += v);
+        self.length += other.length;
+        self.count += other.count;
+    }
+
+    /// The summed direction at the vectors' mean length.
+    fn at_mean_length(mut self) -> Vec<f32> {
+        let norm = self.vector.iter().map(|v| v * v).sum::<f32>().sqrt();
         if norm > 0.0 {
-            let scale = (length / n) / norm;
-            centroid.iter_mut().for_each(|v| *v *= scale);
+            let scale = (self.length / self.count.max(1) as f32) / norm;
+            self.vector.iter_mut().for_each(|v| *v *= scale);
         }
-        centroid
+        self.vector
+    }
+}
+
+/// The built items' vectors summed per category and overall: computed once
+/// per build, at its first added item, so adding is O(categories × D)
+/// rather than a scan of the catalog.
+#[derive(Debug)]
+struct CategorySums {
+    categories: Vec<VectorSum>,
+    all: VectorSum,
+}
+
+impl CategorySums {
+    fn of(models: &Models) -> CategorySums {
+        let index = models.ann.index();
+        let facts = &models.catalog.facts;
+        let dim = index.dim();
+        let mut categories = vec![VectorSum::new(dim); facts.categories.len()];
+        let mut all = VectorSum::new(dim);
+        for item in 0..index.catalog_items() {
+            let vector = index.item(item);
+            all.push(&vector);
+            for &category in facts.item_categories.get(item as usize).into_iter().flatten() {
+                categories[category as usize].push(&vector);
+            }
+        }
+        CategorySums { categories, all }
     }
 }
 
