@@ -58,28 +58,28 @@ fn agent() -> ureq::Agent {
     ureq::Agent::config_builder().http_status_as_error(false).build().into()
 }
 
-/// (status, body) of a JSON POST.
-pub fn post(base: &str, path: &str, body: &str) -> (u16, String) {
-    let mut response = agent()
-        .post(&format!("{base}{path}"))
-        .header("content-type", "application/json")
-        .send(body)
-        .unwrap();
+/// (status, body) of a request with a JSON body.
+fn send_json(
+    request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    body: &str,
+) -> (u16, String) {
+    let sent = request.header("content-type", "application/json").send(body);
+    let mut response = sent.unwrap();
     (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
 }
 
-pub fn get(base: &str, path: &str) -> (u16, String) {
-    let mut response = agent().get(&format!("{base}{path}")).call().unwrap();
-    (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+/// (status, body) of a JSON POST.
+pub fn post(base: &str, path: &str, body: &str) -> (u16, String) {
+    send_json(agent().post(&format!("{base}{path}")), body)
 }
 
 /// (status, body) of a JSON PUT.
 pub fn put(base: &str, path: &str, body: &str) -> (u16, String) {
-    let mut response = agent()
-        .put(&format!("{base}{path}"))
-        .header("content-type", "application/json")
-        .send(body)
-        .unwrap();
+    send_json(agent().put(&format!("{base}{path}")), body)
+}
+
+pub fn get(base: &str, path: &str) -> (u16, String) {
+    let mut response = agent().get(&format!("{base}{path}")).call().unwrap();
     (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
 }
 

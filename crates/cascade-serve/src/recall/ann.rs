@@ -279,7 +279,8 @@ impl AnnIndex {
     pub fn search(&self, query: &[f32], n: usize) -> Vec<(u32, f32)> {
         let mut augmented = query.to_vec();
         augmented.push(0.0);
-        let keys: Vec<u32> = match &*read(&self.graph) {
+        let graph = read(&self.graph);
+        let keys: Vec<u32> = match &*graph {
             Graph::InstantDistance(map) => {
                 let mut search = Search::default();
                 map.search(&Augmented(augmented), &mut search).map(|hit| *hit.value).collect()
@@ -293,14 +294,15 @@ impl AnnIndex {
                 Err(_) => return self.exact_search(query, n),
             },
         };
+        let graph_has_added = matches!(*graph, Graph::Usearch(_));
+        drop(graph);
         let added = read(&self.added);
         let base = self.catalog_items();
         // While added items are few, they are scanned exactly: the graph
         // finds items inserted late, and moved (removed and re-inserted),
         // less often than built ones (`cascade bench ann`), and the newest
         // items are the ones that must not be missed.
-        let scan_added = !matches!(*read(&self.graph), Graph::Usearch(_))
-            || added.len() / self.dim.max(1) <= self.exact_added_scan;
+        let scan_added = !graph_has_added || added.len() / self.dim.max(1) <= self.exact_added_scan;
         let mut found: Vec<(u32, f32)> = keys
             .into_iter()
             .filter(|&item| !(scan_added && item >= base))
