@@ -253,10 +253,4 @@ impl Catalog {
         added.by_time.insert(at, (published, item));
         Ok(Some((item, true)))
     }
-
-    /// The items of category `category` (dense index) the build knew.
-    pub fn items_in(&self, category: u32) -> impl Iterator<Item = u32> + '_ {
-        let categories = &self.facts.item_categories;
-        (0..categories.len() as u32).filter(move |&i| categories[i as usize].contains(&category))
-    }
 }

@@ -88,15 +88,16 @@ impl Models {
         let _one_at_a_time = self.adding.lock().unwrap_or_else(|e| e.into_inner());
         let published = reader.published(record).unwrap_or_else(|| now_ms() / 1000);
         let categories = self.catalog.category_indices(&reader.categories(record));
-        let vector = self.cold_start_vector(&categories);
+        let of_categories = categories.clone();
         // Requests find the item through the catalog: the ranker and the
-        // index learn it first, under the catalog's lock.
+        // index learn it first, under the catalog's lock. The vector is
+        // made only for a new item: every build offers every stored record.
         self.catalog.add_item(id, categories, published, |item, new| {
             if let Some(ranker) = &self.ranker {
                 ranker.add_item(item, id, record);
             }
             match new {
-                true => self.ann.index().set_added(item, &vector),
+                true => self.ann.index().set_added(item, &self.cold_start_vector(&of_categories)),
                 false => Ok(()),
             }
         })
@@ -239,7 +240,7 @@ mod tests {
         // Its vector points where category c1's items do.
         let index = models.ann.index();
         let vector = index.item(item).into_owned();
-        let c1: Vec<u32> = models.catalog.items_in(1).collect();
+        let c1: Vec<u32> = (0..30).filter(|&i| models.catalog.facts.in_any(i, &[1])).collect();
         let mean = |items: &[u32]| -> f32 {
             items.iter().map(|&i| cascade_nn::matrix::dot(&vector, &index.item(i))).sum::<f32>()
                 / items.len() as f32
