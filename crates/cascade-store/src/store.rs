@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -214,12 +215,13 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (or creates) the store file at `path`.
+    /// A file another process holds is waited for up to [`LOCK_WAIT`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let fail = |source: redb::Error| StoreError::Database { path: path.to_owned(), source };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| fail(e.into()))?;
         }
-        let db = Database::create(path).map_err(|e| fail(e.into()))?;
+        let db = create_waiting_for_lock(path, LOCK_WAIT).map_err(|e| fail(e.into()))?;
         let recent = Arc::new(Mutex::new(RecentKeys::new(RECENT_KEYS_CAPACITY)));
         let store = Store { db: Arc::new(db), path: path.to_owned(), recent };
         // Create every table up front so read transactions never meet a missing one.
@@ -454,11 +456,46 @@ impl Store {
     }
 }
 
+/// How long [`Store::open`] waits for a file another process holds. A
+/// process killed with SIGKILL releases its lock only once the kernel has
+/// torn it down, so a restart right after `kill -9` can find it still held.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens (or creates) the redb file, retrying while another handle holds
+/// it, for at most `wait`.
+fn create_waiting_for_lock(path: &Path, wait: Duration) -> Result<Database, redb::DatabaseError> {
+    let started = Instant::now();
+    loop {
+        match Database::create(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if started.elapsed() < wait => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use cascade_core::FeatureValue;
 
     use super::*;
+
+    #[test]
+    fn opening_waits_for_a_lock_that_is_released_and_names_one_that_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let holder = Store::open(&path).unwrap();
+        let held = create_waiting_for_lock(&path, Duration::from_millis(200));
+        assert!(matches!(held, Err(redb::DatabaseError::DatabaseAlreadyOpen)), "{held:?}");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(holder);
+        });
+        let reopened = Store::open(&path);
+        release.join().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
+    }
 
     fn keyed(id: &str, ts_ms: i64) -> KeyedEvent {
         let event = Event {
