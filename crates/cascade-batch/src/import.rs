@@ -169,6 +169,12 @@ fn event_from_row(
     let events = &config.events;
     let ts_text = required(row, &events.timestamp)?;
     let ts_ms = format.parse_millis(ts_text).map_err(|m| field_error(&events.timestamp, m))?;
+    // The bounds every ingest path applies: a row from the far future
+    // would move the real-time watermark past every later event.
+    config
+        .ingest
+        .check_event_time(ts_ms, cascade_core::timestamp::now_ms())
+        .map_err(|m| field_error(&events.timestamp, m))?;
     let event_type = match (&events.event_type, &events.constant_event_type) {
         (Some(column), _) => required(row, column)?.to_owned(),
         (None, Some(constant)) => constant.clone(),

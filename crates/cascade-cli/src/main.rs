@@ -104,9 +104,11 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Append events to the log from standard input (one JSON object per line:
-    /// event_id, user, item, event_type, value, ts_ms). Each event is
-    /// acknowledged on standard output only once it is durable on disk.
+    /// Append events to the log from standard input (one JSON object per line,
+    /// as `POST /v1/events` takes them: user_id, item_id, event_type and
+    /// optionally event_id, value, ts_ms). Each event is acknowledged on
+    /// standard output only once it is durable on disk; fails if every line
+    /// was rejected.
     Append {
         /// Most events written per commit.
         #[arg(long, default_value_t = 1000)]
@@ -116,7 +118,8 @@ enum Command {
     },
     /// Append a JSON-lines file of events to the log (the format `append`
     /// reads) with group commit; prints counts as JSON, and fails naming the
-    /// file and line of any rejected event once the others are durable.
+    /// file and line of any rejected or unreadable line once the others are
+    /// durable.
     Ingest {
         /// The events, one JSON object per line.
         file: PathBuf,

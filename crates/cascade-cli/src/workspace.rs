@@ -35,10 +35,8 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn open(common: &Common) -> Result<Workspace> {
-        let (config, builtin_config) = match &common.config {
-            Some(path) => (Config::load(path)?, false),
-            None => (Config::embedded_default(), true),
-        };
+        let config = Config::load_layered(common.config.as_deref())?;
+        let builtin_config = common.config.is_none();
         let dir = common.workspace.clone().unwrap_or_else(|| PathBuf::from(&config.workspace.dir));
         Ok(Workspace::at(dir, config, builtin_config))
     }

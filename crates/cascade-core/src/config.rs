@@ -12,6 +12,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::context::ContextFeatureSpec;
+pub use crate::ingest::IngestConfig;
+pub use crate::serve_config::ServeConfig;
 use crate::timestamp::TimestampFormat;
 
 /// The example configuration shipped with Cascade (MovieLens-100k schema).
@@ -77,6 +79,12 @@ pub struct Config {
     /// Where real-time features and the event bus live.
     #[serde(default)]
     pub online_store: OnlineStoreConfig,
+    /// What the event log accepts from clients.
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// The HTTP server's access keys.
+    #[serde(default)]
+    pub serve: ServeConfig,
 }
 
 /// `[online_store]`: embedded (local disk, the default) or Redis (several
@@ -404,6 +412,55 @@ impl Config {
         Config::from_toml_str(&text, &origin)
     }
 
+    /// The config a command runs under: the file at `path` (else the
+    /// built-in defaults), overridden by this process's `CASCADE__…`
+    /// environment variables (see [`Config::layered`]).
+    pub fn load_layered(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(path) => {
+                let origin = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { origin: origin.clone(), source })?;
+                Config::layered(&text, &origin, std::env::vars())
+            }
+            None => Config::layered(DEFAULT_TOML, "<embedded cascade.toml>", std::env::vars()),
+        }
+    }
+
+    /// The config in layers: `text` (a file, or the built-in defaults),
+    /// then every `CASCADE__SECTION__KEY=value` among `environment`
+    /// (`CASCADE__SERVE__ADMIN_TOKEN=…` sets `[serve] admin_token`). A
+    /// value is read as a TOML value where it parses as one (`5`, `true`,
+    /// `["a", "b"]`), else as a string. An unknown key is an error that
+    /// names it, as in a file.
+    pub fn layered(
+        text: &str,
+        origin: &str,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let overrides: Vec<(Vec<String>, String)> = environment
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let path = name.strip_prefix(ENVIRONMENT_PREFIX)?;
+                Some((path.split("__").map(str::to_lowercase).collect(), value))
+            })
+            .collect();
+        if overrides.is_empty() {
+            return Config::from_toml_str(text, origin);
+        }
+        let syntax = |message: String| ConfigError::Syntax { origin: origin.to_owned(), message };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax(e.to_string()))?;
+        let mut names = Vec::new();
+        for (path, value) in overrides {
+            let name = format!("{ENVIRONMENT_PREFIX}{}", path.join("__").to_uppercase());
+            set_dotted(&mut table, &path, environment_value(&value))
+                .map_err(|message| syntax(format!("{name}: {message}")))?;
+            names.push(name);
+        }
+        let text = toml::to_string(&table).map_err(|e| syntax(e.to_string()))?;
+        Config::from_toml_str(&text, &format!("{origin} with {}", names.join(", ")))
+    }
+
     /// Parses and validates config text; `origin` names it in errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
@@ -488,11 +545,38 @@ impl Config {
                 "expected at least one positive event type (or a labels.rating rule)".into(),
             ));
         }
+        if self.ingest.max_id_bytes == 0 || self.ingest.max_event_type_bytes == 0 {
+            return Err(("ingest.max_id_bytes".into(), "expected at least 1 byte".into()));
+        }
         if self.pipeline.history_length == 0 {
             return Err(("pipeline.history_length".into(), "expected at least 1".into()));
         }
         Ok(())
     }
+}
+
+/// Environment variables that override config keys start with this.
+pub const ENVIRONMENT_PREFIX: &str = "CASCADE__";
+
+fn environment_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("value = {text}"))
+        .ok()
+        .and_then(|mut table| table.remove("value"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+/// Sets `path` (section, …, key) in `table`, creating sections as needed.
+fn set_dotted(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (key, sections) = path.split_last().ok_or("no key after the prefix")?;
+    let mut current = table;
+    for section in sections {
+        let entry = current
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry.as_table_mut().ok_or_else(|| format!("`{section}` is not a section"))?;
+    }
+    current.insert(key.clone(), value);
+    Ok(())
 }
 
 fn bad_timestamp_format(key: &str) -> (String, String) {
@@ -598,6 +682,83 @@ mod tests {
         assert!(config.labels.label("rating", Some(4.0)));
         assert!(!config.labels.label("rating", Some(3.0)));
         assert_eq!(config.events.source.as_ref().unwrap().path, "u.data");
+    }
+
+    #[test]
+    fn environment_variables_override_the_file_by_dotted_key() {
+        let environment = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let config = Config::layered(
+            Config::default_toml(),
+            "cascade.toml",
+            environment(&[
+                ("CASCADE__SERVE__ADMIN_TOKEN", "s3cret"),
+                ("CASCADE__SERVE__INGEST_KEY", "k1,k2"),
+                ("CASCADE__INGEST__MAX_ID_BYTES", "64"),
+                ("CASCADE__ONLINE_STORE__BACKEND", "redis"),
+                ("CASCADE_DATA_DIR", "/elsewhere"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.serve.admin_token, ["s3cret"]);
+        assert_eq!(config.serve.ingest_key, ["k1", "k2"]);
+        assert!(config.serve.requires_keys());
+        assert_eq!(config.ingest.max_id_bytes, 64);
+        assert_eq!(config.online_store.backend, OnlineBackend::Redis);
+        let unknown = Config::layered(
+            Config::default_toml(),
+            "cascade.toml",
+            environment(&[("CASCADE__INGEST__MAX_ID_BYTE", "64")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            unknown.contains("CASCADE__INGEST__MAX_ID_BYTE") && unknown.contains("max_id_byte"),
+            "{unknown}"
+        );
+        assert!(!Config::embedded_default().serve.requires_keys(), "no keys by default");
+    }
+
+    /// Every commented example (`# [section]`, `# key = value`) of the
+    /// shipped file, switched on, still parses: the documentation of the
+    /// optional sections cannot drift either.
+    #[test]
+    fn every_commented_example_of_cascade_toml_parses() {
+        let is_example = |line: &str| {
+            let Some(code) = line.strip_prefix("# ") else { return false };
+            let key = code.split(" = ").next().unwrap_or("");
+            (code.starts_with('[') && code.ends_with(']'))
+                || (code.contains(" = ")
+                    && !key.is_empty()
+                    && key.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        };
+        let mut switched = 0;
+        let text: Vec<String> = Config::default_toml()
+            .lines()
+            .map(|line| {
+                if is_example(line) {
+                    switched += 1;
+                    line[2..].to_owned()
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect();
+        assert!(switched >= 10, "found only {switched} example lines");
+        let config = Config::from_toml_str(&text.join("\n"), "cascade.toml, examples on").unwrap();
+        assert_eq!(config.online_store.backend, OnlineBackend::Redis);
+        assert_eq!(config.training["neumf"].batch_size, Some(2048));
+        assert_eq!(config.context.len(), 2);
+        assert_eq!(config.events.event_id.as_deref(), Some("event_id"));
+    }
+
+    #[test]
+    fn documented_sections_equal_the_built_in_defaults() {
+        let config = Config::embedded_default();
+        assert_eq!(config.ingest, IngestConfig::default(), "[ingest] in cascade.toml");
+        assert_eq!(config.online_store, OnlineStoreConfig::default());
+        assert_eq!(config.serve, ServeConfig::default(), "[serve] in cascade.toml");
     }
 
     fn with(replace: &str, by: &str) -> Result<Config, ConfigError> {

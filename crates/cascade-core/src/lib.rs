@@ -8,10 +8,13 @@ pub mod config;
 pub mod context;
 pub mod event;
 pub mod ids;
+pub mod ingest;
+pub mod serve_config;
 pub mod timestamp;
 pub mod value;
 
 pub use config::{Config, ConfigError};
 pub use event::{Event, StoredEvent};
 pub use ids::IdIndex;
+pub use ingest::{EventInput, IngestConfig};
 pub use value::{FeatureValue, Record};

@@ -21,6 +21,7 @@ pub struct Entities {
     store: Store,
     users: TableConfig,
     items: TableConfig,
+    max_id_bytes: usize,
 }
 
 impl std::fmt::Debug for Entities {
@@ -43,7 +44,15 @@ fn unavailable(e: impl std::fmt::Display) -> RequestError {
 impl Entities {
     /// Records in `store`, typed by the users' and items' table configs.
     pub fn new(store: Store, users: TableConfig, items: TableConfig) -> Entities {
-        Entities { store, users, items }
+        let max_id_bytes = cascade_core::IngestConfig::default().max_id_bytes;
+        Entities { store, users, items, max_id_bytes }
+    }
+
+    /// Refuses to store records under ids longer than `max_id_bytes`
+    /// (`[ingest] max_id_bytes`).
+    pub fn with_max_id_bytes(mut self, max_id_bytes: usize) -> Entities {
+        self.max_id_bytes = max_id_bytes;
+        self
     }
 
     fn table(&self, kind: EntityKind) -> &TableConfig {
@@ -62,6 +71,12 @@ impl Entities {
         id: &str,
         body: &Value,
     ) -> Result<(bool, Record), RequestError> {
+        let field = match kind {
+            EntityKind::User => "user id",
+            EntityKind::Item => "item id",
+        };
+        cascade_core::ingest::check_text(field, id, self.max_id_bytes)
+            .map_err(RequestError::BadRequest)?;
         let record = parse_record(self.table(kind), body)?;
         let existed = self.store.get(kind, id).map_err(unavailable)?.is_some();
         self.store.upsert(kind, &[(id.to_owned(), record.clone())]).map_err(unavailable)?;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use cascade_core::Event;
+use cascade_core::{Event, IngestConfig};
 use cascade_store::{AppendStatus, EventKey, GroupCommitter, KeyedEvent};
 
 use crate::recommender::{RecommendResponse, RequestError};
@@ -28,26 +28,7 @@ pub const MAX_PENDING_EVENTS: usize = 50_000;
 pub const RETRY_AFTER_S: u64 = 1;
 pub use cascade_core::event::IMPRESSION;
 
-/// One event as the client sends it.
-#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EventInput {
-    /// Unique per event if given; a retry with the same id is a duplicate.
-    #[serde(default)]
-    pub event_id: Option<String>,
-    /// External user id.
-    pub user_id: String,
-    /// External item id.
-    pub item_id: String,
-    /// `click`, `rating`, `purchase`, `impression`, …
-    pub event_type: String,
-    /// A rating, dwell time or price.
-    #[serde(default)]
-    pub value: Option<f64>,
-    /// Milliseconds since the Unix epoch; the server's clock if absent.
-    #[serde(default)]
-    pub ts_ms: Option<i64>,
-}
+pub use cascade_core::EventInput;
 
 /// `POST /v1/events`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -103,6 +84,7 @@ pub struct EventStatus {
 pub struct EventLog {
     committer: GroupCommitter,
     max_pending: usize,
+    limits: IngestConfig,
     log_end: std::sync::atomic::AtomicU64,
 }
 
@@ -113,14 +95,19 @@ impl std::fmt::Debug for EventLog {
 }
 
 impl EventLog {
-    /// Appends through `committer`, shedding load beyond [`MAX_PENDING_EVENTS`].
-    pub fn new(committer: GroupCommitter) -> EventLog {
-        EventLog::with_max_pending(committer, MAX_PENDING_EVENTS)
+    /// Appends through `committer` what `limits` accept, shedding load
+    /// beyond [`MAX_PENDING_EVENTS`].
+    pub fn new(committer: GroupCommitter, limits: IngestConfig) -> EventLog {
+        EventLog::with_max_pending(committer, limits, MAX_PENDING_EVENTS)
     }
 
     /// The same, shedding load once more than `max_pending` events wait.
-    pub fn with_max_pending(committer: GroupCommitter, max_pending: usize) -> EventLog {
-        EventLog { committer, max_pending, log_end: Default::default() }
+    pub fn with_max_pending(
+        committer: GroupCommitter,
+        limits: IngestConfig,
+        max_pending: usize,
+    ) -> EventLog {
+        EventLog { committer, max_pending, limits, log_end: Default::default() }
     }
 
     /// One past the highest sequence number this server has appended or
@@ -152,7 +139,7 @@ impl EventLog {
         let mut valid: Vec<(usize, KeyedEvent)> = Vec::new();
         let mut occurrences: HashMap<EventKey, u32> = HashMap::new();
         for (index, value) in events.iter().enumerate() {
-            match parse(value, now_ms) {
+            match parse(value, now_ms, &self.limits) {
                 Ok((event_id, event)) => {
                     let key = EventKey::for_event(event_id.as_deref(), &event, &mut occurrences);
                     valid.push((index, KeyedEvent { key, event }));
@@ -224,28 +211,13 @@ impl EventLog {
     }
 }
 
-fn parse(value: &Value, now_ms: i64) -> Result<(Option<String>, Event), String> {
-    let input: EventInput = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-    for (field, text) in [
-        ("user_id", &input.user_id),
-        ("item_id", &input.item_id),
-        ("event_type", &input.event_type),
-    ] {
-        if text.trim().is_empty() {
-            return Err(format!("{field} is empty"));
-        }
-    }
-    if input.value.is_some_and(|v| !v.is_finite()) {
-        return Err("value is not a finite number".into());
-    }
-    let event = Event {
-        user: input.user_id,
-        item: input.item_id,
-        event_type: input.event_type,
-        value: input.value,
-        ts_ms: input.ts_ms.unwrap_or(now_ms),
-    };
-    Ok((input.event_id, event))
+fn parse(
+    value: &Value,
+    now_ms: i64,
+    limits: &IngestConfig,
+) -> Result<(Option<String>, Event), String> {
+    let input = EventInput::deserialize(value).map_err(|e| e.to_string())?;
+    input.into_event(now_ms, limits)
 }
 
 #[cfg(test)]
@@ -258,20 +230,27 @@ mod tests {
     fn each_event_gets_a_status_and_retries_are_duplicates() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store.redb")).unwrap();
-        let log = EventLog::new(GroupCommitter::start(store.clone(), 100));
+        let log = EventLog::new(GroupCommitter::start(store.clone(), 100), IngestConfig::default());
         let batch = vec![
             json!({"event_id": "e1", "user_id": "u1", "item_id": "i1", "event_type": "click"}),
             json!({"user_id": "u1", "item_id": "i2"}),
             json!({"user_id": "u1", "item_id": "i3", "event_type": "click", "value": "high"}),
             json!({"user_id": " ", "item_id": "i3", "event_type": "click"}),
             json!({"user_id": "u2", "item_id": "i3", "event_type": "rating", "value": 4.0, "ts_ms": 5}),
+            json!({"user_id": "u2", "item_id": "i4", "event_type": "click", "ts_ms": 99_999_999_999_999_999i64}),
+            json!({"user_id": "u".repeat(257), "item_id": "i4", "event_type": "click"}),
         ];
         let (statuses, fresh) = log.append(&batch, 1_000).unwrap();
         let kinds: Vec<&str> = statuses.iter().map(|s| s.status.as_str()).collect();
-        assert_eq!(kinds, ["appended", "rejected", "rejected", "rejected", "appended"]);
+        assert_eq!(
+            kinds,
+            ["appended", "rejected", "rejected", "rejected", "appended", "rejected", "rejected"]
+        );
         assert!(statuses[1].error.as_ref().unwrap().contains("event_type"), "{statuses:?}");
         assert!(statuses[2].error.as_ref().unwrap().contains("invalid type"), "{statuses:?}");
         assert!(statuses[3].error.as_ref().unwrap().contains("user_id is empty"));
+        assert!(statuses[5].error.as_ref().unwrap().contains("ts_ms"), "{statuses:?}");
+        assert!(statuses[6].error.as_ref().unwrap().contains("user_id is 257 bytes"));
         assert_eq!(fresh.len(), 2);
         assert_eq!(fresh[0].ts_ms, 1_000, "the server's clock fills a missing time");
         assert_eq!(store.event_count().unwrap(), 2, "durable before the answer");
@@ -292,6 +271,7 @@ mod tests {
         let store = Store::open(&dir.path().join("store.redb")).unwrap();
         let log = std::sync::Arc::new(EventLog::with_max_pending(
             GroupCommitter::start(store.clone(), 100),
+            IngestConfig::default(),
             8,
         ));
         let batch = |from: usize| -> Vec<Value> {

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -21,6 +21,7 @@ use cascade_store::EntityKind;
 use cascade_store::online::OnlineStoreError;
 use cascade_stream::LiveStream;
 
+use crate::access::{self, Access, AccessKeys};
 use crate::entities::Entities;
 use crate::events::{EventBatch, EventLog, EventsAnswer};
 use crate::metrics::Metrics;
@@ -42,27 +43,72 @@ pub struct AppState {
     pub events: Option<Arc<EventLog>>,
     /// User and item records; `None` answers 503.
     pub entities: Option<Arc<Entities>>,
+    /// The keys each access class needs (`[serve]`).
+    pub access: Arc<AccessKeys>,
 }
 
-/// The API's routes.
+/// One route of the API: what it matches, who may call it, and what
+/// answers it.
+pub struct Route {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path as axum matches it (`{id}` for a path parameter).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    handler: MethodRouter<Arc<AppState>>,
+}
+
+fn route(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<Arc<AppState>>,
+) -> Route {
+    Route { method, path, access, handler }
+}
+
+/// Every route of the API with its access class. The router is built from
+/// this table alone, so a route cannot be served without a class, and a
+/// test walks it to prove each one's protection.
+pub fn routes() -> Vec<Route> {
+    use Access::{Admin, Catalog, Ingest, Open, Public};
+    vec![
+        route(Method::POST, "/v1/recommend", Public, post(recommend)),
+        route(Method::GET, "/v1/users/{id}/recommend", Public, get(recommend_for_user)),
+        route(Method::GET, "/v1/items/{id}/similar", Public, get(similar)),
+        route(Method::GET, "/v1/trending", Public, get(trending)),
+        route(Method::GET, "/v1/items/{id}/stats", Public, get(item_stats)),
+        route(Method::GET, "/v1/items/{id}", Public, get(get_item)),
+        route(Method::POST, "/v1/events", Ingest, post(ingest_events)),
+        route(Method::PUT, "/v1/items/{id}", Catalog, put(put_item)),
+        route(Method::DELETE, "/v1/items/{id}", Catalog, delete(hide_item)),
+        route(Method::GET, "/v1/users/{id}", Catalog, get(get_user)),
+        route(Method::PUT, "/v1/users/{id}", Catalog, put(put_user)),
+        route(Method::DELETE, "/v1/users/{id}", Catalog, delete(delete_user)),
+        route(Method::GET, "/v1/users/{id}/features", Catalog, get(user_features)),
+        route(Method::POST, "/admin/models/reload", Admin, post(reload)),
+        route(Method::GET, "/metrics", Admin, get(metrics)),
+        route(Method::GET, "/health", Open, get(|| async { "ok" })),
+        route(Method::GET, "/ready", Open, get(|| async { "ready" })),
+        route(
+            Method::GET,
+            "/openapi.json",
+            Open,
+            get(|| async { axum::Json(crate::openapi::document()) }),
+        ),
+    ]
+}
+
+/// The API's routes, each behind the check of its access class.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/recommend", post(recommend))
-        .route("/v1/events", post(ingest_events))
-        .route("/v1/users/{id}/recommend", get(recommend_for_user))
-        .route("/v1/items/{id}/similar", get(similar))
-        .route("/v1/items/{id}", get(get_item).put(put_item).delete(hide_item))
-        .route("/v1/users/{id}", get(get_user).put(put_user).delete(delete_user))
-        .route("/v1/users/{id}/features", get(user_features))
-        .route("/v1/items/{id}/stats", get(item_stats))
-        .route("/v1/trending", get(trending))
-        .route("/admin/models/reload", post(reload))
-        .route("/health", get(|| async { "ok" }))
-        .route("/ready", get(|| async { "ready" }))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(|| async { axum::Json(crate::openapi::document()) }))
-        .layer(middleware::from_fn_with_state(state.clone(), record_latency))
-        .with_state(state)
+    let mut router = Router::new();
+    for route in routes() {
+        let guard = (state.access.clone(), route.access);
+        let handler = route.handler.layer(middleware::from_fn_with_state(guard, access::require));
+        router = router.route(route.path, handler);
+    }
+    router.layer(middleware::from_fn_with_state(state.clone(), record_latency)).with_state(state)
 }
 
 /// Serves `router(state)` on `listener` until the process ends.
@@ -407,6 +453,88 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every route of the table, called over real HTTP on a real server
+    /// with keys configured: no key and an unknown key are 401s, another
+    /// class's key a 403, its own class's key and an admin token pass.
+    /// A route added to the table is walked here without further ado.
+    #[test]
+    fn every_route_is_protected_by_its_access_class() {
+        let keys = AccessKeys::from_config(&cascade_core::config::ServeConfig {
+            admin_token: vec!["admin-key".into()],
+            ingest_key: vec!["ingest-key".into()],
+            catalog_key: vec!["catalog-key".into()],
+            public_key: vec!["public-key".into()],
+        });
+        let metrics = Arc::new(Metrics::default());
+        let recommender = crate::test_fixture::small_recommender(
+            Default::default(),
+            crate::recall::AnnBackend::InstantDistance,
+        );
+        let state = Arc::new(AppState {
+            recommender: Arc::new(recommender),
+            metrics,
+            loader: None,
+            events: None,
+            entities: None,
+            access: Arc::new(keys),
+        });
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        runtime.spawn(serve(listener, state));
+
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let call = |route: &Route, key: Option<&str>| -> (u16, String) {
+            let url = format!("{base}{}", route.path.replace("{id}", "1"));
+            let request = axum::http::Request::builder().method(route.method.clone()).uri(url);
+            let request = match key {
+                Some(key) => request.header("authorization", format!("Bearer {key}")),
+                None => request,
+            };
+            let mut response = agent.run(request.body("{}".to_owned()).unwrap()).unwrap();
+            (response.status().as_u16(), response.body_mut().read_to_string().unwrap_or_default())
+        };
+        let key_of = |access: Access| match access {
+            Access::Public => "public-key",
+            Access::Ingest => "ingest-key",
+            Access::Catalog => "catalog-key",
+            Access::Admin => "admin-key",
+            Access::Open => "",
+        };
+        let table = routes();
+        assert!(table.len() >= 18, "{} routes", table.len());
+        for route in &table {
+            let name = format!("{} {}", route.method, route.path);
+            if route.access == Access::Open {
+                assert!(
+                    ["/health", "/ready", "/openapi.json"].contains(&route.path),
+                    "{name} is open to everyone; give it a class"
+                );
+                assert_ne!(call(route, None).0, 401, "{name}");
+                continue;
+            }
+            let (status, body) = call(route, None);
+            assert_eq!(status, 401, "{name} without a key: {body}");
+            assert!(body.contains("\"error\""), "{name}: a JSON error: {body}");
+            assert_eq!(call(route, Some("no-such-key")).0, 401, "{name} with an unknown key");
+            let other =
+                if route.access == Access::Public { Access::Ingest } else { Access::Public };
+            let (status, body) = call(route, Some(key_of(other)));
+            assert_eq!(status, 403, "{name} with a {} key: {body}", other.name());
+            for key in [key_of(route.access), "admin-key"] {
+                let (status, body) = call(route, Some(key));
+                assert!(![401, 403].contains(&status), "{name} with {key}: {status} {body}");
+            }
+        }
+        let class = |path: &str, method: Method| {
+            table.iter().find(|r| r.path == path && r.method == method).map(|r| r.access)
+        };
+        assert_eq!(class("/admin/models/reload", Method::POST), Some(Access::Admin));
+        assert_eq!(class("/v1/items/{id}", Method::DELETE), Some(Access::Catalog));
+        assert_eq!(class("/v1/events", Method::POST), Some(Access::Ingest));
+    }
 
     #[test]
     fn shed_load_is_a_503_that_says_when_to_retry() {

@@ -11,6 +11,7 @@
 //! stream processor's features (histories, item windows, trending).
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod catalog;
 pub mod entities;
 pub mod events;

@@ -56,6 +56,12 @@ fn operation(
     operation
 }
 
+/// A PUT answers 201 when it creates and 204 when it replaces.
+fn with_replaced(mut operation: Value) -> Value {
+    operation["responses"]["204"] = json!({ "description": "replaced" });
+    operation
+}
+
 fn id_parameter(what: &str) -> Value {
     json!([{ "name": "id", "in": "path", "required": true, "description": what, "schema": { "type": "string" } }])
 }
@@ -83,13 +89,13 @@ pub fn document() -> Value {
     similar_path["parameters"] = json!([id_parameter("item id")[0].clone(), n[0].clone()]);
     let mut users = json!({
         "get": operation("A user's record", None, ("200", Some(json!({ "type": "object", "properties": { "user_id": text, "record": record } }))), &["404", "503"], &error),
-        "put": operation("Create (201) or replace (204) a user's record", Some(record.clone()), ("201", None), &["400", "503"], &error),
+        "put": with_replaced(operation("Create (201) or replace (204) a user's record", Some(record.clone()), ("201", None), &["400", "503"], &error)),
         "delete": operation("Delete a user's record", None, ("204", None), &["404", "503"], &error),
     });
     users["parameters"] = id_parameter("user id");
     let mut items = json!({
         "get": operation("Whether an item is hidden, and its record", None, ("200", Some(json!({ "type": "object", "properties": { "item_id": text, "hidden": { "type": "boolean" }, "record": record } }))), &["404"], &error),
-        "put": operation("Create (201) or replace (204) an item's record; a new item is recommendable (ANN included) when the answer comes", Some(record.clone()), ("201", None), &["400", "503"], &error),
+        "put": with_replaced(operation("Create (201) or replace (204) an item's record; a new item is recommendable (ANN included) when the answer comes", Some(record.clone()), ("201", None), &["400", "503"], &error)),
         "delete": operation("Hide an item: never recommended again, at once and across restarts", None, ("204", None), &["404", "503"], &error),
     });
     items["parameters"] = id_parameter("item id");
@@ -103,14 +109,14 @@ pub fn document() -> Value {
     let plain = |summary: &str| json!({ "get": { "summary": summary, "responses": { "200": { "description": "success" } } } });
 
     let components = generator.take_definitions(true);
-    json!({
+    let mut document = json!({
         "openapi": "3.0.3",
         "info": { "title": "Cascade serving API", "version": env!("CARGO_PKG_VERSION") },
         "paths": {
             "/v1/recommend": { "post": operation("Recommend items for a user in a context", Some(recommend_request), ("200", Some(recommend_response)), &["400", "404"], &error) },
             "/v1/users/{id}/recommend": user_recommend,
             "/v1/items/{id}/similar": similar_path,
-            "/v1/events": { "post": operation("Log a batch of events durably; one status per event", Some(events), ("200", Some(events_answer)), &["400", "503"], &error) },
+            "/v1/events": { "post": operation("Log a batch of events durably; one status per event", Some(events), ("200", Some(events_answer)), &["400", "429", "503"], &error) },
             "/v1/users/{id}": users,
             "/v1/users/{id}/features": features_path,
             "/v1/items/{id}/stats": stats_path,
@@ -122,8 +128,33 @@ pub fn document() -> Value {
             "/metrics": metrics,
             "/openapi.json": plain("This document"),
         },
-        "components": { "schemas": components },
-    })
+        "components": {
+            "schemas": components,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+        },
+    });
+    declare_access(&mut document, &error);
+    document
+}
+
+/// Marks each operation with its route's access class (from the route
+/// table, `http::routes`): a key requirement, and the 401 and 403 it
+/// answers once keys are configured.
+fn declare_access(document: &mut Value, error: &Value) {
+    for route in crate::http::routes() {
+        let method = route.method.as_str().to_lowercase();
+        let Some(operation) = document["paths"][route.path].get_mut(&method) else { continue };
+        operation["x-access-class"] = json!(route.access.name());
+        if route.access == crate::access::Access::Open {
+            continue;
+        }
+        operation["security"] = json!([{ "bearer": [] }]);
+        let denied =
+            |what: &str| json!({ "description": what, "content": json_content(error.clone()) });
+        let responses = &mut operation["responses"];
+        responses["401"] = denied("no key, or an unknown one (when keys are configured)");
+        responses["403"] = denied("a key of another access class");
+    }
 }
 
 #[cfg(test)]
@@ -142,6 +173,33 @@ mod tests {
             Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
             _ => {}
         }
+    }
+
+    #[test]
+    fn every_route_of_the_table_is_documented_with_its_access_and_nothing_else_is() {
+        let document = document();
+        let mut documented = 0;
+        for (path, operations) in document["paths"].as_object().unwrap() {
+            documented +=
+                operations.as_object().unwrap().keys().filter(|k| *k != "parameters").count();
+            for method in operations.as_object().unwrap().keys().filter(|k| *k != "parameters") {
+                let known = crate::http::routes()
+                    .iter()
+                    .any(|r| r.path == path && r.method.as_str().eq_ignore_ascii_case(method));
+                assert!(known, "{method} {path} is documented but not served");
+            }
+        }
+        let routes = crate::http::routes();
+        assert_eq!(documented, routes.len(), "every served route is documented");
+        for route in routes {
+            let operation = &document["paths"][route.path][route.method.as_str().to_lowercase()];
+            assert_eq!(operation["x-access-class"], route.access.name(), "{}", route.path);
+            let guarded = route.access != crate::access::Access::Open;
+            assert_eq!(operation["responses"]["401"].is_object(), guarded, "{}", route.path);
+        }
+        let events = &document["paths"]["/v1/events"]["post"]["responses"];
+        assert!(events["429"].is_object() && events["503"].is_object());
+        assert!(document["paths"]["/v1/items/{id}"]["put"]["responses"]["204"].is_object());
     }
 
     #[test]

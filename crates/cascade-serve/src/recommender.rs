@@ -27,7 +27,7 @@ use crate::rerank::{Adjustments, adjust, mmr, pin};
 
 pub use crate::models::Models;
 pub use crate::request::{
-    Filters, PinRule, RecommendRequest, RecommendResponse, RequestError, ScoredItem,
+    Filters, PinRule, RecommendRequest, RecommendResponse, RequestError, ScoredItem, check_n,
 };
 
 /// New candidates each recall channel may add (≈ 300 in all by default).
@@ -82,6 +82,11 @@ pub struct PipelineSettings {
     pub exposure_cap: Option<usize>,
     /// The exposure cap's window.
     pub exposure_window: Duration,
+    /// The longest id or category name a request may carry, in bytes
+    /// (`[ingest] max_id_bytes`).
+    pub max_id_bytes: usize,
+    /// The most ids one request list (`exclude`, `pin`, filters) may hold.
+    pub max_list_ids: usize,
 }
 
 impl Default for PipelineSettings {
@@ -99,6 +104,8 @@ impl Default for PipelineSettings {
             remove_consumed: true,
             exposure_cap: Some(3),
             exposure_window: Duration::from_secs(3600),
+            max_id_bytes: cascade_core::IngestConfig::default().max_id_bytes,
+            max_list_ids: 10_000,
         }
     }
 }
@@ -318,8 +325,8 @@ impl Recommender {
 
     /// Answers one request.
     pub fn recommend(&self, request: &RecommendRequest) -> Result<RecommendResponse, RequestError> {
-        let n = request.n.unwrap_or(10);
-        check_n(n)?;
+        request.validate(self.settings.max_id_bytes, self.settings.max_list_ids)?;
+        let n = request.count();
         let models = self.models();
         let moment = RequestMoment { context: &request.context, now_ms: now_ms() };
         if let Some(ranker) = &models.ranker {
@@ -412,12 +419,14 @@ impl Recommender {
         for (item, score) in &mut list {
             *score = ranker_score[item];
         }
-        let pins: Vec<(u32, usize)> = request
+        let hidden = self.hidden_items(catalog);
+        let mut pins: Vec<(u32, usize)> = request
             .pin
             .iter()
             .map(|rule| Ok((item(catalog, &rule.item_id)?, rule.position)))
             .collect::<Result<_, RequestError>>()
             .map_err(|e| RequestError::BadRequest(format!("pin: {e}")))?;
+        pins.retain(|(item, _)| !hidden.contains(item));
         pin(&mut list, &pins, n);
         let shown: Vec<Cow<'_, str>> =
             list.iter().map(|&(item, _)| catalog.item_id(item)).collect();
@@ -477,14 +486,6 @@ fn categories(catalog: &Catalog, names: &[String]) -> Result<Vec<u32>, RequestEr
             })
         })
         .collect()
-}
-
-fn check_n(n: usize) -> Result<(), RequestError> {
-    if (1..=1000).contains(&n) {
-        Ok(())
-    } else {
-        Err(RequestError::BadRequest(format!("n must be in 1..=1000, got {n}")))
-    }
 }
 
 #[cfg(test)]
@@ -630,6 +631,60 @@ mod tests {
         r.hide(&first[0]).unwrap();
         assert!(!ask(&r, "a", 27).contains(&first[0]));
         assert!(matches!(r.hide("nope"), Err(RequestError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_pin_never_resurrects_a_hidden_item_and_pins_may_not_collide() {
+        let r = recommender(PipelineSettings { exposure_cap: None, ..PipelineSettings::default() });
+        let pinned = |pins: &[(&str, usize)]| RecommendRequest {
+            pin: pins
+                .iter()
+                .map(|&(item, position)| PinRule { item_id: item.into(), position })
+                .collect(),
+            ..request("a", 5)
+        };
+        let shown = r.recommend(&pinned(&[("3", 0), ("4", 2)])).unwrap().items;
+        assert_eq!((shown[0].item_id.as_str(), shown[2].item_id.as_str()), ("3", "4"));
+        r.hide("3").unwrap();
+        let shown = ask_ids(&r, &pinned(&[("3", 0), ("4", 2)]));
+        assert!(!shown.contains(&"3".to_owned()), "hidden, pinned or not: {shown:?}");
+        assert_eq!(shown.len(), 5);
+        for (pins, message) in [
+            (&[("4", 1), ("5", 1)][..], "pin[1] and pin[0] both take position 1"),
+            (&[("4", 1), ("4", 2)][..], "pin[1]: \"4\" is pinned twice"),
+            (&[("4", 5)][..], "pin[0]: position 5 is outside a list of n = 5"),
+        ] {
+            match r.recommend(&pinned(pins)) {
+                Err(RequestError::BadRequest(error)) => assert_eq!(error, message),
+                other => panic!("{pins:?}: expected 400, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ids_longer_than_the_bound_are_refused_by_field() {
+        let r = recommender(PipelineSettings { max_id_bytes: 16, ..PipelineSettings::default() });
+        let long = "x".repeat(17);
+        let cases = [
+            (RecommendRequest { user_id: long.clone(), ..request("a", 5) }, "user_id is 17"),
+            (
+                RecommendRequest { exclude: vec!["1".into(), long.clone()], ..request("a", 5) },
+                "exclude[1] is 17",
+            ),
+        ];
+        for (request, message) in cases {
+            match r.recommend(&request) {
+                Err(RequestError::BadRequest(error)) => {
+                    assert!(error.starts_with(message), "{error}")
+                }
+                other => panic!("expected 400, got {other:?}"),
+            }
+        }
+        assert_eq!(ask(&r, &"a".repeat(16), 5).len(), 5, "at the bound is fine");
+    }
+
+    fn ask_ids(r: &Recommender, request: &RecommendRequest) -> Vec<String> {
+        r.recommend(request).unwrap().items.into_iter().map(|i| i.item_id).collect()
     }
 
     #[test]

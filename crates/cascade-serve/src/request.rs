@@ -17,16 +17,83 @@ pub struct RecommendRequest {
     #[serde(default)]
     pub context: BTreeMap<String, serde_json::Value>,
     /// How many items, 1..=1000 (default 10).
+    #[schemars(range(min = 1, max = 1000))]
     pub n: Option<usize>,
     /// External item ids never to return.
     #[serde(default)]
     pub exclude: Vec<String>,
-    /// Items to place at fixed 0-based positions.
+    /// Items to place at fixed 0-based positions, each below `n`, one item
+    /// per position. A hidden item is never shown, pinned or not.
     #[serde(default)]
     pub pin: Vec<PinRule>,
     /// Category rules.
     #[serde(default)]
     pub filters: Filters,
+}
+
+impl RecommendRequest {
+    /// The number of items asked for (default 10).
+    pub fn count(&self) -> usize {
+        self.n.unwrap_or(10)
+    }
+
+    /// Checks what no catalog is needed for: `n`, the length of every id
+    /// and name (at most `max_id_bytes`), at most `max_list_ids` ids per
+    /// list, and pins that fit the list without colliding. The error names
+    /// the field.
+    pub fn validate(&self, max_id_bytes: usize, max_list_ids: usize) -> Result<(), RequestError> {
+        let bad = RequestError::BadRequest;
+        let n = self.count();
+        check_n(n)?;
+        cascade_core::ingest::check_text("user_id", &self.user_id, max_id_bytes).map_err(bad)?;
+        let lists = [
+            ("exclude", self.exclude.iter().collect::<Vec<_>>()),
+            ("pin", self.pin.iter().map(|p| &p.item_id).collect()),
+            ("filters.categories", self.filters.categories.iter().collect()),
+            ("filters.exclude_categories", self.filters.exclude_categories.iter().collect()),
+        ];
+        for (field, ids) in lists {
+            if ids.len() > max_list_ids {
+                return Err(bad(format!(
+                    "{field} has {} entries; at most {max_list_ids}",
+                    ids.len()
+                )));
+            }
+            for (k, id) in ids.into_iter().enumerate() {
+                cascade_core::ingest::check_text(&format!("{field}[{k}]"), id, max_id_bytes)
+                    .map_err(bad)?;
+            }
+        }
+        let mut positions = std::collections::HashMap::new();
+        let mut items = std::collections::HashSet::new();
+        for (k, rule) in self.pin.iter().enumerate() {
+            if rule.position >= n {
+                return Err(bad(format!(
+                    "pin[{k}]: position {} is outside a list of n = {n}",
+                    rule.position
+                )));
+            }
+            if let Some(other) = positions.insert(rule.position, k) {
+                return Err(bad(format!(
+                    "pin[{k}] and pin[{other}] both take position {}",
+                    rule.position
+                )));
+            }
+            if !items.insert(rule.item_id.as_str()) {
+                return Err(bad(format!("pin[{k}]: {:?} is pinned twice", rule.item_id)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The number of items a list may hold: 1..=1000.
+pub fn check_n(n: usize) -> Result<(), RequestError> {
+    if (1..=1000).contains(&n) {
+        Ok(())
+    } else {
+        Err(RequestError::BadRequest(format!("n must be in 1..=1000, got {n}")))
+    }
 }
 
 /// Category rules of a request; names as the item data spells them.

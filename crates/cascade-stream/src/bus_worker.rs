@@ -10,6 +10,9 @@
 
 use serde::Serialize;
 
+use cascade_core::IngestConfig;
+use cascade_core::timestamp::now_ms;
+
 use cascade_store::online::{FeatureUpdate, OnlineStoreError, RedisOnlineStore};
 use cascade_store::{BusEntry, RedisEventBus};
 
@@ -28,6 +31,8 @@ pub struct WorkerStats {
     pub duplicates: u64,
     /// Entries that were not events; acked and reported, not retried.
     pub malformed: u64,
+    /// Events whose time is outside `[ingest]`'s bounds; acked, skipped.
+    pub out_of_bounds: u64,
 }
 
 /// One consumer of the group.
@@ -37,6 +42,7 @@ pub struct BusWorker<'a> {
     claim_idle_ms: u64,
     stats: WorkerStats,
     steps: u64,
+    time_bounds: IngestConfig,
 }
 
 /// The stream is trimmed of acked entries once per this many steps.
@@ -52,7 +58,15 @@ impl<'a> BusWorker<'a> {
         claim_idle_ms: u64,
     ) -> BusWorker<'a> {
         let stats = WorkerStats { consumer: consumer.to_owned(), ..WorkerStats::default() };
-        BusWorker { bus, store, claim_idle_ms, stats, steps: 0 }
+        let time_bounds = IngestConfig::default();
+        BusWorker { bus, store, claim_idle_ms, stats, steps: 0, time_bounds }
+    }
+
+    /// Skips events outside `bounds` and keeps the store's watermark within
+    /// the clock plus its skew (default: `IngestConfig::default()`'s).
+    pub fn with_event_time_bounds(mut self, bounds: IngestConfig) -> BusWorker<'a> {
+        self.time_bounds = bounds;
+        self
     }
 
     /// What it has done so far.
@@ -65,6 +79,16 @@ impl<'a> BusWorker<'a> {
     /// how many entries it handled.
     pub fn step(&mut self, batch: usize, block_ms: u64) -> Result<usize, OnlineStoreError> {
         let consumer = self.stats.consumer.clone();
+        let now = now_ms();
+        if self.steps == 0
+            && let Some(replaced) =
+                self.store.repair_watermark(self.time_bounds.event_time_ceiling(now))?
+        {
+            eprintln!(
+                "stream worker {consumer}: the watermark {replaced} was beyond the clock plus \
+                 the allowed skew; repaired"
+            );
+        }
         let mut entries = self.bus.claim_stale(&consumer, self.claim_idle_ms, batch)?;
         self.stats.claimed += entries.len() as u64;
         if entries.is_empty() {
@@ -73,8 +97,12 @@ impl<'a> BusWorker<'a> {
         }
         let mut updates = Vec::with_capacity(entries.len());
         let mut malformed = Vec::new();
+        let mut out_of_bounds = Vec::new();
         for BusEntry { id, event } in &entries {
             match event {
+                Ok((event, _)) if self.time_bounds.check_event_time(event.ts_ms, now).is_err() => {
+                    out_of_bounds.push(id.clone());
+                }
                 Ok((event, categories)) => {
                     updates.push(FeatureUpdate::from_event(id.clone(), event, categories.clone()))
                 }
@@ -92,6 +120,8 @@ impl<'a> BusWorker<'a> {
         }
         self.bus.ack(&malformed)?;
         self.stats.malformed += malformed.len() as u64;
+        self.bus.ack(&out_of_bounds)?;
+        self.stats.out_of_bounds += out_of_bounds.len() as u64;
         self.steps += 1;
         if self.steps.is_multiple_of(TRIM_EVERY_STEPS) {
             self.bus.trim_acknowledged()?;
@@ -174,5 +204,39 @@ mod tests {
             (affinity[0].1 - 15.0).abs() < 1e-3,
             "categories travel with the entries: {affinity:?}"
         );
+    }
+
+    #[test]
+    fn far_future_events_are_skipped_and_a_poisoned_watermark_is_repaired() {
+        let Some(server) = RedisForTests::start() else { return };
+        let prefix = server.fresh_prefix("bounds");
+        let bus = RedisEventBus::open(&server.url, &prefix).unwrap();
+        let store =
+            RedisOnlineStore::open(&server.url, &prefix, conformance::suite_settings()).unwrap();
+        let now = now_ms();
+        let far = 99_999_999_999_999_999;
+        let at = |item: &str, ts_ms: i64| Event {
+            user: "u".into(),
+            item: item.into(),
+            event_type: "click".into(),
+            value: None,
+            ts_ms,
+        };
+        // A store an older worker let the far-future event reach.
+        store.apply(&FeatureUpdate::from_event("old".into(), &at("x", far), vec![])).unwrap();
+        assert_eq!(store.watermark_ms().unwrap(), Some(far));
+        bus.publish(&[at("50", now), at("x", far), at("60", now)], &|_| Vec::new()).unwrap();
+        let mut worker = BusWorker::new(&bus, &store, "w", 0);
+        while !worker.drained().unwrap() {
+            worker.step(64, 10).unwrap();
+        }
+        let stats = worker.stats();
+        assert_eq!((stats.applied, stats.out_of_bounds), (2, 1), "{stats:?}");
+        let watermark = store.watermark_ms().unwrap().unwrap();
+        assert!(watermark >= now && watermark <= now_ms() + 300_000, "repaired: {watermark}");
+        for item in ["50", "60"] {
+            let tallies = store.item_tallies(item, watermark).unwrap();
+            assert_eq!(tallies[0].interactions, 1, "{item} counts after the repair");
+        }
     }
 }

@@ -150,6 +150,29 @@ impl FeatureState {
         samples
     }
 
+    /// Undoes what events later than `ceiling_ms` (the clock plus the
+    /// allowed skew) did to the clock of the features, for state saved
+    /// before such events were refused: the watermark comes back to the
+    /// ceiling, window buckets beyond it are dropped and affinities are
+    /// dated no later than it. Returns the watermark it replaced, if any.
+    /// Histories keep such events: they are real consumption, only
+    /// misdated.
+    pub fn repair(&mut self, ceiling_ms: i64) -> Option<i64> {
+        if self.watermark_ms <= ceiling_ms {
+            return None;
+        }
+        let replaced = self.watermark_ms;
+        self.watermark_ms = ceiling_ms;
+        for counters in self.item_windows.values_mut() {
+            counters.iter_mut().for_each(|c| c.drop_after(ceiling_ms));
+        }
+        for affinity in self.affinities.values_mut().flat_map(HashMap::values_mut) {
+            affinity.as_of_ms = affinity.as_of_ms.min(ceiling_ms);
+        }
+        self.compact();
+        Some(replaced)
+    }
+
     /// Drops item counters with nothing left in any window (bounded memory
     /// for a catalog that churns).
     pub fn compact(&mut self) {
@@ -279,6 +302,24 @@ mod tests {
         assert_eq!(a[0].tally, Tally::default());
         assert_eq!(a[1].tally.interactions, 1);
         assert!(state.trending(5).is_empty());
+    }
+
+    #[test]
+    fn repair_brings_a_far_future_watermark_back_and_later_clicks_count() {
+        let mut state = FeatureState::new(StreamSettings::default());
+        let now = 1_800_000_000_000;
+        for n in 0..3 {
+            state.apply(&event(n, "u", "50", "click", now), &[]);
+        }
+        state.apply(&event(3, "x", "bad", "click", 99_999_999_999_999_999), &[]);
+        assert_eq!(state.item_stats("50")[0].tally.interactions, 0, "the poisoned state");
+        assert_eq!(state.repair(now + 300_000), Some(99_999_999_999_999_999));
+        assert_eq!(state.watermark_ms(), Some(now + 300_000));
+        assert_eq!(state.repair(now + 300_000), None, "nothing left to repair");
+        state.apply(&event(4, "v", "60", "click", now + 1_000), &[]);
+        assert_eq!(state.item_stats("50")[0].tally.interactions, 3);
+        assert_eq!(state.item_stats("60")[0].tally.interactions, 1);
+        assert_eq!(state.trending(5), [("50".to_owned(), 3), ("60".to_owned(), 1)]);
     }
 
     #[test]

@@ -165,13 +165,12 @@ impl LiveStream {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use cascade_core::Event;
     use cascade_store::{EventKey, KeyedEvent};
 
     use super::*;
-    use crate::features::StreamSettings;
+    use crate::processor::tests::open_with_defaults;
 
     #[test]
     fn appended_events_become_visible_and_survive_a_restart() {
@@ -189,15 +188,7 @@ mod tests {
             },
         };
         store.append(&[click(0)]).unwrap();
-        let open = || {
-            StreamProcessor::open(
-                store.clone(),
-                &checkpoint,
-                StreamSettings::default(),
-                HashMap::new(),
-            )
-            .unwrap()
-        };
+        let open = || open_with_defaults(&store, &checkpoint);
         let live = LiveStream::start(open(), checkpoint.clone()).unwrap();
         assert_eq!(live.read(|s| s.history("u")), ["i0"], "caught up before serving");
         store.append(&[click(1)]).unwrap();

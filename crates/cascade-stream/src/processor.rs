@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use cascade_core::StoredEvent;
+use cascade_core::timestamp::now_ms;
+use cascade_core::{IngestConfig, StoredEvent};
 use cascade_store::{Store, StoreError};
 
 use crate::features::{FeatureState, StreamSettings};
@@ -65,8 +66,11 @@ struct Checkpoint {
 /// What one [`StreamProcessor::step`] did.
 #[derive(Debug, Default)]
 pub struct Step {
-    /// Events applied.
+    /// Events read (applied or skipped).
     pub events: usize,
+    /// Events skipped because their time is outside the accepted bounds
+    /// (logged before ingest checked event times, or imported).
+    pub out_of_bounds: usize,
     /// Samples the events completed, in the order they were completed.
     pub samples: Vec<LabelledSample>,
 }
@@ -81,6 +85,9 @@ pub struct StreamProcessor<S> {
     samples: Option<SampleLog>,
     /// The sample log length the resumed checkpoint recorded.
     restored_samples_bytes: u64,
+    /// Which event times count, and how far the watermark may run ahead
+    /// of this machine's clock.
+    time_bounds: IngestConfig,
 }
 
 impl<S> std::fmt::Debug for StreamProcessor<S> {
@@ -136,7 +143,16 @@ impl<S: EventSource> StreamProcessor<S> {
             item_categories,
             samples: None,
             restored_samples_bytes: samples_bytes,
+            time_bounds: IngestConfig::default(),
         })
+    }
+
+    /// Skips events outside `bounds` (`[ingest]`'s event-time bounds, the
+    /// ones ingest applies) and keeps the watermark within the clock plus
+    /// its skew; the default is `IngestConfig::default()`'s.
+    pub fn with_event_time_bounds(mut self, bounds: IngestConfig) -> StreamProcessor<S> {
+        self.time_bounds = bounds;
+        self
     }
 
     /// Also writes the labelled samples to a log at `path`, exactly once
@@ -165,12 +181,33 @@ impl<S: EventSource> StreamProcessor<S> {
     /// Applies up to `max_events` events past the offset.
     pub fn step(&mut self, max_events: usize) -> Result<Step, StreamError> {
         let page = self.source.page(self.offset, max_events)?;
-        let mut step = Step { events: page.len(), samples: Vec::new() };
+        let mut step = Step { events: page.len(), ..Step::default() };
+        let now = now_ms();
+        // State saved before event times were bounded may hold a watermark
+        // from the far future, which would keep every window empty.
+        if let Some(replaced) = self.state.repair(self.time_bounds.event_time_ceiling(now)) {
+            eprintln!(
+                "stream: the watermark {replaced} was beyond the clock plus the allowed skew; \
+                 repaired"
+            );
+        }
+        let mut first_skipped = None;
         for stored in &page {
+            self.offset = stored.seq + 1;
+            if let Err(why) = self.time_bounds.check_event_time(stored.event.ts_ms, now) {
+                step.out_of_bounds += 1;
+                first_skipped.get_or_insert((stored.seq, why));
+                continue;
+            }
             let categories =
                 self.item_categories.get(&stored.event.item).map(Vec::as_slice).unwrap_or(&[]);
             step.samples.extend(self.state.apply(stored, categories));
-            self.offset = stored.seq + 1;
+        }
+        if let Some((seq, why)) = first_skipped {
+            eprintln!(
+                "stream: skipped {} event(s) out of bounds; event {seq}: {why}",
+                step.out_of_bounds
+            );
         }
         if let Some(log) = &mut self.samples {
             log.append(&step.samples)?;
@@ -234,12 +271,18 @@ pub fn write_checkpoint(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use cascade_core::Event;
     use cascade_store::{EventKey, KeyedEvent};
 
     use super::*;
     use crate::samples::read_samples;
+
+    /// A processor with default settings and no item categories.
+    pub(crate) fn open_with_defaults(store: &Store, checkpoint: &Path) -> StreamProcessor<Store> {
+        StreamProcessor::open(store.clone(), checkpoint, StreamSettings::default(), HashMap::new())
+            .unwrap()
+    }
 
     fn append(store: &Store, from: usize, count: usize) {
         let events: Vec<KeyedEvent> = (from..from + count)
@@ -255,6 +298,56 @@ mod tests {
             })
             .collect();
         store.append(&events).unwrap();
+    }
+
+    fn click(key: &str, item: &str, ts_ms: i64) -> KeyedEvent {
+        KeyedEvent {
+            key: EventKey::from_client_id(key),
+            event: Event {
+                user: "u".into(),
+                item: item.into(),
+                event_type: "click".into(),
+                value: None,
+                ts_ms,
+            },
+        }
+    }
+
+    #[test]
+    fn far_future_events_are_skipped_and_a_poisoned_checkpoint_is_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let checkpoint = dir.path().join("stream/checkpoint.json");
+        let now = now_ms();
+        let far = 99_999_999_999_999_999;
+        // A log from before ingest bounded event times: a far-future click
+        // among clicks on item 50 now.
+        store
+            .append(&[click("a", "50", now), click("bad", "x", far), click("b", "50", now)])
+            .unwrap();
+        let open = || open_with_defaults(&store, &checkpoint);
+        let mut processor = open();
+        let step = processor.step(10).unwrap();
+        assert_eq!((step.events, step.out_of_bounds), (3, 1));
+        assert_eq!(processor.state().watermark_ms(), Some(now));
+        assert_eq!(processor.state().item_stats("50")[0].tally.interactions, 2);
+        assert_eq!(processor.offset(), 3, "a skipped event is read past, not retried");
+
+        // A checkpoint an older build wrote after applying the bad event.
+        let mut poisoned = FeatureState::new(StreamSettings::default());
+        for stored in store.events(0).unwrap() {
+            poisoned.apply(&stored, &[]);
+        }
+        assert_eq!(poisoned.watermark_ms(), Some(far));
+        write_checkpoint(&checkpoint, 3, 0, &poisoned).unwrap();
+        store.append(&[click("c", "60", now)]).unwrap();
+        let mut resumed = open();
+        resumed.step(10).unwrap();
+        let state = resumed.state();
+        assert!(state.watermark_ms().unwrap() <= now_ms() + 300_000, "repaired at the first step");
+        assert_eq!(state.item_stats("60")[0].tally.interactions, 1, "later clicks count");
+        assert_eq!(state.item_stats("50")[0].tally.interactions, 2);
+        assert_eq!(state.trending(1), [("50".to_owned(), 2)]);
     }
 
     #[test]
@@ -283,17 +376,7 @@ mod tests {
         // The interrupted one: 25 events, a checkpoint, 10 more events whose
         // effects (features and samples) are lost in a crash, then a restart
         // from the checkpoint.
-        let open = || {
-            StreamProcessor::open(
-                store.clone(),
-                &checkpoint,
-                StreamSettings::default(),
-                HashMap::new(),
-            )
-            .unwrap()
-            .with_sample_log(&samples)
-            .unwrap()
-        };
+        let open = || open_with_defaults(&store, &checkpoint).with_sample_log(&samples).unwrap();
         let mut first = open();
         first.step(25).unwrap();
         first.checkpoint().unwrap();

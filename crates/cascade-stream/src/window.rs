@@ -77,6 +77,14 @@ impl WindowedTally {
         }
     }
 
+    /// Drops buckets that start after `ceiling_ms`: counts of events from a
+    /// time no clock has reached (see [`crate::FeatureState::repair`]).
+    pub fn drop_after(&mut self, ceiling_ms: i64) {
+        while self.buckets.back().is_some_and(|&(start, _)| start > ceiling_ms) {
+            self.buckets.pop_back();
+        }
+    }
+
     /// The tally of the window ending at `now_ms`.
     pub fn tally(&self, now_ms: i64) -> Tally {
         let oldest = self.oldest_kept(now_ms);

@@ -1,5 +1,6 @@
 //! `cascade append` (standard input) and `cascade ingest FILE`: durable,
-//! group-committed appends of JSON-lines events.
+//! group-committed appends of JSON-lines events, one `cascade_core::EventInput`
+//! per line (the format of `POST /v1/events`), checked by `[ingest]`.
 //!
 //! A reader thread parses lines; the main loop takes every event that is
 //! waiting (up to `max_batch`), hands them to the group committer as one
@@ -15,32 +16,29 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
 
-use cascade_core::Event;
+use cascade_core::{EventInput, IngestConfig};
 use cascade_store::{AppendStatus, EventKey, GroupCommitter, KeyedEvent};
 
 use crate::Common;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 
-/// One input line.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventLine {
-    #[serde(default)]
-    event_id: Option<String>,
-    user: String,
-    item: String,
-    event_type: String,
-    #[serde(default)]
-    value: Option<f64>,
-    ts_ms: i64,
-}
-
 enum Parsed {
-    Event { line: usize, event_id: Option<String>, keyed: KeyedEvent },
-    Bad { line: usize, error: String },
+    Event {
+        line: usize,
+        event_id: Option<String>,
+        keyed: KeyedEvent,
+    },
+    Bad {
+        line: usize,
+        error: String,
+    },
+    /// The input could not be read past this line (an I/O error).
+    Failed {
+        line: usize,
+        error: String,
+    },
 }
 
 /// Where the events come from and how their outcome is reported.
@@ -51,6 +49,9 @@ pub enum Input {
     /// failure naming the file and lines if any line was rejected.
     File(PathBuf),
 }
+
+/// Rejected lines a failed `cascade ingest` names in its error.
+const REJECTIONS_NAMED: usize = 10;
 
 /// One event's outcome.
 enum Ack {
@@ -68,25 +69,41 @@ pub fn run(common: &Common, max_batch: usize, input: Input) -> Result<()> {
         )),
     };
     let (sender, inbox) = mpsc::sync_channel::<Parsed>(max_batch.max(1) * 4);
-    std::thread::spawn(move || parse_lines(reader, &sender));
+    let limits = workspace.config.ingest.clone();
+    std::thread::spawn(move || parse_lines(reader, &limits, &sender));
     match input {
-        Input::Stdin => {
-            let stdout = std::io::stdout();
-            commit_rounds(&committer, &inbox, max_batch, |ack| {
-                let line = match ack {
-                    Ack::Logged { line, event_id, status, seq } => {
-                        serde_json::json!({ "line": line, "event_id": event_id, "status": status, "seq": seq })
-                    }
-                    Ack::Rejected { line, error } => {
-                        serde_json::json!({ "line": line, "status": "rejected", "error": error })
-                    }
-                };
-                writeln!(stdout.lock(), "{line}")?;
-                Ok(())
-            })
-        }
+        Input::Stdin => append_stdin(&committer, &inbox, max_batch),
         Input::File(path) => ingest_file(&committer, &inbox, max_batch, &path),
     }
+}
+
+/// One acknowledgement line per input line; fails (after every good line
+/// is durable) when no line was accepted.
+fn append_stdin(
+    committer: &GroupCommitter,
+    inbox: &mpsc::Receiver<Parsed>,
+    max_batch: usize,
+) -> Result<()> {
+    let stdout = std::io::stdout();
+    let (mut accepted, mut rejected) = (0usize, 0usize);
+    commit_rounds(committer, inbox, max_batch, |ack| {
+        let line = match ack {
+            Ack::Logged { line, event_id, status, seq } => {
+                accepted += 1;
+                serde_json::json!({ "line": line, "event_id": event_id, "status": status, "seq": seq })
+            }
+            Ack::Rejected { line, error } => {
+                rejected += 1;
+                serde_json::json!({ "line": line, "status": "rejected", "error": error })
+            }
+        };
+        writeln!(stdout.lock(), "{line}")?;
+        Ok(())
+    })?;
+    if accepted == 0 && rejected > 0 {
+        bail!("standard input: all {rejected} line(s) rejected; nothing was appended");
+    }
+    Ok(())
 }
 
 /// Counts outcomes under a spinner, prints the summary, and fails naming the
@@ -121,50 +138,73 @@ fn ingest_file(
         "rejected": rejected.len(),
     });
     println!("{summary}");
-    if let Some((line, error)) = rejected.first() {
+    if !rejected.is_empty() {
+        // The first few by line, so a file with one bad encoding and one
+        // bad field shows both.
+        let named: Vec<String> = rejected
+            .iter()
+            .take(REJECTIONS_NAMED)
+            .map(|(line, error)| format!("line {line}: {error}"))
+            .collect();
+        let more = rejected.len().saturating_sub(REJECTIONS_NAMED);
+        let more = if more > 0 { format!("\n  … and {more} more") } else { String::new() };
         bail!(
-            "{}: {} line(s) rejected (the other events are durable); first at line {line}: {error}",
+            "{}: {} line(s) rejected (the other events are durable):\n  {}{more}",
             path.display(),
-            rejected.len()
+            rejected.len(),
+            named.join("\n  ")
         );
     }
     Ok(())
 }
 
-fn parse_lines(reader: Box<dyn BufRead + Send>, sender: &mpsc::SyncSender<Parsed>) {
+/// Reads `reader` line by line as raw bytes, so a line that is not UTF-8
+/// is rejected by number and the lines after it are still read.
+fn parse_lines(
+    mut reader: Box<dyn BufRead + Send>,
+    limits: &IngestConfig,
+    sender: &mpsc::SyncSender<Parsed>,
+) {
     let mut occurrences: HashMap<EventKey, u32> = HashMap::new();
-    for (index, line) in reader.lines().enumerate() {
-        let line_number = index + 1;
-        let Ok(text) = line else { break };
-        if text.trim().is_empty() {
-            continue;
-        }
-        let parsed = match serde_json::from_str::<EventLine>(&text) {
-            Ok(input) => {
-                let event = Event {
-                    user: input.user,
-                    item: input.item,
-                    event_type: input.event_type,
-                    value: input.value,
-                    ts_ms: input.ts_ms,
-                };
-                let key = EventKey::for_event(input.event_id.as_deref(), &event, &mut occurrences);
-                Parsed::Event {
-                    line: line_number,
-                    event_id: input.event_id,
-                    keyed: KeyedEvent { key, event },
-                }
+    let mut bytes = Vec::new();
+    for line_number in 1.. {
+        bytes.clear();
+        match reader.read_until(b'\n', &mut bytes) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = sender.send(Parsed::Failed { line: line_number, error: e.to_string() });
+                break;
             }
-            // Each line is one JSON text, so serde's "line 1" is noise.
-            Err(e) => Parsed::Bad {
-                line: line_number,
-                error: format!("{e}").replace(" at line 1 column", " at column"),
-            },
+        }
+        let parsed = match parse_line(&bytes, limits, &mut occurrences) {
+            Ok(None) => continue,
+            Ok(Some((event_id, keyed))) => Parsed::Event { line: line_number, event_id, keyed },
+            Err(error) => Parsed::Bad { line: line_number, error },
         };
         if sender.send(parsed).is_err() {
             break;
         }
     }
+}
+
+/// One line's event, `None` for a blank line, or why it was rejected.
+fn parse_line(
+    bytes: &[u8],
+    limits: &IngestConfig,
+    occurrences: &mut HashMap<EventKey, u32>,
+) -> Result<Option<(Option<String>, KeyedEvent)>, String> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| format!("not UTF-8 text (invalid byte at column {})", e.valid_up_to() + 1))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    // Each line is one JSON text, so serde's "line 1" is noise.
+    let input: EventInput = serde_json::from_str(text)
+        .map_err(|e| format!("{e}").replace(" at line 1 column", " at column"))?;
+    let (event_id, event) = input.into_event(cascade_core::timestamp::now_ms(), limits)?;
+    let key = EventKey::for_event(event_id.as_deref(), &event, occurrences);
+    Ok(Some((event_id, KeyedEvent { key, event })))
 }
 
 /// Takes every parsed line that is waiting (up to `max_batch`), commits the
@@ -187,7 +227,7 @@ fn commit_rounds(
             .iter()
             .filter_map(|p| match p {
                 Parsed::Event { keyed, .. } => Some(keyed.clone()),
-                Parsed::Bad { .. } => None,
+                Parsed::Bad { .. } | Parsed::Failed { .. } => None,
             })
             .collect();
         let statuses = if events.is_empty() {
@@ -199,13 +239,17 @@ fn commit_rounds(
         for parsed in round {
             report(match parsed {
                 Parsed::Event { line, event_id, .. } => {
-                    let (status, seq) = match statuses.next().expect("one status per event") {
-                        AppendStatus::Appended(seq) => ("appended", seq),
-                        AppendStatus::Duplicate(seq) => ("duplicate", seq),
+                    let (status, seq) = match statuses.next() {
+                        Some(AppendStatus::Appended(seq)) => ("appended", seq),
+                        Some(AppendStatus::Duplicate(seq)) => ("duplicate", seq),
+                        None => bail!("line {line}: the event log gave no status for it"),
                     };
                     Ack::Logged { line, event_id, status, seq }
                 }
                 Parsed::Bad { line, error } => Ack::Rejected { line, error },
+                Parsed::Failed { line, error } => {
+                    bail!("reading line {line} failed (the lines before it are durable): {error}")
+                }
             })?;
         }
     }

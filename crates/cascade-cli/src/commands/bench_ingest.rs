@@ -123,8 +123,9 @@ impl LiveServer {
             recommender: Arc::new(recommender),
             metrics,
             loader: None,
-            events: Some(Arc::new(EventLog::new(committer))),
+            events: Some(Arc::new(EventLog::new(committer, Default::default()))),
             entities: None,
+            access: Arc::new(cascade_serve::access::AccessKeys::none()),
         });
         let base = format!("http://{}", start_server(state)?);
         Ok(LiveServer { base, synthetic, store, live, _scratch: scratch })

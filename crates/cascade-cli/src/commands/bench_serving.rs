@@ -246,13 +246,17 @@ pub fn serve_bench(bench: &ServeBench) -> Result<()> {
     // Impressions are logged as in `cascade serve`, to a scratch store.
     let scratch = tempfile::tempdir()?;
     let store = Store::open(&scratch.path().join("store.redb"))?;
-    let events = Arc::new(EventLog::new(GroupCommitter::start(store.clone(), 10_000)));
+    let events = Arc::new(EventLog::new(
+        GroupCommitter::start(store.clone(), 10_000),
+        cascade_core::IngestConfig::default(),
+    ));
     let state = Arc::new(AppState {
         recommender,
         metrics: metrics.clone(),
         loader: None,
         events: Some(events),
         entities: None,
+        access: Arc::new(cascade_serve::access::AccessKeys::none()),
     });
     let addr = start_server(state)?;
     let url = format!("http://{addr}/v1/recommend");

@@ -16,6 +16,7 @@ use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::training::Overrides;
 use cascade_nn::EmbeddingTable;
 use cascade_nn::checkpoint::{self, FORMAT_VERSION, Manifest};
+use cascade_serve::access::{AccessKeys, check_bind};
 use cascade_serve::catalog::{Catalog, ItemFacts, ItemFactsReader};
 use cascade_serve::entities::{Entities, HiddenItems};
 use cascade_serve::events::{EventLog, IMPRESSION};
@@ -67,11 +68,14 @@ pub fn run(
     models_dir: Option<&Path>,
 ) -> Result<()> {
     let (addr, ranker) = (options.addr, options.ranker);
+    let workspace = Arc::new(Workspace::open(common)?);
+    // Before any model is built: a refused bind should not cost a training.
+    let access = AccessKeys::from_config(&workspace.config.serve);
+    check_bind(addr, &access).map_err(|e| anyhow!(e))?;
     let name = ranker.to_possible_value_name();
     let arch = ranking::ctr_arch(ranker).ok_or_else(|| {
         anyhow!("`--ranker {name}` is not a ranking model; use lr, fm, wide-deep, deepfm, dcnv2, din or dien")
     })?;
-    let workspace = Arc::new(Workspace::open(common)?);
     let progress = Progress { quiet: false };
     let data: Option<PathBuf> = data.map(Path::to_path_buf);
     let models_dir: Option<PathBuf> = models_dir.map(Path::to_path_buf);
@@ -98,7 +102,11 @@ pub fn run(
     let hidden = HiddenItems::load(workspace.dir.join("hidden_items.json"))?;
     let item_categories = workspace.item_categories()?;
     let live = start_stream(&workspace, item_categories.clone())?;
-    let mut recommender = Recommender::new(models, PipelineSettings::default(), metrics.clone())
+    let settings = PipelineSettings {
+        max_id_bytes: workspace.config.ingest.max_id_bytes,
+        ..PipelineSettings::default()
+    };
+    let mut recommender = Recommender::new(models, settings, metrics.clone())
         .with_hidden(hidden)
         .with_live(live)
         .with_item_facts(workspace.item_facts_reader());
@@ -121,10 +129,13 @@ pub fn run(
             .spawn();
     }
     // Events go to the workspace's own log, where the next reload finds them.
-    let events =
-        Arc::new(EventLog::new(GroupCommitter::start(workspace.store()?, EVENTS_PER_COMMIT)));
+    let events = Arc::new(EventLog::new(
+        GroupCommitter::start(workspace.store()?, EVENTS_PER_COMMIT),
+        workspace.config.ingest.clone(),
+    ));
     let config = &workspace.config;
-    let entities = Entities::new(workspace.store()?, config.users.clone(), config.items.clone());
+    let entities = Entities::new(workspace.store()?, config.users.clone(), config.items.clone())
+        .with_max_id_bytes(config.ingest.max_id_bytes);
     if let Some(dir) = &models_dir {
         let watched = [dir.join("bpr-mf"), dir.join(&name)];
         watch_checkpoints(watched.to_vec(), loader.clone(), recommender.clone());
@@ -135,6 +146,7 @@ pub fn run(
         loader: Some(loader),
         events: Some(events),
         entities: Some(Arc::new(entities)),
+        access: Arc::new(access),
     });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -187,6 +199,7 @@ fn start_stream(
         StreamSettings::default(),
         item_categories,
     )?
+    .with_event_time_bounds(workspace.config.ingest.clone())
     .with_sample_log(&workspace.dir.join("stream").join("samples.jsonl"))?;
     Ok(LiveStream::start(processor, checkpoint)?)
 }

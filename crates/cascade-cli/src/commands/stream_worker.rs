@@ -53,7 +53,8 @@ pub fn run_worker(common: &Common, options: &WorkerOptions) -> Result<()> {
     let (url, prefix) = redis_settings(&workspace, "stream-worker")?;
     let bus = RedisEventBus::open(&url, &prefix)?;
     let store = RedisOnlineStore::open(&url, &prefix, StreamSettings::default().online())?;
-    let mut worker = BusWorker::new(&bus, &store, &options.consumer, options.claim_idle_ms);
+    let mut worker = BusWorker::new(&bus, &store, &options.consumer, options.claim_idle_ms)
+        .with_event_time_bounds(workspace.config.ingest.clone());
     let spinner = Progress { quiet: false }.spinner(&format!("stream worker {}", options.consumer));
     let mut idle_since: Option<Instant> = None;
     loop {

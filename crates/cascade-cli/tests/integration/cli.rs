@@ -135,18 +135,21 @@ fn help_explains_the_commands() {
 }
 
 #[test]
-fn ingest_file_logs_good_lines_counts_retries_and_names_bad_lines() {
+fn ingest_file_logs_good_lines_counts_retries_and_names_bad_and_unreadable_lines() {
     let work = tempfile::tempdir().unwrap();
     let file = work.path().join("events.jsonl");
-    let good = r#"{"event_id":"a","user":"u1","item":"i1","event_type":"click","ts_ms":1}"#;
-    let lines = [
-        good,
-        r#"{"user":"u1","item":"i2","event_type":"click"}"#,
-        good,
-        "",
-        r#"{"user":"u2","item":"i3","event_type":"view","ts_ms":5}"#,
+    let good = r#"{"event_id":"a","user_id":"u1","item_id":"i1","event_type":"click","ts_ms":1}"#;
+    let lines: [&[u8]; 7] = [
+        good.as_bytes(),
+        br#"{"user":"u1","item_id":"i2","event_type":"click"}"#,
+        good.as_bytes(),
+        b"",
+        br#"{"user_id":"u2","item_id":"i3","event_type":"view","ts_ms":5}"#,
+        b"{\"user_id\":\"u\xff\",\"item_id\":\"i3\",\"event_type\":\"view\"}",
+        // The HTTP format: a missing time is the receiver's clock.
+        br#"{"event_id":"b","user_id":"u3","item_id":"i4","event_type":"click"}"#,
     ];
-    std::fs::write(&file, lines.join("\n")).unwrap();
+    std::fs::write(&file, lines.join(&b'\n')).unwrap();
     let ingest = || {
         cascade()
             .arg("ingest")
@@ -160,14 +163,59 @@ fn ingest_file_logs_good_lines_counts_retries_and_names_bad_lines() {
     let (stdout, stderr) = texts(&output);
     assert!(!output.status.success(), "a rejected line fails the command");
     let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(summary["appended"], 2, "{stdout}");
+    assert_eq!(summary["appended"], 3, "{stdout}");
     assert_eq!(summary["duplicate"], 1, "the repeated event id");
-    assert_eq!(summary["rejected"], 1);
+    assert_eq!(summary["rejected"], 2, "{stdout}");
     assert!(stderr.contains("events.jsonl") && stderr.contains("line 2"), "{stderr}");
-    assert!(stderr.contains("missing field `ts_ms`"), "{stderr}");
+    assert!(stderr.contains("unknown field `user`"), "{stderr}");
+    assert!(stderr.contains("line 6: not UTF-8"), "the unreadable line is named: {stderr}");
 
     // Running the file again adds nothing: the good lines are durable already.
     let (again, _) = texts(&ingest());
     let summary: serde_json::Value = serde_json::from_str(again.trim()).unwrap();
-    assert_eq!((summary["appended"].as_u64(), summary["duplicate"].as_u64()), (Some(0), Some(3)));
+    assert_eq!((summary["appended"].as_u64(), summary["duplicate"].as_u64()), (Some(0), Some(4)));
+}
+
+#[test]
+fn append_fails_when_every_line_is_rejected() {
+    use std::io::Write;
+    let work = tempfile::tempdir().unwrap();
+    let run = |input: &str| {
+        let mut child = cascade()
+            .args(["append", "--workspace"])
+            .arg(work.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let far_future =
+        r#"{"user_id":"u1","item_id":"i1","event_type":"click","ts_ms":99999999999999999}"#;
+    let output = run(&format!("{far_future}\n{{}}\n"));
+    let (stdout, stderr) = texts(&output);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stderr.contains("all 2 line(s) rejected"), "{stderr}");
+    assert!(stdout.contains("max_future_skew_s"), "each line is acknowledged: {stdout}");
+    let good = r#"{"user_id":"u1","item_id":"i1","event_type":"click","ts_ms":7}"#;
+    let output = run(&format!("{good}\n{far_future}\n"));
+    assert!(output.status.success(), "one line accepted: {}", texts(&output).1);
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_keys_and_says_how_to_set_them() {
+    let work = tempfile::tempdir().unwrap();
+    let output = cascade()
+        .args(["serve", "--addr", "0.0.0.0:0", "--workspace"])
+        .arg(work.path())
+        .env_remove("CASCADE__SERVE__ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains("without access keys"), "{stderr}");
+    assert!(stderr.contains("CASCADE__SERVE__ADMIN_TOKEN"), "{stderr}");
+    assert!(stderr.contains("[serve]"), "{stderr}");
 }

@@ -13,7 +13,7 @@ use crate::cascade;
 
 fn line(n: usize) -> String {
     format!(
-        r#"{{"event_id":"ev-{n}","user":"u{}","item":"i{}","event_type":"click","ts_ms":{n}}}"#,
+        r#"{{"event_id":"ev-{n}","user_id":"u{}","item_id":"i{}","event_type":"click","ts_ms":{n}}}"#,
         n % 97,
         n % 1009
     )

@@ -273,6 +273,7 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     let trending: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(trending["items"][0]["item_id"], watched.as_str(), "{body}");
     assert_eq!(get(&base, "/v1/trending?n=0").0, 400);
+    far_future_event_is_refused_and_later_clicks_count(&base, &items[2]);
 
     // Online learning: the click answered an impression of the first
     // answer, so the trainer learns that sample and publishes its rows
@@ -376,6 +377,43 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     assert_eq!(status, 200);
     let document: Value = serde_json::from_str(&body).unwrap();
     assert!(document["paths"]["/v1/recommend"]["post"]["requestBody"].is_object(), "{body}");
+}
+
+/// One event from the far future must not empty the real-time windows
+/// for everyone: it is refused by name, and a click on `item` after it
+/// still counts (read through whichever online store the server uses).
+pub fn far_future_event_is_refused_and_later_clicks_count(base: &str, item: &str) {
+    let far = r#"{"events": [{"user_id": "2", "item_id": "50", "event_type": "click", "ts_ms": 99999999999999999}]}"#;
+    let (status, body) = post(base, "/v1/events", far);
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["rejected"], 1, "{body}");
+    let error = answer["events"][0]["error"].as_str().unwrap();
+    assert!(error.contains("ts_ms") && error.contains("max_future_skew_s"), "{error}");
+    let (_, body) = post(
+        base,
+        "/v1/events",
+        r#"{"events": [{"user_id": "3", "item_id": "50", "event_type": "click", "ts_ms": -5}]}"#,
+    );
+    assert!(body.contains("min_ts_ms"), "a time before the floor: {body}");
+
+    let click = format!(
+        r#"{{"events": [{{"event_id": "after-the-far-future", "user_id": "2", "item_id": "{item}", "event_type": "click"}}]}}"#
+    );
+    let (status, body) = post(base, "/v1/events", &click);
+    assert_eq!(status, 200, "{body}");
+    let started = std::time::Instant::now();
+    loop {
+        let (_, body) = get(base, &format!("/v1/items/{item}/stats"));
+        let stats: Value = serde_json::from_str(&body).unwrap();
+        if stats["windows"][0]["interactions"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 60, "the click after it never counted: {body}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (_, body) = get(base, "/v1/trending?n=10");
+    assert!(body.contains(&format!("\"{item}\"")), "trending still follows now: {body}");
 }
 
 pub fn response_version(base: &str) -> String {

@@ -15,7 +15,7 @@ use cascade_store::online::test_server::RedisForTests;
 use cascade_store::online::{OnlineStore, RedisOnlineStore, Tally};
 use cascade_stream::StreamSettings;
 
-use crate::serve::{get, post, start_with};
+use crate::serve::{get, item_ids, post, start_with};
 use crate::{cascade, texts};
 
 const EVENTS: usize = 40_000;
@@ -67,7 +67,7 @@ fn two_workers_split_the_stream_and_a_killed_ones_entries_are_claimed() {
             } else {
                 expected.impressions += 1;
             }
-            serde_json::json!({ "event_id": format!("e{n}"), "user": user, "item": format!("i{}", n % 997),
+            serde_json::json!({ "event_id": format!("e{n}"), "user_id": user, "item_id": format!("i{}", n % 997),
                 "event_type": kind, "ts_ms": 1_700_000_000_000i64 + n as i64 })
             .to_string()
         })
@@ -193,6 +193,8 @@ fn a_server_on_redis_reads_the_features_its_workers_keep() {
     let store =
         RedisOnlineStore::open(&server.url, &prefix, StreamSettings::default().online()).unwrap();
     assert_eq!(store.history("1").unwrap().last(), Some(&watched), "the worker wrote Redis");
+    let other = item_ids(&answer)[1].clone();
+    crate::serve::far_future_event_is_refused_and_later_clicks_count(base, &other);
     worker.kill().unwrap();
     worker.wait().unwrap();
 }

@@ -100,6 +100,27 @@ impl RedisOnlineStore {
         Ok(RedisOnlineStore { connection, prefix: prefix.to_owned(), settings, apply_script })
     }
 
+    /// Brings a watermark beyond `ceiling_ms` (the clock plus the allowed
+    /// skew) back to it, atomically, for a store an event from the far
+    /// future reached before event times were bounded; returns the
+    /// watermark it replaced. Counters are read by bucket from the
+    /// watermark back, so the far-future buckets are no longer read, and
+    /// they expire by TTL.
+    pub fn repair_watermark(&self, ceiling_ms: i64) -> Result<Option<i64>, OnlineStoreError> {
+        let script = redis::Script::new(
+            r"local w = redis.call('HGET', KEYS[1], 'w')
+if w and tonumber(w) > tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'w', ARGV[1])
+  return w
+end
+return false",
+        );
+        let key = format!("{}:global", self.prefix);
+        let replaced: Option<String> =
+            self.connection.with(|c| script.key(&key).arg(ceiling_ms).invoke(c))?;
+        Ok(replaced.and_then(|w| w.parse().ok()))
+    }
+
     fn item_bucket_key(&self, w: usize, item: &str, bucket: i64) -> String {
         format!("{}:ib:{w}:{item}:{bucket}", self.prefix)
     }
