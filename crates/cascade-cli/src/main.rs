@@ -2,8 +2,6 @@
 //! progress, and calls the library crates.
 
 mod commands;
-mod progress;
-mod workspace;
 
 /// The server allocates per candidate (features, sources, vectors) on many
 /// threads; glibc's malloc took ~15% of its CPU in a profile of `cascade
@@ -17,12 +15,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use cascade_app::ranking::ContextFeatures;
+use cascade_app::{ModelName, Protocol, Workspace};
 
 use cascade_serve::recall::{AnnBackend, AnnSettings};
 use cascade_serve::synthetic::CatalogSpec;
-
-use crate::commands::ranking::ContextFeatures;
 
 /// Cascade — a recommender engine from raw events to a ranked list.
 ///
@@ -166,7 +166,7 @@ enum Command {
     /// each as JSON (an experiment outside PROTOCOLS.md's splits).
     Replay {
         /// Ranking model.
-        #[arg(long, value_enum, default_value = "deepfm")]
+        #[arg(long, value_parser = model_parser(), default_value = "deepfm")]
         model: ModelName,
         /// Share of rows, in time order, the initial model trains on.
         #[arg(long, default_value_t = 0.8)]
@@ -222,7 +222,7 @@ enum Command {
     Train {
         /// Model (a trained one: bpr-mf, neumf, two-tower, sasrec, lr, fm,
         /// wide-deep, deepfm, dcnv2, din, dien).
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = model_parser())]
         model: ModelName,
         /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
         #[arg(long, env = "CASCADE_DATA_DIR")]
@@ -241,7 +241,7 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: std::net::SocketAddr,
         /// Ranking model: a CTR architecture (lr, fm, wide-deep, deepfm, dcnv2, din, dien).
-        #[arg(long, value_enum, default_value = "deepfm")]
+        #[arg(long, value_parser = model_parser(), default_value = "deepfm")]
         ranker: ModelName,
         /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
         #[arg(long, env = "CASCADE_DATA_DIR")]
@@ -269,10 +269,10 @@ enum Command {
     /// Evaluate a model under a protocol of PROTOCOLS.md.
     Eval {
         /// Protocol.
-        #[arg(long, value_enum, default_value_t = Protocol::LooFull)]
+        #[arg(long, value_parser = protocol_parser(), default_value = "loo-full")]
         protocol: Protocol,
         /// Model.
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = model_parser())]
         model: ModelName,
         /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
         #[arg(long, env = "CASCADE_DATA_DIR")]
@@ -437,7 +437,7 @@ enum BenchCommand {
     /// part; prints samples/s, seconds per epoch and peak RSS as JSON.
     Train {
         /// Model to train.
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = model_parser())]
         model: ModelName,
         /// Epochs to run (no early stopping).
         #[arg(long, default_value_t = 5)]
@@ -505,56 +505,23 @@ impl From<AnnBackendArg> for AnnBackend {
     }
 }
 
-/// Evaluation protocols.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Protocol {
-    /// ML100K-LOO-FULL: leave-one-out, full ranking over all items.
-    LooFull,
-    /// ML100K-CTR: per-user 80/10/10 in time, label = rating >= 4; AUC, LogLoss, GAUC.
-    Ctr,
-    /// IPINYOU-SAMPLE: the iPinYou click log sample; AUC with a 95% bootstrap interval, LogLoss.
-    Ipinyou,
+/// The models users may name, with their help lines, parsed into the registry's type.
+fn model_parser() -> impl TypedValueParser<Value = ModelName> {
+    let names = ModelName::ALL.map(|model| PossibleValue::new(model.name()).help(model.about()));
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<ModelName>())
 }
 
-/// Models `cascade eval` knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModelName {
-    /// Most popular items by train count (loo-full).
-    Pop,
-    /// Item-item cosine neighbours (loo-full).
-    Itemknn,
-    /// EASE closed-form linear model, λ tuned on validation (loo-full).
-    Ease,
-    /// BPR matrix factorisation on sparse embedding tables, early-stopped on validation (loo-full).
-    BprMf,
-    /// NeuMF: GMF and an MLP over user and item embeddings, early-stopped on validation (loo-full).
-    Neumf,
-    /// Two-tower: user features + recent items vs item features, in-batch softmax with logQ correction (loo-full).
-    TwoTower,
-    /// SASRec: causal self-attention over the user's sequence, early-stopped on validation (loo-full).
-    Sasrec,
-    /// Smoothed user and item positive rates (ctr).
-    BiasCtr,
-    /// Logistic regression on every user and item feature (ctr).
-    Lr,
-    /// Factorization machine over every user and item feature, on sparse tables (ctr).
-    Fm,
-    /// Wide & Deep: first-order weights plus an MLP over field embeddings (ctr).
-    WideDeep,
-    /// DeepFM: FM plus an MLP over the same field embeddings (ctr).
-    Deepfm,
-    /// DCNv2: full-rank cross layers, then an MLP (ctr).
-    Dcnv2,
-    /// DIN: attention over the user's last items, keyed by the target item (ctr).
-    Din,
-    /// DIEN: GRU interest extractor with auxiliary loss, AUGRU evolution (ctr).
-    Dien,
+/// The protocols of PROTOCOLS.md, parsed into the registry's type.
+fn protocol_parser() -> impl TypedValueParser<Value = Protocol> {
+    let names =
+        Protocol::ALL.map(|protocol| PossibleValue::new(protocol.name()).help(protocol.about()));
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<Protocol>())
 }
 
-impl ModelName {
-    /// The name users type.
-    pub(crate) fn to_possible_value_name(self) -> String {
-        self.to_possible_value().expect("every model has a name").get_name().to_owned()
+impl Common {
+    /// The workspace these options name.
+    fn open_workspace(&self) -> anyhow::Result<Workspace> {
+        Workspace::open(self.config.as_deref(), self.workspace.as_deref())
     }
 }
 
@@ -731,8 +698,13 @@ fn main() -> ExitCode {
             commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
         }
         Command::Serve { addr, ranker, data, models, online_learning, common } => {
-            let options = commands::serve::ServeOptions { addr, ranker, online_learning };
-            commands::serve::run(&common, &options, data.as_deref(), models.as_deref())
+            let options = cascade_app::serving::server::ServeOptions {
+                ranker,
+                online_learning,
+                data,
+                models_dir: models,
+            };
+            commands::serve::run(&common, addr, &options)
         }
         Command::Train { model, data, overrides, common } => {
             commands::train::run(&common, model, data.as_deref(), overrides.into())
@@ -754,7 +726,7 @@ fn main() -> ExitCode {
             };
             let options =
                 commands::eval::EvalOptions { tune, overrides: overrides.into(), json, context };
-            match (protocol, commands::ranking::ctr_arch(model)) {
+            match (protocol, model.ctr_arch()) {
                 (Protocol::Ipinyou, Some(arch)) => {
                     commands::ipinyou::run(arch, ipinyou_dir.as_deref(), options.overrides, json)
                 }

@@ -21,8 +21,7 @@ use cascade_core::{EventInput, IngestConfig};
 use cascade_store::{AppendStatus, EventKey, GroupCommitter, KeyedEvent};
 
 use crate::Common;
-use crate::progress::Progress;
-use crate::workspace::Workspace;
+use cascade_app::Progress;
 
 enum Parsed {
     Event {
@@ -60,7 +59,7 @@ enum Ack {
 }
 
 pub fn run(common: &Common, max_batch: usize, input: Input) -> Result<()> {
-    let workspace = Workspace::open(common)?;
+    let workspace = common.open_workspace()?;
     let committer = GroupCommitter::start(workspace.store()?, max_batch);
     let reader: Box<dyn BufRead + Send> = match &input {
         Input::Stdin => Box::new(BufReader::new(std::io::stdin())),

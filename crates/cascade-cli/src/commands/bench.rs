@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use clap::ValueEnum;
 use serde_json::json;
 
 use cascade_batch::stats;
@@ -17,11 +16,11 @@ use cascade_models::retrieval::{
 };
 use cascade_models::training::{Overrides, TrainingSettings};
 
-use crate::commands::eval::{prepare, tower_features};
-use crate::commands::ranking;
-use crate::progress::Progress;
-use crate::workspace::Workspace;
 use crate::{Common, ModelName};
+use cascade_app::Progress;
+use cascade_app::Workspace;
+use cascade_app::evaluation::{prepare, tower_features};
+use cascade_app::ranking;
 
 /// Seconds of each stage in one run.
 struct Timings {
@@ -44,7 +43,7 @@ pub fn median(mut values: Vec<f64>) -> f64 {
 
 /// Runs the data path `runs` times and prints medians as one JSON object.
 pub fn pipeline(common: &Common, data: Option<&Path>, runs: usize) -> Result<()> {
-    let template = Workspace::open(common)?;
+    let template = common.open_workspace()?;
     let quiet = Progress { quiet: true };
     let data = match data {
         Some(dir) if !template.builtin_config => dir.to_owned(),
@@ -126,7 +125,7 @@ fn retrieval_times(reports: &[EpochReport], settings: serde_json::Value) -> Epoc
 /// Trains `model` for `epochs` epochs (no early stopping) and prints
 /// throughput and peak memory as one JSON object.
 pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usize) -> Result<()> {
-    let workspace = Workspace::open(common)?;
+    let workspace = common.open_workspace()?;
     // The model as configured: `[training.<model>]` of the config applies.
     let overrides = workspace.training_overrides(model, Overrides::default())?;
     let prepared = prepare(&workspace, data, Progress { quiet: true })?;
@@ -162,7 +161,7 @@ pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usi
             let (_, reports) = SasRec::train(&prepared.split, &config, |_| bar.inc(1))?;
             retrieval_times(&reports, json!(config))
         }
-        other => match ranking::ctr_arch(other) {
+        other => match other.ctr_arch() {
             Some(arch) => {
                 let mut config = CtrModelConfig::default_for(arch);
                 fixed(&mut config.training);
@@ -182,15 +181,14 @@ pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usi
                 }
             }
             None => bail!(
-                "`bench train` measures trained models; `{}` has no training loop (try bpr-mf, neumf, sasrec or a ranking model)",
-                model.to_possible_value().map_or_else(String::new, |v| v.get_name().to_owned())
+                "`bench train` measures trained models; `{model}` has no training loop (try bpr-mf, neumf, sasrec or a ranking model)"
             ),
         },
     };
     bar.finish_and_clear();
     let report = json!({
         "bench": "train",
-        "model": model.to_possible_value().map(|v| v.get_name().to_owned()),
+        "model": model.name(),
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
         "threads": rayon::current_num_threads(),
         "epochs": times.train_seconds.len(),

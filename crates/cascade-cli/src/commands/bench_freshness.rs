@@ -17,7 +17,7 @@ use cascade_store::online::test_server::RedisForTests;
 
 use crate::commands::bench_ingest::LiveServer;
 use crate::commands::bench_serving::{percentile, synthetic_item_id, synthetic_user_id};
-use crate::progress::Progress;
+use cascade_app::Progress;
 
 /// What `cascade bench freshness` measures.
 #[derive(Debug, Clone, Copy)]

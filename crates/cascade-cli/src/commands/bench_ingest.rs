@@ -29,8 +29,9 @@ use crate::commands::bench::median;
 use crate::commands::bench_serving::{
     percentile, start_server, synthetic_item_id, synthetic_models, synthetic_user_id,
 };
-use crate::commands::stream_worker::{spawn_forwarder, spawn_worker_thread};
-use crate::progress::Progress;
+use crate::commands::stream_worker::spawn_worker_thread;
+use cascade_app::Progress;
+use cascade_app::serving::redis::spawn_forwarder;
 
 /// What `cascade bench ingest` measures.
 #[derive(Debug, Clone, Copy)]

@@ -20,7 +20,7 @@ use cascade_store::online::test_server::RedisForTests;
 use cascade_stream::{BusWorker, StreamSettings};
 
 use crate::commands::bench_stream::{SessionLog, SessionLogArgs};
-use crate::progress::Progress;
+use cascade_app::Progress;
 
 /// What `cascade bench redis-workers` measures.
 #[derive(Debug, Clone)]

@@ -33,8 +33,8 @@ use cascade_store::{GroupCommitter, Store};
 
 use crate::commands::bench::median;
 use crate::commands::load::{LoadReport, LoadSettings, run_load};
-use crate::commands::ranking::{self, CtrInputs};
-use crate::progress::Progress;
+use cascade_app::Progress;
+use cascade_app::ranking::{self, CtrInputs};
 
 /// The p-th percentile (nearest rank) of `samples`, which it sorts.
 pub fn percentile(samples: &mut [f64], p: f64) -> f64 {

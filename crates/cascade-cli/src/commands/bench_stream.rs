@@ -21,7 +21,7 @@ use cascade_store::{CommitDurability, LogEntry, Store};
 use cascade_stream::{StreamProcessor, StreamSettings};
 
 use crate::commands::bench_serving::{synthetic_item_id, synthetic_user_id};
-use crate::progress::Progress;
+use cascade_app::Progress;
 
 /// The synthetic session log the stream benchmarks apply.
 #[derive(Debug, Clone, Copy, clap::Args)]

@@ -5,12 +5,11 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::Common;
-use crate::progress::Progress;
-use crate::workspace::Workspace;
+use cascade_app::Progress;
 
 /// Locates or downloads MovieLens-100k, verifies it, and prints its directory.
 pub fn fetch_movielens(common: &Common, from: Option<&Path>) -> Result<()> {
-    let workspace = Workspace::open(common)?;
+    let workspace = common.open_workspace()?;
     let dir = workspace.movielens_dir(from, Progress { quiet: false })?;
     eprintln!("MovieLens-100k verified (sha256 of every file)");
     println!("{}", dir.display());

@@ -5,12 +5,12 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::Common;
-use crate::progress::Progress;
-use crate::workspace::{Workspace, describe_import};
+use cascade_app::Progress;
+use cascade_app::workspace::describe_import;
 
 /// Imports every table the config has a source for.
 pub fn run(common: &Common, from: &Path, skip_bad_rows: bool) -> Result<()> {
-    let workspace = Workspace::open(common)?;
+    let workspace = common.open_workspace()?;
     let store = workspace.store()?;
     let progress = Progress { quiet: false };
     let started = std::time::Instant::now();

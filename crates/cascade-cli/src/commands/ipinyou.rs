@@ -12,8 +12,8 @@ use cascade_eval::protocols::{CtrExample, auc_bootstrap_interval, evaluate_ctr};
 use cascade_models::ranking::{CtrArch, CtrFeatures, CtrModelConfig};
 use cascade_models::training::Overrides;
 
-use crate::commands::ranking::{self, CtrInputs};
-use crate::progress::Progress;
+use cascade_app::Progress;
+use cascade_app::ranking::{self, CtrInputs};
 
 const RESAMPLES: usize = 1000;
 

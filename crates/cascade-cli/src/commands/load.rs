@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 
 use crate::commands::bench_serving::percentile;
-use crate::progress::Progress;
+use cascade_app::Progress;
 
 /// One load step.
 #[derive(Debug, Clone, Copy)]

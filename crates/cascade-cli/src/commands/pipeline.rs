@@ -5,12 +5,11 @@ use anyhow::Result;
 use cascade_batch::stats;
 
 use crate::Common;
-use crate::progress::Progress;
-use crate::workspace::Workspace;
+use cascade_app::Progress;
 
 /// Exports the store, writes splits, samples, features and statistics.
 pub fn run(common: &Common) -> Result<()> {
-    let workspace = Workspace::open(common)?;
+    let workspace = common.open_workspace()?;
     let store = workspace.store()?;
     let progress = Progress { quiet: false };
     let started = std::time::Instant::now();

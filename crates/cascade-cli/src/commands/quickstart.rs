@@ -13,10 +13,9 @@ use cascade_store::EntityKind;
 
 use cascade_models::training::Overrides;
 
-use crate::commands::eval::{LooOutcome, fit_ctr, fit_loo, prepare};
-use crate::progress::Progress;
-use crate::workspace::Workspace;
 use crate::{Common, ModelName};
+use cascade_app::Progress;
+use cascade_app::evaluation::{LooOutcome, fit_ctr, fit_loo, prepare};
 
 /// PROTOCOLS.md reference rows (RecBole 1.2.1, same protocol): HR@10, NDCG@10, MRR@10, Recall@20.
 const REFERENCES: [(&str, [f64; 4]); 3] = [
@@ -27,7 +26,7 @@ const REFERENCES: [(&str, [f64; 4]); 3] = [
 
 pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     let started = Instant::now();
-    let workspace = Workspace::open(common)?;
+    let workspace = common.open_workspace()?;
     if !workspace.builtin_config {
         bail!(
             "quickstart runs on the built-in MovieLens-100k config; use `cascade import` and `cascade eval` with --config"

@@ -31,11 +31,10 @@ use cascade_eval::protocols::{CtrExample, CtrScorer, evaluate_ctr};
 use cascade_models::random::SeededRng;
 use cascade_models::ranking::{CtrFeatures, CtrModel, CtrModelConfig, OnlineUpdate, SparseOnline};
 
-use crate::commands::eval::prepare;
-use crate::commands::ranking;
-use crate::progress::Progress;
-use crate::workspace::Workspace;
 use crate::{Common, ModelName};
+use cascade_app::Progress;
+use cascade_app::evaluation::prepare;
+use cascade_app::ranking;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -115,14 +114,14 @@ impl CtrScorer<CtrFeatures> for Recorded {
 }
 
 pub fn run(common: &Common, data: Option<&std::path::Path>, replay: &Replay) -> Result<()> {
-    let Some(arch) = ranking::ctr_arch(replay.model) else {
+    let Some(arch) = replay.model.ctr_arch() else {
         bail!("replay needs a ranking model (lr, fm, wide-deep, deepfm, dcnv2, din, dien)");
     };
     if !(0.1..0.99).contains(&replay.initial_share) {
         bail!("--initial-share must be between 0.1 and 0.99");
     }
     let progress = Progress { quiet: false };
-    let workspace = Workspace::open(common)?;
+    let workspace = common.open_workspace()?;
     let mut config = CtrModelConfig::default_for(arch);
     config.training.apply(&workspace.training_overrides(replay.model, Default::default())?);
     let prepared = prepare(&workspace, data, progress)?;

@@ -46,11 +46,10 @@ use cascade_serve::recommender::Models;
 use cascade_serve::retrieval_learning::{OnlineRetrieval, RetrievalLearningSettings};
 use cascade_store::EntityKind;
 
-use crate::commands::eval::{Prepared, prepare};
-use crate::commands::serve::{assemble, item_facts};
-use crate::progress::Progress;
-use crate::workspace::Workspace;
 use crate::{Common, ModelName};
+use cascade_app::Progress;
+use cascade_app::evaluation::{Prepared, prepare};
+use cascade_app::serving::build::{assemble, item_facts};
 
 /// What `cascade replay-new-items` runs.
 #[derive(Debug, Clone, Copy)]
@@ -229,7 +228,7 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, options: NewItemsRep
         bail!("--items and --k must be at least 1");
     }
     let progress = Progress { quiet: false };
-    let workspace = Workspace::open(common)?;
+    let workspace = common.open_workspace()?;
     let prepared = prepare(&workspace, data, progress)?;
     let split = &prepared.split;
     let mut in_protocol = vec![false; split.n_items];

@@ -6,19 +6,19 @@
 //! Redis stream exactly once; any number of `stream-worker`s in the
 //! stream's consumer group keep the Redis online store up to date.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
 use cascade_core::config::OnlineBackend;
 use cascade_store::online::RedisOnlineStore;
-use cascade_store::{Forwarded, RedisEventBus, Store};
+use cascade_store::{Forwarded, RedisEventBus};
 use cascade_stream::{BusWorker, StreamSettings};
 
+use cascade_app::serving::redis::{FORWARD_RETRY, MAX_UNREAD};
+use cascade_app::{Progress, Workspace};
+
 use crate::Common;
-use crate::progress::Progress;
-use crate::workspace::Workspace;
 
 /// Events per forwarded transaction.
 const BATCH: usize = 1_000;
@@ -49,7 +49,7 @@ fn redis_settings(workspace: &Workspace, command: &str) -> Result<(String, Strin
 
 /// Runs one consumer of the group until killed, or until drained.
 pub fn run_worker(common: &Common, options: &WorkerOptions) -> Result<()> {
-    let workspace = Workspace::open(common)?;
+    let workspace = common.open_workspace()?;
     let (url, prefix) = redis_settings(&workspace, "stream-worker")?;
     let bus = RedisEventBus::open(&url, &prefix)?;
     let store = RedisOnlineStore::open(&url, &prefix, StreamSettings::default().online())?;
@@ -80,7 +80,7 @@ pub fn run_worker(common: &Common, options: &WorkerOptions) -> Result<()> {
 /// Copies the workspace's log into the Redis stream, exactly once; with
 /// `follow`, keeps tailing it.
 pub fn run_forwarder(common: &Common, follow: bool) -> Result<()> {
-    let workspace = Workspace::open(common)?;
+    let workspace = common.open_workspace()?;
     let (url, prefix) = redis_settings(&workspace, "forward-events")?;
     let bus = RedisEventBus::open(&url, &prefix)?;
     let log = workspace.store()?;
@@ -105,56 +105,6 @@ pub fn run_forwarder(common: &Common, follow: bool) -> Result<()> {
     spinner.finish_and_clear();
     println!("{}", serde_json::json!({ "forwarded": forwarded, "stream": bus.stream() }));
     Ok(())
-}
-
-/// Events per forwarding transaction of a server's forwarder thread.
-const FORWARD_BATCH: usize = 1_000;
-/// How often an idle forwarder thread looks for new events in the log.
-const FORWARD_IDLE_POLL: Duration = Duration::from_millis(20);
-/// How long a forwarder thread waits after Redis failed, or while the
-/// workers are too far behind, before trying again.
-const FORWARD_RETRY: Duration = Duration::from_secs(1);
-/// Entries the workers may leave unread before forwarders wait: ~93 MB of
-/// Redis memory (docs/scaling.md); the rest waits in the servers' logs.
-pub const MAX_UNREAD: u64 = 1_000_000;
-
-/// A thread that forwards `log` (the server's, named `node`) into the
-/// Redis stream for as long as the process runs. The forwarded offset lives
-/// in Redis with the entries, so a failure or a restart resumes where the
-/// stream ends; failures are reported once and retried.
-pub fn spawn_forwarder(
-    bus: RedisEventBus,
-    log: Store,
-    node: String,
-    item_categories: HashMap<String, Vec<String>>,
-) {
-    std::thread::spawn(move || {
-        let lookup = |item: &str| item_categories.get(item).cloned().unwrap_or_default();
-        // Say so once when forwarding starts failing or waiting, not every second.
-        let mut stalled = false;
-        loop {
-            match bus.forward_from_log(&log, &node, FORWARD_BATCH, MAX_UNREAD, &lookup) {
-                Ok(Forwarded::CaughtUp) => std::thread::sleep(FORWARD_IDLE_POLL),
-                Ok(Forwarded::Sent(_)) => stalled = false,
-                Ok(Forwarded::Throttled { unread }) => {
-                    if !stalled {
-                        eprintln!(
-                            "forwarding events to Redis: the workers are {unread} behind; waiting"
-                        );
-                    }
-                    stalled = true;
-                    std::thread::sleep(FORWARD_RETRY);
-                }
-                Err(e) => {
-                    if !stalled {
-                        eprintln!("forwarding events to Redis: {e}; retrying");
-                    }
-                    stalled = true;
-                    std::thread::sleep(FORWARD_RETRY);
-                }
-            }
-        }
-    });
 }
 
 /// A stream worker on a thread of its own, for as long as the process runs

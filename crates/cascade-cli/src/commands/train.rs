@@ -20,11 +20,10 @@ use cascade_models::training::Overrides;
 use cascade_nn::EmbeddingTable;
 use cascade_nn::checkpoint::{self, FORMAT_VERSION, Manifest};
 
-use crate::commands::eval::{prepare, tower_features};
-use crate::commands::ranking::{self, ContextFeatures};
-use crate::progress::Progress;
-use crate::workspace::Workspace;
 use crate::{Common, ModelName};
+use cascade_app::Progress;
+use cascade_app::evaluation::{prepare, tower_features};
+use cascade_app::ranking::{self, ContextFeatures};
 
 /// What a trained model leaves behind.
 struct Trained<'a> {
@@ -48,17 +47,17 @@ pub fn run(
     data: Option<&Path>,
     overrides: Overrides,
 ) -> Result<()> {
-    let name = model.to_possible_value_name();
+    let name = model.name();
     let retrieval = matches!(
         model,
         ModelName::BprMf | ModelName::Neumf | ModelName::TwoTower | ModelName::Sasrec
     );
-    if !retrieval && ranking::ctr_arch(model).is_none() {
+    if !retrieval && model.ctr_arch().is_none() {
         bail!(
             "model `{name}` has no training loop (closed-form or counting); use `cascade eval --model {name}`"
         )
     }
-    let workspace = Workspace::open(common)?;
+    let workspace = common.open_workspace()?;
     let overrides = workspace.training_overrides(model, overrides)?;
     let progress = Progress { quiet: false };
     let prepared = prepare(&workspace, data, progress)?;
@@ -139,7 +138,7 @@ pub fn run(
             }
         }
         other => {
-            let arch = ranking::ctr_arch(other).context("a trained model, checked above")?;
+            let arch = other.ctr_arch().context("a trained model, checked above")?;
             let mut config = CtrModelConfig::default_for(arch);
             config.training.apply(&overrides);
             let ctr_split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
@@ -169,10 +168,10 @@ pub fn run(
         }
     };
     bar.finish_and_clear();
-    let dir = workspace.dir.join("models").join(&name);
+    let dir = workspace.dir.join("models").join(name);
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
-        model: name.clone(),
+        model: name.to_owned(),
         schema_fingerprint: workspace.schema_fingerprint(),
         features: trained.settings.clone(),
         tables: trained.tables.iter().map(|t| t.config().clone()).collect(),

@@ -16,10 +16,9 @@ use cascade_serve::catalog::ItemFactsReader;
 use cascade_store::{EntityKind, Store};
 
 use cascade_models::training::Overrides;
-use clap::ValueEnum;
 
 use crate::progress::Progress;
-use crate::{Common, ModelName};
+use crate::registry::ModelName;
 
 /// The config and directories one command works in.
 #[derive(Debug)]
@@ -34,11 +33,12 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    pub fn open(common: &Common) -> Result<Workspace> {
-        let config = Config::load_layered(common.config.as_deref())?;
-        let builtin_config = common.config.is_none();
-        let dir = common.workspace.clone().unwrap_or_else(|| PathBuf::from(&config.workspace.dir));
-        Ok(Workspace::at(dir, config, builtin_config))
+    /// The workspace `config` (else the built-in config, both under
+    /// environment overrides) names, or `dir` when given.
+    pub fn open(config: Option<&Path>, dir: Option<&Path>) -> Result<Workspace> {
+        let loaded = Config::load_layered(config)?;
+        let dir = dir.map_or_else(|| PathBuf::from(&loaded.workspace.dir), Path::to_path_buf);
+        Ok(Workspace::at(dir, loaded, config.is_none()))
     }
 
     /// A workspace in `dir` under `config`.
@@ -52,19 +52,11 @@ impl Workspace {
     pub fn training_overrides(&self, model: ModelName, flags: Overrides) -> Result<Overrides> {
         let origin = if self.builtin_config { "the built-in config" } else { "the config file" };
         for name in self.config.training.keys() {
-            if ModelName::from_str(name, false).is_err() {
-                let models: Vec<String> = ModelName::value_variants()
-                    .iter()
-                    .map(|m| m.to_possible_value_name())
-                    .collect();
-                bail!(
-                    "{origin}: [training.{name}]: no model named `{name}`; models: {}",
-                    models.join(", ")
-                );
+            if let Err(unknown) = name.parse::<ModelName>() {
+                bail!("{origin}: [training.{name}]: {unknown}");
             }
         }
-        let config =
-            self.config.training.get(&model.to_possible_value_name()).cloned().unwrap_or_default();
+        let config = self.config.training.get(model.name()).cloned().unwrap_or_default();
         Ok(Overrides {
             seed: flags.seed.or(config.seed),
             learning_rate: flags.learning_rate.or(config.learning_rate),

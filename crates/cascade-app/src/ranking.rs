@@ -9,8 +9,7 @@ use cascade_batch::pipeline::CtrSplit;
 use cascade_eval::protocols::CtrExample;
 use cascade_models::ranking::{CtrArch, CtrEpoch, CtrFeatures, CtrModel, CtrModelConfig};
 
-use crate::ModelName;
-use crate::commands::eval::Prepared;
+use crate::evaluation::Prepared;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 
@@ -21,20 +20,6 @@ pub struct CtrInputs {
     pub test: Vec<CtrExample<CtrFeatures>>,
     pub field_names: Vec<String>,
     pub item_field: usize,
-}
-
-/// The ranking architecture a model name stands for, if it is one.
-pub fn ctr_arch(model: ModelName) -> Option<CtrArch> {
-    Some(match model {
-        ModelName::Lr => CtrArch::Lr,
-        ModelName::Fm => CtrArch::Fm,
-        ModelName::WideDeep => CtrArch::WideDeep,
-        ModelName::Deepfm => CtrArch::DeepFm,
-        ModelName::Dcnv2 => CtrArch::DcnV2,
-        ModelName::Din => CtrArch::Din,
-        ModelName::Dien => CtrArch::Dien,
-        _ => return None,
-    })
 }
 
 /// Whether ranking inputs carry the config's `[context]` features.

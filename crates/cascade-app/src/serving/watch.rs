@@ -16,7 +16,7 @@ use std::time::Duration;
 use cascade_serve::http::ModelLoader;
 use cascade_serve::recommender::Recommender;
 
-use crate::commands::serve::manifest_stamp;
+use crate::serving::build::manifest_stamp;
 
 const POLL: Duration = Duration::from_secs(2);
 

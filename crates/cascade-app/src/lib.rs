@@ -1,0 +1,15 @@
+//! The composition root of Cascade: a workspace (config, store, datasets),
+//! the model registry, the protocol runs, and the wiring that turns them
+//! into a serving system. The `cascade` binary parses arguments and calls
+//! this crate; so can anyone embedding the engine.
+
+pub mod evaluation;
+pub mod progress;
+pub mod ranking;
+pub mod registry;
+pub mod serving;
+pub mod workspace;
+
+pub use progress::Progress;
+pub use registry::{ModelName, Protocol};
+pub use workspace::Workspace;

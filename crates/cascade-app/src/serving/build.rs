@@ -1,0 +1,255 @@
+//! The serving models from the workspace's data: the catalog (ids,
+//! histories, item facts), retrieval and ranking models trained here or
+//! loaded from `cascade train`'s checkpoints, and their assembly into
+//! [`Models`] with ANN, item-CF and popularity recall.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use cascade_core::IdIndex;
+use cascade_models::Interactions;
+use cascade_models::ranking::{CtrArch, CtrModel, CtrModelConfig};
+use cascade_models::retrieval::{BprMf, BprMfConfig};
+use cascade_models::training::Overrides;
+use cascade_nn::EmbeddingTable;
+use cascade_nn::checkpoint;
+use cascade_serve::catalog::{Catalog, ItemFacts, ItemFactsReader};
+use cascade_serve::events::IMPRESSION;
+use cascade_serve::rank::{CtrRanker, Ranker};
+use cascade_serve::recall::{
+    AnnBackend, AnnIndex, AnnRecall, AnnSettings, ItemCfRecall, decayed_counts,
+};
+use cascade_serve::recommender::Models;
+use cascade_store::EntityKind;
+
+use crate::evaluation::Prepared;
+use crate::progress::Progress;
+use crate::ranking::{self, ContextFeatures};
+use crate::registry::ModelName;
+use crate::workspace::Workspace;
+
+/// Items the ANN search examines per query (its `ef`): a search returns at
+/// most this many, and consumed items are removed after it, so heavy users
+/// (MovieLens has users with 700 ratings) need room.
+const ANN_EF_SEARCH: usize = 500;
+/// A consumption this much older than the newest one counts half in
+/// `recall/popular`, `recall/category_popular` and popularity dampening.
+const POPULARITY_HALF_LIFE_DAYS: f64 = 30.0;
+
+/// Builds the serving models from the workspace's data as it is now: the
+/// catalog and models, from the checkpoints in `models_dir` if given, else
+/// trained here with `ranker`. Used at start, by `POST
+/// /admin/models/reload` and by the checkpoint watcher.
+pub fn load_models(
+    workspace: &Workspace,
+    data: Option<&Path>,
+    models_dir: Option<&Path>,
+    ranker: ModelName,
+    progress: Progress,
+) -> Result<Models> {
+    let arch = ranking_arch(ranker)?;
+    let prepared = crate::evaluation::prepare(workspace, data, progress)?;
+    let catalog = catalog_of(workspace, &prepared)?;
+    let models = match models_dir {
+        Some(dir) => checkpoint_models(workspace, &prepared, catalog, dir, ranker)?,
+        None => build_models(workspace, &prepared, catalog, ranker, arch, progress)?,
+    };
+    add_items_without_events(workspace, &models)?;
+    Ok(models)
+}
+
+/// The architecture of a ranker users named, or an error listing the ones
+/// that rank.
+pub fn ranking_arch(ranker: ModelName) -> Result<CtrArch> {
+    ranker.ctr_arch().ok_or_else(|| {
+        anyhow!(
+            "`--ranker {ranker}` is not a ranking model; use lr, fm, wide-deep, deepfm, dcnv2, din or dien"
+        )
+    })
+}
+
+/// Ids, every user's items in time order (train, then valid, then test),
+/// and the items' categories and publication times.
+pub fn catalog_of(workspace: &Workspace, prepared: &Prepared) -> Result<Catalog> {
+    let split = &prepared.split;
+    let histories = (0..split.train.len())
+        .map(|u| {
+            let mut items = split.train[u].clone();
+            items.push(split.valid[u]);
+            items.push(split.test[u]);
+            items
+        })
+        .collect();
+    let facts = item_facts(workspace, &prepared.items)?;
+    Ok(Catalog::new(prepared.users.clone(), prepared.items.clone(), histories, facts))
+}
+
+/// Categories and publication times as `Workspace::item_facts_reader`
+/// reads them. The data is historical, so "now" is the newest publication.
+pub fn item_facts(workspace: &Workspace, items: &IdIndex) -> Result<ItemFacts> {
+    let store = workspace.store()?;
+    let mut records = Vec::with_capacity(items.len());
+    for id in items.ids() {
+        records.push(store.get(EntityKind::Item, id)?.unwrap_or_default());
+    }
+    Ok(workspace.item_facts_reader().facts(records))
+}
+
+/// Items whose records the store has but no event does (created through
+/// the API since the last build, or imported without events) join the
+/// freshly built models as `PUT /v1/items/{id}` adds them, so a restart or
+/// a reload keeps them recommendable.
+pub fn add_items_without_events(workspace: &Workspace, models: &Models) -> Result<()> {
+    let reader: ItemFactsReader = workspace.item_facts_reader();
+    for (id, record) in workspace.store()?.records(EntityKind::Item)? {
+        models.add_item(&id, &record, &reader).map_err(|e| anyhow!("item {id:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Trains BPR-MF (ANN recall) and the ranking architecture on ML100K-CTR's
+/// train part, then assembles the serving models.
+pub fn build_models(
+    workspace: &Workspace,
+    prepared: &Prepared,
+    catalog: Catalog,
+    ranker: ModelName,
+    arch: CtrArch,
+    progress: Progress,
+) -> Result<Models> {
+    let split = &prepared.split;
+    let bar = progress.spinner("training BPR-MF for ANN recall");
+    let mut bpr_config = BprMfConfig::default();
+    bpr_config
+        .training
+        .apply(&workspace.training_overrides(ModelName::BprMf, Overrides::default())?);
+    let (bpr, _) = BprMf::train(split, &bpr_config, |_| {})?;
+    bar.finish_and_clear();
+
+    let mut config = CtrModelConfig::default_for(arch);
+    config.training.apply(&workspace.training_overrides(ranker, Overrides::default())?);
+    let split_ctr = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
+    let inputs = ranking::encode(
+        workspace,
+        prepared,
+        &split_ctr,
+        config.history_length,
+        ContextFeatures::Declared,
+    )?;
+    let (model, _) = ranking::train(&inputs, &config, progress)?;
+    let encoder = prepared.field_encoder(workspace)?;
+    let name = ranker.name().to_owned();
+    let ranker = CtrRanker::new(&name, model, encoder, config.history_length)?;
+    let version = format!("bpr-mf+itemknn+{name}@{}", cascade_core::timestamp::now_ms());
+    let (users, items) = bpr.tables();
+    let counts = popularity(workspace, &catalog)?;
+    Ok(assemble(version, catalog, [users, items], &counts, Some(Box::new(ranker))))
+}
+
+/// Loads BPR-MF and the ranker from the checkpoints `cascade train` wrote
+/// into `models_dir` (`bpr-mf/`, `<ranker>/`), checked against the running
+/// schema, then assembles the serving models.
+pub fn checkpoint_models(
+    workspace: &Workspace,
+    prepared: &Prepared,
+    catalog: Catalog,
+    models_dir: &Path,
+    ranker: ModelName,
+) -> Result<Models> {
+    let fingerprint = workspace.schema_fingerprint();
+    let name = ranker.name().to_owned();
+    let load = |model: &str| {
+        checkpoint::load(&models_dir.join(model), model, &fingerprint).map_err(|e| {
+            anyhow!("{e}; write it with `cascade train --model {model}` (same data and config)")
+        })
+    };
+    let retrieval = load("bpr-mf")?;
+    let saved = load(&name)?;
+    let config: CtrModelConfig = serde_json::from_value(saved.manifest.features["model"].clone())
+        .with_context(|| {
+        format!("{}: the manifest's model settings", models_dir.join(&name).display())
+    })?;
+    let fields: Vec<String> = serde_json::from_value(saved.manifest.features["fields"].clone())
+        .with_context(|| format!("{}: the manifest's fields", models_dir.join(&name).display()))?;
+    let encoder = prepared.field_encoder(workspace)?;
+    if fields != encoder.field_names {
+        bail!(
+            "{}: trained on fields {fields:?}, the running config has {:?}",
+            models_dir.join(&name).display(),
+            encoder.field_names
+        );
+    }
+    let [linear, embedding]: [EmbeddingTable; 2] = saved
+        .tables
+        .try_into()
+        .map_err(|_| anyhow!("{}: expected 2 tables", models_dir.join(&name).display()))?;
+    let item_field = encoder.item_field();
+    let model =
+        CtrModel::from_parts(&config, fields.len(), item_field, linear, embedding, &saved.dense)?;
+    let ranker = CtrRanker::new(&name, model, encoder, config.history_length)?;
+    let [users, items]: [&EmbeddingTable; 2] = retrieval
+        .tables
+        .iter()
+        .collect::<Vec<_>>()
+        .try_into()
+        .map_err(|_| anyhow!("{}: expected 2 tables", models_dir.join("bpr-mf").display()))?;
+    let version = format!(
+        "checkpoints:bpr-mf@{}+{name}@{}",
+        manifest_stamp(&models_dir.join("bpr-mf")),
+        manifest_stamp(&models_dir.join(&name))
+    );
+    let counts = popularity(workspace, &catalog)?;
+    Ok(assemble(version, catalog, [users, items], &counts, Some(Box::new(ranker))))
+}
+
+/// Each item's consumption count in the workspace's event log, decayed with
+/// a half-life of `POPULARITY_HALF_LIFE_DAYS` from the newest event
+/// (impressions are exposures, not consumption).
+fn popularity(workspace: &Workspace, catalog: &Catalog) -> Result<Vec<f32>> {
+    let mut consumed = Vec::new();
+    workspace.store()?.replay(0, |stored| {
+        let event = stored.event;
+        if event.event_type != IMPRESSION
+            && let Some(item) = catalog.items.index(&event.item)
+        {
+            consumed.push((item, event.ts_ms.div_euclid(1000)));
+        }
+    })?;
+    let half_life = POPULARITY_HALF_LIFE_DAYS * 86_400.0;
+    Ok(decayed_counts(&consumed, catalog.items.len(), half_life))
+}
+
+/// A checkpoint's manifest modification time in ms, for versions and the watcher.
+pub fn manifest_stamp(dir: &Path) -> u128 {
+    std::fs::metadata(dir.join("manifest.json"))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis())
+}
+
+/// ANN over the retrieval embeddings ([users, items] tables keyed by dense
+/// index), item-CF over every history, popularity from `counts`, and the ranker.
+pub fn assemble(
+    version: String,
+    catalog: Catalog,
+    [users, items]: [&EmbeddingTable; 2],
+    counts: &[f32],
+    ranker: Option<Box<dyn Ranker>>,
+) -> Models {
+    let dim = items.config().dim;
+    let matrix = |table: &EmbeddingTable, n: usize| -> Vec<f32> {
+        (0..n as u64)
+            .flat_map(|id| table.row(id).map_or_else(|| vec![0.0; dim], <[f32]>::to_vec))
+            .collect()
+    };
+    let (n_users, n_items) = (catalog.users.len(), catalog.items.len());
+    let settings =
+        AnnSettings { backend: AnnBackend::default(), ef_search: ANN_EF_SEARCH, seed: 2026 };
+    let index = AnnIndex::build(matrix(items, n_items), dim, settings);
+    let ann = AnnRecall::new(index, matrix(users, n_users));
+    let consumed = Interactions::new(n_items, &catalog.histories);
+    let item_cf = ItemCfRecall::fit(&consumed);
+    Models::new(version, catalog, ann, item_cf, counts, ranker)
+}

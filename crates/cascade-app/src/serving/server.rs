@@ -1,0 +1,211 @@
+//! The composition root of `cascade serve`: everything the HTTP server
+//! holds (models, stream, online learning, event log, entities, access
+//! keys), wired once from the workspace and its config.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+
+use cascade_core::config::OnlineBackend;
+use cascade_models::ranking::CtrModel;
+use cascade_nn::checkpoint::{self, FORMAT_VERSION, Manifest};
+use cascade_serve::access::AccessKeys;
+use cascade_serve::entities::{Entities, HiddenItems};
+use cascade_serve::events::EventLog;
+use cascade_serve::http::{AppState, ModelLoader};
+use cascade_serve::metrics::Metrics;
+use cascade_serve::online_learning::{CheckpointWriter, OnlineLearningSettings, OnlineTrainer};
+use cascade_serve::recommender::{PipelineSettings, Recommender};
+use cascade_serve::retrieval_learning::{RetrievalLearner, RetrievalLearningSettings};
+use cascade_store::GroupCommitter;
+use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
+
+use crate::progress::Progress;
+use crate::registry::ModelName;
+use crate::serving::build::{load_models, ranking_arch};
+use crate::serving::redis::start_redis;
+use crate::serving::watch::watch_checkpoints;
+use crate::workspace::Workspace;
+
+/// The most events one durable commit of `POST /v1/events` takes.
+const EVENTS_PER_COMMIT: usize = 10_000;
+
+/// What a server is built from, besides the workspace.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The ranking model (trained here, or loaded from `models_dir`).
+    pub ranker: ModelName,
+    /// Run the online trainer and retrieval learner beside the server.
+    pub online_learning: bool,
+    /// Import from here first (else the store's data, or MovieLens-100k on
+    /// the built-in config).
+    pub data: Option<PathBuf>,
+    /// `cascade train`'s checkpoints, loaded instead of training, and
+    /// watched for new ones.
+    pub models_dir: Option<PathBuf>,
+}
+
+/// Builds the server's state: trains or loads the models (showing
+/// progress), catches the stream up, and starts the background threads
+/// (online learning, the Redis forwarder, the checkpoint watcher).
+pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result<Arc<AppState>> {
+    let ranker = options.ranker;
+    ranking_arch(ranker)?;
+    let loader_workspace = workspace.clone();
+    let (data, models_dir) = (options.data.clone(), options.models_dir.clone());
+    let load = move |progress: Progress| {
+        load_models(&loader_workspace, data.as_deref(), models_dir.as_deref(), ranker, progress)
+    };
+    let models = load(Progress { quiet: false })?;
+    let loader: Arc<ModelLoader> = Arc::new(move || load(Progress { quiet: true }));
+    let metrics = Arc::new(Metrics::default());
+    let hidden = HiddenItems::load(workspace.dir.join("hidden_items.json"))?;
+    let item_categories = workspace.item_categories()?;
+    let live = start_stream(&workspace, item_categories.clone())?;
+    let config = &workspace.config;
+    let settings = PipelineSettings {
+        max_id_bytes: config.ingest.max_id_bytes,
+        ..PipelineSettings::default()
+    };
+    let mut recommender = Recommender::new(models, settings, metrics.clone())
+        .with_hidden(hidden)
+        .with_live(live)
+        .with_item_facts(workspace.item_facts_reader());
+    if config.online_store.backend == OnlineBackend::Redis {
+        recommender = recommender.with_shared_features(start_redis(&workspace, item_categories)?);
+    }
+    let recommender = Arc::new(recommender);
+    if options.online_learning {
+        let samples = workspace.dir.join("stream").join("samples.jsonl");
+        let trainer = OnlineTrainer::new(
+            samples,
+            recommender.clone(),
+            metrics.clone(),
+            OnlineLearningSettings::default(),
+        );
+        trainer.spawn(online_checkpoint_writer(&workspace, ranker.name()));
+        let settings = RetrievalLearningSettings::default();
+        RetrievalLearner::new(workspace.store()?, recommender.clone(), metrics.clone(), settings)
+            .map_err(|e| anyhow!("retrieval learning: {e}"))?
+            .spawn();
+    }
+    // Events go to the workspace's own log, where the next reload finds them.
+    let events = Arc::new(EventLog::new(
+        GroupCommitter::start(workspace.store()?, EVENTS_PER_COMMIT),
+        config.ingest.clone(),
+    ));
+    let entities = Entities::new(workspace.store()?, config.users.clone(), config.items.clone())
+        .with_max_id_bytes(config.ingest.max_id_bytes);
+    if let Some(dir) = &options.models_dir {
+        let watched = [dir.join(ModelName::BprMf.name()), dir.join(ranker.name())];
+        watch_checkpoints(watched.to_vec(), loader.clone(), recommender.clone());
+    }
+    Ok(Arc::new(AppState {
+        recommender,
+        metrics,
+        loader: Some(loader),
+        events: Some(events),
+        entities: Some(Arc::new(entities)),
+        access: Arc::new(AccessKeys::from_config(&config.serve)),
+    }))
+}
+
+/// Writes the online trainer's copy where `cascade serve --models` can read
+/// it: `<workspace>/online/<ranker>/`, in `cascade train`'s layout.
+fn online_checkpoint_writer(workspace: &Workspace, name: &str) -> Box<CheckpointWriter> {
+    let dir = workspace.dir.join("online").join(name);
+    let (name, fingerprint) = (name.to_owned(), workspace.schema_fingerprint());
+    Box::new(move |model: &CtrModel, fields: &[String]| {
+        let (tables, dense) = model.parts().map_err(|e| e.to_string())?;
+        let manifest = Manifest {
+            format_version: FORMAT_VERSION,
+            model: name.clone(),
+            schema_fingerprint: fingerprint.clone(),
+            features: serde_json::json!({ "model": model.config(), "fields": fields }),
+            tables: tables.iter().map(|t| t.config().clone()).collect(),
+            dense: dense.tensors().iter().map(|(n, _)| n.clone()).collect(),
+            metrics: Default::default(),
+            data_range: None,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        checkpoint::save(&dir, &manifest, &tables, dense.tensors()).map_err(|e| e.to_string())
+    })
+}
+
+/// The stream processor over the workspace's log, resumed from its
+/// checkpoint (`<workspace>/stream/checkpoint.json`) and caught up before
+/// the server answers; labelled samples go to `stream/samples.jsonl`.
+/// Affinities use the catalog's item categories as of the start.
+fn start_stream(
+    workspace: &Workspace,
+    item_categories: HashMap<String, Vec<String>>,
+) -> Result<Arc<LiveStream>> {
+    let checkpoint = workspace.dir.join("stream").join("checkpoint.json");
+    let processor = StreamProcessor::open(
+        workspace.store()?,
+        &checkpoint,
+        StreamSettings::default(),
+        item_categories,
+    )?
+    .with_event_time_bounds(workspace.config.ingest.clone())
+    .with_sample_log(&workspace.dir.join("stream").join("samples.jsonl"))?;
+    Ok(LiveStream::start(processor, checkpoint)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use cascade_core::Config;
+    use cascade_eval::protocols::CtrExample;
+    use cascade_models::random::SeededRng;
+    use cascade_models::ranking::{CtrFeatures, SparseOnline};
+
+    use cascade_models::ranking::{CtrArch, CtrModelConfig};
+    use cascade_nn::EmbeddingTable;
+
+    use super::*;
+
+    /// What the online trainer checkpoints loads the way `cascade serve
+    /// --models` loads `cascade train`'s checkpoints, and scores the same.
+    #[test]
+    fn the_online_checkpoint_loads_like_a_trained_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspace = Workspace::at(dir.path().to_owned(), Config::embedded_default(), true);
+        let mut config = CtrModelConfig::default_for(CtrArch::DeepFm);
+        config.dim = 4;
+        let mut model = CtrModel::new(&config, 2, 1).unwrap();
+        let example =
+            |n: u64| CtrFeatures { fields: vec![vec![n % 5], vec![100 + n % 7]], history: vec![] };
+        let examples: Vec<CtrExample<CtrFeatures>> = (0..60)
+            .map(|n| CtrExample { user: 0, label: n % 3 == 0, features: example(n) })
+            .collect();
+        // What the server's trainer runs: Adagrad rows (their state's
+        // layout differs from training's Adam, and must load as saved).
+        let update = OnlineLearningSettings::default().update;
+        assert!(matches!(update.sparse, SparseOnline::Adagrad(_)));
+        model.update(&examples, update, &mut SeededRng::new(1)).unwrap();
+
+        let fields = ["user_id".to_owned(), "item_id".to_owned()];
+        online_checkpoint_writer(&workspace, "deepfm")(&model, &fields).unwrap();
+        let saved = checkpoint::load(
+            &dir.path().join("online").join("deepfm"),
+            "deepfm",
+            &workspace.schema_fingerprint(),
+        )
+        .unwrap();
+        let loaded_config: CtrModelConfig =
+            serde_json::from_value(saved.manifest.features["model"].clone()).unwrap();
+        assert_eq!(saved.manifest.features["fields"], serde_json::json!(fields));
+        let [linear, embedding]: [EmbeddingTable; 2] = saved.tables.try_into().unwrap();
+        let loaded =
+            CtrModel::from_parts(&loaded_config, 2, 1, linear, embedding, &saved.dense).unwrap();
+        let probe: Vec<CtrFeatures> = (0..10).map(example).collect();
+        let refs: Vec<&CtrFeatures> = probe.iter().collect();
+        let (want, got) = (model.score(&refs).unwrap(), loaded.score(&refs).unwrap());
+        for (w, g) in want.iter().zip(&got) {
+            assert!((w - g).abs() < 1e-6, "{w} vs {g}");
+        }
+        assert!(want.iter().any(|&p| (p - want[0]).abs() > 1e-4), "the probe scores vary");
+    }
+}
