@@ -6,6 +6,7 @@
 use anyhow::Result;
 
 use cascade_batch::pipeline::CtrSplit;
+use cascade_batch::ranking_features::FieldEncoder;
 use cascade_eval::protocols::CtrExample;
 use cascade_models::ranking::{CtrArch, CtrEpoch, CtrFeatures, CtrModel, CtrModelConfig};
 
@@ -46,7 +47,18 @@ pub fn encode(
         ContextFeatures::Declared => prepared.field_encoder(workspace)?,
         ContextFeatures::Excluded => prepared.field_encoder(workspace)?.without_context(),
     };
-    let mut sequences: Vec<Vec<u64>> = vec![Vec::new(); prepared.users.len()];
+    Ok(encode_with(encoder, prepared.users.len(), split, history_length))
+}
+
+/// [`encode`] with a given encoder, over `n_users` users (the indices of
+/// `split`'s rows).
+pub fn encode_with(
+    encoder: FieldEncoder,
+    n_users: usize,
+    split: &CtrSplit,
+    history_length: usize,
+) -> CtrInputs {
+    let mut sequences: Vec<Vec<u64>> = vec![Vec::new(); n_users];
     let mut encode_part = |rows: &[CtrExample<(u32, u32)>], times: &[i64]| {
         rows.iter()
             .zip(times)
@@ -67,13 +79,13 @@ pub fn encode(
     let train = encode_part(&split.train, &split.times.train);
     let valid = encode_part(&split.valid, &split.times.valid);
     let test = encode_part(&split.test, &split.times.test);
-    Ok(CtrInputs {
+    CtrInputs {
         train,
         valid,
         test,
         item_field: encoder.item_field(),
         field_names: encoder.field_names,
-    })
+    }
 }
 
 /// ML100K-CTR as PROTOCOLS.md defines it (no context features): the split,

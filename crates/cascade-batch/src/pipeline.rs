@@ -383,6 +383,29 @@ impl Pipeline {
         Ok((split, user_index, item_index))
     }
 
+    /// Every user with at least one interaction, indexed, and each one's
+    /// items in protocol order (time, then log order), item indices from
+    /// `items`: what serving is built from, where a user with a single
+    /// interaction is as known as any other.
+    pub fn histories(&self, items: &IdIndex) -> Result<(IdIndex, Vec<Vec<u32>>), BatchError> {
+        let batches = self.collect(
+            "histories",
+            "SELECT user_id, item_id FROM interactions ORDER BY user_id, pos",
+        )?;
+        let (mut users, mut picked) = (Vec::new(), Vec::new());
+        for batch in &batches {
+            users.extend(strings(batch, "user_id"));
+            picked.extend(strings(batch, "item_id"));
+        }
+        let user_index = IdIndex::new(users.iter().cloned());
+        let mut histories = vec![Vec::new(); user_index.len()];
+        for (user, item) in users.iter().zip(&picked) {
+            let (Some(u), Some(i)) = (user_index.index(user), items.index(item)) else { continue };
+            histories[u as usize].push(i);
+        }
+        Ok((user_index, histories))
+    }
+
     /// All items with at least one interaction, indexed.
     pub fn interaction_items(&self) -> Result<IdIndex, BatchError> {
         let batches = self.collect("items", "SELECT DISTINCT item_id FROM interactions")?;

@@ -52,9 +52,27 @@ impl EarlyStopping {
     }
 }
 
+/// How many epochs early stopping kept, given each epoch's validation
+/// value in order: up to and including the first best (0 for none). A refit
+/// on every row trains this many.
+pub fn kept_epochs(values: impl IntoIterator<Item = f64>) -> usize {
+    let mut stopping = EarlyStopping::new(usize::MAX);
+    for (epoch, value) in values.into_iter().enumerate() {
+        stopping.observe(epoch, value);
+    }
+    stopping.best_epoch().map_or(0, |epoch| epoch + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_epochs_counts_up_to_the_first_best() {
+        assert_eq!(kept_epochs([0.1, 0.3, 0.3, 0.2]), 2);
+        assert_eq!(kept_epochs([0.5]), 1);
+        assert_eq!(kept_epochs([]), 0);
+    }
 
     #[test]
     fn stops_after_patience_epochs_without_improvement() {

@@ -7,8 +7,10 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use cascade_batch::ranking_features::FieldEncoder;
 use cascade_core::IdIndex;
 use cascade_models::Interactions;
+use cascade_models::early_stopping::kept_epochs;
 use cascade_models::ranking::{CtrArch, CtrModel, CtrModelConfig};
 use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::training::Overrides;
@@ -49,11 +51,11 @@ pub fn load_models(
     progress: Progress,
 ) -> Result<Models> {
     let arch = ranking_arch(ranker)?;
-    let prepared = crate::evaluation::prepare(workspace, data, progress)?;
-    let catalog = catalog_of(workspace, &prepared)?;
+    let data = ServingData::prepare(workspace, data, progress)?;
+    let catalog = catalog_of(workspace, &data)?;
     let models = match models_dir {
-        Some(dir) => checkpoint_models(workspace, &prepared, catalog, dir, ranker)?,
-        None => build_models(workspace, &prepared, catalog, ranker, arch, progress)?,
+        Some(dir) => checkpoint_models(workspace, &data, catalog, dir, ranker)?,
+        None => build_models(workspace, &data, catalog, ranker, arch, progress)?,
     };
     add_items_without_events(workspace, &models)?;
     Ok(models)
@@ -69,20 +71,44 @@ pub fn ranking_arch(ranker: ModelName) -> Result<CtrArch> {
     })
 }
 
-/// Ids, every user's items in time order (train, then valid, then test),
-/// and the items' categories and publication times.
-pub fn catalog_of(workspace: &Workspace, prepared: &Prepared) -> Result<Catalog> {
-    let split = &prepared.split;
-    let histories = (0..split.train.len())
-        .map(|u| {
-            let mut items = split.train[u].clone();
-            items.push(split.valid[u]);
-            items.push(split.test[u]);
-            items
-        })
-        .collect();
-    let facts = item_facts(workspace, &prepared.items)?;
-    Ok(Catalog::new(prepared.users.clone(), prepared.items.clone(), histories, facts))
+/// What serving is built from: every interaction the store holds. The
+/// protocol splits ride along only to choose epoch counts on validation;
+/// the catalog and the models see every user, a user with a single
+/// interaction included, and every user's newest interactions.
+pub struct ServingData {
+    /// The protocol data (ML100K-LOO-FULL's users, ML100K-CTR's rows).
+    pub prepared: Prepared,
+    /// Every user with at least one interaction.
+    pub users: IdIndex,
+    /// Each of them's items in protocol order, indexed by `prepared.items`.
+    pub histories: Vec<Vec<u32>>,
+}
+
+impl ServingData {
+    /// Imports if needed, runs the batch pipeline, and reads every history.
+    pub fn prepare(
+        workspace: &Workspace,
+        data: Option<&Path>,
+        progress: Progress,
+    ) -> Result<ServingData> {
+        let prepared = crate::evaluation::prepare(workspace, data, progress)?;
+        let (users, histories) = prepared.pipeline.histories(&prepared.items)?;
+        Ok(ServingData { prepared, users, histories })
+    }
+
+    /// Hashed field ids of every user and item serving knows.
+    pub fn field_encoder(&self, workspace: &Workspace) -> Result<FieldEncoder> {
+        let store = workspace.store()?;
+        Ok(FieldEncoder::new(&store, &workspace.config, &self.users, &self.prepared.items)?)
+    }
+}
+
+/// Ids, every user's items in time order, and the items' categories and
+/// publication times.
+pub fn catalog_of(workspace: &Workspace, data: &ServingData) -> Result<Catalog> {
+    let items = &data.prepared.items;
+    let facts = item_facts(workspace, items)?;
+    Ok(Catalog::new(data.users.clone(), items.clone(), data.histories.clone(), facts))
 }
 
 /// Categories and publication times as `Workspace::item_facts_reader`
@@ -108,43 +134,56 @@ pub fn add_items_without_events(workspace: &Workspace, models: &Models) -> Resul
     Ok(())
 }
 
-/// Trains BPR-MF (ANN recall) and the ranking architecture on ML100K-CTR's
-/// train part, then assembles the serving models.
+/// Trains BPR-MF (ANN recall) and the ranking architecture on every
+/// interaction, each for the epoch count early stopping chose on its
+/// protocol's validation part, then assembles the serving models.
 pub fn build_models(
     workspace: &Workspace,
-    prepared: &Prepared,
+    data: &ServingData,
     catalog: Catalog,
     ranker: ModelName,
     arch: CtrArch,
     progress: Progress,
 ) -> Result<Models> {
-    let split = &prepared.split;
-    let bar = progress.spinner("training BPR-MF for ANN recall");
+    let prepared = &data.prepared;
+    let bar = progress.spinner("training BPR-MF for ANN recall: epochs chosen on validation");
     let mut bpr_config = BprMfConfig::default();
     bpr_config
         .training
         .apply(&workspace.training_overrides(ModelName::BprMf, Overrides::default())?);
-    let (bpr, _) = BprMf::train(split, &bpr_config, |_| {})?;
+    let (_, reports) = BprMf::train(&prepared.split, &bpr_config, |_| {})?;
+    let epochs = kept_epochs(reports.iter().map(|r| r.valid_ndcg10));
+    bar.set_message(format!("refitting BPR-MF on every interaction ({epochs} epochs)"));
+    let bpr = BprMf::refit(prepared.items.len(), &data.histories, &bpr_config, epochs)?;
     bar.finish_and_clear();
 
     let mut config = CtrModelConfig::default_for(arch);
     config.training.apply(&workspace.training_overrides(ranker, Overrides::default())?);
-    let split_ctr = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
+    let protocol = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
     let inputs = ranking::encode(
         workspace,
         prepared,
-        &split_ctr,
+        &protocol,
         config.history_length,
         ContextFeatures::Declared,
     )?;
-    let (model, _) = ranking::train(&inputs, &config, progress)?;
-    let encoder = prepared.field_encoder(workspace)?;
+    let (_, trained) = ranking::train(&inputs, &config, progress)?;
+    let epochs = kept_epochs(trained.iter().map(|e| e.valid_auc));
     let name = ranker.name().to_owned();
+    let bar = progress.spinner(&format!("refitting {name} on every interaction ({epochs} epochs)"));
+    let encoder = data.field_encoder(workspace)?;
+    let every = prepared.pipeline.ctr_split(&data.users, &prepared.items)?;
+    let all =
+        ranking::encode_with(encoder.clone(), data.users.len(), &every, config.history_length);
+    let rows: Vec<_> = all.train.into_iter().chain(all.valid).chain(all.test).collect();
+    let model = CtrModel::refit(&rows, &config, all.item_field, epochs)?;
+    bar.finish_and_clear();
     let ranker = CtrRanker::new(&name, model, encoder, config.history_length)?;
     let version = format!("bpr-mf+itemknn+{name}@{}", cascade_core::timestamp::now_ms());
     let (users, items) = bpr.tables();
     let counts = popularity(workspace, &catalog)?;
-    Ok(assemble(version, catalog, [users, items], &counts, Some(Box::new(ranker))))
+    let ranker: Option<Box<dyn Ranker>> = Some(Box::new(ranker));
+    Ok(assemble(version, catalog, [users, items], None, &counts, ranker))
 }
 
 /// Loads BPR-MF and the ranker from the checkpoints `cascade train` wrote
@@ -152,7 +191,7 @@ pub fn build_models(
 /// schema, then assembles the serving models.
 pub fn checkpoint_models(
     workspace: &Workspace,
-    prepared: &Prepared,
+    data: &ServingData,
     catalog: Catalog,
     models_dir: &Path,
     ranker: ModelName,
@@ -172,7 +211,7 @@ pub fn checkpoint_models(
     })?;
     let fields: Vec<String> = serde_json::from_value(saved.manifest.features["fields"].clone())
         .with_context(|| format!("{}: the manifest's fields", models_dir.join(&name).display()))?;
-    let encoder = prepared.field_encoder(workspace)?;
+    let encoder = data.field_encoder(workspace)?;
     if fields != encoder.field_names {
         bail!(
             "{}: trained on fields {fields:?}, the running config has {:?}",
@@ -200,7 +239,10 @@ pub fn checkpoint_models(
         manifest_stamp(&models_dir.join(&name))
     );
     let counts = popularity(workspace, &catalog)?;
-    Ok(assemble(version, catalog, [users, items], &counts, Some(Box::new(ranker))))
+    // `cascade train` indexes its user table by the protocol's users.
+    let table_users = Some(&data.prepared.users);
+    let ranker: Option<Box<dyn Ranker>> = Some(Box::new(ranker));
+    Ok(assemble(version, catalog, [users, items], table_users, &counts, ranker))
 }
 
 /// Each item's consumption count in the workspace's event log, decayed with
@@ -229,27 +271,57 @@ pub fn manifest_stamp(dir: &Path) -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-/// ANN over the retrieval embeddings ([users, items] tables keyed by dense
-/// index), item-CF over every history, popularity from `counts`, and the ranker.
+/// ANN over the retrieval embeddings, item-CF over every history,
+/// popularity from `counts`, and the ranker. The item table's rows are the
+/// catalog's item indices; the user table's are the catalog's user indices,
+/// or those of `table_users` when it was trained on another user index. A
+/// catalog user the table lacks is folded in as the mean of their items'
+/// vectors, so a user the table never saw still gets personal ANN recall.
 pub fn assemble(
     version: String,
     catalog: Catalog,
     [users, items]: [&EmbeddingTable; 2],
+    table_users: Option<&IdIndex>,
     counts: &[f32],
     ranker: Option<Box<dyn Ranker>>,
 ) -> Models {
     let dim = items.config().dim;
-    let matrix = |table: &EmbeddingTable, n: usize| -> Vec<f32> {
-        (0..n as u64)
-            .flat_map(|id| table.row(id).map_or_else(|| vec![0.0; dim], <[f32]>::to_vec))
-            .collect()
+    let row = |table: &EmbeddingTable, row: Option<u32>| -> Option<Vec<f32>> {
+        row.and_then(|r| table.row(u64::from(r))).map(<[f32]>::to_vec)
     };
     let (n_users, n_items) = (catalog.users.len(), catalog.items.len());
+    let item_vectors: Vec<f32> = (0..n_items as u32)
+        .flat_map(|i| row(items, Some(i)).unwrap_or_else(|| vec![0.0; dim]))
+        .collect();
+    let user_vectors: Vec<f32> = (0..n_users as u32)
+        .flat_map(|u| {
+            let table_row = match table_users {
+                None => Some(u),
+                Some(index) => index.index(catalog.users.id(u)),
+            };
+            row(users, table_row)
+                .unwrap_or_else(|| mean_of(&item_vectors, dim, &catalog.histories[u as usize]))
+        })
+        .collect();
     let settings =
         AnnSettings { backend: AnnBackend::default(), ef_search: ANN_EF_SEARCH, seed: 2026 };
-    let index = AnnIndex::build(matrix(items, n_items), dim, settings);
-    let ann = AnnRecall::new(index, matrix(users, n_users));
+    let index = AnnIndex::build(item_vectors, dim, settings);
+    let ann = AnnRecall::new(index, user_vectors);
     let consumed = Interactions::new(n_items, &catalog.histories);
     let item_cf = ItemCfRecall::fit(&consumed);
     Models::new(version, catalog, ann, item_cf, counts, ranker)
+}
+
+/// The mean of `items`' rows of a row-major matrix (zeros for none).
+fn mean_of(matrix: &[f32], dim: usize, items: &[u32]) -> Vec<f32> {
+    let mut mean = vec![0.0; dim];
+    for &item in items {
+        let start = item as usize * dim;
+        for (m, v) in mean.iter_mut().zip(&matrix[start..start + dim]) {
+            *m += v;
+        }
+    }
+    let n = items.len().max(1) as f32;
+    mean.iter_mut().for_each(|m| *m /= n);
+    mean
 }

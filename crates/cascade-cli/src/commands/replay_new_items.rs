@@ -278,7 +278,7 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, options: NewItemsRep
             build_split.train.clone(),
             facts.clone(),
         );
-        Arc::new(assemble("replay".into(), catalog, [tables.0, tables.1], &counts, None))
+        Arc::new(assemble("replay".into(), catalog, [tables.0, tables.1], None, &counts, None))
     };
 
     let store = workspace.store()?;

@@ -156,6 +156,20 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     assert_ne!(shipped, with_context, "cascade.toml no longer has the [context] example");
     let config = work.path().join("with-context.toml");
     std::fs::write(&config, with_context).unwrap();
+    // A user with a single interaction, in the log before the build (at a
+    // time inside MovieLens's months, so popularity's decay is unchanged).
+    let solo = r#"{"user_id": "solo", "item_id": "50", "event_type": "rating", "value": 5, "ts_ms": 893286638000}"#;
+    let mut append = cascade()
+        .args(["append", "--workspace"])
+        .arg(work.path().join("ws"))
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut append.stdin.take().unwrap(), solo.as_bytes()).unwrap();
+    assert!(append.wait().unwrap().success(), "cascade append of the single interaction");
     let args = ["--config".as_ref(), config.as_os_str(), "--online-learning".as_ref()];
     let server = start_with(&data, &work.path().join("ws"), &args);
     let base = server.base.clone();
@@ -183,6 +197,19 @@ fn serve_recommends_refuses_bad_input_hides_items_and_reloads_under_load() {
     let cold: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(item_ids(&cold).len(), 5);
     assert!(cold["ranker"].is_null());
+    // One interaction makes a known user: ranked, with personal recall, and
+    // not the popular list an unknown user gets.
+    let (status, body) = get(&base, "/v1/users/solo/recommend?n=5");
+    assert_eq!(status, 200, "{body}");
+    let solo: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(solo["ranker"], "lr", "{body}");
+    assert_ne!(item_ids(&solo), item_ids(&cold), "{body}");
+    assert!(!item_ids(&solo).contains(&"50".to_owned()), "its one item again: {body}");
+    let personal = solo["items"].as_array().unwrap().iter().any(|item| {
+        let sources = item["sources"].as_array().unwrap();
+        sources.iter().any(|s| s == "recall/ann" || s == "recall/item_cf")
+    });
+    assert!(personal, "no personal recall for a user with one interaction: {body}");
 
     // Bad input: 400 with a message, never a 500.
     for (body, expected) in [

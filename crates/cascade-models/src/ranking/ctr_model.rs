@@ -262,30 +262,19 @@ impl CtrModel {
     ) -> candle_core::Result<(CtrModel, Vec<CtrEpoch>)> {
         let n_fields = train.first().map_or(0, |e| e.features.fields.len());
         let mut model = CtrModel::new(config, n_fields, item_field)?;
-        // DIEN's negatives: items drawn in proportion to how often they occur.
-        let item_pool: Vec<u64> = train
-            .iter()
-            .filter_map(|e| e.features.fields.get(item_field)?.first().copied())
-            .collect();
+        let item_pool = Self::item_pool(train, item_field);
         let mut order: Vec<usize> = (0..train.len()).collect();
         let mut rng = SeededRng::new(config.training.seed);
         let mut stopping = EarlyStopping::new(config.training.patience);
         let mut best: Option<(SparseInputs, DenseSnapshot)> = None;
         let mut history = Vec::new();
         for epoch in 0..config.training.max_epochs {
-            rng.shuffle(&mut order);
             let started = Instant::now();
-            let (mut loss_sum, mut batches) = (0.0, 0usize);
-            for chunk in order.chunks(config.training.batch_size) {
-                let batch: Vec<&CtrExample<CtrFeatures>> =
-                    chunk.iter().map(|&i| &train[i]).collect();
-                loss_sum += model.step(&batch, &item_pool, &mut rng)?;
-                batches += 1;
-            }
+            let train_loss = model.epoch(train, &mut order, &item_pool, &mut rng)?;
             let train_seconds = started.elapsed().as_secs_f64();
             let report = CtrEpoch {
                 epoch,
-                train_loss: loss_sum / batches.max(1) as f64,
+                train_loss,
                 valid_auc: evaluate_ctr(&model, valid).auc,
                 train_seconds,
                 samples_per_s: train.len() as f64 / train_seconds.max(1e-9),
@@ -304,6 +293,49 @@ impl CtrModel {
             model.dense.restore(&dense)?;
         }
         Ok((model, history))
+    }
+
+    /// Trains on `train` for exactly `epochs` epochs and keeps the last:
+    /// the serving refit on every row, once `train` has chosen the epoch
+    /// count on validation (nothing is held out, so nothing can choose it here).
+    pub fn refit(
+        train: &[CtrExample<CtrFeatures>],
+        config: &CtrModelConfig,
+        item_field: usize,
+        epochs: usize,
+    ) -> candle_core::Result<CtrModel> {
+        let n_fields = train.first().map_or(0, |e| e.features.fields.len());
+        let mut model = CtrModel::new(config, n_fields, item_field)?;
+        let item_pool = Self::item_pool(train, item_field);
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        let mut rng = SeededRng::new(config.training.seed);
+        for _ in 0..epochs {
+            model.epoch(train, &mut order, &item_pool, &mut rng)?;
+        }
+        Ok(model)
+    }
+
+    /// DIEN's negatives: items drawn in proportion to how often they occur.
+    fn item_pool(train: &[CtrExample<CtrFeatures>], item_field: usize) -> Vec<u64> {
+        train.iter().filter_map(|e| e.features.fields.get(item_field)?.first().copied()).collect()
+    }
+
+    /// One pass over `train` in a fresh shuffled `order`; the mean batch loss.
+    fn epoch(
+        &mut self,
+        train: &[CtrExample<CtrFeatures>],
+        order: &mut [usize],
+        item_pool: &[u64],
+        rng: &mut SeededRng,
+    ) -> candle_core::Result<f64> {
+        rng.shuffle(order);
+        let (mut loss_sum, mut batches) = (0.0, 0usize);
+        for chunk in order.chunks(self.config.training.batch_size) {
+            let batch: Vec<&CtrExample<CtrFeatures>> = chunk.iter().map(|&i| &train[i]).collect();
+            loss_sum += self.step(&batch, item_pool, rng)?;
+            batches += 1;
+        }
+        Ok(loss_sum / batches.max(1) as f64)
     }
 
     /// An independent copy (sparse rows with their optimizer state, dense

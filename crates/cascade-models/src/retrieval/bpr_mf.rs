@@ -146,22 +146,7 @@ impl BprMf {
         let mut stopping = EarlyStopping::new(config.training.patience);
         let mut reports = Vec::new();
         for epoch in 0..config.training.max_epochs {
-            let started = std::time::Instant::now();
-            rng.shuffle(&mut pairs);
-            let (mut loss_sum, mut batches) = (0.0, 0usize);
-            for chunk in pairs.chunks(config.training.batch_size) {
-                let users: Vec<u64> = chunk.iter().map(|&(u, _)| u as u64).collect();
-                let positives: Vec<u64> = chunk.iter().map(|&(_, i)| i as u64).collect();
-                let negatives: Vec<u64> = chunk
-                    .iter()
-                    .map(|&(u, _)| sampler.sample(&data.by_user[u as usize], &mut rng) as u64)
-                    .collect();
-                loss_sum += model.step(&users, &positives, &negatives, config.training.reg)?;
-                batches += 1;
-            }
-            let train_seconds = started.elapsed().as_secs_f64();
-            model.refresh_item_matrix()?;
-            let work = EpochWork { epoch, loss_sum, batches, samples: pairs.len(), train_seconds };
+            let work = model.epoch(epoch, &data, &mut pairs, &sampler, config, &mut rng)?;
             match close_epoch(&model, split, work, &mut stopping, &mut reports, &mut on_epoch) {
                 Verdict::Improved => best = Some(model.clone()),
                 Verdict::Continue => {}
@@ -169,6 +154,55 @@ impl BprMf {
             }
         }
         Ok((best.unwrap_or(model), reports))
+    }
+
+    /// Trains on every user's whole history for exactly `epochs` epochs and
+    /// keeps the last: the serving refit, once `train` has chosen the epoch
+    /// count on validation (nothing is held out, so nothing can choose it here).
+    pub fn refit(
+        n_items: usize,
+        histories: &[Vec<u32>],
+        config: &BprMfConfig,
+        epochs: usize,
+    ) -> candle_core::Result<BprMf> {
+        let data = Interactions::new(n_items, histories);
+        let mut pairs: Vec<(u32, u32)> = data.pairs();
+        let mut rng = SeededRng::new(config.training.seed);
+        let sampler = NegativeSampler::new(&data, config.negatives);
+        let mut model = BprMf::new(n_items, config);
+        for epoch in 0..epochs {
+            model.epoch(epoch, &data, &mut pairs, &sampler, config, &mut rng)?;
+        }
+        Ok(model)
+    }
+
+    /// One pass over `pairs` in a fresh shuffled order, each positive
+    /// against one sampled negative.
+    fn epoch(
+        &mut self,
+        epoch: usize,
+        data: &Interactions,
+        pairs: &mut [(u32, u32)],
+        sampler: &NegativeSampler,
+        config: &BprMfConfig,
+        rng: &mut SeededRng,
+    ) -> candle_core::Result<EpochWork> {
+        let started = std::time::Instant::now();
+        rng.shuffle(pairs);
+        let (mut loss_sum, mut batches) = (0.0, 0usize);
+        for chunk in pairs.chunks(config.training.batch_size) {
+            let users: Vec<u64> = chunk.iter().map(|&(u, _)| u as u64).collect();
+            let positives: Vec<u64> = chunk.iter().map(|&(_, i)| i as u64).collect();
+            let negatives: Vec<u64> = chunk
+                .iter()
+                .map(|&(u, _)| sampler.sample(&data.by_user[u as usize], rng) as u64)
+                .collect();
+            loss_sum += self.step(&users, &positives, &negatives, config.training.reg)?;
+            batches += 1;
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        self.refresh_item_matrix()?;
+        Ok(EpochWork { epoch, loss_sum, batches, samples: pairs.len(), train_seconds })
     }
 }
 
