@@ -4,6 +4,7 @@
 //! this crate; so can anyone embedding the engine.
 
 pub mod evaluation;
+pub mod experiments;
 pub mod progress;
 pub mod ranking;
 pub mod registry;

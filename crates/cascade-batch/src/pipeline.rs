@@ -155,11 +155,7 @@ impl Pipeline {
                     source,
                 })?;
         }
-        let mut feedback: Vec<&str> =
-            config.labels.positive_event_types.iter().map(String::as_str).collect();
-        if let Some(rating) = &config.labels.rating {
-            feedback.extend(rating.event_types.iter().map(String::as_str));
-        }
+        let feedback = config.labels.feedback_event_types();
         let feedback = feedback.iter().map(|t| sql_string(t)).collect::<Vec<_>>().join(", ");
         let history = config.pipeline.history_length;
         // The last N earlier positions are generated explicitly and joined on

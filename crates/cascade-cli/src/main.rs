@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use cascade_app::ranking::ContextFeatures;
 use cascade_app::{ModelName, Protocol, Workspace};
 
-use cascade_serve::recall::{AnnBackend, AnnSettings};
+use cascade_serve::recall::AnnBackend;
 use cascade_serve::synthetic::CatalogSpec;
 
 /// Cascade — a recommender engine from raw events to a ranked list.
@@ -210,6 +210,27 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Build a server from the log up to the last --test-weeks weeks (users
+    /// new in those weeks join with their first one or two interactions),
+    /// then ask it for each user's top K: HR@K of their next item, by their
+    /// interactions in the build, for the all-data build `serve` uses, the
+    /// protocol-split build it replaced, and popularity (JSON).
+    ReplayServing {
+        /// Ranking model of both builds.
+        #[arg(long, value_parser = model_parser(), default_value = "deepfm")]
+        ranker: ModelName,
+        /// Weeks at the end of the log that are replayed, not built from.
+        #[arg(long, default_value_t = 4)]
+        test_weeks: u32,
+        /// A hit is the next item in the user's top K.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// MovieLens-100k directory [default: $CASCADE_DATA_DIR, or the workspace's store].
+        #[arg(long, env = "CASCADE_DATA_DIR")]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Export the store to Parquet and run the batch pipeline: protocol splits,
     /// point-in-time training samples, serving features and statistics.
     Pipeline {
@@ -359,40 +380,28 @@ enum BenchCommand {
         /// HNSW implementation of the ANN stage.
         #[arg(long, value_enum, default_value_t = AnnBackendArg::Usearch)]
         backend: AnnBackendArg,
-        /// Candidates each ANN search examines, and the most it returns: the
-        /// ANN quota (150), half as much again, and what the user consumed.
-        #[arg(long, default_value_t = 256)]
-        ef_search: usize,
+        /// Candidates each ANN search examines, and the most it returns
+        /// [default: the config's `[serve] ann_ef_search`, as `cascade serve`].
+        #[arg(long)]
+        ef_search: Option<usize>,
         /// Seed of the synthetic catalog.
         #[arg(long, default_value_t = 2026)]
         seed: u64,
         /// Also draw p50/p90/p99 against offered load into this SVG file.
         #[arg(long)]
         plot: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
     },
     /// Durable ingestion over real HTTP: closed-loop clients POST batches of
     /// client-identified events to `/v1/events` on a fresh store and count
     /// what is acknowledged (after the fsync); events/s and batch latency as
     /// JSON (median of --runs).
     Ingest {
-        /// Events sent per run.
-        #[arg(long, default_value_t = 200_000)]
-        events: usize,
-        /// Events per request.
-        #[arg(long, default_value_t = 100)]
-        batch: usize,
-        /// Concurrent clients.
-        #[arg(long, default_value_t = 16)]
-        clients: usize,
-        /// Runs; the median is reported.
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-        /// The most events one group commit takes (as `cascade serve`).
-        #[arg(long, default_value_t = 10_000)]
-        max_events_per_commit: usize,
-        /// Seed of the synthetic catalog whose histories are sent.
-        #[arg(long, default_value_t = 2026)]
-        seed: u64,
+        #[command(flatten)]
+        bench: commands::bench_ingest::IngestBench,
+        #[command(flatten)]
+        common: Common,
     },
     /// Freshness over real HTTP: a user clicks their top recommendation, and
     /// from the acknowledgement on `/v1/recommend` is asked until the item is
@@ -411,6 +420,8 @@ enum BenchCommand {
         /// store (CASCADE_REDIS_URL, else a private redis-server).
         #[arg(long)]
         redis: bool,
+        #[command(flatten)]
+        common: Common,
     },
     /// One stream-processor worker applying a synthetic log of sessions
     /// (impressions, then a click) from offset 0: events/s, labelled
@@ -603,6 +614,11 @@ fn main() -> ExitCode {
             commands::append::run(&common, max_batch, commands::append::Input::File(file))
         }
         Command::Pipeline { common } => commands::pipeline::run(&common),
+        Command::ReplayServing { ranker, test_weeks, k, data, common } => {
+            let replay =
+                cascade_app::experiments::serving_replay::ServingReplay { ranker, test_weeks, k };
+            commands::replay_serving::run(&common, data.as_deref(), &replay)
+        }
         Command::StreamWorker { consumer, claim_idle_ms, batch, exit_when_drained_ms, common } => {
             let options = commands::stream_worker::WorkerOptions {
                 consumer,
@@ -644,6 +660,7 @@ fn main() -> ExitCode {
                     ef_search,
                     seed,
                     plot,
+                    common,
                 },
         } => {
             let spec = CatalogSpec {
@@ -655,37 +672,30 @@ fn main() -> ExitCode {
                 mean_session_length: 8.0,
                 seed,
             };
-            commands::bench_serving::serve_bench(&commands::bench_serving::ServeBench {
-                spec,
-                ann: AnnSettings { backend: backend.into(), ef_search, seed },
-                rates,
-                duration: std::time::Duration::from_secs_f64(duration.max(0.1)),
-                runs,
-                find_max_p99_ms,
-                clients,
-                plot,
-            })
+            commands::bench_serving::serve_bench(
+                &common,
+                &commands::bench_serving::ServeBench {
+                    spec,
+                    backend: backend.into(),
+                    ef_search,
+                    rates,
+                    duration: std::time::Duration::from_secs_f64(duration.max(0.1)),
+                    runs,
+                    find_max_p99_ms,
+                    clients,
+                    plot,
+                },
+            )
+        }
+        Command::Bench { command: BenchCommand::Ingest { bench, common } } => {
+            commands::bench_ingest::ingest_bench(&common, &bench)
         }
         Command::Bench {
-            command:
-                BenchCommand::Ingest { events, batch, clients, runs, max_events_per_commit, seed },
-        } => commands::bench_ingest::ingest_bench(&commands::bench_ingest::IngestBench {
-            events,
-            batch,
-            clients,
-            runs,
-            max_events_per_commit,
-            seed,
-        }),
-        Command::Bench {
-            command: BenchCommand::Freshness { probes, background_rate, seed, redis },
+            command: BenchCommand::Freshness { probes, background_rate, seed, redis, common },
         } => {
-            commands::bench_freshness::freshness_bench(&commands::bench_freshness::FreshnessBench {
-                probes,
-                background_rate,
-                seed,
-                redis,
-            })
+            let bench =
+                commands::bench_freshness::FreshnessBench { probes, background_rate, seed, redis };
+            commands::bench_freshness::freshness_bench(&common, &bench)
         }
         Command::Bench { command: BenchCommand::Stream { log, page } } => {
             commands::bench_stream::stream_bench(&commands::bench_stream::StreamBench { log, page })

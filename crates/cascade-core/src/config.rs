@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::context::ContextFeatureSpec;
 pub use crate::ingest::IngestConfig;
-pub use crate::serve_config::ServeConfig;
+pub use crate::serve_config::{RecallQuotas, RecommendConfig, ServeConfig};
 use crate::timestamp::TimestampFormat;
 
 /// The example configuration shipped with Cascade (MovieLens-100k schema).
@@ -82,9 +82,12 @@ pub struct Config {
     /// What the event log accepts from clients.
     #[serde(default)]
     pub ingest: IngestConfig,
-    /// The HTTP server's access keys.
+    /// The HTTP server's access keys and build knobs.
     #[serde(default)]
     pub serve: ServeConfig,
+    /// The serving pipeline's knobs.
+    #[serde(default)]
+    pub recommend: RecommendConfig,
 }
 
 /// `[online_store]`: embedded (local disk, the default) or Redis (several
@@ -362,6 +365,16 @@ pub struct RatingLabel {
 }
 
 impl LabelConfig {
+    /// The event types that are feedback (interactions): the positive ones
+    /// and the rated ones.
+    pub fn feedback_event_types(&self) -> Vec<&str> {
+        let mut types: Vec<&str> = self.positive_event_types.iter().map(String::as_str).collect();
+        if let Some(rating) = &self.rating {
+            types.extend(rating.event_types.iter().map(String::as_str));
+        }
+        types
+    }
+
     /// The binary label of an event of `event_type` with `value`.
     pub fn label(&self, event_type: &str, value: Option<f64>) -> bool {
         if let Some(rating) = &self.rating
@@ -550,6 +563,36 @@ impl Config {
         }
         if self.pipeline.history_length == 0 {
             return Err(("pipeline.history_length".into(), "expected at least 1".into()));
+        }
+        self.validate_serving()
+    }
+
+    fn validate_serving(&self) -> Result<(), (String, String)> {
+        let (serve, recommend) = (&self.serve, &self.recommend);
+        let positive = [
+            ("serve.ann_ef_search", serve.ann_ef_search),
+            ("serve.events_per_commit", serve.events_per_commit),
+            ("recommend.mmr_pool", recommend.mmr_pool),
+            ("recommend.max_list_ids", recommend.max_list_ids),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(((*key).into(), "expected at least 1".into()));
+        }
+        let half_lives = [
+            ("serve.popularity_half_life_days", serve.popularity_half_life_days),
+            ("recommend.freshness_half_life_days", recommend.freshness_half_life_days),
+        ];
+        if let Some((key, value)) = half_lives.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            return Err((
+                (*key).into(),
+                format!("expected a positive number of days, got {value}"),
+            ));
+        }
+        if !(0.0..=1.0).contains(&recommend.mmr_lambda) {
+            return Err((
+                "recommend.mmr_lambda".into(),
+                format!("expected a weight from 0 to 1, got {}", recommend.mmr_lambda),
+            ));
         }
         Ok(())
     }
@@ -759,12 +802,27 @@ mod tests {
         assert_eq!(config.ingest, IngestConfig::default(), "[ingest] in cascade.toml");
         assert_eq!(config.online_store, OnlineStoreConfig::default());
         assert_eq!(config.serve, ServeConfig::default(), "[serve] in cascade.toml");
+        assert_eq!(config.recommend, RecommendConfig::default(), "[recommend] in cascade.toml");
     }
 
     fn with(replace: &str, by: &str) -> Result<Config, ConfigError> {
         let text = Config::default_toml().replacen(replace, by, 1);
         assert_ne!(text, Config::default_toml(), "fixture must change the text: {replace}");
         Config::from_toml_str(&text, "test.toml")
+    }
+
+    #[test]
+    fn serving_knobs_out_of_range_name_their_key() {
+        let err = with("mmr_lambda = 0.8", "mmr_lambda = 1.5").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, .. } if key == "recommend.mmr_lambda"),
+            "{err}"
+        );
+        let err = with("ann_ef_search = 500", "ann_ef_search = 0").unwrap_err();
+        assert!(err.to_string().contains("serve.ann_ef_search"), "{err}");
+        let nested = [("CASCADE__RECOMMEND__QUOTAS__ANN".to_owned(), "7".to_owned())];
+        let config = Config::layered(Config::default_toml(), "cascade.toml", nested).unwrap();
+        assert_eq!(config.recommend.quotas.ann, 7, "nested keys from the environment");
     }
 
     #[test]

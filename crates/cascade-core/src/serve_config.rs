@@ -1,4 +1,5 @@
-//! `[serve]`: how the HTTP server is reached, and with which keys.
+//! `[serve]`: how the HTTP server is reached, with which keys, and its
+//! build's knobs; `[recommend]`: the serving pipeline's.
 
 use serde::{Deserialize, Deserializer};
 
@@ -6,9 +7,18 @@ use serde::{Deserialize, Deserializer};
 /// route needs a key of its class (or an admin token) once any key is
 /// configured. With none configured the server answers everyone, and so
 /// `cascade serve` binds only to a loopback address.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServeConfig {
+    /// Items the ANN search examines per query (its `ef`): a search returns
+    /// at most this many, and consumed items are removed after it, so heavy
+    /// users (MovieLens has users with 700 ratings) need room.
+    pub ann_ef_search: usize,
+    /// The most events one durable commit of `POST /v1/events` takes.
+    pub events_per_commit: usize,
+    /// A consumption this much older than the newest one counts half in
+    /// `recall/popular`, `recall/category_popular` and popularity dampening.
+    pub popularity_half_life_days: f64,
     /// Tokens for admin routes (model reload, metrics); an admin token is
     /// also accepted on every other route. One, or a list so they can be rotated.
     #[serde(deserialize_with = "one_or_many")]
@@ -22,6 +32,103 @@ pub struct ServeConfig {
     /// Keys for public reads (recommendations, similar items, trending).
     #[serde(deserialize_with = "one_or_many")]
     pub public_key: Vec<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            ann_ef_search: 500,
+            events_per_commit: 10_000,
+            popularity_half_life_days: 30.0,
+            admin_token: Vec::new(),
+            ingest_key: Vec::new(),
+            catalog_key: Vec::new(),
+            public_key: Vec::new(),
+        }
+    }
+}
+
+/// `[recommend]`: the serving pipeline's knobs (recall quotas, re-ranking,
+/// exposure cap, request limits).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecommendConfig {
+    /// Candidates each recall channel contributes.
+    pub quotas: RecallQuotas,
+    /// Added to a just-published item's relevance (relevance spans 0..1);
+    /// halves every `freshness_half_life_days`.
+    pub freshness_boost: f32,
+    /// The freshness boost's half-life.
+    pub freshness_half_life_days: f64,
+    /// Subtracted from the most popular item's relevance, in proportion to
+    /// log(1 + count) / log(1 + max count) for the others.
+    pub popularity_dampening: f32,
+    /// MMR's relevance weight (1 = no diversity).
+    pub mmr_lambda: f32,
+    /// MMR picks among this many most relevant candidates (at least n).
+    pub mmr_pool: usize,
+    /// Whether items the user already consumed are removed.
+    pub remove_consumed: bool,
+    /// An item shown to a user this many times within `exposure_window_s`
+    /// is not shown to them again until older showings leave the window
+    /// (0 disables the cap).
+    pub exposure_cap: usize,
+    /// The exposure cap's window.
+    pub exposure_window_s: u64,
+    /// The most ids one request list (`exclude`, `pin`, filters) may hold.
+    pub max_list_ids: usize,
+    /// How long one reading of the stream's trending items serves requests
+    /// (a reading scans every item counted in the window).
+    pub trending_refresh_ms: u64,
+}
+
+impl Default for RecommendConfig {
+    fn default() -> Self {
+        RecommendConfig {
+            quotas: RecallQuotas::default(),
+            freshness_boost: 0.1,
+            freshness_half_life_days: 14.0,
+            popularity_dampening: 0.05,
+            mmr_lambda: 0.8,
+            mmr_pool: 100,
+            remove_consumed: true,
+            exposure_cap: 3,
+            exposure_window_s: 3600,
+            max_list_ids: 10_000,
+            trending_refresh_ms: 1000,
+        }
+    }
+}
+
+/// `[recommend.quotas]`: candidates per recall channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecallQuotas {
+    /// `recall/ann`.
+    pub ann: usize,
+    /// `recall/item_cf`.
+    pub item_cf: usize,
+    /// `recall/category_popular`.
+    pub category_popular: usize,
+    /// `recall/popular`.
+    pub popular: usize,
+    /// `recall/fresh`.
+    pub fresh: usize,
+    /// `recall/trending` (only with a stream processor).
+    pub trending: usize,
+}
+
+impl Default for RecallQuotas {
+    fn default() -> Self {
+        RecallQuotas {
+            ann: 150,
+            item_cf: 100,
+            category_popular: 30,
+            popular: 10,
+            fresh: 10,
+            trending: 20,
+        }
+    }
 }
 
 impl ServeConfig {

@@ -192,6 +192,7 @@ mod tests {
             ingest_key: vec!["ingest-old".into(), "ingest-new".into()],
             catalog_key: vec![],
             public_key: vec!["public-1".into()],
+            ..ServeConfig::default()
         })
     }
 

@@ -465,6 +465,7 @@ mod tests {
             ingest_key: vec!["ingest-key".into()],
             catalog_key: vec!["catalog-key".into()],
             public_key: vec!["public-key".into()],
+            ..Default::default()
         });
         let metrics = Arc::new(Metrics::default());
         let recommender = crate::test_fixture::small_recommender(

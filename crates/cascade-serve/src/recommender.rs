@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use cascade_core::ids::feature_id;
+use cascade_core::serve_config::{RecallQuotas, RecommendConfig};
 use cascade_core::timestamp::now_ms;
 
 use cascade_store::online::OnlineStore;
@@ -30,41 +31,11 @@ pub use crate::request::{
     Filters, PinRule, RecommendRequest, RecommendResponse, RequestError, ScoredItem, check_n,
 };
 
-/// New candidates each recall channel may add (≈ 300 in all by default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quotas {
-    /// `recall/ann`.
-    pub ann: usize,
-    /// `recall/item_cf`.
-    pub item_cf: usize,
-    /// `recall/category_popular`.
-    pub category_popular: usize,
-    /// `recall/popular`.
-    pub popular: usize,
-    /// `recall/fresh`.
-    pub fresh: usize,
-    /// `recall/trending` (only with a stream processor).
-    pub trending: usize,
-}
-
-impl Default for Quotas {
-    fn default() -> Self {
-        Quotas {
-            ann: 150,
-            item_cf: 100,
-            category_popular: 30,
-            popular: 10,
-            fresh: 10,
-            trending: 20,
-        }
-    }
-}
-
 /// Pipeline settings shared by every variant until experiments define more.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineSettings {
     /// Candidates per channel.
-    pub quotas: Quotas,
+    pub quotas: RecallQuotas,
     /// How long one reading of the stream's trending items serves requests
     /// (reading scans every item counted in the window).
     pub trending_refresh: Duration,
@@ -89,24 +60,33 @@ pub struct PipelineSettings {
     pub max_list_ids: usize,
 }
 
+impl PipelineSettings {
+    /// The settings `[recommend]` declares; `max_id_bytes` is `[ingest]`'s.
+    pub fn from_config(config: &RecommendConfig, max_id_bytes: usize) -> PipelineSettings {
+        PipelineSettings {
+            quotas: config.quotas,
+            trending_refresh: Duration::from_millis(config.trending_refresh_ms),
+            adjustments: Adjustments {
+                freshness_boost: config.freshness_boost,
+                half_life_seconds: config.freshness_half_life_days * 86_400.0,
+                popularity_dampening: config.popularity_dampening,
+            },
+            mmr_lambda: config.mmr_lambda,
+            mmr_pool: config.mmr_pool,
+            remove_consumed: config.remove_consumed,
+            exposure_cap: (config.exposure_cap > 0).then_some(config.exposure_cap),
+            exposure_window: Duration::from_secs(config.exposure_window_s),
+            max_id_bytes,
+            max_list_ids: config.max_list_ids,
+        }
+    }
+}
+
+/// What `cascade.toml` documents.
 impl Default for PipelineSettings {
     fn default() -> Self {
-        PipelineSettings {
-            quotas: Quotas::default(),
-            trending_refresh: Duration::from_secs(1),
-            adjustments: Adjustments {
-                freshness_boost: 0.1,
-                half_life_seconds: 14.0 * 86_400.0,
-                popularity_dampening: 0.05,
-            },
-            mmr_lambda: 0.8,
-            mmr_pool: 100,
-            remove_consumed: true,
-            exposure_cap: Some(3),
-            exposure_window: Duration::from_secs(3600),
-            max_id_bytes: cascade_core::IngestConfig::default().max_id_bytes,
-            max_list_ids: 10_000,
-        }
+        let max_id_bytes = cascade_core::IngestConfig::default().max_id_bytes;
+        PipelineSettings::from_config(&RecommendConfig::default(), max_id_bytes)
     }
 }
 

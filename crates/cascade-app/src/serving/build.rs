@@ -19,9 +19,7 @@ use cascade_nn::checkpoint;
 use cascade_serve::catalog::{Catalog, ItemFacts, ItemFactsReader};
 use cascade_serve::events::IMPRESSION;
 use cascade_serve::rank::{CtrRanker, Ranker};
-use cascade_serve::recall::{
-    AnnBackend, AnnIndex, AnnRecall, AnnSettings, ItemCfRecall, decayed_counts,
-};
+use cascade_serve::recall::{AnnIndex, AnnRecall, AnnSettings, ItemCfRecall, decayed_counts};
 use cascade_serve::recommender::Models;
 use cascade_store::EntityKind;
 
@@ -29,15 +27,8 @@ use crate::evaluation::Prepared;
 use crate::progress::Progress;
 use crate::ranking::{self, ContextFeatures};
 use crate::registry::ModelName;
+use crate::serving::server::ann_settings;
 use crate::workspace::Workspace;
-
-/// Items the ANN search examines per query (its `ef`): a search returns at
-/// most this many, and consumed items are removed after it, so heavy users
-/// (MovieLens has users with 700 ratings) need room.
-const ANN_EF_SEARCH: usize = 500;
-/// A consumption this much older than the newest one counts half in
-/// `recall/popular`, `recall/category_popular` and popularity dampening.
-const POPULARITY_HALF_LIFE_DAYS: f64 = 30.0;
 
 /// Builds the serving models from the workspace's data as it is now: the
 /// catalog and models, from the checkpoints in `models_dir` if given, else
@@ -51,7 +42,7 @@ pub fn load_models(
     progress: Progress,
 ) -> Result<Models> {
     let arch = ranking_arch(ranker)?;
-    let data = ServingData::prepare(workspace, data, progress)?;
+    let data = ServingData::prepare(workspace, data, ServingBuild::AllData, progress)?;
     let catalog = catalog_of(workspace, &data)?;
     let models = match models_dir {
         Some(dir) => checkpoint_models(workspace, &data, catalog, dir, ranker)?,
@@ -59,6 +50,31 @@ pub fn load_models(
     };
     add_items_without_events(workspace, &models)?;
     Ok(models)
+}
+
+/// Which interactions a serving build learns from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServingBuild {
+    /// Every interaction the store holds: what `cascade serve` builds.
+    AllData,
+    /// The protocol splits: users with 3+ interactions, BPR-MF on
+    /// ML100K-LOO-FULL's train part, the ranker on ML100K-CTR's. How serving
+    /// was built before; kept only for `cascade replay-serving` to measure
+    /// the all-data build against.
+    ProtocolSplits,
+}
+
+/// Trains the serving models on the workspace's store as `build` says.
+pub fn train_models(
+    workspace: &Workspace,
+    build: ServingBuild,
+    ranker: ModelName,
+    progress: Progress,
+) -> Result<Models> {
+    let arch = ranking_arch(ranker)?;
+    let data = ServingData::prepare(workspace, None, build, progress)?;
+    let catalog = catalog_of(workspace, &data)?;
+    build_models(workspace, &data, catalog, ranker, arch, progress)
 }
 
 /// The architecture of a ranker users named, or an error listing the ones
@@ -82,18 +98,31 @@ pub struct ServingData {
     pub users: IdIndex,
     /// Each of them's items in protocol order, indexed by `prepared.items`.
     pub histories: Vec<Vec<u32>>,
+    /// What the models learn from.
+    pub build: ServingBuild,
 }
 
 impl ServingData {
-    /// Imports if needed, runs the batch pipeline, and reads every history.
+    /// Imports if needed, runs the batch pipeline, and reads every history
+    /// (for `ProtocolSplits`, those of the leave-one-out split's users).
     pub fn prepare(
         workspace: &Workspace,
         data: Option<&Path>,
+        build: ServingBuild,
         progress: Progress,
     ) -> Result<ServingData> {
         let prepared = crate::evaluation::prepare(workspace, data, progress)?;
-        let (users, histories) = prepared.pipeline.histories(&prepared.items)?;
-        Ok(ServingData { prepared, users, histories })
+        let (users, histories) = match build {
+            ServingBuild::AllData => prepared.pipeline.histories(&prepared.items)?,
+            ServingBuild::ProtocolSplits => {
+                let split = &prepared.split;
+                let histories = (0..split.n_users())
+                    .map(|u| [&split.train[u][..], &[split.valid[u], split.test[u]]].concat())
+                    .collect();
+                (prepared.users.clone(), histories)
+            }
+        };
+        Ok(ServingData { prepared, users, histories, build })
     }
 
     /// Hashed field ids of every user and item serving knows.
@@ -134,9 +163,9 @@ pub fn add_items_without_events(workspace: &Workspace, models: &Models) -> Resul
     Ok(())
 }
 
-/// Trains BPR-MF (ANN recall) and the ranking architecture on every
-/// interaction, each for the epoch count early stopping chose on its
-/// protocol's validation part, then assembles the serving models.
+/// Trains BPR-MF (ANN recall) and the ranking architecture, then assembles
+/// the serving models. On `AllData`, each is refitted on every interaction
+/// for the epoch count early stopping chose on its protocol's validation part.
 pub fn build_models(
     workspace: &Workspace,
     data: &ServingData,
@@ -151,10 +180,12 @@ pub fn build_models(
     bpr_config
         .training
         .apply(&workspace.training_overrides(ModelName::BprMf, Overrides::default())?);
-    let (_, reports) = BprMf::train(&prepared.split, &bpr_config, |_| {})?;
-    let epochs = kept_epochs(reports.iter().map(|r| r.valid_ndcg10));
-    bar.set_message(format!("refitting BPR-MF on every interaction ({epochs} epochs)"));
-    let bpr = BprMf::refit(prepared.items.len(), &data.histories, &bpr_config, epochs)?;
+    let (mut bpr, reports) = BprMf::train(&prepared.split, &bpr_config, |_| {})?;
+    if data.build == ServingBuild::AllData {
+        let epochs = kept_epochs(reports.iter().map(|r| r.valid_ndcg10));
+        bar.set_message(format!("refitting BPR-MF on every interaction ({epochs} epochs)"));
+        bpr = BprMf::refit(prepared.items.len(), &data.histories, &bpr_config, epochs)?;
+    }
     bar.finish_and_clear();
 
     let mut config = CtrModelConfig::default_for(arch);
@@ -167,23 +198,27 @@ pub fn build_models(
         config.history_length,
         ContextFeatures::Declared,
     )?;
-    let (_, trained) = ranking::train(&inputs, &config, progress)?;
-    let epochs = kept_epochs(trained.iter().map(|e| e.valid_auc));
+    let (mut model, trained) = ranking::train(&inputs, &config, progress)?;
     let name = ranker.name().to_owned();
-    let bar = progress.spinner(&format!("refitting {name} on every interaction ({epochs} epochs)"));
     let encoder = data.field_encoder(workspace)?;
-    let every = prepared.pipeline.ctr_split(&data.users, &prepared.items)?;
-    let all =
-        ranking::encode_with(encoder.clone(), data.users.len(), &every, config.history_length);
-    let rows: Vec<_> = all.train.into_iter().chain(all.valid).chain(all.test).collect();
-    let model = CtrModel::refit(&rows, &config, all.item_field, epochs)?;
-    bar.finish_and_clear();
+    if data.build == ServingBuild::AllData {
+        let epochs = kept_epochs(trained.iter().map(|e| e.valid_auc));
+        let bar =
+            progress.spinner(&format!("refitting {name} on every interaction ({epochs} epochs)"));
+        let every = prepared.pipeline.ctr_split(&data.users, &prepared.items)?;
+        let n_users = data.users.len();
+        let all = ranking::encode_with(encoder.clone(), n_users, &every, config.history_length);
+        let rows: Vec<_> = all.train.into_iter().chain(all.valid).chain(all.test).collect();
+        model = CtrModel::refit(&rows, &config, all.item_field, epochs)?;
+        bar.finish_and_clear();
+    }
     let ranker = CtrRanker::new(&name, model, encoder, config.history_length)?;
     let version = format!("bpr-mf+itemknn+{name}@{}", cascade_core::timestamp::now_ms());
     let (users, items) = bpr.tables();
     let counts = popularity(workspace, &catalog)?;
     let ranker: Option<Box<dyn Ranker>> = Some(Box::new(ranker));
-    Ok(assemble(version, catalog, [users, items], None, &counts, ranker))
+    let ann = ann_settings(&workspace.config);
+    Ok(assemble(version, catalog, [users, items], None, &counts, ranker, ann))
 }
 
 /// Loads BPR-MF and the ranker from the checkpoints `cascade train` wrote
@@ -242,12 +277,13 @@ pub fn checkpoint_models(
     // `cascade train` indexes its user table by the protocol's users.
     let table_users = Some(&data.prepared.users);
     let ranker: Option<Box<dyn Ranker>> = Some(Box::new(ranker));
-    Ok(assemble(version, catalog, [users, items], table_users, &counts, ranker))
+    let ann = ann_settings(&workspace.config);
+    Ok(assemble(version, catalog, [users, items], table_users, &counts, ranker, ann))
 }
 
 /// Each item's consumption count in the workspace's event log, decayed with
-/// a half-life of `POPULARITY_HALF_LIFE_DAYS` from the newest event
-/// (impressions are exposures, not consumption).
+/// `[serve] popularity_half_life_days` from the newest event (impressions
+/// are exposures, not consumption).
 fn popularity(workspace: &Workspace, catalog: &Catalog) -> Result<Vec<f32>> {
     let mut consumed = Vec::new();
     workspace.store()?.replay(0, |stored| {
@@ -258,7 +294,7 @@ fn popularity(workspace: &Workspace, catalog: &Catalog) -> Result<Vec<f32>> {
             consumed.push((item, event.ts_ms.div_euclid(1000)));
         }
     })?;
-    let half_life = POPULARITY_HALF_LIFE_DAYS * 86_400.0;
+    let half_life = workspace.config.serve.popularity_half_life_days * 86_400.0;
     Ok(decayed_counts(&consumed, catalog.items.len(), half_life))
 }
 
@@ -284,6 +320,7 @@ pub fn assemble(
     table_users: Option<&IdIndex>,
     counts: &[f32],
     ranker: Option<Box<dyn Ranker>>,
+    ann: AnnSettings,
 ) -> Models {
     let dim = items.config().dim;
     let row = |table: &EmbeddingTable, row: Option<u32>| -> Option<Vec<f32>> {
@@ -303,9 +340,7 @@ pub fn assemble(
                 .unwrap_or_else(|| mean_of(&item_vectors, dim, &catalog.histories[u as usize]))
         })
         .collect();
-    let settings =
-        AnnSettings { backend: AnnBackend::default(), ef_search: ANN_EF_SEARCH, seed: 2026 };
-    let index = AnnIndex::build(item_vectors, dim, settings);
+    let index = AnnIndex::build(item_vectors, dim, ann);
     let ann = AnnRecall::new(index, user_vectors);
     let consumed = Interactions::new(n_items, &catalog.histories);
     let item_cf = ItemCfRecall::fit(&consumed);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 
+use cascade_core::Config;
 use cascade_core::config::OnlineBackend;
 use cascade_models::ranking::CtrModel;
 use cascade_nn::checkpoint::{self, FORMAT_VERSION, Manifest};
@@ -17,9 +18,10 @@ use cascade_serve::events::EventLog;
 use cascade_serve::http::{AppState, ModelLoader};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::online_learning::{CheckpointWriter, OnlineLearningSettings, OnlineTrainer};
+use cascade_serve::recall::{AnnBackend, AnnSettings};
 use cascade_serve::recommender::{PipelineSettings, Recommender};
 use cascade_serve::retrieval_learning::{RetrievalLearner, RetrievalLearningSettings};
-use cascade_store::GroupCommitter;
+use cascade_store::{GroupCommitter, Store};
 use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
 
 use crate::progress::Progress;
@@ -28,9 +30,6 @@ use crate::serving::build::{load_models, ranking_arch};
 use crate::serving::redis::start_redis;
 use crate::serving::watch::watch_checkpoints;
 use crate::workspace::Workspace;
-
-/// The most events one durable commit of `POST /v1/events` takes.
-const EVENTS_PER_COMMIT: usize = 10_000;
 
 /// What a server is built from, besides the workspace.
 #[derive(Debug, Clone)]
@@ -65,11 +64,7 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
     let item_categories = workspace.item_categories()?;
     let live = start_stream(&workspace, item_categories.clone())?;
     let config = &workspace.config;
-    let settings = PipelineSettings {
-        max_id_bytes: config.ingest.max_id_bytes,
-        ..PipelineSettings::default()
-    };
-    let mut recommender = Recommender::new(models, settings, metrics.clone())
+    let mut recommender = Recommender::new(models, pipeline_settings(config), metrics.clone())
         .with_hidden(hidden)
         .with_live(live)
         .with_item_facts(workspace.item_facts_reader());
@@ -92,10 +87,7 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
             .spawn();
     }
     // Events go to the workspace's own log, where the next reload finds them.
-    let events = Arc::new(EventLog::new(
-        GroupCommitter::start(workspace.store()?, EVENTS_PER_COMMIT),
-        config.ingest.clone(),
-    ));
+    let events = Arc::new(event_log(workspace.store()?, config));
     let entities = Entities::new(workspace.store()?, config.users.clone(), config.items.clone())
         .with_max_id_bytes(config.ingest.max_id_bytes);
     if let Some(dir) = &options.models_dir {
@@ -110,6 +102,32 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
         entities: Some(Arc::new(entities)),
         access: Arc::new(AccessKeys::from_config(&config.serve)),
     }))
+}
+
+/// The serving pipeline `[recommend]` declares, with `[ingest]`'s id limit.
+/// Every server (`cascade serve`, the benchmarks, the tests) takes its
+/// pipeline, ANN search and event log from these three, so what is measured
+/// is what runs.
+pub fn pipeline_settings(config: &Config) -> PipelineSettings {
+    PipelineSettings::from_config(&config.recommend, config.ingest.max_id_bytes)
+}
+
+/// The ANN index of `recall/ann`: usearch, `[serve] ann_ef_search`.
+pub fn ann_settings(config: &Config) -> AnnSettings {
+    AnnSettings {
+        backend: AnnBackend::default(),
+        ef_search: config.serve.ann_ef_search,
+        seed: 2026,
+    }
+}
+
+/// `POST /v1/events`' durable log over `store`: group commits of at most
+/// `[serve] events_per_commit`, events checked by `[ingest]`.
+pub fn event_log(store: Store, config: &Config) -> EventLog {
+    EventLog::new(
+        GroupCommitter::start(store, config.serve.events_per_commit),
+        config.ingest.clone(),
+    )
 }
 
 /// Writes the online trainer's copy where `cascade serve --models` can read

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use cascade_store::online::test_server::RedisForTests;
 
+use crate::Common;
 use crate::commands::bench_ingest::LiveServer;
 use crate::commands::bench_serving::{percentile, synthetic_item_id, synthetic_user_id};
 use cascade_app::Progress;
@@ -36,10 +37,11 @@ pub struct FreshnessBench {
 /// The longest a probe waits for its event to show.
 const GIVE_UP: Duration = Duration::from_secs(5);
 
-pub fn freshness_bench(bench: &FreshnessBench) -> Result<()> {
+pub fn freshness_bench(common: &Common, bench: &FreshnessBench) -> Result<()> {
     if bench.probes == 0 {
         bail!("--probes must be positive");
     }
+    let config = common.open_workspace()?.config;
     let progress = Progress { quiet: false };
     let redis = match bench.redis {
         true => Some(RedisForTests::start().ok_or_else(|| {
@@ -48,7 +50,7 @@ pub fn freshness_bench(bench: &FreshnessBench) -> Result<()> {
         false => None,
     };
     let server =
-        LiveServer::start(bench.seed, 10_000, redis.as_ref().map(|r| r.url.as_str()), progress)?;
+        LiveServer::start(bench.seed, &config, redis.as_ref().map(|r| r.url.as_str()), progress)?;
     let users = server.synthetic.histories.len();
     let stop = AtomicBool::new(false);
     let background_events = AtomicU64::new(0);

@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use cascade_serve::events::EventLog;
+use cascade_core::Config;
 use cascade_serve::http::AppState;
 use cascade_serve::metrics::Metrics;
-use cascade_serve::recall::{AnnBackend, AnnSettings};
-use cascade_serve::recommender::{PipelineSettings, Recommender};
+use cascade_serve::recommender::Recommender;
 use cascade_serve::synthetic::{CatalogSpec, SyntheticCatalog};
 use cascade_store::online::RedisOnlineStore;
-use cascade_store::{GroupCommitter, RedisEventBus, Store};
+use cascade_store::{RedisEventBus, Store};
 use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
 
 use crate::commands::bench::median;
@@ -32,21 +31,31 @@ use crate::commands::bench_serving::{
 use crate::commands::stream_worker::spawn_worker_thread;
 use cascade_app::Progress;
 use cascade_app::serving::redis::spawn_forwarder;
+use cascade_app::serving::server::{ann_settings, event_log, pipeline_settings};
+
+use crate::Common;
 
 /// What `cascade bench ingest` measures.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct IngestBench {
     /// Events sent per run.
+    #[arg(long, default_value_t = 200_000)]
     pub events: usize,
-    /// Events per `POST /v1/events`.
+    /// Events per request.
+    #[arg(long, default_value_t = 100)]
     pub batch: usize,
     /// Concurrent clients, each with one keep-alive connection.
+    #[arg(long, default_value_t = 16)]
     pub clients: usize,
-    /// Runs; each appends new events to the same log.
+    /// Runs, each appending new events to the same log; the median is reported.
+    #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// The most events one group commit takes.
-    pub max_events_per_commit: usize,
-    /// Seed of the synthetic catalog whose histories are replayed as events.
+    /// The most events one group commit takes
+    /// [default: the config's `[serve] events_per_commit`, as `cascade serve`].
+    #[arg(long)]
+    pub max_events_per_commit: Option<usize>,
+    /// Seed of the synthetic catalog whose histories are sent.
+    #[arg(long, default_value_t = 2026)]
     pub seed: u64,
 }
 
@@ -86,14 +95,13 @@ impl LiveServer {
     /// `cascade serve` on Redis with `cascade stream-worker` beside it.
     pub fn start(
         seed: u64,
-        max_events_per_commit: usize,
+        config: &Config,
         redis: Option<&str>,
         progress: Progress,
     ) -> Result<LiveServer> {
         let spinner = progress.spinner("building the serving models the events update");
         let synthetic = SyntheticCatalog::generate(catalog_spec(seed));
-        let ann = AnnSettings { backend: AnnBackend::default(), ef_search: 64, seed };
-        let models = synthetic_models(&synthetic, ann, Progress { quiet: true })?;
+        let models = synthetic_models(&synthetic, ann_settings(config), Progress { quiet: true })?;
         spinner.finish_and_clear();
 
         let scratch = tempfile::tempdir()?;
@@ -106,11 +114,10 @@ impl LiveServer {
             HashMap::new(),
         )?;
         let live = LiveStream::start(processor, checkpoint)?;
-        let committer = GroupCommitter::start(store.clone(), max_events_per_commit);
+        let events = Arc::new(event_log(store.clone(), config));
         let metrics = Arc::new(Metrics::default());
-        let mut recommender =
-            Recommender::new(models, PipelineSettings::default(), metrics.clone())
-                .with_live(live.clone());
+        let mut recommender = Recommender::new(models, pipeline_settings(config), metrics.clone())
+            .with_live(live.clone());
         if let Some(url) = redis {
             let prefix = format!("bench:{}", std::process::id());
             let bus = RedisEventBus::open(url, &prefix)?;
@@ -124,7 +131,7 @@ impl LiveServer {
             recommender: Arc::new(recommender),
             metrics,
             loader: None,
-            events: Some(Arc::new(EventLog::new(committer, Default::default()))),
+            events: Some(events),
             entities: None,
             access: Arc::new(cascade_serve::access::AccessKeys::none()),
         });
@@ -135,12 +142,16 @@ impl LiveServer {
 
 /// Starts the server over a fresh store, replays the catalog's histories as
 /// click events in batches and prints events/s and batch latency as JSON.
-pub fn ingest_bench(bench: &IngestBench) -> Result<()> {
+pub fn ingest_bench(common: &Common, bench: &IngestBench) -> Result<()> {
     if bench.batch == 0 || bench.clients == 0 || bench.events == 0 {
         bail!("--events, --batch and --clients must be positive");
     }
+    let mut config = common.open_workspace()?.config;
+    if let Some(most) = bench.max_events_per_commit {
+        config.serve.events_per_commit = most;
+    }
     let progress = Progress { quiet: false };
-    let live = LiveServer::start(bench.seed, bench.max_events_per_commit, None, progress)?;
+    let live = LiveServer::start(bench.seed, &config, None, progress)?;
     let (synthetic, store) = (&live.synthetic, &live.store);
     let url = format!("{}/v1/events", live.base);
 
@@ -187,7 +198,7 @@ pub fn ingest_bench(bench: &IngestBench) -> Result<()> {
         "events_per_run": bench.events,
         "batch": bench.batch,
         "clients": bench.clients,
-        "max_events_per_commit": bench.max_events_per_commit,
+        "max_events_per_commit": config.serve.events_per_commit,
         "runs": runs,
         "median_events_per_s": median(rates),
         "events_in_log": store.event_count()?,

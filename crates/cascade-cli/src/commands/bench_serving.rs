@@ -20,21 +20,23 @@ use cascade_models::Interactions;
 use cascade_models::random::SeededRng;
 use cascade_models::ranking::{CtrArch, CtrFeatures, CtrModelConfig};
 use cascade_serve::catalog::{Catalog, ItemFacts};
-use cascade_serve::events::EventLog;
 use cascade_serve::http::{AppState, serve};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::rank::CtrRanker;
 use cascade_serve::recall::{
     AnnBackend, AnnIndex, AnnRecall, AnnSettings, EXACT_ADDED_SCAN, ItemCfRecall,
 };
-use cascade_serve::recommender::{Models, PipelineSettings, Recommender};
+use cascade_serve::recommender::{Models, Recommender};
 use cascade_serve::synthetic::{CatalogSpec, SyntheticCatalog, clustered_embeddings};
-use cascade_store::{GroupCommitter, Store};
+use cascade_store::Store;
 
 use crate::commands::bench::median;
 use crate::commands::load::{LoadReport, LoadSettings, run_load};
 use cascade_app::Progress;
 use cascade_app::ranking::{self, CtrInputs};
+use cascade_app::serving::server::{event_log, pipeline_settings};
+
+use crate::Common;
 
 /// The p-th percentile (nearest rank) of `samples`, which it sorts.
 pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
@@ -199,8 +201,10 @@ pub fn ann(
 pub struct ServeBench {
     /// The synthetic catalog.
     pub spec: CatalogSpec,
-    /// The ANN index.
-    pub ann: AnnSettings,
+    /// The ANN index's implementation.
+    pub backend: AnnBackend,
+    /// Its `ef`, else the config's `[serve] ann_ef_search`.
+    pub ef_search: Option<usize>,
     /// Offered request rates, each held for `duration`.
     pub rates: Vec<f64>,
     /// How long each rate is offered.
@@ -223,10 +227,13 @@ const POSITIVES_PER_USER: usize = 4;
 /// Builds the synthetic catalog and every serving model on it, starts the
 /// real HTTP server on loopback, compares the ANN stage with exact search,
 /// then offers each request rate and reports latency and stage times.
-pub fn serve_bench(bench: &ServeBench) -> Result<()> {
+pub fn serve_bench(common: &Common, bench: &ServeBench) -> Result<()> {
     if bench.rates.is_empty() && bench.find_max_p99_ms.is_none() {
         bail!("give at least one --rate, or --find-max");
     }
+    let config = common.open_workspace()?.config;
+    let ef_search = bench.ef_search.unwrap_or(config.serve.ann_ef_search);
+    let ann = AnnSettings { backend: bench.backend, ef_search, seed: bench.spec.seed };
     let progress = Progress { quiet: false };
     let spec = bench.spec;
     let spinner =
@@ -235,21 +242,18 @@ pub fn serve_bench(bench: &ServeBench) -> Result<()> {
     spinner.finish_and_clear();
 
     let started = Instant::now();
-    let models = synthetic_models(&synthetic, bench.ann, progress)?;
+    let models = synthetic_models(&synthetic, ann, progress)?;
     let build_s = started.elapsed().as_secs_f64();
     let ann_vs_exact =
         compare_with_exact(models.ann.index(), &query_sample(&synthetic, 500), progress);
 
     let metrics = Arc::new(Metrics::default());
     let recommender =
-        Arc::new(Recommender::new(models, PipelineSettings::default(), metrics.clone()));
+        Arc::new(Recommender::new(models, pipeline_settings(&config), metrics.clone()));
     // Impressions are logged as in `cascade serve`, to a scratch store.
     let scratch = tempfile::tempdir()?;
     let store = Store::open(&scratch.path().join("store.redb"))?;
-    let events = Arc::new(EventLog::new(
-        GroupCommitter::start(store.clone(), 10_000),
-        cascade_core::IngestConfig::default(),
-    ));
+    let events = Arc::new(event_log(store.clone(), &config));
     let state = Arc::new(AppState {
         recommender,
         metrics: metrics.clone(),

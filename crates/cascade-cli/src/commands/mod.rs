@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod quickstart;
 pub mod replay;
 pub mod replay_new_items;
+pub mod replay_serving;
 pub mod serve;
 pub mod stream_worker;
 pub mod train;

@@ -50,6 +50,7 @@ use crate::{Common, ModelName};
 use cascade_app::Progress;
 use cascade_app::evaluation::{Prepared, prepare};
 use cascade_app::serving::build::{assemble, item_facts};
+use cascade_app::serving::server::ann_settings;
 
 /// What `cascade replay-new-items` runs.
 #[derive(Debug, Clone, Copy)]
@@ -278,7 +279,9 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, options: NewItemsRep
             build_split.train.clone(),
             facts.clone(),
         );
-        Arc::new(assemble("replay".into(), catalog, [tables.0, tables.1], None, &counts, None))
+        let ann = ann_settings(&workspace.config);
+        let tables = [tables.0, tables.1];
+        Arc::new(assemble("replay".into(), catalog, tables, None, &counts, None, ann))
     };
 
     let store = workspace.store()?;

@@ -176,3 +176,30 @@ fn replay_new_items_scores_both_arms_on_held_out_items_chosen_on_validation() {
         assert_eq!(chosen["new_items_hr"].as_f64(), Some(best), "{report}");
     }
 }
+
+#[test]
+fn replay_serving_scores_every_arm_for_users_known_by_one_two_or_more_interactions() {
+    let Some(data) = movielens_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let output = cascade_on(&data, work.path(), &["replay-serving", "--ranker", "lr"]);
+    let (stdout, stderr) = texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["build_events"].as_u64().unwrap() < 100_000, "the last weeks are held out");
+    for group in ["1", "2", "3+"] {
+        let users = report["groups"][group]["users"].as_u64().unwrap();
+        assert!(users > 20, "group {group}: {users} users");
+        let arms = report["groups"][group]["arms"].as_object().unwrap();
+        assert_eq!(arms.len(), 4, "{report}");
+        for (arm, outcome) in arms {
+            let hits = outcome["hits"].as_u64().unwrap();
+            assert!(hits <= users, "{group}/{arm}: {hits} of {users}");
+            let hr = outcome["hr"].as_f64().unwrap();
+            assert!((hr - hits as f64 / users as f64).abs() < 1e-12, "{group}/{arm}");
+        }
+    }
+    // Users the split build did not know get its cold-start list, which is
+    // not what the all-data build gives them.
+    let cold = &report["groups"]["1"]["arms"];
+    assert_ne!(cold["protocol_splits"]["hits"], cold["all_data"]["hits"], "{report}");
+}
