@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::{Result, bail};
 
 use cascade_batch::pipeline::{CtrSplit, Pipeline};
-use cascade_batch::ranking_features::FieldEncoder;
 use cascade_core::IdIndex;
 use cascade_eval::protocols::{CtrReport, FullRanker, LooSplit, Stage, evaluate_ctr, evaluate_loo};
 use cascade_models::ranking::{CtrArch, CtrModelConfig};
@@ -20,6 +19,7 @@ use cascade_models::tuning::{
     ITEM_KNN_DEFAULT, Trial, ease_grid, item_knn_grid, select_on_validation,
 };
 use cascade_models::{BiasCtr, Ease, Interactions, ItemKnn, MostPopular, ease::gram_matrix};
+use cascade_serve::field_encoder::FieldEncoder;
 
 use crate::progress::Progress;
 use crate::ranking::{self, ContextFeatures};

@@ -6,9 +6,9 @@
 use anyhow::Result;
 
 use cascade_batch::pipeline::CtrSplit;
-use cascade_batch::ranking_features::FieldEncoder;
 use cascade_eval::protocols::CtrExample;
 use cascade_models::ranking::{CtrArch, CtrEpoch, CtrFeatures, CtrModel, CtrModelConfig};
+use cascade_serve::field_encoder::FieldEncoder;
 
 use crate::evaluation::Prepared;
 use crate::progress::Progress;

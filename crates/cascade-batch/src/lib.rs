@@ -12,7 +12,6 @@ pub mod import;
 pub mod ipinyou;
 pub mod offline;
 pub mod pipeline;
-pub mod ranking_features;
 pub mod sources;
 pub mod stats;
 mod table_columns;

@@ -4,9 +4,10 @@
 //! boost). Items created through the API after the models were built are
 //! `AddedItems`: they take the dense indices after the catalog's.
 
+use parking_lot::RwLock;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use cascade_core::ids::IdIndex;
 use cascade_core::{FeatureValue, Record};
@@ -124,8 +125,8 @@ impl AddedItems {
         AddedItems { base, inner: RwLock::default() }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Added> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, Added> {
+        self.inner.read()
     }
 
     /// How many were added.
@@ -235,7 +236,7 @@ impl Catalog {
         if self.items.index(id).is_some() {
             return Ok(None);
         }
-        let mut added = self.added.inner.write().unwrap_or_else(|e| e.into_inner());
+        let mut added = self.added.inner.write();
         if let Some(&item) = added.index.get(id) {
             prepare(item, false)?;
             added.categories[(item - self.added.base) as usize] = categories;

@@ -4,9 +4,9 @@
 //! Records feed the models at the next reload; a hidden item (`DELETE
 //! /v1/items/{id}`) is excluded at once and the hiding survives restarts.
 
+use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::RwLock;
 
 use serde_json::Value;
 
@@ -164,7 +164,7 @@ impl HiddenItems {
 
     /// Hides `id`; written (atomically: temp file, fsync, rename) before it returns.
     pub fn hide(&self, id: &str) -> Result<(), RequestError> {
-        let mut ids = self.ids.write().expect("hidden lock");
+        let mut ids = self.ids.write();
         if !ids.insert(id.to_owned()) {
             return Ok(());
         }
@@ -183,12 +183,12 @@ impl HiddenItems {
 
     /// Whether `id` is hidden.
     pub fn contains(&self, id: &str) -> bool {
-        self.ids.read().expect("hidden lock").contains(id)
+        self.ids.read().contains(id)
     }
 
     /// Calls `each` with every hidden id.
     pub fn for_each(&self, mut each: impl FnMut(&str)) {
-        self.ids.read().expect("hidden lock").iter().for_each(|id| each(id));
+        self.ids.read().iter().for_each(|id| each(id));
     }
 }
 

@@ -155,15 +155,14 @@ impl EventLog {
         let mut fresh = Vec::new();
         if !valid.is_empty() {
             let keyed: Vec<KeyedEvent> = valid.iter().map(|(_, k)| k.clone()).collect();
-            let appended = self
-                .committer
-                .try_submit(keyed, self.max_pending)
-                .map_err(|overloaded| RequestError::Overloaded {
-                    message: format!("event log: {overloaded}"),
-                    retry_after_s: RETRY_AFTER_S,
-                })?
-                .recv()
-                .expect("the writer always replies")
+            let appended =
+                self.committer.try_submit(keyed, self.max_pending).map_err(|overloaded| {
+                    RequestError::Overloaded {
+                        message: format!("event log: {overloaded}"),
+                        retry_after_s: RETRY_AFTER_S,
+                    }
+                })?;
+            let appended = cascade_store::reply_of(&appended)
                 .map_err(|e| RequestError::Unavailable(format!("event log: {e}")))?;
             if let Some(last) = appended.iter().map(|a| a.seq()).max() {
                 self.log_end.fetch_max(last + 1, std::sync::atomic::Ordering::Relaxed);

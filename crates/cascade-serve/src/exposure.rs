@@ -3,8 +3,8 @@
 //!
 //! Kept by external id, so it outlives model swaps that renumber items.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ impl ExposureMemory {
     pub fn capped_items(&self, user_id: &str) -> Vec<String> {
         let Some(cap) = self.cap else { return Vec::new() };
         let now = Instant::now();
-        let mut users = self.shown.lock().expect("exposures lock");
+        let mut users = self.shown.lock();
         let Some(shown) = users.get_mut(user_id) else { return Vec::new() };
         shown.retain(|_, times| {
             times.retain(|t| now.duration_since(*t) < self.window);
@@ -46,7 +46,7 @@ impl ExposureMemory {
             return;
         }
         let now = Instant::now();
-        let mut users = self.shown.lock().expect("exposures lock");
+        let mut users = self.shown.lock();
         let shown = users.entry(user_id.to_owned()).or_default();
         for item in items {
             shown.entry(item.to_owned()).or_default().push(now);
@@ -64,6 +64,6 @@ impl ExposureMemory {
 
     /// Users with showings still remembered.
     pub fn users(&self) -> usize {
-        self.shown.lock().expect("exposures lock").len()
+        self.shown.lock().len()
     }
 }

@@ -467,26 +467,12 @@ mod tests {
             public_key: vec!["public-key".into()],
             ..Default::default()
         });
-        let metrics = Arc::new(Metrics::default());
         let recommender = crate::test_fixture::small_recommender(
             Default::default(),
             crate::recall::AnnBackend::InstantDistance,
         );
-        let state = Arc::new(AppState {
-            recommender: Arc::new(recommender),
-            metrics,
-            loader: None,
-            events: None,
-            entities: None,
-            access: Arc::new(keys),
-        });
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        runtime.spawn(serve(listener, state));
-
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let (_runtime, base) = start(recommender, keys);
+        let agent = agent();
         let call = |route: &Route, key: Option<&str>| -> (u16, String) {
             let url = format!("{base}{}", route.path.replace("{id}", "1"));
             let request = axum::http::Request::builder().method(route.method.clone()).uri(url);
@@ -535,6 +521,96 @@ mod tests {
         assert_eq!(class("/admin/models/reload", Method::POST), Some(Access::Admin));
         assert_eq!(class("/v1/items/{id}", Method::DELETE), Some(Access::Catalog));
         assert_eq!(class("/v1/events", Method::POST), Some(Access::Ingest));
+    }
+
+    /// A real server over `recommender` alone (no event log, no records)
+    /// on a free loopback port, on its own runtime.
+    fn start(recommender: Recommender, access: AccessKeys) -> (tokio::runtime::Runtime, String) {
+        let state = Arc::new(AppState {
+            recommender: Arc::new(recommender),
+            metrics: Arc::new(Metrics::default()),
+            loader: None,
+            events: None,
+            entities: None,
+            access: Arc::new(access),
+        });
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        runtime.spawn(serve(listener, state));
+        (runtime, base)
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder().http_status_as_error(false).build().into()
+    }
+
+    /// A ranker with a bug: it panics scoring user `panics_on` and fails
+    /// (as a model whose kernel errors would) scoring user `fails_on`.
+    struct FaultyRanker {
+        panics_on: Option<u32>,
+        fails_on: Option<u32>,
+    }
+
+    impl crate::rank::Ranker for FaultyRanker {
+        fn name(&self) -> &str {
+            "faulty"
+        }
+        fn check_context(&self, _: &crate::rank::RequestMoment<'_>) -> Result<(), String> {
+            Ok(())
+        }
+        fn score(
+            &self,
+            user: Option<u32>,
+            _: &[u32],
+            items: &[u32],
+            _: &crate::rank::RequestMoment<'_>,
+        ) -> Result<Option<Vec<f32>>, String> {
+            assert!(user.is_none() || user != self.panics_on, "a bug in the ranker");
+            if user.is_some() && user == self.fails_on {
+                return Err("shape mismatch".into());
+            }
+            Ok(Some(items.iter().map(|&i| i as f32).collect()))
+        }
+    }
+
+    #[test]
+    fn a_failing_ranker_is_counted_and_the_request_served_in_recall_order() {
+        let mut models = crate::test_fixture::small_models(crate::recall::AnnBackend::Usearch);
+        models.ranker = Some(Box::new(FaultyRanker { panics_on: None, fails_on: Some(0) }));
+        let metrics = Arc::new(Metrics::default());
+        let recommender = Recommender::new(models, Default::default(), metrics.clone());
+        let request: RecommendRequest =
+            serde_json::from_str(r#"{"user_id": "a", "n": 3}"#).unwrap();
+        let response = recommender.recommend(&request).unwrap();
+        assert_eq!(response.items.len(), 3);
+        assert_eq!(response.ranker, None, "not ranked");
+        assert!(metrics.render().contains("cascade_ranker_errors_total 1"), "{}", metrics.render());
+    }
+
+    #[test]
+    fn a_panic_inside_one_request_does_not_break_later_requests() {
+        let mut models = crate::test_fixture::small_models(crate::recall::AnnBackend::Usearch);
+        models.ranker = Some(Box::new(FaultyRanker { panics_on: Some(1), fails_on: None }));
+        let recommender = Recommender::new(models, Default::default(), Default::default());
+        let (_runtime, base) = start(recommender, AccessKeys::none());
+        let agent = agent();
+        let recommend = |user: &str| -> (u16, String) {
+            let body = format!(r#"{{"user_id": "{user}", "n": 3}}"#);
+            let mut response = agent.post(format!("{base}/v1/recommend")).send(body).unwrap();
+            (response.status().as_u16(), response.body_mut().read_to_string().unwrap())
+        };
+        assert_eq!(recommend("a").0, 200);
+        let (status, body) = recommend("b");
+        assert_eq!(status, 500, "{body}");
+        assert!(body.contains("\"error\""), "a JSON error: {body}");
+        for user in ["a", "somebody-new", "a"] {
+            let (status, body) = recommend(user);
+            assert_eq!(status, 200, "after the panic, {user}: {body}");
+        }
+        let mut metrics = agent.get(format!("{base}/metrics")).call().unwrap();
+        assert_eq!(metrics.status().as_u16(), 200);
+        assert!(metrics.body_mut().read_to_string().unwrap().contains("cascade_"));
     }
 
     #[test]

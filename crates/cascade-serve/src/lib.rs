@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod entities;
 pub mod events;
 pub mod exposure;
+pub mod field_encoder;
 pub mod http;
 pub mod metrics;
 pub mod models;

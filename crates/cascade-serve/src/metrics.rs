@@ -2,9 +2,9 @@
 //! route and per pipeline stage, candidates per recall channel, responses by
 //! status. A mutex per update is far below a request's cost here.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Latency bucket bounds in seconds.
@@ -55,8 +55,8 @@ impl Registry {
 }
 
 impl Metrics {
-    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.registry.lock().expect("metrics lock")
+    fn registry(&self) -> parking_lot::MutexGuard<'_, Registry> {
+        self.registry.lock()
     }
 
     /// A request on `route` answered `status` after `elapsed`.
@@ -84,6 +84,11 @@ impl Metrics {
     /// without its real-time features.
     pub fn feature_error(&self) {
         self.registry().add("cascade_feature_read_errors_total", String::new(), 1);
+    }
+
+    /// The ranker failed on a request, which was answered in recall order.
+    pub fn ranker_error(&self) {
+        self.registry().add("cascade_ranker_errors_total", String::new(), 1);
     }
 
     /// One round of online learning: samples learned and skipped, sparse

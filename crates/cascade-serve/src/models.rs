@@ -2,7 +2,8 @@
 //! swapped as one; and how an item created through the API joins them
 //! before the next build (`Models::add_item`).
 
-use std::sync::{Mutex, OnceLock};
+use parking_lot::Mutex;
+use std::sync::OnceLock;
 
 use cascade_core::Record;
 use cascade_core::timestamp::now_ms;
@@ -85,7 +86,7 @@ impl Models {
         record: &Record,
         reader: &ItemFactsReader,
     ) -> Result<Option<(u32, bool)>, String> {
-        let _one_at_a_time = self.adding.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = self.adding.lock();
         let published = reader.published(record).unwrap_or_else(|| now_ms() / 1000);
         let categories = self.catalog.category_indices(&reader.categories(record));
         let of_categories = categories.clone();

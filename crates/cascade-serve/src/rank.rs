@@ -1,10 +1,10 @@
 //! Rank: a CTR model scores every candidate of a request in one batch, with
 //! the user's, each item's and the request context's features.
 
+use parking_lot::RwLock;
 use std::collections::BTreeMap;
-use std::sync::RwLock;
 
-use cascade_batch::ranking_features::FieldEncoder;
+use crate::field_encoder::FieldEncoder;
 use cascade_core::Record;
 use cascade_models::ranking::{CtrFeatures, CtrModel, ModelDelta};
 
@@ -25,16 +25,17 @@ pub trait Ranker: Send + Sync {
     /// Checks the context features the model reads: a declared one the
     /// request gives must be in range. The message names the bad key.
     fn check_context(&self, moment: &RequestMoment<'_>) -> Result<(), String>;
-    /// One score per item, higher is better; `None` where the model cannot
-    /// score this user (e.g. a user it has no features for). `moment` has
-    /// passed `check_context`.
+    /// One score per item, higher is better; `Ok(None)` where the model
+    /// has nothing to say about this user (e.g. one it has no features for),
+    /// `Err` where it failed (the request falls back to recall order, and
+    /// the failure is counted and logged). `moment` has passed `check_context`.
     fn score(
         &self,
         user: Option<u32>,
         history: &[u32],
         items: &[u32],
         moment: &RequestMoment<'_>,
-    ) -> Option<Vec<f32>>;
+    ) -> Result<Option<Vec<f32>>, String>;
 
     /// The CTR ranker behind this one, for online learning; `None` for
     /// rankers that cannot learn online.
@@ -97,7 +98,7 @@ impl CtrRanker {
         match built.get(item as usize) {
             Some(fields) => Some(read(fields)),
             None => {
-                let added = self.added_fields.read().unwrap_or_else(|e| e.into_inner());
+                let added = self.added_fields.read();
                 added.get(item as usize - built.len()).map(|fields| read(fields))
             }
         }
@@ -108,8 +109,8 @@ impl CtrRanker {
         history.iter().filter_map(|&i| self.with_item_fields(i, |f| f[0][0])).collect()
     }
 
-    fn model(&self) -> std::sync::RwLockReadGuard<'_, CtrModel> {
-        self.model.read().unwrap_or_else(|e| e.into_inner())
+    fn model(&self) -> parking_lot::RwLockReadGuard<'_, CtrModel> {
+        self.model.read()
     }
 
     /// The ranker's name (the model's, e.g. `deepfm`).
@@ -130,7 +131,7 @@ impl CtrRanker {
     /// Publishes an online-updated copy's changed rows; requests after it
     /// score with them.
     pub fn apply_delta(&self, delta: &ModelDelta) -> candle_core::Result<()> {
-        self.model.write().unwrap_or_else(|e| e.into_inner()).apply_delta(delta)
+        self.model.write().apply_delta(delta)
     }
 
     /// One training example's features, encoded as the candidates of a
@@ -189,17 +190,19 @@ impl Ranker for CtrRanker {
         history: &[u32],
         items: &[u32],
         moment: &RequestMoment<'_>,
-    ) -> Option<Vec<f32>> {
+    ) -> Result<Option<Vec<f32>>, String> {
         // The model's user fields exist only for users it was built with.
-        let user = user.filter(|&u| (u as usize) < self.encoder.user_fields().len())?;
-        let context = self.encoder.context_fields(&self.context_values(moment).ok()?);
+        let Some(user) = user.filter(|&u| (u as usize) < self.encoder.user_fields().len()) else {
+            return Ok(None);
+        };
+        let context = self.encoder.context_fields(&self.context_values(moment)?);
         // The serving path reads each candidate's fields in place: the user's
         // and the context's are shared, the item's are the encoder's own or
         // an added item's. An item the ranker was not told about has empty
         // item fields.
         let user_fields = &self.encoder.user_fields()[user as usize];
         let item_fields = self.encoder.item_fields();
-        let added = self.added_fields.read().unwrap_or_else(|e| e.into_inner());
+        let added = self.added_fields.read();
         let fields_of = |item: u32| -> Option<&EntityFields> {
             item_fields.get(item as usize).or_else(|| added.get(item as usize - item_fields.len()))
         };
@@ -215,8 +218,9 @@ impl Ranker for CtrRanker {
         };
         let n_fields = n_user + n_item + context.len();
         let model = self.model();
+        let failed = |e: candle_core::Error| format!("{}: {e}", self.name);
         if let Some(scores) = model.score_bags(items.len(), n_fields, bag) {
-            return Some(scores.ok()?.into_iter().map(|s| s as f32).collect());
+            return Ok(Some(scores.map_err(failed)?.into_iter().map(|s| s as f32).collect()));
         }
         // Only DIN / DIEN read it; the others would copy it per candidate for nothing.
         let recent = match model.reads_history() {
@@ -237,8 +241,8 @@ impl Ranker for CtrRanker {
             })
             .collect();
         let refs: Vec<&CtrFeatures> = examples.iter().collect();
-        let scores = model.score(&refs).ok()?;
-        Some(scores.into_iter().map(|s| s as f32).collect())
+        let scores = model.score(&refs).map_err(failed)?;
+        Ok(Some(scores.into_iter().map(|s| s as f32).collect()))
     }
 
     fn as_ctr(&self) -> Option<&CtrRanker> {
@@ -247,7 +251,7 @@ impl Ranker for CtrRanker {
 
     fn add_item(&self, item: u32, id: &str, record: &Record) {
         let fields = self.encoder.item_fields_of(id, record);
-        let mut added = self.added_fields.write().unwrap_or_else(|e| e.into_inner());
+        let mut added = self.added_fields.write();
         match (item as usize).checked_sub(self.encoder.item_fields().len()) {
             Some(k) if k < added.len() => added[k] = fields,
             Some(k) if k == added.len() => added.push(fields),
@@ -315,7 +319,7 @@ mod tests {
             .collect();
         let expected = model.score(&encoded.iter().collect::<Vec<_>>()).unwrap();
         let ranker = CtrRanker::new("deepfm", model, encoder.clone(), 0).unwrap();
-        let scores = ranker.score(Some(user), &[], &candidates, &moment).unwrap();
+        let scores = ranker.score(Some(user), &[], &candidates, &moment).unwrap().unwrap();
         assert_eq!(scores.len(), candidates.len());
         for (got, want) in scores.iter().zip(&expected) {
             assert!((f64::from(*got) - want).abs() < 1e-5, "{got} vs {want}");
@@ -347,7 +351,7 @@ mod tests {
         let delta = trainer.delta_for(&touched).unwrap();
         assert!(delta.rows() > 0 && delta.rows() <= 2 * touched.len());
         ranker.apply_delta(&delta).unwrap();
-        let updated = ranker.score(Some(user), &[], &candidates, &moment).unwrap();
+        let updated = ranker.score(Some(user), &[], &candidates, &moment).unwrap().unwrap();
         let trained = trainer.score(&encoded.iter().collect::<Vec<_>>()).unwrap();
         for (got, want) in updated.iter().zip(&trained) {
             assert!((f64::from(*got) - want).abs() < 1e-5, "published {got} vs trained {want}");
@@ -367,7 +371,8 @@ mod tests {
         ranker.add_item(items, "new", &record);
         let added_fields = encoder.item_fields_of("new", &record);
         assert_eq!(added_fields[0], vec![feature_id("item_id", "new")]);
-        let scores = ranker.score(Some(user), &[], &[items, items + 1, 3], &moment).unwrap();
+        let scores =
+            ranker.score(Some(user), &[], &[items, items + 1, 3], &moment).unwrap().unwrap();
         let model = ranker.trainable_copy().unwrap();
         let unknown = vec![Vec::new(); added_fields.len()];
         let expected: Vec<f64> = [&added_fields, &unknown]

@@ -2,12 +2,12 @@
 //! response. Models are swapped whole behind an `Arc`; the catalog (ids and
 //! histories) and the set of hidden items outlive model swaps.
 
+use parking_lot::{Mutex, RwLock};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use cascade_core::ids::feature_id;
@@ -203,12 +203,12 @@ impl Recommender {
 
     /// The models answering now.
     pub fn models(&self) -> Arc<Models> {
-        self.models.read().expect("models lock").clone()
+        self.models.read().clone()
     }
 
     /// Replaces the models; requests already running finish on the old ones.
     pub fn swap(&self, models: Models) {
-        *self.models.write().expect("models lock") = Arc::new(models);
+        *self.models.write() = Arc::new(models);
     }
 
     /// The user's variant: a hash of the experiment salt and the user id.
@@ -222,7 +222,7 @@ impl Recommender {
     /// The stream's trending items, read at most once per `trending_refresh`.
     fn trending_now(&self) -> Option<Arc<Vec<(String, u64)>>> {
         let features = self.features.as_ref()?;
-        let mut cached = self.trending.lock().expect("trending lock");
+        let mut cached = self.trending.lock();
         match cached.as_ref() {
             Some((read, items)) if read.elapsed() < self.settings.trending_refresh => {
                 Some(items.clone())
@@ -367,7 +367,19 @@ impl Recommender {
 
         let started = Instant::now();
         let items: Vec<u32> = candidates.iter().map(|c| c.item).collect();
-        let ranked = models.ranker.as_ref().and_then(|r| r.score(user, history, &items, &moment));
+        let ranked = models.ranker.as_ref().and_then(|ranker| {
+            match ranker.score(user, history, &items, &moment) {
+                Ok(scores) => scores,
+                Err(error) => {
+                    self.metrics.ranker_error();
+                    eprintln!(
+                        "ranking for user {:?} failed, recall order served: {error}",
+                        request.user_id
+                    );
+                    None
+                }
+            }
+        });
         let ranker = ranked.as_ref().and(models.ranker.as_ref()).map(|r| r.name().to_owned());
         // Without a ranker, recall order stands: earlier is better.
         let scores =

@@ -20,7 +20,9 @@ use cascade_core::Event;
 
 use crate::store::{AppendStatus, CommitDurability, KeyedEvent, LogEntry, Store, StoreError};
 
-type Reply = Result<Vec<AppendStatus>, Arc<StoreError>>;
+/// What the writer answers a keyed submission: each event's status, or the
+/// round's error.
+pub type Reply = Result<Vec<AppendStatus>, Arc<StoreError>>;
 
 /// How long telemetry may sit in deferred (not yet fsynced) commits: the most a
 /// crash can lose of it.
@@ -112,18 +114,14 @@ impl GroupCommitter {
             self.sender().send(Request::Keyed { events, reply })
         {
             // The writer is gone only if it panicked; say so rather than hang.
-            let _ = reply.send(Err(Arc::new(StoreError::Decode {
-                path: Default::default(),
-                what: "group commit".into(),
-                message: "the writer thread has stopped".into(),
-            })));
+            let _ = reply.send(Err(Arc::new(StoreError::WriterStopped)));
         }
         answer
     }
 
     /// Appends and waits until durable.
     pub fn append(&self, events: Vec<KeyedEvent>) -> Reply {
-        self.submit(events).recv().expect("the writer always replies")
+        reply_of(&self.submit(events))
     }
 
     /// Queues server telemetry without waiting: it is appended in the next
@@ -247,11 +245,27 @@ fn sync(store: &Store, unsynced: &mut bool, last_fsync: &mut Instant) {
     }
 }
 
+/// Waits for the writer's answer to a submission. A writer that stopped
+/// (it panicked mid-round, dropping the reply) answers
+/// [`StoreError::WriterStopped`]: callers report it (the server as a 503),
+/// they neither hang nor panic.
+pub fn reply_of(answer: &Receiver<Reply>) -> Reply {
+    answer.recv().unwrap_or_else(|_| Err(Arc::new(StoreError::WriterStopped)))
+}
+
 #[cfg(test)]
 mod tests {
     use cascade_core::Event;
 
     use super::*;
+
+    #[test]
+    fn a_writer_that_died_mid_round_is_an_error_not_a_panic() {
+        let (reply, answer) = mpsc::channel::<Reply>();
+        drop(reply);
+        let error = reply_of(&answer).unwrap_err();
+        assert!(matches!(*error, StoreError::WriterStopped), "{error}");
+    }
     use crate::EventKey;
 
     #[test]

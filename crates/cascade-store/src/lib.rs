@@ -15,7 +15,7 @@ mod redis_bus;
 mod store;
 
 pub use event_key::EventKey;
-pub use group_commit::{GroupCommitter, Overloaded};
+pub use group_commit::{GroupCommitter, Overloaded, Reply, reply_of};
 pub use recent_keys::RECENT_KEYS_CAPACITY;
 pub use redis_bus::{BusEntry, ForwardError, Forwarded, RedisEventBus};
 pub use store::{

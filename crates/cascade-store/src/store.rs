@@ -1,7 +1,8 @@
 //! The redb file: tables, appends and reads.
 
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -39,6 +40,10 @@ pub enum StoreError {
         /// The decoder's message.
         message: String,
     },
+    /// The group-commit writer thread has stopped (it panicked): nothing
+    /// more can be made durable until a restart.
+    #[error("the event log's writer thread has stopped; restart the server")]
+    WriterStopped,
 }
 
 /// Which record table.
@@ -184,7 +189,7 @@ fn append_entries<'a>(
 /// Appends wait while this lives ([`Store::pause_appends`]).
 #[must_use = "appends resume when the guard is dropped"]
 pub struct AppendsPaused<'a> {
-    _guard: std::sync::MutexGuard<'a, RecentKeys>,
+    _guard: parking_lot::MutexGuard<'a, RecentKeys>,
 }
 
 /// Whether a commit waits for the disk.
@@ -250,7 +255,7 @@ impl Store {
             })?;
             newest_first.push((EventKey(key), seq.value()));
         }
-        let mut recent = self.recent.lock().expect("recent keys lock");
+        let mut recent = self.recent.lock();
         for (key, seq) in newest_first.into_iter().rev() {
             recent.insert(key, seq);
         }
@@ -261,7 +266,7 @@ impl Store {
     /// file consistently; reads go on. Appends that wait count against
     /// the group committer's bound, as behind a slow disk.
     pub fn pause_appends(&self) -> AppendsPaused<'_> {
-        AppendsPaused { _guard: self.recent.lock().expect("recent keys lock") }
+        AppendsPaused { _guard: self.recent.lock() }
     }
 
     /// The redb file.
@@ -300,7 +305,7 @@ impl Store {
     /// For bulk imports: every new key is kept forever, so re-importing a
     /// source adds nothing however old it is.
     pub fn append(&self, events: &[KeyedEvent]) -> Result<Vec<AppendStatus>, StoreError> {
-        let recent = self.recent.lock().expect("recent keys lock");
+        let recent = self.recent.lock();
         let entries = events.iter().map(LogEntryRef::Keyed);
         let appended =
             self.write(|txn| append_entries(txn, entries, &recent, KeyIndex::Permanent))?;
@@ -318,7 +323,7 @@ impl Store {
         entries: &[LogEntry],
         durability: CommitDurability,
     ) -> Result<Vec<AppendStatus>, StoreError> {
-        let mut recent = self.recent.lock().expect("recent keys lock");
+        let mut recent = self.recent.lock();
         let entries = entries.iter().map(LogEntry::as_ref);
         let appended = self.write_with(durability, |txn| {
             append_entries(txn, entries, &recent, KeyIndex::Recent)
@@ -337,7 +342,7 @@ impl Store {
     /// The sequence number of the event with this key, if the log has it
     /// among its permanent keys or its recent live ones.
     pub fn find_key(&self, key: &EventKey) -> Result<Option<u64>, StoreError> {
-        if let Some(seq) = self.recent.lock().expect("recent keys lock").get(key) {
+        if let Some(seq) = self.recent.lock().get(key) {
             return Ok(Some(seq));
         }
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;

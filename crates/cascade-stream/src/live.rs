@@ -8,8 +8,9 @@
 //! millisecond. The ingest path can wait until its events are applied, so a
 //! client reads its own writes.
 
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cascade_store::Store;
@@ -77,14 +78,14 @@ impl LiveStream {
         let mut last_checkpoint = Instant::now();
         let mut unsaved = false;
         loop {
-            let step = self.processor.write().expect("stream lock").step(PAGE);
+            let step = self.processor.write().step(PAGE);
             let events = match step {
                 Ok(step) => step.events,
                 Err(error) => return self.fail(error),
             };
             unsaved |= events > 0;
-            let offset = self.processor.read().expect("stream lock").offset();
-            let mut progress = self.progress.lock().expect("progress lock");
+            let offset = self.processor.read().offset();
+            let mut progress = self.progress.lock();
             progress.applied = offset;
             self.changed.notify_all();
             if unsaved && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
@@ -97,10 +98,8 @@ impl LiveStream {
             }
             if events == 0 {
                 // Nothing new: sleep until woken or the poll interval passes.
-                let (mut progress, _) = self
-                    .changed
-                    .wait_timeout_while(progress, IDLE_POLL, |p| !p.woken)
-                    .expect("progress lock");
+                let mut progress = progress;
+                self.changed.wait_while_for(&mut progress, |p| !p.woken, IDLE_POLL);
                 progress.woken = false;
             }
         }
@@ -108,7 +107,7 @@ impl LiveStream {
 
     fn fail(&self, error: StreamError) {
         eprintln!("cascade: the stream processor stopped: {error}");
-        self.progress.lock().expect("progress lock").failed = Some(error.to_string());
+        self.progress.lock().failed = Some(error.to_string());
         self.changed.notify_all();
     }
 
@@ -116,7 +115,7 @@ impl LiveStream {
     /// durable and copy the state.
     pub fn save(&self) -> Result<(), StreamError> {
         let (offset, samples_bytes, state) = {
-            let mut processor = self.processor.write().expect("stream lock");
+            let mut processor = self.processor.write();
             processor.compact();
             let samples_bytes = processor.sync_samples()?;
             (processor.offset(), samples_bytes, processor.state().clone())
@@ -126,40 +125,38 @@ impl LiveStream {
 
     /// Tells the thread the log has grown.
     pub fn notify(&self) {
-        self.progress.lock().expect("progress lock").woken = true;
+        self.progress.lock().woken = true;
         self.changed.notify_all();
     }
 
     /// The next sequence number to be applied.
     pub fn applied(&self) -> u64 {
-        self.progress.lock().expect("progress lock").applied
+        self.progress.lock().applied
     }
 
     /// Sets an item's categories for the affinities of events applied
     /// from now on.
     pub fn set_item_categories(&self, item: &str, categories: Vec<String>) {
-        self.processor.write().expect("stream lock").set_item_categories(item, categories);
+        self.processor.write().set_item_categories(item, categories);
     }
 
     /// Why the processor stopped, if it did.
     pub fn failure(&self) -> Option<String> {
-        self.progress.lock().expect("progress lock").failed.clone()
+        self.progress.lock().failed.clone()
     }
 
     /// Waits until every event before `offset` is applied, at most `timeout`;
     /// returns whether they are.
     pub fn wait_applied(&self, offset: u64, timeout: Duration) -> bool {
-        let progress = self.progress.lock().expect("progress lock");
-        let (progress, _) = self
-            .changed
-            .wait_timeout_while(progress, timeout, |p| p.applied < offset && p.failed.is_none())
-            .expect("progress lock");
+        let mut progress = self.progress.lock();
+        let pending = |p: &mut Progress| p.applied < offset && p.failed.is_none();
+        self.changed.wait_while_for(&mut progress, pending, timeout);
         progress.applied >= offset
     }
 
     /// Reads the features.
     pub fn read<T>(&self, read: impl FnOnce(&FeatureState) -> T) -> T {
-        read(self.processor.read().expect("stream lock").state())
+        read(self.processor.read().state())
     }
 }
 

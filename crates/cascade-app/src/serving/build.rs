@@ -7,7 +7,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use cascade_batch::ranking_features::FieldEncoder;
 use cascade_core::IdIndex;
 use cascade_models::Interactions;
 use cascade_models::early_stopping::kept_epochs;
@@ -18,6 +17,7 @@ use cascade_nn::EmbeddingTable;
 use cascade_nn::checkpoint;
 use cascade_serve::catalog::{Catalog, ItemFacts, ItemFactsReader};
 use cascade_serve::events::IMPRESSION;
+use cascade_serve::field_encoder::FieldEncoder;
 use cascade_serve::rank::{CtrRanker, Ranker};
 use cascade_serve::recall::{AnnIndex, AnnRecall, AnnSettings, ItemCfRecall, decayed_counts};
 use cascade_serve::recommender::Models;

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use cascade_batch::ranking_features::FieldEncoder;
 use cascade_core::context::ContextDerivation;
 use cascade_core::ids::{IdIndex, feature_id};
 use cascade_eval::plots::latency_curves;
@@ -20,6 +19,7 @@ use cascade_models::Interactions;
 use cascade_models::random::SeededRng;
 use cascade_models::ranking::{CtrArch, CtrFeatures, CtrModelConfig};
 use cascade_serve::catalog::{Catalog, ItemFacts};
+use cascade_serve::field_encoder::FieldEncoder;
 use cascade_serve::http::{AppState, serve};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::rank::CtrRanker;

@@ -23,9 +23,9 @@
 //!
 //! Shapes: item matrix N × D row-major; user matrix U × D.
 
+use parking_lot::RwLock;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::RwLock;
 
 use cascade_nn::matrix::dot;
 use hnsw_rs::prelude::{DistL2, Hnsw};
@@ -142,14 +142,6 @@ fn augmented(vector: &[f32], max_norm: f32) -> Vec<f32> {
     point
 }
 
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
-}
-
 impl AnnIndex {
     /// Indexes `items` (N × `dim`); a search returns at most `ef_search` items.
     pub fn build(items: Vec<f32>, dim: usize, settings: AnnSettings) -> AnnIndex {
@@ -209,7 +201,7 @@ impl AnnIndex {
 
     /// Items indexed, added ones included.
     pub fn len(&self) -> usize {
-        self.catalog_items() as usize + read(&self.added).len() / self.dim.max(1)
+        self.catalog_items() as usize + self.added.read().len() / self.dim.max(1)
     }
 
     /// Whether nothing is indexed.
@@ -222,7 +214,7 @@ impl AnnIndex {
     pub fn item(&self, item: u32) -> Cow<'_, [f32]> {
         match self.items.get(item as usize * self.dim..) {
             Some(rows) if !rows.is_empty() => Cow::Borrowed(&rows[..self.dim]),
-            _ => Cow::Owned(self.vector_in(item, &read(&self.added)).to_vec()),
+            _ => Cow::Owned(self.vector_in(item, &self.added.read()).to_vec()),
         }
     }
 
@@ -247,7 +239,7 @@ impl AnnIndex {
         }
         let base = self.catalog_items() as usize;
         {
-            let mut added = write(&self.added);
+            let mut added = self.added.write();
             let count = added.len() / self.dim;
             match (item as usize).checked_sub(base) {
                 Some(k) if k < count => added[k * self.dim..][..self.dim].copy_from_slice(vector),
@@ -260,7 +252,7 @@ impl AnnIndex {
                 }
             }
         }
-        if let Graph::Usearch(index) = &*write(&self.graph) {
+        if let Graph::Usearch(index) = &*self.graph.write() {
             let key = u64::from(item);
             let point = augmented(vector, self.max_norm);
             if index.contains(key) {
@@ -279,7 +271,7 @@ impl AnnIndex {
     pub fn search(&self, query: &[f32], n: usize) -> Vec<(u32, f32)> {
         let mut augmented = query.to_vec();
         augmented.push(0.0);
-        let graph = read(&self.graph);
+        let graph = self.graph.read();
         let keys: Vec<u32> = match &*graph {
             Graph::InstantDistance(map) => {
                 let mut search = Search::default();
@@ -296,7 +288,7 @@ impl AnnIndex {
         };
         let graph_has_added = matches!(*graph, Graph::Usearch(_));
         drop(graph);
-        let added = read(&self.added);
+        let added = self.added.read();
         let base = self.catalog_items();
         // While added items are few, they are scanned exactly: the graph
         // finds items inserted late, and moved (removed and re-inserted),
@@ -319,7 +311,7 @@ impl AnnIndex {
 
     /// The exact top `n` by brute force, to measure the index against.
     pub fn exact_search(&self, query: &[f32], n: usize) -> Vec<(u32, f32)> {
-        let added = read(&self.added);
+        let added = self.added.read();
         let mut all: Vec<(u32, f32)> = self
             .items
             .chunks_exact(self.dim)
@@ -392,7 +384,7 @@ impl AnnRecall {
     /// The user's vector: the learned one, else the built one of dense
     /// index `user`, else none.
     pub fn user_vector(&self, user: Option<u32>, user_id: &str) -> Option<Vec<f32>> {
-        if let Some(learned) = read(&self.learned_users).get(user_id) {
+        if let Some(learned) = self.learned_users.read().get(user_id) {
             return Some(learned.clone());
         }
         let dim = self.index.dim();
@@ -403,7 +395,7 @@ impl AnnRecall {
     /// Replaces the user's vector; `false` (and nothing kept) when the
     /// user is new and `MAX_LEARNED_USERS` are already kept.
     pub fn set_user_vector(&self, user_id: &str, vector: Vec<f32>) -> bool {
-        let mut learned = write(&self.learned_users);
+        let mut learned = self.learned_users.write();
         if learned.len() >= MAX_LEARNED_USERS && !learned.contains_key(user_id) {
             return false;
         }
@@ -413,7 +405,7 @@ impl AnnRecall {
 
     /// Users with a learned vector.
     pub fn learned_users(&self) -> usize {
-        read(&self.learned_users).len()
+        self.learned_users.read().len()
     }
 }
 

@@ -1,9 +1,8 @@
 //! One synchronous connection to a Redis server, shared behind a lock, that
 //! reconnects once when the server dropped it.
 
-use std::sync::Mutex;
-
 use super::OnlineStoreError;
+use parking_lot::Mutex;
 
 /// A Redis connection and the URL it came from, with the password removed
 /// for error messages.
@@ -44,7 +43,7 @@ impl RedisConnection {
         &self,
         mut body: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, OnlineStoreError> {
-        let mut slot = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self.connection.lock();
         for attempt in 0..2 {
             if slot.is_none() {
                 *slot = Some(self.client.get_connection().map_err(|e| self.error(e))?);
