@@ -573,6 +573,8 @@ impl Config {
             ("serve.ann_ef_search", serve.ann_ef_search),
             ("serve.events_per_commit", serve.events_per_commit),
             ("recommend.mmr_pool", recommend.mmr_pool),
+            ("ingest.max_events_per_request", self.ingest.max_events_per_request),
+            ("ingest.max_pending_events", self.ingest.max_pending_events),
             ("recommend.max_list_ids", recommend.max_list_ids),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {

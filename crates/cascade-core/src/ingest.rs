@@ -21,6 +21,18 @@ pub struct IngestConfig {
     pub max_future_skew_s: u64,
     /// The earliest event time accepted, in ms since the Unix epoch.
     pub min_ts_ms: i64,
+    /// The most events one `POST /v1/events` may carry.
+    pub max_events_per_request: usize,
+    /// Client events that may wait for a commit before `POST /v1/events`
+    /// sheds load (503 with `Retry-After`): about 20 MB of queued events by
+    /// default, well under a second of work at the measured ingest rate.
+    pub max_pending_events: usize,
+    /// Logged events the server's stream processor may be behind before
+    /// ingest sheds load with 429: about 0.1 s of its work by default.
+    pub max_stream_lag: u64,
+    /// How long `POST /v1/events` waits for the stream processor to apply
+    /// what it logged (read-your-writes) before answering anyway.
+    pub read_your_writes_wait_ms: u64,
 }
 
 impl Default for IngestConfig {
@@ -30,6 +42,10 @@ impl Default for IngestConfig {
             max_event_type_bytes: 64,
             max_future_skew_s: 300,
             min_ts_ms: 0,
+            max_events_per_request: 10_000,
+            max_pending_events: 50_000,
+            max_stream_lag: 20_000,
+            read_your_writes_wait_ms: 250,
         }
     }
 }

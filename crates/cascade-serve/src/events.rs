@@ -18,12 +18,6 @@ use cascade_store::{AppendStatus, EventKey, GroupCommitter, KeyedEvent};
 
 use crate::recommender::{RecommendResponse, RequestError};
 
-/// The most events one request may carry.
-pub const MAX_BATCH: usize = 10_000;
-/// Client events that may wait for a commit before `POST /v1/events` sheds
-/// load (503 with `Retry-After`): about 20 MB of queued events, and well
-/// under a second of work at the measured ingest rate.
-pub const MAX_PENDING_EVENTS: usize = 50_000;
 /// What a shed request is told to wait, in seconds.
 pub const RETRY_AFTER_S: u64 = 1;
 pub use cascade_core::event::IMPRESSION;
@@ -83,7 +77,6 @@ pub struct EventStatus {
 /// Durable appends for the server.
 pub struct EventLog {
     committer: GroupCommitter,
-    max_pending: usize,
     limits: IngestConfig,
     log_end: std::sync::atomic::AtomicU64,
 }
@@ -96,18 +89,14 @@ impl std::fmt::Debug for EventLog {
 
 impl EventLog {
     /// Appends through `committer` what `limits` accept, shedding load
-    /// beyond [`MAX_PENDING_EVENTS`].
+    /// beyond `limits.max_pending_events`.
     pub fn new(committer: GroupCommitter, limits: IngestConfig) -> EventLog {
-        EventLog::with_max_pending(committer, limits, MAX_PENDING_EVENTS)
+        EventLog { committer, limits, log_end: Default::default() }
     }
 
-    /// The same, shedding load once more than `max_pending` events wait.
-    pub fn with_max_pending(
-        committer: GroupCommitter,
-        limits: IngestConfig,
-        max_pending: usize,
-    ) -> EventLog {
-        EventLog { committer, max_pending, limits, log_end: Default::default() }
+    /// The bounds this log applies (`[ingest]`).
+    pub fn limits(&self) -> &IngestConfig {
+        &self.limits
     }
 
     /// One past the highest sequence number this server has appended or
@@ -129,9 +118,10 @@ impl EventLog {
         events: &[Value],
         now_ms: i64,
     ) -> Result<(Vec<EventStatus>, Vec<Event>), RequestError> {
-        if events.len() > MAX_BATCH {
+        let most = self.limits.max_events_per_request;
+        if events.len() > most {
             return Err(RequestError::BadRequest(format!(
-                "{} events in one request; at most {MAX_BATCH}",
+                "{} events in one request; at most {most} ([ingest] max_events_per_request)",
                 events.len()
             )));
         }
@@ -155,12 +145,12 @@ impl EventLog {
         let mut fresh = Vec::new();
         if !valid.is_empty() {
             let keyed: Vec<KeyedEvent> = valid.iter().map(|(_, k)| k.clone()).collect();
-            let appended =
-                self.committer.try_submit(keyed, self.max_pending).map_err(|overloaded| {
-                    RequestError::Overloaded {
-                        message: format!("event log: {overloaded}"),
-                        retry_after_s: RETRY_AFTER_S,
-                    }
+            let appended = self
+                .committer
+                .try_submit(keyed, self.limits.max_pending_events)
+                .map_err(|overloaded| RequestError::Overloaded {
+                    message: format!("event log: {overloaded}"),
+                    retry_after_s: RETRY_AFTER_S,
                 })?;
             let appended = cascade_store::reply_of(&appended)
                 .map_err(|e| RequestError::Unavailable(format!("event log: {e}")))?;
@@ -261,18 +251,17 @@ mod tests {
         assert_eq!(again[4].status, "duplicate", "same content, same key");
         assert!(fresh.is_empty());
         assert_eq!(store.event_count().unwrap(), 2);
-        assert!(log.append(&vec![json!({}); MAX_BATCH + 1], 0).is_err());
+        let most = IngestConfig::default().max_events_per_request;
+        assert!(log.append(&vec![json!({}); most + 1], 0).is_err());
     }
 
     #[test]
     fn a_log_behind_its_bound_sheds_batches_with_retry_after_and_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store.redb")).unwrap();
-        let log = std::sync::Arc::new(EventLog::with_max_pending(
-            GroupCommitter::start(store.clone(), 100),
-            IngestConfig::default(),
-            8,
-        ));
+        let limits = IngestConfig { max_pending_events: 8, ..IngestConfig::default() };
+        let log =
+            std::sync::Arc::new(EventLog::new(GroupCommitter::start(store.clone(), 100), limits));
         let batch = |from: usize| -> Vec<Value> {
             (from..from + 5)
                 .map(|n| json!({"event_id": n.to_string(), "user_id": "u", "item_id": n.to_string(), "event_type": "click"}))

@@ -209,8 +209,9 @@ async fn ingest_events(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
     let recommender = state.recommender.clone();
     let work = move || {
         let live = recommender.live();
+        let limits = log.limits();
         if let Some(live) = live {
-            check_stream_lag(live, log.appended_up_to())?;
+            check_stream_lag(live, log.appended_up_to(), limits.max_stream_lag)?;
         }
         let (statuses, _) = log.append(&batch.events, now_ms())?;
         // Durable first, then visible: a crash in between loses nothing.
@@ -220,7 +221,7 @@ async fn ingest_events(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
             && let Some(last) = statuses.iter().filter_map(|s| s.seq).max()
         {
             live.notify();
-            live.wait_applied(last + 1, READ_YOUR_WRITES_WAIT);
+            live.wait_applied(last + 1, Duration::from_millis(limits.read_your_writes_wait_ms));
         }
         Ok(statuses)
     };
@@ -230,24 +231,18 @@ async fn ingest_events(State(state): State<Arc<AppState>>, body: Bytes) -> Respo
     }
 }
 
-/// How long `POST /v1/events` waits for the stream processor to apply what
-/// it just logged before answering anyway.
-const READ_YOUR_WRITES_WAIT: Duration = Duration::from_millis(250);
-/// Logged events the stream processor may be behind before ingest sheds
-/// load with 429: about 0.1 s of its work at the measured rates.
-pub const MAX_STREAM_LAG: u64 = 20_000;
-
-/// 429 + `Retry-After` when the stream processor is too far behind the log
-/// (or has stopped), so the backlog cannot grow without limit.
-fn check_stream_lag(live: &LiveStream, log_end: u64) -> Result<(), RequestError> {
+/// 429 + `Retry-After` when the stream processor is more than `max_lag`
+/// events behind the log (or has stopped), so the backlog cannot grow
+/// without limit.
+fn check_stream_lag(live: &LiveStream, log_end: u64, max_lag: u64) -> Result<(), RequestError> {
     if let Some(failure) = live.failure() {
         return Err(RequestError::Unavailable(format!("the stream processor stopped: {failure}")));
     }
     let lag = log_end.saturating_sub(live.applied());
-    if lag > MAX_STREAM_LAG {
+    if lag > max_lag {
         return Err(RequestError::TooManyRequests {
             message: format!(
-                "the stream processor is {lag} events behind the log (bound {MAX_STREAM_LAG})"
+                "the stream processor is {lag} events behind the log (bound {max_lag}, [ingest] max_stream_lag)"
             ),
             retry_after_s: 1,
         });
@@ -641,8 +636,9 @@ mod tests {
         .unwrap();
         let live = LiveStream::start(processor, checkpoint).unwrap();
         let applied = live.applied();
-        assert!(check_stream_lag(&live, applied + MAX_STREAM_LAG).is_ok());
-        match check_stream_lag(&live, applied + MAX_STREAM_LAG + 1) {
+        let bound = cascade_core::IngestConfig::default().max_stream_lag;
+        assert!(check_stream_lag(&live, applied + bound, bound).is_ok());
+        match check_stream_lag(&live, applied + bound + 1, bound) {
             Err(RequestError::TooManyRequests { retry_after_s: 1, message }) => {
                 assert!(message.contains("20001 events behind"), "{message}");
             }
