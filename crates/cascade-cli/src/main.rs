@@ -499,8 +499,10 @@ enum DatasetName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum AnnBackendArg {
     /// `instant-distance`: deterministic, single-threaded build.
+    #[cfg(feature = "ann-peers")]
     InstantDistance,
     /// `hnsw_rs`: parallel build, SIMD distances.
+    #[cfg(feature = "ann-peers")]
     HnswRs,
     /// `usearch`: parallel build, runtime-dispatched SIMD (C++).
     Usearch,
@@ -509,7 +511,9 @@ enum AnnBackendArg {
 impl From<AnnBackendArg> for AnnBackend {
     fn from(arg: AnnBackendArg) -> AnnBackend {
         match arg {
+            #[cfg(feature = "ann-peers")]
             AnnBackendArg::InstantDistance => AnnBackend::InstantDistance,
+            #[cfg(feature = "ann-peers")]
             AnnBackendArg::HnswRs => AnnBackend::HnswRs,
             AnnBackendArg::Usearch => AnnBackend::Usearch,
         }
@@ -638,7 +642,7 @@ fn main() -> ExitCode {
             command: BenchCommand::Ann { items, dim, queries, ef_search, backends },
         } => {
             let backends: Vec<AnnBackend> = if backends.is_empty() {
-                vec![AnnBackend::InstantDistance, AnnBackend::HnswRs, AnnBackend::Usearch]
+                AnnBackend::ALL.to_vec()
             } else {
                 backends.into_iter().map(AnnBackend::from).collect()
             };

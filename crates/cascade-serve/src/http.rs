@@ -464,7 +464,7 @@ mod tests {
         });
         let recommender = crate::test_fixture::small_recommender(
             Default::default(),
-            crate::recall::AnnBackend::InstantDistance,
+            crate::recall::AnnBackend::Usearch,
         );
         let (_runtime, base) = start(recommender, keys);
         let agent = agent();

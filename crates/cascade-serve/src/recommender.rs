@@ -490,7 +490,7 @@ mod tests {
     use crate::test_fixture::small_recommender;
 
     fn recommender(settings: PipelineSettings) -> Recommender {
-        small_recommender(settings, AnnBackend::InstantDistance)
+        small_recommender(settings, AnnBackend::Usearch)
     }
 
     fn request(user: &str, n: usize) -> RecommendRequest {

@@ -1,12 +1,13 @@
 //! `recall/ann`: approximate maximum-inner-product search over a retrieval
 //! model's item embeddings, from the user's embedding.
 //!
-//! Three HNSW crates are wired in (`AnnBackend`) so they can be measured on
-//! the same data (`cascade bench ann --backend …`): `usearch` (C++ with
-//! runtime-dispatched SIMD; DESIGN.md's choice, and the fastest here),
-//! `instant-distance` (small, deterministic, single-threaded build) and
-//! `hnsw_rs` (parallel build with SIMD distances, but its level generator is
-//! seeded from the OS, so two builds differ slightly). HNSW searches by a metric, and a dot
+//! `usearch` (C++ with runtime-dispatched SIMD; DESIGN.md's choice, and the
+//! fastest measured) backs every index. Two peers can be built in with the
+//! `ann-peers` feature, so `cascade bench ann --backend …` measures all
+//! three on the same data: `instant-distance` (small, deterministic,
+//! single-threaded build) and `hnsw_rs` (parallel build with SIMD distances,
+//! but its level generator is seeded from the OS, so two builds differ
+//! slightly). HNSW searches by a metric, and a dot
 //! product is not one. The standard reduction (Bachrach et al., 2014): with
 //! M the largest item norm, item x becomes [x, √(M² − ‖x‖²)] and query q
 //! becomes [q, 0]; then ‖q̃ − x̃‖² = ‖q‖² + M² − 2⟨q, x⟩, so the nearest
@@ -28,7 +29,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use cascade_nn::matrix::dot;
+#[cfg(feature = "ann-peers")]
 use hnsw_rs::prelude::{DistL2, Hnsw};
+#[cfg(feature = "ann-peers")]
 use instant_distance::{Builder, HnswMap, Point, Search};
 use rayon::prelude::*;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
@@ -38,6 +41,7 @@ use crate::recall::{CandidateSource, RecallContext};
 #[derive(Debug, Clone)]
 struct Augmented(Vec<f32>);
 
+#[cfg(feature = "ann-peers")]
 impl Point for Augmented {
     fn distance(&self, other: &Self) -> f32 {
         self.0.iter().zip(&other.0).map(|(a, b)| (a - b) * (a - b)).sum()
@@ -48,8 +52,10 @@ impl Point for Augmented {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AnnBackend {
     /// `instant-distance`: deterministic for a seed; builds on one thread.
+    #[cfg(feature = "ann-peers")]
     InstantDistance,
     /// `hnsw_rs`: builds on every rayon thread; ~7× faster to build at 100k.
+    #[cfg(feature = "ann-peers")]
     HnswRs,
     /// `usearch`: builds on every rayon thread; the fastest search measured.
     #[default]
@@ -57,10 +63,22 @@ pub enum AnnBackend {
 }
 
 impl AnnBackend {
+    /// Every backend this build has: `usearch`, plus the two peers with the
+    /// `ann-peers` feature (for `cascade bench ann`).
+    pub const ALL: &'static [AnnBackend] = &[
+        #[cfg(feature = "ann-peers")]
+        AnnBackend::InstantDistance,
+        #[cfg(feature = "ann-peers")]
+        AnnBackend::HnswRs,
+        AnnBackend::Usearch,
+    ];
+
     /// The crate's name, as reports print it.
     pub fn name(self) -> &'static str {
         match self {
+            #[cfg(feature = "ann-peers")]
             AnnBackend::InstantDistance => "instant-distance",
+            #[cfg(feature = "ann-peers")]
             AnnBackend::HnswRs => "hnsw_rs",
             AnnBackend::Usearch => "usearch",
         }
@@ -91,7 +109,9 @@ const GRAPH_EF_CONSTRUCTION: usize = 100;
 const USEARCH_SEARCH_CONTEXTS: usize = 256;
 
 enum Graph {
+    #[cfg(feature = "ann-peers")]
     InstantDistance(HnswMap<Augmented, u32>),
+    #[cfg(feature = "ann-peers")]
     HnswRs(Hnsw<'static, f32, DistL2>),
     Usearch(Index),
 }
@@ -151,11 +171,13 @@ impl AnnIndex {
         let points: Vec<Augmented> =
             items.chunks_exact(dim).map(|x| Augmented(augmented(x, max_norm))).collect();
         let graph = match settings.backend {
+            #[cfg(feature = "ann-peers")]
             AnnBackend::InstantDistance => {
                 let values: Vec<u32> = (0..points.len() as u32).collect();
                 let builder = Builder::default().ef_search(settings.ef_search).seed(settings.seed);
                 Graph::InstantDistance(builder.build(points, values))
             }
+            #[cfg(feature = "ann-peers")]
             AnnBackend::HnswRs => {
                 let n = points.len().max(1);
                 let layers = 16.min((n as f32).ln().ceil().max(1.0) as usize);
@@ -252,6 +274,8 @@ impl AnnIndex {
                 }
             }
         }
+        // Only usearch can insert; without the `ann-peers` feature it is the only graph.
+        #[allow(irrefutable_let_patterns)]
         if let Graph::Usearch(index) = &*self.graph.write() {
             let key = u64::from(item);
             let point = augmented(vector, self.max_norm);
@@ -273,10 +297,12 @@ impl AnnIndex {
         augmented.push(0.0);
         let graph = self.graph.read();
         let keys: Vec<u32> = match &*graph {
+            #[cfg(feature = "ann-peers")]
             Graph::InstantDistance(map) => {
                 let mut search = Search::default();
                 map.search(&Augmented(augmented), &mut search).map(|hit| *hit.value).collect()
             }
+            #[cfg(feature = "ann-peers")]
             Graph::HnswRs(hnsw) => {
                 let ef = self.settings.ef_search;
                 hnsw.search(&augmented, ef, ef).iter().map(|hit| hit.d_id as u32).collect()
@@ -434,7 +460,7 @@ mod tests {
         let mut next = || rng.unit() * 2.0 - 1.0;
         let items: Vec<f32> = (0..n * dim).map(|_| next()).collect();
         let queries: Vec<Vec<f32>> = (0..50).map(|_| (0..dim).map(|_| next()).collect()).collect();
-        for backend in [AnnBackend::InstantDistance, AnnBackend::HnswRs, AnnBackend::Usearch] {
+        for &backend in AnnBackend::ALL {
             let settings = AnnSettings { backend, ef_search: 100, seed: 1 };
             let index = AnnIndex::build(items.clone(), dim, settings);
             let mut hits = 0;
@@ -459,7 +485,7 @@ mod tests {
         let mut rng = cascade_models::random::SeededRng::new(3);
         let items: Vec<f32> = (0..n * dim).map(|_| rng.unit() * 2.0 - 1.0).collect();
         let query: Vec<f32> = (0..dim).map(|d| if d == 0 { 1.0 } else { 0.0 }).collect();
-        for backend in [AnnBackend::InstantDistance, AnnBackend::HnswRs, AnnBackend::Usearch] {
+        for &backend in AnnBackend::ALL {
             let settings = AnnSettings { backend, ef_search: 100, seed: 1 };
             let mut index = AnnIndex::build(items.clone(), dim, settings);
             let longest = (0..n as u32)
