@@ -21,6 +21,21 @@ use cascade_store::EntityKind;
 use cascade_store::online::OnlineStoreError;
 use cascade_stream::LiveStream;
 
+// One file per resource; the handlers share this module's imports and
+// helpers (`error`, `blocking`, `AppState`) through `use super::*`, and the
+// route table below names them all.
+mod admin;
+mod features;
+mod ingest;
+mod recommend;
+mod records;
+
+use admin::*;
+use features::*;
+use ingest::*;
+use recommend::*;
+use records::*;
+
 use crate::access::{self, Access, AccessKeys};
 use crate::entities::Entities;
 use crate::events::{EventBatch, EventLog, EventsAnswer};
@@ -172,277 +187,10 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn recommend(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let request: RecommendRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
-    };
-    answer(&state, request).await
-}
-
-/// Runs the pipeline for `request`, logs the impressions, and renders the
-/// response or the error.
-async fn answer(state: &AppState, request: RecommendRequest) -> Response {
-    let recommender = state.recommender.clone();
-    let log = state.events.clone();
-    let work = move || {
-        let response = recommender.recommend(&request)?;
-        if let Some(log) = log {
-            log.log_impressions(&response, &request.user_id, now_ms());
-        }
-        Ok(response)
-    };
-    match blocking(work).await {
-        Ok(response) => axum::Json(response).into_response(),
-        Err(response) => response,
-    }
-}
-
-async fn ingest_events(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    let Some(log) = state.events.clone() else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "this server has no event log");
-    };
-    let batch: EventBatch = match serde_json::from_slice(&body) {
-        Ok(batch) => batch,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
-    };
-    let recommender = state.recommender.clone();
-    let work = move || {
-        let live = recommender.live();
-        let limits = log.limits();
-        if let Some(live) = live {
-            check_stream_lag(live, log.appended_up_to(), limits.max_stream_lag)?;
-        }
-        let (statuses, _) = log.append(&batch.events, now_ms())?;
-        // Durable first, then visible: a crash in between loses nothing.
-        // Waiting for the stream processor lets the client read its own
-        // writes; past the wait the events are durable all the same.
-        if let Some(live) = live
-            && let Some(last) = statuses.iter().filter_map(|s| s.seq).max()
-        {
-            live.notify();
-            live.wait_applied(last + 1, Duration::from_millis(limits.read_your_writes_wait_ms));
-        }
-        Ok(statuses)
-    };
-    match blocking(work).await {
-        Ok(statuses) => axum::Json(EventsAnswer::new(statuses)).into_response(),
-        Err(response) => response,
-    }
-}
-
-/// 429 + `Retry-After` when the stream processor is more than `max_lag`
-/// events behind the log (or has stopped), so the backlog cannot grow
-/// without limit.
-fn check_stream_lag(live: &LiveStream, log_end: u64, max_lag: u64) -> Result<(), RequestError> {
-    if let Some(failure) = live.failure() {
-        return Err(RequestError::Unavailable(format!("the stream processor stopped: {failure}")));
-    }
-    let lag = log_end.saturating_sub(live.applied());
-    if lag > max_lag {
-        return Err(RequestError::TooManyRequests {
-            message: format!(
-                "the stream processor is {lag} events behind the log (bound {max_lag}, [ingest] max_stream_lag)"
-            ),
-            retry_after_s: 1,
-        });
-    }
-    Ok(())
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Count {
     n: Option<usize>,
-}
-
-async fn recommend_for_user(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    Query(count): Query<Count>,
-) -> Response {
-    let request = RecommendRequest {
-        user_id: id,
-        context: Default::default(),
-        n: count.n,
-        exclude: Vec::new(),
-        pin: Vec::new(),
-        filters: Default::default(),
-    };
-    answer(&state, request).await
-}
-
-async fn similar(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    Query(count): Query<Count>,
-) -> Response {
-    let recommender = state.recommender.clone();
-    let n = count.n.unwrap_or(10);
-    match blocking(move || recommender.similar(&id, n)).await {
-        Ok(items) => axum::Json(json!({ "items": items })).into_response(),
-        Err(response) => response,
-    }
-}
-
-/// Runs a read of the real-time features off the reactor (a shared store
-/// is a network round trip); 503 when there are none or the store fails.
-async fn read_features<T: Serialize + Send + 'static>(
-    state: &AppState,
-    read: impl FnOnce(&FeatureSource) -> Result<T, OnlineStoreError> + Send + 'static,
-) -> Response {
-    let Some(features) = state.recommender.features().cloned() else {
-        return RequestError::Unavailable("this server has no real-time features".into())
-            .into_response();
-    };
-    let work = move || read(&features).map_err(|e| RequestError::Unavailable(e.to_string()));
-    match blocking(work).await {
-        Ok(answer) => axum::Json(answer).into_response(),
-        Err(response) => response,
-    }
-}
-
-async fn user_features(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    read_features(&state, move |features| features.user_features(&id)).await
-}
-
-async fn item_stats(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    read_features(&state, move |features| features.item_stats(&id)).await
-}
-
-async fn trending(State(state): State<Arc<AppState>>, Query(count): Query<Count>) -> Response {
-    let n = count.n.unwrap_or(10);
-    if !(1..=1000).contains(&n) {
-        return error(StatusCode::BAD_REQUEST, format!("n = {n}; it must be from 1 to 1000"));
-    }
-    read_features(&state, move |features| features.trending_view(n)).await
-}
-
-fn entities(state: &AppState) -> Result<Arc<Entities>, RequestError> {
-    state
-        .entities
-        .clone()
-        .ok_or_else(|| RequestError::Unavailable("this server keeps no records".into()))
-}
-
-/// Runs a record operation off the reactor (the store fsyncs).
-async fn with_records<T: Send + 'static>(
-    state: &AppState,
-    work: impl FnOnce(&Entities) -> Result<T, RequestError> + Send + 'static,
-) -> Result<T, Response> {
-    let entities = entities(state).map_err(IntoResponse::into_response)?;
-    blocking(move || work(&entities)).await
-}
-
-fn json_body(body: &Bytes) -> Result<serde_json::Value, RequestError> {
-    serde_json::from_slice(body).map_err(|e| RequestError::BadRequest(format!("request body: {e}")))
-}
-
-async fn put_record(state: &AppState, kind: EntityKind, id: String, body: Bytes) -> Response {
-    let value = match json_body(&body) {
-        Ok(value) => value,
-        Err(e) => return e.into_response(),
-    };
-    let recommender = state.recommender.clone();
-    let put = move |e: &Entities| {
-        let (new, record) = e.put(kind, &id, &value)?;
-        if kind == EntityKind::Item {
-            // Recommendable from this answer on; the record is durable
-            // either way, and the next model build takes it in.
-            recommender.add_item(&id, &record);
-        }
-        Ok(new)
-    };
-    match with_records(state, put).await {
-        Ok(true) => StatusCode::CREATED.into_response(),
-        Ok(false) => StatusCode::NO_CONTENT.into_response(),
-        Err(response) => response,
-    }
-}
-
-async fn put_user(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    put_record(&state, EntityKind::User, id, body).await
-}
-
-async fn put_item(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    put_record(&state, EntityKind::Item, id, body).await
-}
-
-async fn get_user(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let user_id = id.clone();
-    match with_records(&state, move |e| e.get(EntityKind::User, &id)).await {
-        Ok(record) => axum::Json(json!({ "user_id": user_id, "record": record })).into_response(),
-        Err(response) => response,
-    }
-}
-
-async fn delete_user(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    match with_records(&state, move |e| e.delete(EntityKind::User, &id)).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(response) => response,
-    }
-}
-
-/// An item: whether it is hidden, and its record if the store has one.
-async fn get_item(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let hidden = match state.recommender.is_hidden(&id) {
-        Ok(hidden) => hidden,
-        Err(e) => return e.into_response(),
-    };
-    let item_id = id.clone();
-    // A hidden item may have no record (null); a failing store is a 503.
-    let lookup = move |e: &Entities| match e.get(EntityKind::Item, &id) {
-        Ok(record) => Ok(Some(record)),
-        Err(RequestError::NotFound(_)) => Ok(None),
-        Err(other) => Err(other),
-    };
-    let record = match with_records(&state, lookup).await {
-        Ok(record) => json!(record),
-        Err(response) => return response,
-    };
-    axum::Json(json!({ "item_id": item_id, "hidden": hidden, "record": record })).into_response()
-}
-
-/// Hides the item at once and for good; its record stays for the history.
-async fn hide_item(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    let recommender = state.recommender.clone();
-    match blocking(move || recommender.hide(&id)).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(response) => response,
-    }
-}
-
-async fn reload(State(state): State<Arc<AppState>>) -> Response {
-    let Some(loader) = state.loader.clone() else {
-        return error(StatusCode::NOT_FOUND, "this server has no model loader");
-    };
-    match tokio::task::spawn_blocking(move || loader()).await {
-        Ok(Ok(models)) => {
-            let version = models.version.clone();
-            state.recommender.swap(models);
-            axum::Json(json!({ "model_version": version })).into_response()
-        }
-        // A failed load keeps the models that are serving.
-        Ok(Err(e)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("reload failed, old models kept: {e:#}"),
-        ),
-        Err(e) => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, format!("reload failed, old models kept: {e}"))
-        }
-    }
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
 #[cfg(test)]
