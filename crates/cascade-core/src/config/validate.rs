@@ -1,0 +1,206 @@
+//! What `Config::from_toml_str` checks beyond the types: every error names
+//! the dotted key it is about.
+
+use super::{Config, FeatureType, SourceConfig, SourceFormat, TableConfig};
+use crate::timestamp::TimestampFormat;
+
+impl Config {
+    pub(super) fn validate(&self) -> Result<(), (String, String)> {
+        validate_table("users", &self.users)?;
+        validate_table("items", &self.items)?;
+        let shareable = |name: &str| {
+            name == self.users.id
+                || name == self.items.id
+                || self.users.features.contains_key(name)
+                || self.items.features.contains_key(name)
+        };
+        for (table, config) in [("users", &self.users), ("items", &self.items)] {
+            for (name, spec) in &config.features {
+                if let Some(other) = &spec.share_ids_with
+                    && !shareable(other)
+                {
+                    return Err((
+                        format!("{table}.features.{name}.share_ids_with"),
+                        format!("expected a feature name or id column, got {other:?}"),
+                    ));
+                }
+            }
+        }
+        for (model, settings) in &self.training {
+            if settings.batch_size == Some(0) {
+                return Err((
+                    format!("training.{model}.batch_size"),
+                    "expected a positive number of examples".into(),
+                ));
+            }
+            if let Some(rate) = settings.learning_rate
+                && !(rate.is_finite() && rate > 0.0)
+            {
+                return Err((
+                    format!("training.{model}.learning_rate"),
+                    format!("expected a positive finite number, got {rate}"),
+                ));
+            }
+        }
+        let events = &self.events;
+        if TimestampFormat::parse_spec(&events.timestamp_format).is_none() {
+            return Err(bad_timestamp_format("events.timestamp_format"));
+        }
+        match (&events.event_type, &events.constant_event_type) {
+            (None, None) => {
+                return Err((
+                    "events.event_type".into(),
+                    "expected a column name, or set events.constant_event_type".into(),
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err((
+                    "events.constant_event_type".into(),
+                    "expected only one of events.event_type and events.constant_event_type".into(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(source) = &events.source {
+            validate_source("events.source", source)?;
+        }
+        if let Some(rating) = &self.labels.rating
+            && !rating.threshold.is_finite()
+        {
+            return Err(("labels.rating.threshold".into(), "expected a finite number".into()));
+        }
+        if self.labels.positive_event_types.is_empty() && self.labels.rating.is_none() {
+            return Err((
+                "labels.positive_event_types".into(),
+                "expected at least one positive event type (or a labels.rating rule)".into(),
+            ));
+        }
+        if self.ingest.max_id_bytes == 0 || self.ingest.max_event_type_bytes == 0 {
+            return Err(("ingest.max_id_bytes".into(), "expected at least 1 byte".into()));
+        }
+        if self.pipeline.history_length == 0 {
+            return Err(("pipeline.history_length".into(), "expected at least 1".into()));
+        }
+        self.validate_serving()
+    }
+
+    fn validate_serving(&self) -> Result<(), (String, String)> {
+        let (serve, recommend) = (&self.serve, &self.recommend);
+        let positive = [
+            ("serve.ann_ef_search", serve.ann_ef_search),
+            ("serve.events_per_commit", serve.events_per_commit),
+            ("recommend.mmr_pool", recommend.mmr_pool),
+            ("ingest.max_events_per_request", self.ingest.max_events_per_request),
+            ("ingest.max_pending_events", self.ingest.max_pending_events),
+            ("recommend.max_list_ids", recommend.max_list_ids),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(((*key).into(), "expected at least 1".into()));
+        }
+        let half_lives = [
+            ("serve.popularity_half_life_days", serve.popularity_half_life_days),
+            ("recommend.freshness_half_life_days", recommend.freshness_half_life_days),
+        ];
+        if let Some((key, value)) = half_lives.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            return Err((
+                (*key).into(),
+                format!("expected a positive number of days, got {value}"),
+            ));
+        }
+        if !(0.0..=1.0).contains(&recommend.mmr_lambda) {
+            return Err((
+                "recommend.mmr_lambda".into(),
+                format!("expected a weight from 0 to 1, got {}", recommend.mmr_lambda),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn bad_timestamp_format(key: &str) -> (String, String) {
+    (key.to_owned(), "expected `unix`, `unix_ms`, `rfc3339` or a strftime pattern with `%`".into())
+}
+
+fn validate_table(table: &str, config: &TableConfig) -> Result<(), (String, String)> {
+    if let Some(display) = &config.display
+        && !config.features.contains_key(display)
+    {
+        return Err((
+            format!("{table}.display"),
+            format!("expected a feature name, got {display:?}"),
+        ));
+    }
+    if let Some(source) = &config.source {
+        validate_source(&format!("{table}.source"), source)?;
+    }
+    for (name, spec) in &config.features {
+        let key = format!("{table}.features.{name}");
+        let multi = spec.feature_type == FeatureType::MultiCategorical;
+        if spec.separator.is_some() && !multi {
+            return Err((
+                format!("{key}.separator"),
+                "only multi_categorical features take a separator".into(),
+            ));
+        }
+        if spec.from_flags.is_some() && !multi {
+            return Err((
+                format!("{key}.from_flags"),
+                "only multi_categorical features take from_flags".into(),
+            ));
+        }
+        if multi && spec.separator.is_some() == spec.from_flags.is_some() {
+            return Err((
+                key,
+                "multi_categorical expects exactly one of `separator` or `from_flags`".into(),
+            ));
+        }
+        if let Some(separator) = &spec.separator
+            && separator.is_empty()
+        {
+            return Err((format!("{key}.separator"), "expected a non-empty string".into()));
+        }
+        match (&spec.format, spec.feature_type) {
+            (None, FeatureType::Timestamp) => {
+                return Err((format!("{key}.format"), "timestamp features need a format".into()));
+            }
+            (Some(format), FeatureType::Timestamp) => {
+                if TimestampFormat::parse_spec(format).is_none() {
+                    return Err(bad_timestamp_format(&format!("{key}.format")));
+                }
+            }
+            (Some(_), _) => {
+                return Err((
+                    format!("{key}.format"),
+                    "only timestamp features take a format".into(),
+                ));
+            }
+            (None, _) => {}
+        }
+    }
+    Ok(())
+}
+
+fn validate_source(key: &str, source: &SourceConfig) -> Result<(), (String, String)> {
+    if let Some(delimiter) = &source.delimiter {
+        if source.format != SourceFormat::Csv {
+            return Err((format!("{key}.delimiter"), "only csv sources take a delimiter".into()));
+        }
+        if delimiter.len() != 1 {
+            return Err((
+                format!("{key}.delimiter"),
+                format!("expected one ASCII character, got {delimiter:?}"),
+            ));
+        }
+    }
+    let delimited = matches!(source.format, SourceFormat::Csv | SourceFormat::Tsv);
+    if delimited && !source.header && source.columns.is_none() {
+        return Err((
+            format!("{key}.columns"),
+            "a file without a header line needs `columns`".into(),
+        ));
+    }
+    if !delimited && source.columns.is_some() {
+        return Err((format!("{key}.columns"), "only csv/tsv sources take `columns`".into()));
+    }
+    Ok(())
+}
