@@ -409,6 +409,15 @@ fn default_history_length() -> usize {
     10
 }
 
+/// A config file's text and the name errors give it (its path).
+fn read_config_file(path: &Path) -> Result<(String, String), ConfigError> {
+    let origin = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, origin)),
+        Err(source) => Err(ConfigError::Read { origin, source }),
+    }
+}
+
 impl Config {
     /// The embedded example configuration's text.
     pub fn default_toml() -> &'static str {
@@ -423,9 +432,7 @@ impl Config {
 
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { origin: origin.clone(), source })?;
+        let (text, origin) = read_config_file(path)?;
         Config::from_toml_str(&text, &origin)
     }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Config, ConfigError, DEFAULT_TOML};
+use super::{Config, ConfigError, DEFAULT_TOML, read_config_file};
 
 impl Config {
     /// The config a command runs under: the file at `path` (else the
@@ -12,9 +12,7 @@ impl Config {
     pub fn load_layered(path: Option<&Path>) -> Result<Config, ConfigError> {
         match path {
             Some(path) => {
-                let origin = path.display().to_string();
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { origin: origin.clone(), source })?;
+                let (text, origin) = read_config_file(path)?;
                 Config::layered(&text, &origin, std::env::vars())
             }
             None => Config::layered(DEFAULT_TOML, "<embedded cascade.toml>", std::env::vars()),
