@@ -7,14 +7,14 @@
 //! cargo run --release -p cascade-app --example custom_ranker -- ../shared/data/ml-100k
 //! ```
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use cascade_app::serving::build::load_models;
+use cascade_app::ModelName;
 use cascade_app::serving::server::pipeline_settings;
-use cascade_app::{ModelName, Progress, Workspace};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::rank::{Ranker, RequestMoment};
 use cascade_serve::recommender::Recommender;
@@ -58,17 +58,9 @@ impl Ranker for SameCategories {
 }
 
 fn main() -> Result<()> {
-    let data: PathBuf = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("CASCADE_DATA_DIR").ok())
-        .context("give the MovieLens-100k directory (or set CASCADE_DATA_DIR)")?
-        .into();
-    let scratch = tempfile::tempdir()?;
-    let workspace = Workspace::open(None, Some(scratch.path()))?;
-    let mut models =
-        load_models(&workspace, Some(&data), None, ModelName::Lr, Progress { quiet: false })?;
+    let (workspace, _scratch, mut models) = common::movielens_models(ModelName::Lr)?;
     let categories = models.catalog.facts.item_categories.clone();
-    models.ranker = Some(Box::new(SameCategories { categories }));
+    models.set_ranker(Some(Box::new(SameCategories { categories })));
     let metrics = Arc::new(Metrics::default());
     let recommender = Recommender::new(models, pipeline_settings(&workspace.config), metrics);
     let request: RecommendRequest = serde_json::from_str(r#"{"user_id": "1", "n": 10}"#)?;

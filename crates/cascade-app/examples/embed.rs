@@ -6,29 +6,21 @@
 //! cargo run --release -p cascade-app --example embed -- ../shared/data/ml-100k
 //! ```
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use cascade_app::serving::build::load_models;
+use cascade_app::ModelName;
 use cascade_app::serving::server::pipeline_settings;
-use cascade_app::{ModelName, Progress, Workspace};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::recommender::Recommender;
 use cascade_serve::request::RecommendRequest;
 
 fn main() -> Result<()> {
-    let data: PathBuf = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("CASCADE_DATA_DIR").ok())
-        .context("give the MovieLens-100k directory (or set CASCADE_DATA_DIR)")?
-        .into();
-    let scratch = tempfile::tempdir()?;
     // The built-in config (MovieLens-100k), a workspace of our own.
-    let workspace = Workspace::open(None, Some(scratch.path()))?;
-    let progress = Progress { quiet: false };
-    let models = load_models(&workspace, Some(&data), None, ModelName::Lr, progress)?;
+    let (workspace, _scratch, models) = common::movielens_models(ModelName::Lr)?;
     let metrics = Arc::new(Metrics::default());
     let recommender = Recommender::new(models, pipeline_settings(&workspace.config), metrics);
     let request: RecommendRequest = serde_json::from_str(r#"{"user_id": "1", "n": 10}"#)?;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::context::ContextFeatureSpec;
 pub use crate::ingest::IngestConfig;
-pub use crate::serve_config::{RecallQuotas, RecommendConfig, ServeConfig};
+pub use crate::serve_config::{RecommendConfig, ServeConfig};
 
 mod layers;
 mod validate;
@@ -527,7 +527,35 @@ mod tests {
         assert!(err.to_string().contains("serve.ann_ef_search"), "{err}");
         let nested = [("CASCADE__RECOMMEND__QUOTAS__ANN".to_owned(), "7".to_owned())];
         let config = Config::layered(Config::default_toml(), "cascade.toml", nested).unwrap();
-        assert_eq!(config.recommend.quotas.ann, 7, "nested keys from the environment");
+        assert_eq!(config.recommend.quotas["ann"], 7, "nested keys from the environment");
+        assert_eq!(config.recommend.quotas["fresh"], 10, "the other quotas keep their defaults");
+    }
+
+    #[test]
+    fn pipeline_stage_lists_are_checked_by_key() {
+        let channels = "channels = [\"ann\", \"item_cf\", \"category_popular\", \"trending\", \"popular\", \"fresh\"]";
+        let cases = [
+            (channels, "channels = [\"ann\", \"ann\"]", "recommend.channels[1]"),
+            (channels, "channels = [\"ann\", \"Mine\"]", "recommend.channels[1]"),
+            (channels, "channels = [\"ann\", \"mine/x\"]", "recommend.quotas.mine/x"),
+            ("fresh = 10\n", "fresh = 10\nfersh = 3\n", "recommend.quotas.fersh"),
+            (
+                "rerankers = [\"freshness\"",
+                "rerankers = [\"pins\", \"pins\"",
+                "recommend.rerankers[1]",
+            ),
+        ];
+        for (replace, by, key) in cases {
+            let err = with(replace, by).unwrap_err();
+            assert!(matches!(&err, ConfigError::Invalid { key: k, .. } if k == key), "{by}: {err}");
+        }
+        let fewer = with(channels, "channels = [\"popular\", \"ann\"]").unwrap();
+        assert_eq!(fewer.recommend.channel_quotas(), [("popular".into(), 10), ("ann".into(), 150)]);
+        let text = Config::default_toml()
+            .replacen(channels, "channels = [\"ann\", \"mine/x\"]", 1)
+            .replacen("fresh = 10\n", "fresh = 10\n\"mine/x\" = 4\n", 1);
+        let custom = Config::from_toml_str(&text, "test.toml").unwrap();
+        assert_eq!(custom.recommend.channel_quotas()[1], ("mine/x".into(), 4));
     }
 
     #[test]

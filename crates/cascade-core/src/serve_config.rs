@@ -1,6 +1,8 @@
 //! `[serve]`: how the HTTP server is reached, with which keys, and its
 //! build's knobs; `[recommend]`: the serving pipeline's.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer};
 
 /// `[serve]`. Every route of the API has an access class; a request to a
@@ -48,13 +50,25 @@ impl Default for ServeConfig {
     }
 }
 
-/// `[recommend]`: the serving pipeline's knobs (recall quotas, re-ranking,
-/// exposure cap, request limits).
+/// `[recommend]`: the serving pipeline as values: which recall channels run
+/// and in what order, their quotas, which re-ranking steps run and in what
+/// order, their knobs, and request limits. An experiment's variant is this
+/// section with some keys overridden.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecommendConfig {
-    /// Candidates each recall channel contributes.
-    pub quotas: RecallQuotas,
+    /// Recall channels (`recall/<name>`), in the order their candidates
+    /// are merged: a channel's quota counts only items no earlier channel
+    /// proposed. Built in: ann, item_cf, category_popular, trending,
+    /// popular, fresh; a library user registers more by name.
+    pub channels: Vec<String>,
+    /// Candidates each listed channel contributes, by channel name. A key
+    /// given replaces that channel's default; the others keep theirs.
+    #[serde(deserialize_with = "quotas_over_defaults")]
+    pub quotas: BTreeMap<String, usize>,
+    /// Re-ranking steps, in the order they run. Built in: freshness,
+    /// popularity, diversity (MMR), pins, exposure_cap.
+    pub rerankers: Vec<String>,
     /// Added to a just-published item's relevance (relevance spans 0..1);
     /// halves every `freshness_half_life_days`.
     pub freshness_boost: f32,
@@ -85,7 +99,9 @@ pub struct RecommendConfig {
 impl Default for RecommendConfig {
     fn default() -> Self {
         RecommendConfig {
-            quotas: RecallQuotas::default(),
+            channels: BUILT_IN_CHANNELS.iter().map(|&(name, _)| name.to_owned()).collect(),
+            quotas: default_quotas(),
+            rerankers: BUILT_IN_RERANKERS.iter().map(|&name| name.to_owned()).collect(),
             freshness_boost: 0.1,
             freshness_half_life_days: 14.0,
             popularity_dampening: 0.05,
@@ -100,34 +116,41 @@ impl Default for RecommendConfig {
     }
 }
 
-/// `[recommend.quotas]`: candidates per recall channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RecallQuotas {
-    /// `recall/ann`.
-    pub ann: usize,
-    /// `recall/item_cf`.
-    pub item_cf: usize,
-    /// `recall/category_popular`.
-    pub category_popular: usize,
-    /// `recall/popular`.
-    pub popular: usize,
-    /// `recall/fresh`.
-    pub fresh: usize,
-    /// `recall/trending` (only with a stream processor).
-    pub trending: usize,
+/// The built-in recall channels in their default merge order, with their
+/// default quotas. `trending` proposes nothing without a stream processor.
+pub const BUILT_IN_CHANNELS: [(&str, usize); 6] = [
+    ("ann", 150),
+    ("item_cf", 100),
+    ("category_popular", 30),
+    ("trending", 20),
+    ("popular", 10),
+    ("fresh", 10),
+];
+
+/// The built-in re-ranking steps in their default order.
+pub const BUILT_IN_RERANKERS: [&str; 5] =
+    ["freshness", "popularity", "diversity", "pins", "exposure_cap"];
+
+fn default_quotas() -> BTreeMap<String, usize> {
+    BUILT_IN_CHANNELS.iter().map(|&(name, quota)| (name.to_owned(), quota)).collect()
 }
 
-impl Default for RecallQuotas {
-    fn default() -> Self {
-        RecallQuotas {
-            ann: 150,
-            item_cf: 100,
-            category_popular: 30,
-            popular: 10,
-            fresh: 10,
-            trending: 20,
-        }
+/// `[recommend.quotas]` over the built-in quotas: setting one channel's
+/// quota (in the file or as `CASCADE__RECOMMEND__QUOTAS__ANN`) leaves the
+/// others' alone.
+fn quotas_over_defaults<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, usize>, D::Error> {
+    let mut quotas = default_quotas();
+    quotas.extend(BTreeMap::<String, usize>::deserialize(deserializer)?);
+    Ok(quotas)
+}
+
+impl RecommendConfig {
+    /// The listed channels with their quotas, in merge order.
+    pub fn channel_quotas(&self) -> Vec<(String, usize)> {
+        let quota = |name: &String| self.quotas.get(name).copied().unwrap_or(0);
+        self.channels.iter().map(|name| (name.clone(), quota(name))).collect()
     }
 }
 

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod models;
 pub mod online_learning;
 pub mod openapi;
+pub mod pipeline_settings;
 pub mod rank;
 pub mod realtime;
 pub mod recall;

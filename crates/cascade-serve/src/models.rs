@@ -3,14 +3,16 @@
 //! before the next build (`Models::add_item`).
 
 use parking_lot::Mutex;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use cascade_core::Record;
 use cascade_core::timestamp::now_ms;
 
 use crate::catalog::{Catalog, ItemFactsReader};
-use crate::rank::Ranker;
-use crate::recall::{AnnRecall, CategoryPopularRecall, FreshRecall, ItemCfRecall, PopularRecall};
+use crate::rank::{CtrRanker, Ranker};
+use crate::recall::{
+    AnnRecall, CandidateSource, CategoryPopularRecall, FreshRecall, ItemCfRecall, PopularRecall,
+};
 
 /// Everything built from the data, swapped as one: the catalog (its dense
 /// indices) and the models that use those indices cannot change apart.
@@ -30,7 +32,10 @@ pub struct Models {
     /// `recall/fresh`.
     pub fresh: FreshRecall,
     /// The ranking model; without one, candidates keep their recall order.
-    pub ranker: Option<Box<dyn Ranker>>,
+    ranker: Option<Arc<dyn Ranker>>,
+    /// The same ranker where it is a CTR model, which online learning
+    /// updates; `None` for a ranker of another kind.
+    online_ranker: Option<Arc<CtrRanker>>,
     /// Adds one item at a time: the catalog, the ranker and the index
     /// must hand out the same next index.
     adding: Mutex<()>,
@@ -48,8 +53,9 @@ impl Models {
         ann: AnnRecall,
         item_cf: ItemCfRecall,
         counts: &[f32],
-        ranker: Option<Box<dyn Ranker>>,
+        ranker: Option<CtrRanker>,
     ) -> Models {
+        let online_ranker = ranker.map(Arc::new);
         let facts = &catalog.facts;
         Models {
             version,
@@ -59,10 +65,44 @@ impl Models {
             catalog,
             ann,
             item_cf,
-            ranker,
+            ranker: online_ranker.clone().map(|r| r as Arc<dyn Ranker>),
+            online_ranker,
             adding: Mutex::new(()),
             category_sums: OnceLock::new(),
         }
+    }
+}
+
+impl Models {
+    /// The ranking model, if any.
+    pub fn ranker(&self) -> Option<&dyn Ranker> {
+        self.ranker.as_deref()
+    }
+
+    /// The CTR ranker online learning updates, if the ranker is one.
+    pub fn online_ranker(&self) -> Option<&CtrRanker> {
+        self.online_ranker.as_deref()
+    }
+
+    /// Ranks with `ranker` instead (a ranker of your own; online learning
+    /// then has nothing to update), or by recall order with `None`.
+    pub fn set_ranker(&mut self, ranker: Option<Box<dyn Ranker>>) {
+        self.ranker = ranker.map(Arc::from);
+        self.online_ranker = None;
+    }
+
+    /// The built-in recall channel `[recommend] channels` calls `name`;
+    /// `trending` is the recommender's, since it reads the live stream.
+    pub fn channel(&self, name: &str) -> Option<&dyn CandidateSource> {
+        let channel: &dyn CandidateSource = match name {
+            "ann" => &self.ann,
+            "item_cf" => &self.item_cf,
+            "category_popular" => &self.category_popular,
+            "popular" => &self.popular,
+            "fresh" => &self.fresh,
+            _ => return None,
+        };
+        Some(channel)
     }
 }
 

@@ -129,7 +129,7 @@ impl OnlineTrainer {
     pub fn round(&mut self) -> Result<RoundReport, String> {
         let samples = self.new_samples()?;
         let models = self.recommender.models();
-        let Some(ranker) = models.ranker.as_deref().and_then(|r| r.as_ctr()) else {
+        let Some(ranker) = models.online_ranker() else {
             return Ok(RoundReport::default());
         };
         // A reload swapped the models: learn on a copy of the new ones.
@@ -188,9 +188,7 @@ impl OnlineTrainer {
                     && let Some((models, copy)) = &self.copy
                 {
                     let fields = models
-                        .ranker
-                        .as_deref()
-                        .and_then(|r| r.as_ctr())
+                        .online_ranker()
                         .map(|r| r.field_names().to_vec())
                         .unwrap_or_default();
                     if let Err(e) = checkpoint(copy, &fields) {

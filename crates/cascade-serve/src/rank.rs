@@ -37,12 +37,6 @@ pub trait Ranker: Send + Sync {
         moment: &RequestMoment<'_>,
     ) -> Result<Option<Vec<f32>>, String>;
 
-    /// The CTR ranker behind this one, for online learning; `None` for
-    /// rankers that cannot learn online.
-    fn as_ctr(&self) -> Option<&CtrRanker> {
-        None
-    }
-
     /// Learns the features of item `item`, added to the catalog after the
     /// build (the next index, or one added before whose record changed).
     /// Until then, and for rankers that read no item features, an added
@@ -243,10 +237,6 @@ impl Ranker for CtrRanker {
         let refs: Vec<&CtrFeatures> = examples.iter().collect();
         let scores = model.score(&refs).map_err(failed)?;
         Ok(Some(scores.into_iter().map(|s| s as f32).collect()))
-    }
-
-    fn as_ctr(&self) -> Option<&CtrRanker> {
-        Some(self)
     }
 
     fn add_item(&self, item: u32, id: &str, record: &Record) {

@@ -1,17 +1,17 @@
 //! One request through the pipeline: variant → recall → rank → re-rank →
-//! response. Models are swapped whole behind an `Arc`; the catalog (ids and
-//! histories) and the set of hidden items outlive model swaps.
+//! response. The stages are values: recall channels and re-ranking steps
+//! are looked up by the names `[recommend]` lists, in its order. Models are
+//! swapped whole behind an `Arc`; the catalog (ids and histories) and the
+//! set of hidden items outlive model swaps.
 
 use parking_lot::{Mutex, RwLock};
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use cascade_core::ids::feature_id;
-use cascade_core::serve_config::{RecallQuotas, RecommendConfig};
 use cascade_core::timestamp::now_ms;
 
 use cascade_store::online::OnlineStore;
@@ -23,72 +23,14 @@ use crate::exposure::ExposureMemory;
 use crate::metrics::Metrics;
 use crate::rank::RequestMoment;
 use crate::realtime::FeatureSource;
-use crate::recall::{CandidateSource, RecallContext, TrendingRecall, merge};
-use crate::rerank::{Adjustments, adjust, mmr, pin};
+use crate::recall::{Candidate, CandidateSource, RecallContext, TrendingRecall, merge};
+use crate::rerank::{RerankContext, Reranker, Slate, SlateItem};
 
 pub use crate::models::Models;
+pub use crate::pipeline_settings::PipelineSettings;
 pub use crate::request::{
     Filters, PinRule, RecommendRequest, RecommendResponse, RequestError, ScoredItem, check_n,
 };
-
-/// Pipeline settings shared by every variant until experiments define more.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PipelineSettings {
-    /// Candidates per channel.
-    pub quotas: RecallQuotas,
-    /// How long one reading of the stream's trending items serves requests
-    /// (reading scans every item counted in the window).
-    pub trending_refresh: Duration,
-    /// Freshness boost and popularity dampening before diversity.
-    pub adjustments: Adjustments,
-    /// MMR's relevance weight (1 = no diversity).
-    pub mmr_lambda: f32,
-    /// MMR picks among this many most relevant candidates (at least n).
-    pub mmr_pool: usize,
-    /// Whether items the user already consumed are removed.
-    pub remove_consumed: bool,
-    /// Exposure cap: an item already shown to the user this many times
-    /// within `exposure_window` is not shown again until older showings
-    /// leave the window. `None` disables the cap.
-    pub exposure_cap: Option<usize>,
-    /// The exposure cap's window.
-    pub exposure_window: Duration,
-    /// The longest id or category name a request may carry, in bytes
-    /// (`[ingest] max_id_bytes`).
-    pub max_id_bytes: usize,
-    /// The most ids one request list (`exclude`, `pin`, filters) may hold.
-    pub max_list_ids: usize,
-}
-
-impl PipelineSettings {
-    /// The settings `[recommend]` declares; `max_id_bytes` is `[ingest]`'s.
-    pub fn from_config(config: &RecommendConfig, max_id_bytes: usize) -> PipelineSettings {
-        PipelineSettings {
-            quotas: config.quotas,
-            trending_refresh: Duration::from_millis(config.trending_refresh_ms),
-            adjustments: Adjustments {
-                freshness_boost: config.freshness_boost,
-                half_life_seconds: config.freshness_half_life_days * 86_400.0,
-                popularity_dampening: config.popularity_dampening,
-            },
-            mmr_lambda: config.mmr_lambda,
-            mmr_pool: config.mmr_pool,
-            remove_consumed: config.remove_consumed,
-            exposure_cap: (config.exposure_cap > 0).then_some(config.exposure_cap),
-            exposure_window: Duration::from_secs(config.exposure_window_s),
-            max_id_bytes,
-            max_list_ids: config.max_list_ids,
-        }
-    }
-}
-
-/// What `cascade.toml` documents.
-impl Default for PipelineSettings {
-    fn default() -> Self {
-        let max_id_bytes = cascade_core::IngestConfig::default().max_id_bytes;
-        PipelineSettings::from_config(&RecommendConfig::default(), max_id_bytes)
-    }
-}
 
 /// The online recommender. State that outlives a model swap (hidden items,
 /// exposures, live histories) is kept by external id, since a swap may
@@ -104,7 +46,12 @@ pub struct Recommender {
     request_prefix: String,
     experiment_salt: String,
     /// What each user was shown lately, for the exposure cap.
-    exposures: ExposureMemory,
+    exposures: Arc<ExposureMemory>,
+    /// The re-ranking steps in the order they run, by name; `None` until a
+    /// step only a library user can provide is registered.
+    rerankers: Vec<(String, Option<Box<dyn Reranker>>)>,
+    /// Recall channels registered by a library user, by listed name.
+    custom_channels: HashMap<String, Box<dyn CandidateSource>>,
     /// This server's stream processor (ingest waits on it and bounds its
     /// lag).
     live: Option<Arc<LiveStream>>,
@@ -134,7 +81,13 @@ impl std::fmt::Debug for Recommender {
 impl Recommender {
     /// A recommender answering with `models`.
     pub fn new(models: Models, settings: PipelineSettings, metrics: Arc<Metrics>) -> Recommender {
-        let exposures = ExposureMemory::new(settings.exposure_cap, settings.exposure_window);
+        let exposures =
+            Arc::new(ExposureMemory::new(settings.exposure_cap, settings.exposure_window));
+        let rerankers = settings
+            .rerankers
+            .iter()
+            .map(|name| (name.clone(), crate::rerank::built_in(name, &settings, &exposures)))
+            .collect();
         Recommender {
             models: RwLock::new(Arc::new(models)),
             hidden: HiddenItems::in_memory(),
@@ -144,11 +97,57 @@ impl Recommender {
             request_prefix: format!("{:x}", cascade_core::timestamp::now_ms()),
             experiment_salt: "default".into(),
             exposures,
+            rerankers,
+            custom_channels: HashMap::new(),
             live: None,
             features: None,
             trending: Mutex::new(None),
             item_facts: ItemFactsReader::default(),
         }
+    }
+
+    /// Registers a recall channel of your own: it runs where `[recommend]
+    /// channels` lists its name (`recall/<name>` without the prefix), with
+    /// that name's quota. An unlisted or built-in name is an error.
+    pub fn with_channel(
+        mut self,
+        channel: Box<dyn CandidateSource>,
+    ) -> Result<Recommender, String> {
+        let full = channel.name();
+        let name = full
+            .strip_prefix("recall/")
+            .ok_or_else(|| format!("a recall channel's name starts with recall/, got {full:?}"))?;
+        if name == "trending" || self.models().channel(name).is_some() {
+            return Err(format!("recall channel {name:?} is built in"));
+        }
+        if !self.settings.lists_channel(name) {
+            return Err(format!("recall channel {name:?} is not listed in [recommend] channels"));
+        }
+        self.custom_channels.insert(name.to_owned(), channel);
+        Ok(self)
+    }
+
+    /// Registers a re-ranking step of your own: it runs where `[recommend]
+    /// rerankers` lists its name. An unlisted or built-in name is an error.
+    pub fn with_reranker(mut self, step: Box<dyn Reranker>) -> Result<Recommender, String> {
+        let name = step.name().to_owned();
+        let slot = self.rerankers.iter_mut().find(|(listed, _)| *listed == name);
+        match slot {
+            None => Err(format!("re-ranker {name:?} is not listed in [recommend] rerankers")),
+            Some((_, Some(_))) => Err(format!("re-ranker {name:?} is already there")),
+            Some((_, empty)) => {
+                *empty = Some(step);
+                Ok(self)
+            }
+        }
+    }
+
+    /// Whether every stage `[recommend]` lists is built in or registered;
+    /// the error names the first that is not by its dotted key.
+    pub fn check_pipeline(&self) -> Result<(), String> {
+        let registered_step =
+            |name: &str| self.rerankers.iter().any(|(n, s)| n == name && s.is_some());
+        self.settings.check_stages(|name| self.custom_channels.contains_key(name), registered_step)
     }
 
     /// Reads added items' categories and publication times with `reader`.
@@ -306,123 +305,32 @@ impl Recommender {
     /// Answers one request.
     pub fn recommend(&self, request: &RecommendRequest) -> Result<RecommendResponse, RequestError> {
         request.validate(self.settings.max_id_bytes, self.settings.max_list_ids)?;
-        let n = request.count();
+        if !request.pin.is_empty() && !self.rerankers.iter().any(|(name, _)| name == "pins") {
+            return Err(RequestError::BadRequest(
+                "pin: this server's pipeline has no pins step ([recommend] rerankers)".into(),
+            ));
+        }
         let models = self.models();
         let moment = RequestMoment { context: &request.context, now_ms: now_ms() };
-        if let Some(ranker) = &models.ranker {
+        if let Some(ranker) = models.ranker() {
             ranker.check_context(&moment).map_err(RequestError::BadRequest)?;
         }
         let catalog = &models.catalog;
         let user = catalog.users.index(&request.user_id);
         let history = self.history(catalog, &request.user_id, user);
-        let history = history.as_slice();
+        let hidden = self.hidden_items(catalog);
+        let state = RequestState { request, models: &models, user, history, hidden, moment };
 
         let started = Instant::now();
-        let mut excluded: HashSet<u32> = self.hidden_items(catalog);
-        if self.settings.remove_consumed {
-            excluded.extend(history.iter().copied());
-        }
-        // Unknown ids (in `exclude`, capped, hidden) cannot be recommended anyway.
-        let known = |ids: &mut dyn Iterator<Item = &String>| -> Vec<u32> {
-            ids.filter_map(|id| catalog.item_index(id)).collect()
-        };
-        excluded.extend(known(&mut self.exposures.capped_items(&request.user_id).iter()));
-        excluded.extend(known(&mut request.exclude.iter()));
-        let only = categories(catalog, &request.filters.categories)?;
-        let never = categories(catalog, &request.filters.exclude_categories)?;
-        let rejected = |item: u32| {
-            excluded.contains(&item)
-                || (!only.is_empty() && !catalog.in_any(item, &only))
-                || (!never.is_empty() && catalog.in_any(item, &never))
-        };
-        let context = RecallContext { user_id: &request.user_id, user, history };
-        let quotas = self.settings.quotas;
-        let trending =
-            self.trending_now().map(|t| TrendingRecall::new(&t, |id| catalog.item_index(id)));
-        let mut channels: Vec<(&dyn CandidateSource, usize)> = vec![
-            (&models.ann, quotas.ann),
-            (&models.item_cf, quotas.item_cf),
-            (&models.category_popular, quotas.category_popular),
-        ];
-        if let Some(trending) = &trending {
-            channels.push((trending, quotas.trending));
-        }
-        channels.extend([
-            (&models.popular as &dyn CandidateSource, quotas.popular),
-            (&models.fresh, quotas.fresh),
-        ]);
-        let mut candidates = merge(&channels, &context, &rejected);
-        if candidates.len() < n {
-            // Too few (a new user, narrow filters): top up with popular items.
-            let present: HashSet<u32> = candidates.iter().map(|c| c.item).collect();
-            let top_up = [(&models.popular as &dyn CandidateSource, n - candidates.len())];
-            let not_yet = |item: u32| rejected(item) || present.contains(&item);
-            candidates.extend(merge(&top_up, &context, &not_yet));
-        }
-        for (channel, _) in &channels {
-            let count = candidates.iter().filter(|c| c.sources[0] == channel.name()).count();
-            self.metrics.candidates(channel.name(), count);
-        }
+        let candidates = self.recall(&state)?;
         self.metrics.stage("recall", started.elapsed());
 
         let started = Instant::now();
-        let items: Vec<u32> = candidates.iter().map(|c| c.item).collect();
-        let ranked = models.ranker.as_ref().and_then(|ranker| {
-            match ranker.score(user, history, &items, &moment) {
-                Ok(scores) => scores,
-                Err(error) => {
-                    self.metrics.ranker_error();
-                    eprintln!(
-                        "ranking for user {:?} failed, recall order served: {error}",
-                        request.user_id
-                    );
-                    None
-                }
-            }
-        });
-        let ranker = ranked.as_ref().and(models.ranker.as_ref()).map(|r| r.name().to_owned());
-        // Without a ranker, recall order stands: earlier is better.
-        let scores =
-            ranked.unwrap_or_else(|| (0..items.len()).map(|k| 1.0 / (1.0 + k as f32)).collect());
-        let mut scored: Vec<(u32, f32)> = items.iter().copied().zip(scores).collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let (scored, ranker) = self.rank(&state, &candidates);
         self.metrics.stage("rank", started.elapsed());
 
         let started = Instant::now();
-        let index = models.ann.index();
-        let popular = &models.popular;
-        let adjusted = adjust(
-            &scored,
-            self.settings.adjustments,
-            |item| catalog.age_seconds(item),
-            |item| popular.count(item),
-            popular.max_count(),
-        );
-        // Diversity among the most relevant only: an item below the top
-        // `mmr_pool` would not be picked for a short list anyway.
-        let mut adjusted = adjusted;
-        adjusted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        adjusted.truncate(self.settings.mmr_pool.max(n));
-        let vectors: HashMap<u32, Cow<'_, [f32]>> =
-            adjusted.iter().map(|&(item, _)| (item, index.item(item))).collect();
-        let mut list = mmr(&adjusted, |item| &vectors[&item], self.settings.mmr_lambda, n);
-        // Responses show the ranker's score; the adjusted one only orders.
-        let ranker_score: HashMap<u32, f32> = scored.iter().copied().collect();
-        for (item, score) in &mut list {
-            *score = ranker_score[item];
-        }
-        let hidden = self.hidden_items(catalog);
-        let mut pins: Vec<(u32, usize)> = request
-            .pin
-            .iter()
-            .map(|rule| Ok((item(catalog, &rule.item_id)?, rule.position)))
-            .collect::<Result<_, RequestError>>()
-            .map_err(|e| RequestError::BadRequest(format!("pin: {e}")))?;
-        pins.retain(|(item, _)| !hidden.contains(item));
-        pin(&mut list, &pins, n);
-        let shown: Vec<Cow<'_, str>> =
-            list.iter().map(|&(item, _)| catalog.item_id(item)).collect();
-        self.exposures.record(&request.user_id, shown.iter().map(|id| id.as_ref()));
+        let list = self.rerank(&state, &scored)?;
         self.metrics.stage("rerank", started.elapsed());
 
         let sources_of = |item: u32| -> Vec<String> {
@@ -434,11 +342,11 @@ impl Recommender {
         let items = list
             .into_iter()
             .enumerate()
-            .map(|(k, (item, score))| ScoredItem {
-                item_id: catalog.item_id(item).into_owned(),
-                score: (!score.is_nan()).then_some(score),
+            .map(|(k, entry)| ScoredItem {
+                item_id: catalog.item_id(entry.item).into_owned(),
+                score: (!entry.score.is_nan()).then_some(entry.score),
                 rank: k + 1,
-                sources: sources_of(item),
+                sources: sources_of(entry.item),
             })
             .collect();
         Ok(RecommendResponse {
@@ -453,6 +361,156 @@ impl Recommender {
             items,
         })
     }
+
+    /// Recall: each listed channel's quota of candidates the request
+    /// allows (not hidden, consumed, excluded by a step, or filtered out),
+    /// topped up with popular items when too few remain.
+    fn recall(&self, state: &RequestState<'_>) -> Result<Vec<Candidate>, RequestError> {
+        let (request, models) = (state.request, state.models);
+        let catalog = &models.catalog;
+        let mut excluded = state.hidden.clone();
+        if self.settings.remove_consumed {
+            excluded.extend(state.history.iter().copied());
+        }
+        // Unknown ids (in `exclude`, capped) cannot be recommended anyway.
+        let known = |ids: &[String]| -> Vec<u32> {
+            ids.iter().filter_map(|id| catalog.item_index(id)).collect()
+        };
+        for step in self.rerankers.iter().filter_map(|(_, step)| step.as_ref()) {
+            excluded.extend(known(&step.excluded(&request.user_id)));
+        }
+        excluded.extend(known(&request.exclude));
+        let only = categories(catalog, &request.filters.categories)?;
+        let never = categories(catalog, &request.filters.exclude_categories)?;
+        let rejected = |item: u32| {
+            excluded.contains(&item)
+                || (!only.is_empty() && !catalog.in_any(item, &only))
+                || (!never.is_empty() && catalog.in_any(item, &never))
+        };
+        let context =
+            RecallContext { user_id: &request.user_id, user: state.user, history: &state.history };
+        let trending = match self.settings.lists_channel("trending") {
+            true => {
+                self.trending_now().map(|t| TrendingRecall::new(&t, |id| catalog.item_index(id)))
+            }
+            false => None,
+        };
+        let mut channels: Vec<(&dyn CandidateSource, usize)> = Vec::new();
+        for (name, quota) in &self.settings.channels {
+            let channel = match name.as_str() {
+                // Without a stream processor nothing is trending.
+                "trending" => trending.as_ref().map(|t| t as &dyn CandidateSource),
+                name => Some(self.channel(models, name)?),
+            };
+            channels.extend(channel.map(|channel| (channel, *quota)));
+        }
+        let n = request.count();
+        let mut candidates = merge(&channels, &context, &rejected);
+        if candidates.len() < n {
+            // Too few (a new user, narrow filters): top up with popular items.
+            let present: HashSet<u32> = candidates.iter().map(|c| c.item).collect();
+            let top_up = [(&models.popular as &dyn CandidateSource, n - candidates.len())];
+            let not_yet = |item: u32| rejected(item) || present.contains(&item);
+            candidates.extend(merge(&top_up, &context, &not_yet));
+        }
+        for (channel, _) in &channels {
+            let count = candidates.iter().filter(|c| c.sources[0] == channel.name()).count();
+            self.metrics.candidates(channel.name(), count);
+        }
+        Ok(candidates)
+    }
+
+    /// The listed channel `name`: the models' or one registered.
+    fn channel<'a>(
+        &'a self,
+        models: &'a Models,
+        name: &str,
+    ) -> Result<&'a dyn CandidateSource, RequestError> {
+        let registered = || self.custom_channels.get(name).map(|channel| channel.as_ref());
+        models.channel(name).or_else(registered).ok_or_else(|| {
+            RequestError::Unavailable(format!(
+                "[recommend] channels lists {name:?}, which no recall channel is registered as"
+            ))
+        })
+    }
+
+    /// Rank: the ranker's scores, best first, and its name; recall order
+    /// (earlier is better) where there is no ranker or it has nothing to
+    /// say. A failing ranker is counted and logged, and recall order served.
+    fn rank(
+        &self,
+        state: &RequestState<'_>,
+        candidates: &[Candidate],
+    ) -> (Vec<(u32, f32)>, Option<String>) {
+        let items: Vec<u32> = candidates.iter().map(|c| c.item).collect();
+        let ranker = state.models.ranker();
+        let ranked = ranker.and_then(|ranker| {
+            match ranker.score(state.user, &state.history, &items, &state.moment) {
+                Ok(scores) => scores,
+                Err(error) => {
+                    self.metrics.ranker_error();
+                    eprintln!(
+                        "ranking for user {:?} failed, recall order served: {error}",
+                        state.request.user_id
+                    );
+                    None
+                }
+            }
+        });
+        let name = ranked.as_ref().and(ranker).map(|r| r.name().to_owned());
+        let scores =
+            ranked.unwrap_or_else(|| (0..items.len()).map(|k| 1.0 / (1.0 + k as f32)).collect());
+        let mut scored: Vec<(u32, f32)> = items.into_iter().zip(scores).collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        (scored, name)
+    }
+
+    /// Re-rank: the listed steps in order over the ranked list, cut to n;
+    /// every step is told the list served.
+    fn rerank(
+        &self,
+        state: &RequestState<'_>,
+        scored: &[(u32, f32)],
+    ) -> Result<Vec<SlateItem>, RequestError> {
+        let n = state.request.count();
+        let context = RerankContext {
+            request: state.request,
+            models: state.models,
+            hidden: &state.hidden,
+            n,
+        };
+        let mut slate = Slate::from_ranked(scored);
+        for (name, step) in &self.rerankers {
+            let step = step.as_ref().ok_or_else(|| {
+                RequestError::Unavailable(format!(
+                    "[recommend] rerankers lists {name:?}, which no re-ranker is registered as"
+                ))
+            })?;
+            step.rerank(&mut slate, &context)?;
+        }
+        slate.items.truncate(n);
+        let catalog = &state.models.catalog;
+        let shown: Vec<Cow<'_, str>> =
+            slate.items.iter().map(|entry| catalog.item_id(entry.item)).collect();
+        let shown: Vec<&str> = shown.iter().map(|id| id.as_ref()).collect();
+        for step in self.rerankers.iter().filter_map(|(_, step)| step.as_ref()) {
+            step.served(&state.request.user_id, &shown);
+        }
+        Ok(slate.items)
+    }
+}
+
+/// What the stages of one request share.
+struct RequestState<'a> {
+    request: &'a RecommendRequest,
+    models: &'a Models,
+    /// The user's dense index, if the models know them.
+    user: Option<u32>,
+    /// The catalog's history, then the stream's newer consumption.
+    history: Vec<u32>,
+    /// Hidden items the catalog knows.
+    hidden: HashSet<u32>,
+    moment: RequestMoment<'a>,
 }
 
 impl Recommender {
@@ -483,6 +541,7 @@ fn categories(catalog: &Catalog, names: &[String]) -> Result<Vec<u32>, RequestEr
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::time::Duration;
 
     use super::*;
     use crate::exposure::EXPOSURE_SWEEP_EVERY;
@@ -677,6 +736,93 @@ mod tests {
 
     fn ask_ids(r: &Recommender, request: &RecommendRequest) -> Vec<String> {
         r.recommend(request).unwrap().items.into_iter().map(|i| i.item_id).collect()
+    }
+
+    /// Proposes items 29 and 28, in that order.
+    struct Mine;
+    impl CandidateSource for Mine {
+        fn name(&self) -> &'static str {
+            "recall/mine"
+        }
+        fn recall(&self, _: &RecallContext<'_>, n: usize) -> Vec<(u32, f32)> {
+            [(29, 1.0), (28, 0.5)].into_iter().take(n).collect()
+        }
+    }
+
+    /// Drops every item with an even index.
+    struct OddOnly;
+    impl Reranker for OddOnly {
+        fn name(&self) -> &str {
+            "odd_only"
+        }
+        fn rerank(&self, slate: &mut Slate, _: &RerankContext<'_>) -> Result<(), RequestError> {
+            slate.items.retain(|entry| entry.item % 2 == 1);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn stages_are_the_listed_values_in_their_order() {
+        let only_popular = PipelineSettings {
+            channels: vec![("popular".into(), 10)],
+            rerankers: vec!["diversity".into()],
+            ..PipelineSettings::default()
+        };
+        let items = recommender(only_popular).recommend(&request("a", 8)).unwrap().items;
+        assert_eq!(items.len(), 8);
+        assert!(items.iter().all(|i| i.sources == ["recall/popular"]), "{items:?}");
+
+        let settings = PipelineSettings {
+            channels: vec![("mine".into(), 2), ("ann".into(), 20)],
+            rerankers: vec!["odd_only".into(), "diversity".into()],
+            exposure_cap: None,
+            ..PipelineSettings::default()
+        };
+        let unregistered = recommender(settings.clone());
+        let error = unregistered.check_pipeline().unwrap_err();
+        assert!(
+            error.starts_with("recommend.channels[0]: no recall channel named \"mine\""),
+            "{error}"
+        );
+        assert!(matches!(
+            unregistered.recommend(&request("a", 3)),
+            Err(RequestError::Unavailable(_))
+        ));
+        let r = recommender(settings)
+            .with_channel(Box::new(Mine))
+            .and_then(|r| r.with_reranker(Box::new(OddOnly)))
+            .unwrap();
+        r.check_pipeline().unwrap();
+        let items = r.recommend(&request("a", 6)).unwrap().items;
+        assert!(items.iter().all(|i| i.item_id.parse::<u32>().unwrap() % 2 == 1), "{items:?}");
+        let mine: Vec<&str> = items
+            .iter()
+            .filter(|i| i.sources[0] == "recall/mine")
+            .map(|i| i.item_id.as_str())
+            .collect();
+        assert_eq!(mine, ["29"], "28 is even; 29 was proposed first: {items:?}");
+    }
+
+    #[test]
+    fn only_listed_names_can_be_registered_and_pins_need_their_step() {
+        let r = recommender(PipelineSettings::default());
+        let error = r.with_channel(Box::new(Mine)).unwrap_err();
+        assert!(error.contains("not listed in [recommend] channels"), "{error}");
+        let r = recommender(PipelineSettings::default());
+        let error = r.with_reranker(Box::new(OddOnly)).unwrap_err();
+        assert!(error.contains("not listed in [recommend] rerankers"), "{error}");
+        let no_pins =
+            PipelineSettings { rerankers: vec!["diversity".into()], ..PipelineSettings::default() };
+        let pinned = RecommendRequest {
+            pin: vec![PinRule { item_id: "3".into(), position: 0 }],
+            ..request("a", 5)
+        };
+        match recommender(no_pins).recommend(&pinned) {
+            Err(RequestError::BadRequest(error)) => {
+                assert!(error.contains("no pins step"), "{error}")
+            }
+            other => panic!("expected 400, got {other:?}"),
+        }
     }
 
     #[test]

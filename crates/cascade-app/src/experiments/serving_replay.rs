@@ -154,7 +154,7 @@ pub fn run(
     let all_data = train_models(&built, ServingBuild::AllData, replay.ranker, progress)?;
     let (ranked, mut all_data) = hits_of(all_data, &cut.targets, replay.k)?;
     arms.push(("all_data", ranked));
-    all_data.ranker = None;
+    all_data.set_ranker(None);
     arms.push(("all_data_unranked", hits_of(all_data, &cut.targets, replay.k)?.0));
     let splits = train_models(&built, ServingBuild::ProtocolSplits, replay.ranker, progress)?;
     arms.push(("protocol_splits", hits_of(splits, &cut.targets, replay.k)?.0));

@@ -18,7 +18,7 @@ use cascade_nn::checkpoint;
 use cascade_serve::catalog::{Catalog, ItemFacts, ItemFactsReader};
 use cascade_serve::events::IMPRESSION;
 use cascade_serve::field_encoder::FieldEncoder;
-use cascade_serve::rank::{CtrRanker, Ranker};
+use cascade_serve::rank::CtrRanker;
 use cascade_serve::recall::{AnnIndex, AnnRecall, AnnSettings, ItemCfRecall, decayed_counts};
 use cascade_serve::recommender::Models;
 use cascade_store::EntityKind;
@@ -216,7 +216,7 @@ pub fn build_models(
     let version = format!("bpr-mf+itemknn+{name}@{}", cascade_core::timestamp::now_ms());
     let (users, items) = bpr.tables();
     let counts = popularity(workspace, &catalog)?;
-    let ranker: Option<Box<dyn Ranker>> = Some(Box::new(ranker));
+    let ranker = Some(ranker);
     let ann = ann_settings(&workspace.config);
     Ok(assemble(version, catalog, [users, items], None, &counts, ranker, ann))
 }
@@ -276,7 +276,7 @@ pub fn checkpoint_models(
     let counts = popularity(workspace, &catalog)?;
     // `cascade train` indexes its user table by the protocol's users.
     let table_users = Some(&data.prepared.users);
-    let ranker: Option<Box<dyn Ranker>> = Some(Box::new(ranker));
+    let ranker = Some(ranker);
     let ann = ann_settings(&workspace.config);
     Ok(assemble(version, catalog, [users, items], table_users, &counts, ranker, ann))
 }
@@ -319,7 +319,7 @@ pub fn assemble(
     [users, items]: [&EmbeddingTable; 2],
     table_users: Option<&IdIndex>,
     counts: &[f32],
-    ranker: Option<Box<dyn Ranker>>,
+    ranker: Option<CtrRanker>,
     ann: AnnSettings,
 ) -> Models {
     let dim = items.config().dim;

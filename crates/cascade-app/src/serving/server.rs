@@ -52,6 +52,10 @@ pub struct ServeOptions {
 pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result<Arc<AppState>> {
     let ranker = options.ranker;
     ranking_arch(ranker)?;
+    // Before the models train: this server registers no stages of its own.
+    pipeline_settings(&workspace.config)
+        .check_stages(|_| false, |_| false)
+        .map_err(|e| anyhow::anyhow!("the config's serving pipeline: {e}"))?;
     let loader_workspace = workspace.clone();
     let (data, models_dir) = (options.data.clone(), options.models_dir.clone());
     let load = move |progress: Progress| {

@@ -504,7 +504,7 @@ pub fn synthetic_models(
         facts,
     );
     let version = format!("synthetic-{}-items@seed{}", spec.items, spec.seed);
-    Ok(Models::new(version, catalog, ann, item_cf, &counts, Some(Box::new(ranker))))
+    Ok(Models::new(version, catalog, ann, item_cf, &counts, Some(ranker)))
 }
 
 /// Each user's last positives (with the items before each as history)

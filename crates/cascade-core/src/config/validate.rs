@@ -113,8 +113,57 @@ impl Config {
                 format!("expected a weight from 0 to 1, got {}", recommend.mmr_lambda),
             ));
         }
-        Ok(())
+        validate_pipeline(recommend)
     }
+}
+
+/// The stage lists: each name well formed and listed once, and quotas
+/// for every listed channel (a quota for an unlisted channel that is not
+/// built in is most likely a typo). Whether a name is registered is the server's check.
+fn validate_pipeline(
+    recommend: &crate::serve_config::RecommendConfig,
+) -> Result<(), (String, String)> {
+    for (list, names) in [("channels", &recommend.channels), ("rerankers", &recommend.rerankers)] {
+        for (k, name) in names.iter().enumerate() {
+            let key = format!("recommend.{list}[{k}]");
+            let well_formed = !name.is_empty()
+                && name.split('/').count() <= 2
+                && name.split('/').all(|part| {
+                    !part.is_empty()
+                        && part
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                });
+            if !well_formed {
+                return Err((
+                    key,
+                    format!("expected `kind` or `kind/name` in a-z, 0-9 and _, got {name:?}"),
+                ));
+            }
+            if let Some(first) = names[..k].iter().position(|other| other == name) {
+                return Err((key, format!("{name:?} is listed twice (first at [{first}])")));
+            }
+        }
+    }
+    for name in &recommend.channels {
+        if !recommend.quotas.contains_key(name) {
+            return Err((
+                format!("recommend.quotas.{name}"),
+                "expected a quota for this listed channel".into(),
+            ));
+        }
+    }
+    // Built-in channels always have a quota; only another unlisted name is an error.
+    let built_in =
+        |name: &str| crate::serve_config::BUILT_IN_CHANNELS.iter().any(|(b, _)| *b == name);
+    let unlisted = |name: &&String| !recommend.channels.contains(name) && !built_in(name);
+    if let Some(name) = recommend.quotas.keys().find(unlisted) {
+        return Err((
+            format!("recommend.quotas.{name}"),
+            format!("no channel named {name:?} in recommend.channels {:?}", recommend.channels),
+        ));
+    }
+    Ok(())
 }
 
 fn bad_timestamp_format(key: &str) -> (String, String) {

@@ -320,7 +320,7 @@ mod tests {
     #[test]
     fn a_failing_ranker_is_counted_and_the_request_served_in_recall_order() {
         let mut models = crate::test_fixture::small_models(crate::recall::AnnBackend::Usearch);
-        models.ranker = Some(Box::new(FaultyRanker { panics_on: None, fails_on: Some(0) }));
+        models.set_ranker(Some(Box::new(FaultyRanker { panics_on: None, fails_on: Some(0) })));
         let metrics = Arc::new(Metrics::default());
         let recommender = Recommender::new(models, Default::default(), metrics.clone());
         let request: RecommendRequest =
@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn a_panic_inside_one_request_does_not_break_later_requests() {
         let mut models = crate::test_fixture::small_models(crate::recall::AnnBackend::Usearch);
-        models.ranker = Some(Box::new(FaultyRanker { panics_on: Some(1), fails_on: None }));
+        models.set_ranker(Some(Box::new(FaultyRanker { panics_on: Some(1), fails_on: None })));
         let recommender = Recommender::new(models, Default::default(), Default::default());
         let (_runtime, base) = start(recommender, AccessKeys::none());
         let agent = agent();
