@@ -18,11 +18,14 @@ use std::process::ExitCode;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use cascade_app::bench;
+use cascade_app::experiments::new_items_replay::NewItemsReplay;
+use cascade_app::experiments::online_replay::{OnlineOptimizer, Replay};
+use cascade_app::experiments::serving_replay::ServingReplay;
 use cascade_app::ranking::ContextFeatures;
 use cascade_app::{ModelName, Protocol, Workspace};
 
 use cascade_serve::recall::AnnBackend;
-use cascade_serve::synthetic::CatalogSpec;
 
 /// Cascade — a recommender engine from raw events to a ranked list.
 ///
@@ -182,8 +185,8 @@ enum Command {
         plot: Option<PathBuf>,
         /// The online arm's sparse optimizer: training's (lazy Adam, step
         /// scaled) or row-wise Adagrad.
-        #[arg(long, value_enum, default_value = "training")]
-        online_optimizer: commands::replay::OnlineOptimizer,
+        #[arg(long, value_parser = online_optimizer_parser(), default_value = "training")]
+        online_optimizer: OnlineOptimizer,
         /// MovieLens-100k directory [default: $CASCADE_DATA_DIR, or the workspace's store].
         #[arg(long, env = "CASCADE_DATA_DIR")]
         data: Option<PathBuf>,
@@ -399,7 +402,7 @@ enum BenchCommand {
     /// JSON (median of --runs).
     Ingest {
         #[command(flatten)]
-        bench: commands::bench_ingest::IngestBench,
+        bench: bench::ingest::IngestBench,
         #[command(flatten)]
         common: Common,
     },
@@ -428,7 +431,7 @@ enum BenchCommand {
     /// samples, and the checkpoint's size, as JSON.
     Stream {
         #[command(flatten)]
-        log: commands::bench_stream::SessionLogArgs,
+        log: bench::stream::SessionLogArgs,
         /// Events per processor page.
         #[arg(long, default_value_t = 10_000)]
         page: usize,
@@ -439,7 +442,7 @@ enum BenchCommand {
     /// as JSON (Redis from CASCADE_REDIS_URL, else a private redis-server).
     RedisWorkers {
         #[command(flatten)]
-        log: commands::bench_stream::SessionLogArgs,
+        log: bench::stream::SessionLogArgs,
         /// Worker counts to measure (repeat the flag), each on a fresh stream.
         #[arg(long = "workers", default_values_t = [1, 2])]
         workers: Vec<usize>,
@@ -520,6 +523,18 @@ impl From<AnnBackendArg> for AnnBackend {
     }
 }
 
+/// Prints a command's report as pretty JSON on stdout.
+pub fn print_json(report: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(report)?);
+    Ok(())
+}
+
+/// The online optimizers `cascade replay` offers, parsed into the experiment's type.
+fn online_optimizer_parser() -> impl TypedValueParser<Value = OnlineOptimizer> {
+    let names = OnlineOptimizer::ALL.map(|optimizer| PossibleValue::new(optimizer.name()));
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<OnlineOptimizer>())
+}
+
 /// The models users may name, with their help lines, parsed into the registry's type.
 fn model_parser() -> impl TypedValueParser<Value = ModelName> {
     let names = ModelName::ALL.map(|model| PossibleValue::new(model.name()).help(model.about()));
@@ -590,8 +605,8 @@ fn main() -> ExitCode {
             commands::append::run(&common, max_batch, commands::append::Input::Stdin)
         }
         Command::ReplayNewItems { items, k, seed, data, common } => {
-            let options = commands::replay_new_items::NewItemsReplay { items, k, seed };
-            commands::replay_new_items::run(&common, data.as_deref(), options)
+            let options = NewItemsReplay { items, k, seed };
+            commands::replay::new_items(&common, data.as_deref(), options)
         }
         Command::Replay {
             model,
@@ -602,10 +617,10 @@ fn main() -> ExitCode {
             online_optimizer,
             data,
             common,
-        } => commands::replay::run(
+        } => commands::replay::online(
             &common,
             data.as_deref(),
-            &commands::replay::Replay {
+            &Replay {
                 model,
                 initial_share,
                 online_chunk_minutes,
@@ -619,9 +634,8 @@ fn main() -> ExitCode {
         }
         Command::Pipeline { common } => commands::pipeline::run(&common),
         Command::ReplayServing { ranker, test_weeks, k, data, common } => {
-            let replay =
-                cascade_app::experiments::serving_replay::ServingReplay { ranker, test_weeks, k };
-            commands::replay_serving::run(&common, data.as_deref(), &replay)
+            let replay = ServingReplay { ranker, test_weeks, k };
+            commands::replay::serving(&common, data.as_deref(), &replay)
         }
         Command::StreamWorker { consumer, claim_idle_ms, batch, exit_when_drained_ms, common } => {
             let options = commands::stream_worker::WorkerOptions {
@@ -635,82 +649,7 @@ fn main() -> ExitCode {
         Command::ForwardEvents { follow, common } => {
             commands::stream_worker::run_forwarder(&common, follow)
         }
-        Command::Bench { command: BenchCommand::Pipeline { runs, data, common } } => {
-            commands::bench::pipeline(&common, data.as_deref(), runs.max(1))
-        }
-        Command::Bench {
-            command: BenchCommand::Ann { items, dim, queries, ef_search, backends },
-        } => {
-            let backends: Vec<AnnBackend> = if backends.is_empty() {
-                AnnBackend::ALL.to_vec()
-            } else {
-                backends.into_iter().map(AnnBackend::from).collect()
-            };
-            commands::bench_serving::ann(items, dim, queries, ef_search, &backends)
-        }
-        Command::Bench {
-            command:
-                BenchCommand::Serve {
-                    items,
-                    users,
-                    dim,
-                    categories,
-                    rates,
-                    duration,
-                    runs,
-                    find_max_p99_ms,
-                    clients,
-                    backend,
-                    ef_search,
-                    seed,
-                    plot,
-                    common,
-                },
-        } => {
-            let spec = CatalogSpec {
-                items,
-                users,
-                dim,
-                categories,
-                mean_sessions: 3.0,
-                mean_session_length: 8.0,
-                seed,
-            };
-            commands::bench_serving::serve_bench(
-                &common,
-                &commands::bench_serving::ServeBench {
-                    spec,
-                    backend: backend.into(),
-                    ef_search,
-                    rates,
-                    duration: std::time::Duration::from_secs_f64(duration.max(0.1)),
-                    runs,
-                    find_max_p99_ms,
-                    clients,
-                    plot,
-                },
-            )
-        }
-        Command::Bench { command: BenchCommand::Ingest { bench, common } } => {
-            commands::bench_ingest::ingest_bench(&common, &bench)
-        }
-        Command::Bench {
-            command: BenchCommand::Freshness { probes, background_rate, seed, redis, common },
-        } => {
-            let bench =
-                commands::bench_freshness::FreshnessBench { probes, background_rate, seed, redis };
-            commands::bench_freshness::freshness_bench(&common, &bench)
-        }
-        Command::Bench { command: BenchCommand::Stream { log, page } } => {
-            commands::bench_stream::stream_bench(&commands::bench_stream::StreamBench { log, page })
-        }
-        Command::Bench { command: BenchCommand::RedisWorkers { log, workers } } => {
-            let bench = commands::bench_redis::RedisWorkersBench { log, workers };
-            commands::bench_redis::redis_workers_bench(&bench)
-        }
-        Command::Bench { command: BenchCommand::Train { model, epochs, data, common } } => {
-            commands::bench::train(&common, model, data.as_deref(), epochs.max(1))
-        }
+        Command::Bench { command } => commands::bench::run(command),
         Command::Serve { addr, ranker, data, models, online_learning, common } => {
             let options = cascade_app::serving::server::ServeOptions {
                 ranker,

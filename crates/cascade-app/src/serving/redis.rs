@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use cascade_store::online::{OnlineStore, RedisOnlineStore};
 use cascade_store::{Forwarded, RedisEventBus, Store};
-use cascade_stream::StreamSettings;
+use cascade_stream::{BusWorker, StreamSettings};
 
 use crate::workspace::Workspace;
 
@@ -41,6 +41,8 @@ pub const FORWARD_RETRY: Duration = Duration::from_secs(1);
 /// Entries the workers may leave unread before forwarders wait: ~93 MB of
 /// Redis memory (docs/scaling.md); the rest waits in the servers' logs.
 pub const MAX_UNREAD: u64 = 1_000_000;
+/// How long a stream worker waits for new events before asking again.
+pub const WORKER_IDLE_WAIT: Duration = Duration::from_millis(50);
 
 /// A thread that forwards `log` (the server's, named `node`) into the
 /// Redis stream for as long as the process runs. The forwarded offset lives
@@ -79,4 +81,21 @@ pub fn spawn_forwarder(
             }
         }
     });
+}
+
+/// A stream worker on a thread of its own, for as long as the process runs
+/// (benchmarks that need the whole Redis path in one process).
+pub fn spawn_worker_thread(url: String, prefix: String, consumer: String) -> Result<()> {
+    let bus = RedisEventBus::open(&url, &prefix)?;
+    let store = RedisOnlineStore::open(&url, &prefix, StreamSettings::default().online())?;
+    std::thread::spawn(move || {
+        let mut worker = BusWorker::new(&bus, &store, &consumer, 5_000);
+        loop {
+            if let Err(e) = worker.step(1_000, WORKER_IDLE_WAIT.as_millis() as u64) {
+                eprintln!("stream worker {consumer}: {e}; retrying");
+                std::thread::sleep(FORWARD_RETRY);
+            }
+        }
+    });
+    Ok(())
 }

@@ -1,202 +1,87 @@
-//! `cascade bench pipeline`: how long the data path takes, from source files
-//! to splits, samples, features and statistics, on a fresh workspace each run.
+//! `cascade bench …`: each benchmark of `cascade_app::bench` with the
+//! options parsed, its report printed as JSON.
 
-use std::path::Path;
-use std::time::Instant;
+use anyhow::Result;
 
-use anyhow::{Result, bail};
-use serde_json::json;
+use cascade_app::bench;
+use cascade_serve::recall::AnnBackend;
+use cascade_serve::synthetic::CatalogSpec;
 
-use cascade_batch::stats;
+use crate::{BenchCommand, print_json};
 
-use cascade_models::ranking::{CtrModel, CtrModelConfig};
-use cascade_models::retrieval::{
-    BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TwoTower,
-    TwoTowerConfig,
-};
-use cascade_models::training::{Overrides, TrainingSettings};
-
-use crate::{Common, ModelName};
-use cascade_app::Progress;
-use cascade_app::Workspace;
-use cascade_app::evaluation::{prepare, tower_features};
-use cascade_app::ranking;
-
-/// Seconds of each stage in one run.
-struct Timings {
-    import: f64,
-    export_and_plan: f64,
-    outputs: f64,
-    stats: f64,
-}
-
-/// The median of `values` (NaN for none).
-pub fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+pub fn run(command: BenchCommand) -> Result<()> {
+    match command {
+        BenchCommand::Pipeline { runs, data, common } => print_json(&bench::training::pipeline(
+            &common.open_workspace()?,
+            data.as_deref(),
+            runs.max(1),
+        )?),
+        BenchCommand::Ann { items, dim, queries, ef_search, backends } => {
+            let backends: Vec<AnnBackend> = if backends.is_empty() {
+                AnnBackend::ALL.to_vec()
+            } else {
+                backends.into_iter().map(AnnBackend::from).collect()
+            };
+            print_json(&bench::serving::ann(items, dim, queries, ef_search, &backends)?)
+        }
+        BenchCommand::Serve {
+            items,
+            users,
+            dim,
+            categories,
+            rates,
+            duration,
+            runs,
+            find_max_p99_ms,
+            clients,
+            backend,
+            ef_search,
+            seed,
+            plot,
+            common,
+        } => {
+            let spec = CatalogSpec {
+                items,
+                users,
+                dim,
+                categories,
+                mean_sessions: 3.0,
+                mean_session_length: 8.0,
+                seed,
+            };
+            let report = bench::serving::serve_bench(
+                &common.open_workspace()?,
+                &bench::serving::ServeBench {
+                    spec,
+                    backend: backend.into(),
+                    ef_search,
+                    rates,
+                    duration: std::time::Duration::from_secs_f64(duration.max(0.1)),
+                    runs,
+                    find_max_p99_ms,
+                    clients,
+                    plot,
+                },
+            )?;
+            print_json(&report)
+        }
+        BenchCommand::Ingest { bench, common } => {
+            print_json(&bench::ingest::ingest_bench(&common.open_workspace()?, &bench)?)
+        }
+        BenchCommand::Freshness { probes, background_rate, seed, redis, common } => {
+            let options = bench::freshness::FreshnessBench { probes, background_rate, seed, redis };
+            print_json(&bench::freshness::freshness_bench(&common.open_workspace()?, &options)?)
+        }
+        BenchCommand::Stream { log, page } => {
+            print_json(&bench::stream::stream_bench(&bench::stream::StreamBench { log, page })?)
+        }
+        BenchCommand::RedisWorkers { log, workers } => {
+            let options = bench::redis_workers::RedisWorkersBench { log, workers };
+            print_json(&bench::redis_workers::redis_workers_bench(&options)?)
+        }
+        BenchCommand::Train { model, epochs, data, common } => {
+            let workspace = common.open_workspace()?;
+            print_json(&bench::training::train(&workspace, model, data.as_deref(), epochs.max(1))?)
+        }
     }
-}
-
-/// Runs the data path `runs` times and prints medians as one JSON object.
-pub fn pipeline(common: &Common, data: Option<&Path>, runs: usize) -> Result<()> {
-    let template = common.open_workspace()?;
-    let quiet = Progress { quiet: true };
-    let data = match data {
-        Some(dir) if !template.builtin_config => dir.to_owned(),
-        other => template.movielens_dir(other, quiet)?,
-    };
-    let bar = Progress { quiet: false }.bar(runs as u64, "bench runs", "runs");
-    let mut timings = Vec::new();
-    let mut events = 0;
-    for _ in 0..runs {
-        let scratch = tempfile::tempdir()?;
-        let workspace = Workspace::at(
-            scratch.path().to_owned(),
-            template.config.clone(),
-            template.builtin_config,
-        );
-        let store = workspace.store()?;
-        let started = Instant::now();
-        workspace.import_all(&store, &data, false, quiet)?;
-        let imported = Instant::now();
-        let pipeline = workspace.pipeline(&store, quiet)?;
-        let planned = Instant::now();
-        pipeline.write_outputs()?;
-        let written = Instant::now();
-        stats::compute(&pipeline)?;
-        let finished = Instant::now();
-        events = store.event_count()?;
-        timings.push(Timings {
-            import: (imported - started).as_secs_f64(),
-            export_and_plan: (planned - imported).as_secs_f64(),
-            outputs: (written - planned).as_secs_f64(),
-            stats: (finished - written).as_secs_f64(),
-        });
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let stage = |f: fn(&Timings) -> f64| median(timings.iter().map(f).collect());
-    let import = stage(|t| t.import);
-    let total = stage(|t| t.import + t.export_and_plan + t.outputs + t.stats);
-    let report = json!({
-        "bench": "pipeline",
-        "runs": runs,
-        "events": events,
-        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
-        "median_s": {
-            "import": import,
-            "export_and_plan": stage(|t| t.export_and_plan),
-            "splits_samples_features": stage(|t| t.outputs),
-            "statistics": stage(|t| t.stats),
-            "total": total,
-        },
-        "import_events_per_s": events as f64 / import,
-    });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
-}
-
-/// Peak resident memory of this process so far, in bytes (Linux).
-fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
-}
-
-/// Per-epoch timings of one training run.
-struct EpochTimes {
-    train_seconds: Vec<f64>,
-    samples_per_s: Vec<f64>,
-    settings: serde_json::Value,
-}
-
-fn retrieval_times(reports: &[EpochReport], settings: serde_json::Value) -> EpochTimes {
-    EpochTimes {
-        train_seconds: reports.iter().map(|r| r.train_seconds).collect(),
-        samples_per_s: reports.iter().map(|r| r.samples_per_s).collect(),
-        settings,
-    }
-}
-
-/// Trains `model` for `epochs` epochs (no early stopping) and prints
-/// throughput and peak memory as one JSON object.
-pub fn train(common: &Common, model: ModelName, data: Option<&Path>, epochs: usize) -> Result<()> {
-    let workspace = common.open_workspace()?;
-    // The model as configured: `[training.<model>]` of the config applies.
-    let overrides = workspace.training_overrides(model, Overrides::default())?;
-    let prepared = prepare(&workspace, data, Progress { quiet: true })?;
-    let bar = Progress { quiet: false }.bar(epochs as u64, "training", "epochs");
-    let fixed = |training: &mut TrainingSettings| {
-        training.apply(&overrides);
-        training.max_epochs = epochs;
-        training.patience = usize::MAX;
-    };
-    let times = match model {
-        ModelName::BprMf => {
-            let mut config = BprMfConfig::default();
-            fixed(&mut config.training);
-            let (_, reports) = BprMf::train(&prepared.split, &config, |_| bar.inc(1))?;
-            retrieval_times(&reports, json!(config))
-        }
-        ModelName::Neumf => {
-            let mut config = NeuMfConfig::default();
-            fixed(&mut config.training);
-            let (_, reports) = NeuMf::train(&prepared.split, &config, |_| bar.inc(1))?;
-            retrieval_times(&reports, json!(config))
-        }
-        ModelName::TwoTower => {
-            let mut config = TwoTowerConfig::default();
-            fixed(&mut config.training);
-            let features = tower_features(&workspace, &prepared)?;
-            let (_, reports) = TwoTower::train(&prepared.split, features, &config, |_| bar.inc(1))?;
-            retrieval_times(&reports, json!(config))
-        }
-        ModelName::Sasrec => {
-            let mut config = SasRecConfig::default();
-            fixed(&mut config.training);
-            let (_, reports) = SasRec::train(&prepared.split, &config, |_| bar.inc(1))?;
-            retrieval_times(&reports, json!(config))
-        }
-        other => match other.ctr_arch() {
-            Some(arch) => {
-                let mut config = CtrModelConfig::default_for(arch);
-                fixed(&mut config.training);
-                let (_, inputs) =
-                    ranking::protocol_inputs(&workspace, &prepared, config.history_length)?;
-                let (_, reports) = CtrModel::train(
-                    &inputs.train,
-                    &inputs.valid,
-                    &config,
-                    inputs.item_field,
-                    |_| bar.inc(1),
-                )?;
-                EpochTimes {
-                    train_seconds: reports.iter().map(|r| r.train_seconds).collect(),
-                    samples_per_s: reports.iter().map(|r| r.samples_per_s).collect(),
-                    settings: json!(config),
-                }
-            }
-            None => bail!(
-                "`bench train` measures trained models; `{model}` has no training loop (try bpr-mf, neumf, sasrec or a ranking model)"
-            ),
-        },
-    };
-    bar.finish_and_clear();
-    let report = json!({
-        "bench": "train",
-        "model": model.name(),
-        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
-        "threads": rayon::current_num_threads(),
-        "epochs": times.train_seconds.len(),
-        "median_epoch_train_s": median(times.train_seconds.clone()),
-        "median_samples_per_s": median(times.samples_per_s.clone()),
-        "peak_rss_bytes": peak_rss_bytes(),
-        "settings": times.settings,
-    });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
 }

@@ -6,7 +6,7 @@
 //! Redis stream exactly once; any number of `stream-worker`s in the
 //! stream's consumer group keep the Redis online store up to date.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Result, bail};
 
@@ -15,15 +15,13 @@ use cascade_store::online::RedisOnlineStore;
 use cascade_store::{Forwarded, RedisEventBus};
 use cascade_stream::{BusWorker, StreamSettings};
 
-use cascade_app::serving::redis::{FORWARD_RETRY, MAX_UNREAD};
+use cascade_app::serving::redis::{FORWARD_RETRY, MAX_UNREAD, WORKER_IDLE_WAIT};
 use cascade_app::{Progress, Workspace};
 
 use crate::Common;
 
 /// Events per forwarded transaction.
 const BATCH: usize = 1_000;
-/// How long a poll of an empty stream or log waits.
-const IDLE_WAIT: Duration = Duration::from_millis(50);
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -58,7 +56,7 @@ pub fn run_worker(common: &Common, options: &WorkerOptions) -> Result<()> {
     let spinner = Progress { quiet: false }.spinner(&format!("stream worker {}", options.consumer));
     let mut idle_since: Option<Instant> = None;
     loop {
-        let handled = worker.step(options.batch.max(1), IDLE_WAIT.as_millis() as u64)?;
+        let handled = worker.step(options.batch.max(1), WORKER_IDLE_WAIT.as_millis() as u64)?;
         let stats = worker.stats();
         spinner.set_message(format!(
             "stream worker {}: {} read, {} claimed, {} applied, {} duplicates",
@@ -93,7 +91,7 @@ pub fn run_forwarder(common: &Common, follow: bool) -> Result<()> {
         match bus.forward_from_log(&log, &node, BATCH, MAX_UNREAD, &lookup)? {
             Forwarded::Sent(sent) => forwarded += sent as u64,
             Forwarded::CaughtUp if !follow => break,
-            Forwarded::CaughtUp => std::thread::sleep(IDLE_WAIT),
+            Forwarded::CaughtUp => std::thread::sleep(WORKER_IDLE_WAIT),
             Forwarded::Throttled { unread } => {
                 spinner.set_message(format!("waiting: the workers are {unread} behind"));
                 std::thread::sleep(FORWARD_RETRY);
@@ -104,22 +102,5 @@ pub fn run_forwarder(common: &Common, follow: bool) -> Result<()> {
     }
     spinner.finish_and_clear();
     println!("{}", serde_json::json!({ "forwarded": forwarded, "stream": bus.stream() }));
-    Ok(())
-}
-
-/// A stream worker on a thread of its own, for as long as the process runs
-/// (benchmarks that need the whole Redis path in one process).
-pub fn spawn_worker_thread(url: String, prefix: String, consumer: String) -> Result<()> {
-    let bus = RedisEventBus::open(&url, &prefix)?;
-    let store = RedisOnlineStore::open(&url, &prefix, StreamSettings::default().online())?;
-    std::thread::spawn(move || {
-        let mut worker = BusWorker::new(&bus, &store, &consumer, 5_000);
-        loop {
-            if let Err(e) = worker.step(1_000, IDLE_WAIT.as_millis() as u64) {
-                eprintln!("stream worker {consumer}: {e}; retrying");
-                std::thread::sleep(FORWARD_RETRY);
-            }
-        }
-    });
     Ok(())
 }

@@ -19,8 +19,8 @@ use cascade_store::online::RedisOnlineStore;
 use cascade_store::online::test_server::RedisForTests;
 use cascade_stream::{BusWorker, StreamSettings};
 
-use crate::commands::bench_stream::{SessionLog, SessionLogArgs};
-use cascade_app::Progress;
+use crate::bench::stream::{SessionLog, SessionLogArgs};
+use crate::progress::Progress;
 
 /// What `cascade bench redis-workers` measures.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ pub struct RedisWorkersBench {
 /// Entries a worker reads, applies and acks at once.
 const WORKER_BATCH: usize = 1_000;
 
-pub fn redis_workers_bench(bench: &RedisWorkersBench) -> Result<()> {
+pub fn redis_workers_bench(bench: &RedisWorkersBench) -> Result<serde_json::Value> {
     if bench.workers.contains(&0) {
         bail!("--workers must be positive");
     }
@@ -104,8 +104,7 @@ pub fn redis_workers_bench(bench: &RedisWorkersBench) -> Result<()> {
         "runs": runs,
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(report)
 }
 
 /// Keys and bytes (`MEMORY USAGE`, so Redis' own overhead included) per

@@ -30,13 +30,12 @@ use cascade_serve::recommender::{Models, Recommender};
 use cascade_serve::synthetic::{CatalogSpec, SyntheticCatalog, clustered_embeddings};
 use cascade_store::Store;
 
-use crate::commands::bench::median;
-use crate::commands::load::{LoadReport, LoadSettings, run_load};
-use cascade_app::Progress;
-use cascade_app::ranking::{self, CtrInputs};
-use cascade_app::serving::server::{event_log, pipeline_settings};
-
-use crate::Common;
+use crate::bench::load::{LoadReport, LoadSettings, run_load};
+use crate::bench::training::median;
+use crate::progress::Progress;
+use crate::ranking::{self, CtrInputs};
+use crate::serving::server::{event_log, pipeline_settings};
+use crate::workspace::Workspace;
 
 /// The p-th percentile (nearest rank) of `samples`, which it sorts.
 pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
@@ -150,7 +149,7 @@ pub fn ann(
     queries: usize,
     ef_search: usize,
     backends: &[AnnBackend],
-) -> Result<()> {
+) -> Result<Value> {
     let progress = Progress { quiet: false };
     // The items created later come from the same distribution: a seeded
     // `ADDED_ITEMS` of one draw are held out of the build.
@@ -192,8 +191,7 @@ pub fn ann(
         "backends": reports,
         "profile": profile(),
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(report)
 }
 
 /// What `cascade bench serve` runs.
@@ -227,11 +225,11 @@ const POSITIVES_PER_USER: usize = 4;
 /// Builds the synthetic catalog and every serving model on it, starts the
 /// real HTTP server on loopback, compares the ANN stage with exact search,
 /// then offers each request rate and reports latency and stage times.
-pub fn serve_bench(common: &Common, bench: &ServeBench) -> Result<()> {
+pub fn serve_bench(workspace: &Workspace, bench: &ServeBench) -> Result<serde_json::Value> {
     if bench.rates.is_empty() && bench.find_max_p99_ms.is_none() {
         bail!("give at least one --rate, or --find-max");
     }
-    let config = common.open_workspace()?.config;
+    let config = workspace.config.clone();
     let ef_search = bench.ef_search.unwrap_or(config.serve.ann_ef_search);
     let ann = AnnSettings { backend: bench.backend, ef_search, seed: bench.spec.seed };
     let progress = Progress { quiet: false };
@@ -355,8 +353,7 @@ pub fn serve_bench(common: &Common, bench: &ServeBench) -> Result<()> {
         "threads": rayon::current_num_threads(),
         "profile": profile(),
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(report)
 }
 
 fn digits(n: usize) -> usize {

@@ -15,10 +15,10 @@ use serde_json::{Value, json};
 
 use cascade_store::online::test_server::RedisForTests;
 
-use crate::Common;
-use crate::commands::bench_ingest::LiveServer;
-use crate::commands::bench_serving::{percentile, synthetic_item_id, synthetic_user_id};
-use cascade_app::Progress;
+use crate::bench::ingest::LiveServer;
+use crate::bench::serving::{percentile, synthetic_item_id, synthetic_user_id};
+use crate::progress::Progress;
+use crate::workspace::Workspace;
 
 /// What `cascade bench freshness` measures.
 #[derive(Debug, Clone, Copy)]
@@ -37,11 +37,11 @@ pub struct FreshnessBench {
 /// The longest a probe waits for its event to show.
 const GIVE_UP: Duration = Duration::from_secs(5);
 
-pub fn freshness_bench(common: &Common, bench: &FreshnessBench) -> Result<()> {
+pub fn freshness_bench(workspace: &Workspace, bench: &FreshnessBench) -> Result<serde_json::Value> {
     if bench.probes == 0 {
         bail!("--probes must be positive");
     }
-    let config = common.open_workspace()?.config;
+    let config = workspace.config.clone();
     let progress = Progress { quiet: false };
     let redis = match bench.redis {
         true => Some(RedisForTests::start().ok_or_else(|| {
@@ -117,8 +117,7 @@ pub fn freshness_bench(common: &Common, bench: &FreshnessBench) -> Result<()> {
         "events_in_log": server.store.event_count()?,
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(report)
 }
 
 /// Batches of 100 of the catalog's history events at `rate` events/s until `stop`.

@@ -24,38 +24,38 @@ use cascade_store::online::RedisOnlineStore;
 use cascade_store::{RedisEventBus, Store};
 use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
 
-use crate::commands::bench::median;
-use crate::commands::bench_serving::{
+use crate::bench::serving::{
     percentile, start_server, synthetic_item_id, synthetic_models, synthetic_user_id,
 };
-use crate::commands::stream_worker::spawn_worker_thread;
-use cascade_app::Progress;
-use cascade_app::serving::redis::spawn_forwarder;
-use cascade_app::serving::server::{ann_settings, event_log, pipeline_settings};
-
-use crate::Common;
+use crate::bench::training::median;
+use crate::progress::Progress;
+use crate::serving::redis::spawn_forwarder;
+use crate::serving::redis::spawn_worker_thread;
+use crate::serving::server::{ann_settings, event_log, pipeline_settings};
+use crate::workspace::Workspace;
 
 /// What `cascade bench ingest` measures.
-#[derive(Debug, Clone, Copy, clap::Args)]
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct IngestBench {
     /// Events sent per run.
-    #[arg(long, default_value_t = 200_000)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 200_000))]
     pub events: usize,
     /// Events per request.
-    #[arg(long, default_value_t = 100)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 100))]
     pub batch: usize,
     /// Concurrent clients, each with one keep-alive connection.
-    #[arg(long, default_value_t = 16)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 16))]
     pub clients: usize,
     /// Runs, each appending new events to the same log; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 3))]
     pub runs: usize,
     /// The most events one group commit takes
     /// [default: the config's `[serve] events_per_commit`, as `cascade serve`].
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub max_events_per_commit: Option<usize>,
     /// Seed of the synthetic catalog whose histories are sent.
-    #[arg(long, default_value_t = 2026)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 2026))]
     pub seed: u64,
 }
 
@@ -142,11 +142,11 @@ impl LiveServer {
 
 /// Starts the server over a fresh store, replays the catalog's histories as
 /// click events in batches and prints events/s and batch latency as JSON.
-pub fn ingest_bench(common: &Common, bench: &IngestBench) -> Result<()> {
+pub fn ingest_bench(workspace: &Workspace, bench: &IngestBench) -> Result<serde_json::Value> {
     if bench.batch == 0 || bench.clients == 0 || bench.events == 0 {
         bail!("--events, --batch and --clients must be positive");
     }
-    let mut config = common.open_workspace()?.config;
+    let mut config = workspace.config.clone();
     if let Some(most) = bench.max_events_per_commit {
         config.serve.events_per_commit = most;
     }
@@ -205,8 +205,7 @@ pub fn ingest_bench(common: &Common, bench: &IngestBench) -> Result<()> {
         "threads": rayon::current_num_threads(),
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(report)
 }
 
 /// Sends `bench.events / bench.batch` batches from `bench.clients` threads,

@@ -46,11 +46,12 @@ use cascade_serve::recommender::Models;
 use cascade_serve::retrieval_learning::{OnlineRetrieval, RetrievalLearningSettings};
 use cascade_store::EntityKind;
 
-use crate::{Common, ModelName};
-use cascade_app::Progress;
-use cascade_app::evaluation::{Prepared, prepare};
-use cascade_app::serving::build::{assemble, item_facts};
-use cascade_app::serving::server::ann_settings;
+use crate::evaluation::{Prepared, prepare};
+use crate::progress::Progress;
+use crate::registry::ModelName;
+use crate::serving::build::{assemble, item_facts};
+use crate::serving::server::ann_settings;
+use crate::workspace::Workspace;
 
 /// What `cascade replay-new-items` runs.
 #[derive(Debug, Clone, Copy)]
@@ -224,13 +225,17 @@ fn interactions_of(
     timed.into_iter().map(|(_, user, item)| (user, item)).collect()
 }
 
-pub fn run(common: &Common, data: Option<&std::path::Path>, options: NewItemsReplay) -> Result<()> {
+/// Runs the replay; the report as JSON.
+pub fn run(
+    workspace: &Workspace,
+    data: Option<&std::path::Path>,
+    options: NewItemsReplay,
+    progress: Progress,
+) -> Result<Value> {
     if options.items == 0 || options.k == 0 {
         bail!("--items and --k must be at least 1");
     }
-    let progress = Progress { quiet: false };
-    let workspace = common.open_workspace()?;
-    let prepared = prepare(&workspace, data, progress)?;
+    let prepared = prepare(workspace, data, progress)?;
     let split = &prepared.split;
     let mut in_protocol = vec![false; split.n_items];
     let mut interactions = vec![0usize; split.n_items];
@@ -268,7 +273,7 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, options: NewItemsRep
     let (bpr, _) = BprMf::train(&build_split, &config, |_| {})?;
     spinner.finish_and_clear();
     let tables = bpr.tables();
-    let facts = item_facts(&workspace, &kept)?;
+    let facts = item_facts(workspace, &kept)?;
     let counts: Vec<f32> = (0..kept.len() as u32)
         .map(|i| interactions[items.index(kept.id(i)).unwrap() as usize] as f32)
         .collect();
@@ -381,6 +386,5 @@ pub fn run(common: &Common, data: Option<&std::path::Path>, options: NewItemsRep
             "online": arm(&online, &online_protocol),
         },
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(report)
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::commands::bench_serving::percentile;
-use cascade_app::Progress;
+use crate::bench::serving::percentile;
+use crate::progress::Progress;
 
 /// One load step.
 #[derive(Debug, Clone, Copy)]

@@ -20,23 +20,24 @@ use cascade_serve::synthetic::{CatalogSpec, SyntheticCatalog};
 use cascade_store::{CommitDurability, LogEntry, Store};
 use cascade_stream::{StreamProcessor, StreamSettings};
 
-use crate::commands::bench_serving::{synthetic_item_id, synthetic_user_id};
-use cascade_app::Progress;
+use crate::bench::serving::{synthetic_item_id, synthetic_user_id};
+use crate::progress::Progress;
 
 /// The synthetic session log the stream benchmarks apply.
-#[derive(Debug, Clone, Copy, clap::Args)]
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct SessionLogArgs {
     /// Catalog items.
-    #[arg(long, default_value_t = 100_000)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 100_000))]
     pub items: usize,
     /// Users; each contributes its session-shaped history.
-    #[arg(long, default_value_t = 20_000)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 20_000))]
     pub users: usize,
     /// Impressions logged per interaction.
-    #[arg(long, default_value_t = 5)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 5))]
     pub impressions_per_click: usize,
     /// Seed of the synthetic catalog.
-    #[arg(long, default_value_t = 2026)]
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 2026))]
     pub seed: u64,
 }
 
@@ -83,7 +84,7 @@ pub struct StreamBench {
     pub page: usize,
 }
 
-pub fn stream_bench(bench: &StreamBench) -> Result<()> {
+pub fn stream_bench(bench: &StreamBench) -> Result<serde_json::Value> {
     if bench.page == 0 {
         bail!("--page must be positive");
     }
@@ -137,8 +138,7 @@ pub fn stream_bench(bench: &StreamBench) -> Result<()> {
         "sample_log_bytes": std::fs::metadata(&samples)?.len(),
         "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
-    Ok(())
+    Ok(report)
 }
 
 /// Users' histories as interleaved sessions of impressions and clicks, in
