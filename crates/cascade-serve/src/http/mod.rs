@@ -284,8 +284,12 @@ mod tests {
         (runtime, base)
     }
 
+    /// A client that opens a connection per request: the server may close
+    /// one after refusing a request whose body it did not read, and a
+    /// pooled connection would then fail the next request with an EOF.
     fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder().http_status_as_error(false).build().into()
+        let config = ureq::Agent::config_builder().http_status_as_error(false);
+        config.max_idle_connections_per_host(0).build().into()
     }
 
     /// A ranker with a bug: it panics scoring user `panics_on` and fails

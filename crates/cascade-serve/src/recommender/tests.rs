@@ -1,0 +1,294 @@
+//! The recommender's pipeline on the small fixture: stages, filters,
+//! pins, the exposure cap and the stream's histories.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::*;
+use crate::exposure::EXPOSURE_SWEEP_EVERY;
+use crate::recall::AnnBackend;
+use crate::test_fixture::small_recommender;
+
+fn recommender(settings: PipelineSettings) -> Recommender {
+    small_recommender(settings, AnnBackend::Usearch)
+}
+
+fn request(user: &str, n: usize) -> RecommendRequest {
+    RecommendRequest {
+        user_id: user.into(),
+        context: BTreeMap::new(),
+        n: Some(n),
+        exclude: Vec::new(),
+        pin: Vec::new(),
+        filters: Filters::default(),
+    }
+}
+
+fn ask(r: &Recommender, user: &str, n: usize) -> Vec<String> {
+    r.recommend(&request(user, n)).unwrap().items.into_iter().map(|i| i.item_id).collect()
+}
+
+#[test]
+fn logged_events_join_the_history_through_the_stream_processor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = cascade_store::Store::open(&dir.path().join("store.redb")).unwrap();
+    let checkpoint = dir.path().join("stream.json");
+    let processor = cascade_stream::StreamProcessor::open(
+        store.clone(),
+        &checkpoint,
+        cascade_stream::StreamSettings::default(),
+        HashMap::new(),
+    )
+    .unwrap();
+    let live = LiveStream::start(processor, checkpoint).unwrap();
+    let settings = PipelineSettings {
+        exposure_cap: None,
+        trending_refresh: Duration::ZERO,
+        ..PipelineSettings::default()
+    };
+    let r = recommender(settings).with_live(live.clone());
+    let first = ask(&r, "a", 5);
+    let log = |events: &[(&str, &str, &str)]| {
+        let keyed: Vec<cascade_store::KeyedEvent> = events
+            .iter()
+            .map(|&(user, item, event_type)| cascade_store::KeyedEvent {
+                key: cascade_store::EventKey::from_client_id(&format!("{user}{item}{event_type}")),
+                event: cascade_core::Event {
+                    user: user.into(),
+                    item: item.into(),
+                    event_type: event_type.into(),
+                    value: None,
+                    ts_ms: 0,
+                },
+            })
+            .collect();
+        let last = store.append(&keyed).unwrap().last().unwrap().seq();
+        live.notify();
+        assert!(live.wait_applied(last + 1, Duration::from_secs(5)));
+    };
+    // An impression is not consumption; an unknown item is ignored.
+    log(&[("a", &first[0], "impression"), ("a", "no-such-item", "click")]);
+    assert_eq!(ask(&r, "a", 5)[0], first[0]);
+    log(&[("a", &first[0], "click")]);
+    assert!(!ask(&r, "a", 27).contains(&first[0]), "a consumed item is excluded");
+    // What was just clicked is trending: a user unrelated to it is offered it.
+    let items = r.recommend(&request("stranger", 27)).unwrap().items;
+    let trending: Vec<&str> = items
+        .iter()
+        .filter(|i| i.sources.iter().any(|s| s == "recall/trending"))
+        .map(|i| i.item_id.as_str())
+        .collect();
+    assert!(trending.contains(&first[0].as_str()), "{items:?}");
+    // A user the catalog never saw gets history-based recall from events.
+    log(&[("new", "3", "click"), ("new", "4", "click")]);
+    let items = r.recommend(&request("new", 10)).unwrap().items;
+    assert!(items.iter().all(|i| i.item_id != "3" && i.item_id != "4"));
+    assert!(items.iter().any(|i| i.sources.iter().any(|s| s == "recall/item_cf")), "{items:?}");
+}
+
+#[test]
+fn users_whose_exposures_left_the_window_are_forgotten() {
+    let window = Duration::from_millis(50);
+    let settings = PipelineSettings { exposure_window: window, ..PipelineSettings::default() };
+    let r = recommender(settings);
+    ask(&r, "a", 3);
+    ask(&r, "b", 3);
+    assert_eq!(r.exposure_users(), 2);
+    std::thread::sleep(window * 2);
+    // Enough requests from a third user to pass one sweep.
+    for _ in 0..EXPOSURE_SWEEP_EVERY {
+        ask(&r, "c", 1);
+    }
+    assert_eq!(r.exposure_users(), 1, "only the user seen within the window");
+}
+
+#[test]
+fn category_filters_restrict_and_exclude() {
+    let r = recommender(PipelineSettings { exposure_cap: None, ..PipelineSettings::default() });
+    let category = |id: &str| id.parse::<usize>().unwrap() % 3;
+    let mut only = request("a", 5);
+    only.filters.categories = vec!["c1".into()];
+    let items = r.recommend(&only).unwrap().items;
+    assert_eq!(items.len(), 5);
+    assert!(items.iter().all(|i| category(&i.item_id) == 1), "{items:?}");
+    let mut never = request("b", 10);
+    never.filters.exclude_categories = vec!["c0".into(), "c2".into()];
+    let items = r.recommend(&never).unwrap().items;
+    assert!(!items.is_empty() && items.iter().all(|i| category(&i.item_id) == 1), "{items:?}");
+    let mut typo = request("a", 5);
+    typo.filters.categories = vec!["c9".into()];
+    let error = r.recommend(&typo).unwrap_err();
+    assert!(error.to_string().contains("\"c9\""), "{error}");
+}
+
+#[test]
+fn every_channel_contributes_and_sources_are_reported() {
+    let r = recommender(PipelineSettings { exposure_cap: None, ..PipelineSettings::default() });
+    let items = r.recommend(&request("b", 26)).unwrap().items;
+    let sources: HashSet<&str> =
+        items.iter().flat_map(|i| i.sources.iter().map(String::as_str)).collect();
+    for channel in ["recall/ann", "recall/item_cf", "recall/category_popular", "recall/fresh"] {
+        assert!(sources.contains(channel), "{channel} missing from {sources:?}");
+    }
+}
+
+#[test]
+fn consumed_and_hidden_items_never_come_back() {
+    let r = recommender(PipelineSettings { exposure_cap: None, ..PipelineSettings::default() });
+    let first = ask(&r, "a", 10);
+    assert_eq!(first.len(), 10);
+    assert!(first.iter().all(|i| !["0", "1", "2"].contains(&i.as_str())), "{first:?}");
+    r.hide(&first[0]).unwrap();
+    assert!(!ask(&r, "a", 27).contains(&first[0]));
+    assert!(matches!(r.hide("nope"), Err(RequestError::NotFound(_))));
+}
+
+#[test]
+fn a_pin_never_resurrects_a_hidden_item_and_pins_may_not_collide() {
+    let r = recommender(PipelineSettings { exposure_cap: None, ..PipelineSettings::default() });
+    let pinned = |pins: &[(&str, usize)]| RecommendRequest {
+        pin: pins
+            .iter()
+            .map(|&(item, position)| PinRule { item_id: item.into(), position })
+            .collect(),
+        ..request("a", 5)
+    };
+    let shown = r.recommend(&pinned(&[("3", 0), ("4", 2)])).unwrap().items;
+    assert_eq!((shown[0].item_id.as_str(), shown[2].item_id.as_str()), ("3", "4"));
+    r.hide("3").unwrap();
+    let shown = ask_ids(&r, &pinned(&[("3", 0), ("4", 2)]));
+    assert!(!shown.contains(&"3".to_owned()), "hidden, pinned or not: {shown:?}");
+    assert_eq!(shown.len(), 5);
+    for (pins, message) in [
+        (&[("4", 1), ("5", 1)][..], "pin[1] and pin[0] both take position 1"),
+        (&[("4", 1), ("4", 2)][..], "pin[1]: \"4\" is pinned twice"),
+        (&[("4", 5)][..], "pin[0]: position 5 is outside a list of n = 5"),
+    ] {
+        match r.recommend(&pinned(pins)) {
+            Err(RequestError::BadRequest(error)) => assert_eq!(error, message),
+            other => panic!("{pins:?}: expected 400, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn ids_longer_than_the_bound_are_refused_by_field() {
+    let r = recommender(PipelineSettings { max_id_bytes: 16, ..PipelineSettings::default() });
+    let long = "x".repeat(17);
+    let cases = [
+        (RecommendRequest { user_id: long.clone(), ..request("a", 5) }, "user_id is 17"),
+        (
+            RecommendRequest { exclude: vec!["1".into(), long.clone()], ..request("a", 5) },
+            "exclude[1] is 17",
+        ),
+    ];
+    for (request, message) in cases {
+        match r.recommend(&request) {
+            Err(RequestError::BadRequest(error)) => {
+                assert!(error.starts_with(message), "{error}")
+            }
+            other => panic!("expected 400, got {other:?}"),
+        }
+    }
+    assert_eq!(ask(&r, &"a".repeat(16), 5).len(), 5, "at the bound is fine");
+}
+
+fn ask_ids(r: &Recommender, request: &RecommendRequest) -> Vec<String> {
+    r.recommend(request).unwrap().items.into_iter().map(|i| i.item_id).collect()
+}
+
+/// Proposes items 29 and 28, in that order.
+struct Mine;
+impl CandidateSource for Mine {
+    fn name(&self) -> &'static str {
+        "recall/mine"
+    }
+    fn recall(&self, _: &RecallContext<'_>, n: usize) -> Vec<(u32, f32)> {
+        [(29, 1.0), (28, 0.5)].into_iter().take(n).collect()
+    }
+}
+
+/// Drops every item with an even index.
+struct OddOnly;
+impl Reranker for OddOnly {
+    fn name(&self) -> &str {
+        "odd_only"
+    }
+    fn rerank(&self, slate: &mut Slate, _: &RerankContext<'_>) -> Result<(), RequestError> {
+        slate.items.retain(|entry| entry.item % 2 == 1);
+        Ok(())
+    }
+}
+
+#[test]
+fn stages_are_the_listed_values_in_their_order() {
+    let only_popular = PipelineSettings {
+        channels: vec![("popular".into(), 10)],
+        rerankers: vec!["diversity".into()],
+        ..PipelineSettings::default()
+    };
+    let items = recommender(only_popular).recommend(&request("a", 8)).unwrap().items;
+    assert_eq!(items.len(), 8);
+    assert!(items.iter().all(|i| i.sources == ["recall/popular"]), "{items:?}");
+
+    let settings = PipelineSettings {
+        channels: vec![("mine".into(), 2), ("ann".into(), 20)],
+        rerankers: vec!["odd_only".into(), "diversity".into()],
+        exposure_cap: None,
+        ..PipelineSettings::default()
+    };
+    let unregistered = recommender(settings.clone());
+    let error = unregistered.check_pipeline().unwrap_err();
+    assert!(
+        error.starts_with("recommend.channels[0]: no recall channel named \"mine\""),
+        "{error}"
+    );
+    assert!(matches!(unregistered.recommend(&request("a", 3)), Err(RequestError::Unavailable(_))));
+    let r = recommender(settings)
+        .with_channel(Box::new(Mine))
+        .and_then(|r| r.with_reranker(Box::new(OddOnly)))
+        .unwrap();
+    r.check_pipeline().unwrap();
+    let items = r.recommend(&request("a", 6)).unwrap().items;
+    assert!(items.iter().all(|i| i.item_id.parse::<u32>().unwrap() % 2 == 1), "{items:?}");
+    let mine: Vec<&str> = items
+        .iter()
+        .filter(|i| i.sources[0] == "recall/mine")
+        .map(|i| i.item_id.as_str())
+        .collect();
+    assert_eq!(mine, ["29"], "28 is even; 29 was proposed first: {items:?}");
+}
+
+#[test]
+fn only_listed_names_can_be_registered_and_pins_need_their_step() {
+    let r = recommender(PipelineSettings::default());
+    let error = r.with_channel(Box::new(Mine)).unwrap_err();
+    assert!(error.contains("not listed in [recommend] channels"), "{error}");
+    let r = recommender(PipelineSettings::default());
+    let error = r.with_reranker(Box::new(OddOnly)).unwrap_err();
+    assert!(error.contains("not listed in [recommend] rerankers"), "{error}");
+    let no_pins =
+        PipelineSettings { rerankers: vec!["diversity".into()], ..PipelineSettings::default() };
+    let pinned = RecommendRequest {
+        pin: vec![PinRule { item_id: "3".into(), position: 0 }],
+        ..request("a", 5)
+    };
+    match recommender(no_pins).recommend(&pinned) {
+        Err(RequestError::BadRequest(error)) => {
+            assert!(error.contains("no pins step"), "{error}")
+        }
+        other => panic!("expected 400, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_exposure_cap_rotates_items_out() {
+    let settings = PipelineSettings { exposure_cap: Some(2), ..PipelineSettings::default() };
+    let r = recommender(settings);
+    let first = ask(&r, "b", 5);
+    assert_eq!(ask(&r, "b", 5), first, "same request, same answer below the cap");
+    let third = ask(&r, "b", 5);
+    assert!(third.iter().all(|i| !first.contains(i)), "{first:?} then {third:?}");
+    // Another user is unaffected.
+    assert_eq!(ask(&r, "a", 5).len(), 5);
+}
