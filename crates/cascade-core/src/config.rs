@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::context::ContextFeatureSpec;
 pub use crate::ingest::IngestConfig;
+pub use crate::realtime_config::{OnlineLearningConfig, StreamConfig, WindowConfig};
 pub use crate::serve_config::{RecommendConfig, ServeConfig};
 
 mod layers;
@@ -92,6 +93,12 @@ pub struct Config {
     /// The serving pipeline's knobs.
     #[serde(default)]
     pub recommend: RecommendConfig,
+    /// The real-time features the stream processor keeps.
+    #[serde(default)]
+    pub stream: StreamConfig,
+    /// The server's online learners.
+    #[serde(default)]
+    pub online_learning: OnlineLearningConfig,
 }
 
 /// `[online_store]`: embedded (local disk, the default) or Redis (several
@@ -508,6 +515,12 @@ mod tests {
         assert_eq!(config.online_store, OnlineStoreConfig::default());
         assert_eq!(config.serve, ServeConfig::default(), "[serve] in cascade.toml");
         assert_eq!(config.recommend, RecommendConfig::default(), "[recommend] in cascade.toml");
+        assert_eq!(config.stream, StreamConfig::default(), "[stream] in cascade.toml");
+        assert_eq!(
+            config.online_learning,
+            OnlineLearningConfig::default(),
+            "[online_learning] in cascade.toml"
+        );
     }
 
     fn with(replace: &str, by: &str) -> Result<Config, ConfigError> {
@@ -529,6 +542,28 @@ mod tests {
         let config = Config::layered(Config::default_toml(), "cascade.toml", nested).unwrap();
         assert_eq!(config.recommend.quotas["ann"], 7, "nested keys from the environment");
         assert_eq!(config.recommend.quotas["fresh"], 10, "the other quotas keep their defaults");
+    }
+
+    #[test]
+    fn realtime_sections_are_checked_by_key_and_layered() {
+        let windows = "windows = [{ length_s = 3600, buckets = 60 }";
+        let err = with(windows, "windows = [{ length_s = 3600, buckets = 0 }").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, .. } if key == "stream.windows[0]"),
+            "{err}"
+        );
+        let err = with("batch_size = 128", "batch_size = 0").unwrap_err();
+        assert!(err.to_string().contains("online_learning.batch_size"), "{err}");
+        let err = with("sparse_learning_rate = 0.05", "sparse_learning_rate = -1.0").unwrap_err();
+        assert!(err.to_string().contains("online_learning.sparse_learning_rate"), "{err}");
+        let environment = [
+            ("CASCADE__STREAM__HISTORY_LENGTH".to_owned(), "7".to_owned()),
+            ("CASCADE__ONLINE_LEARNING__RETRIEVAL_LEARNING_RATE".to_owned(), "0.1".to_owned()),
+        ];
+        let config = Config::layered(Config::default_toml(), "cascade.toml", environment).unwrap();
+        assert_eq!(config.stream.history_length, 7);
+        assert_eq!(config.stream.windows, StreamConfig::default().windows, "others kept");
+        assert!((config.online_learning.retrieval_learning_rate - 0.1).abs() < 1e-7);
     }
 
     #[test]

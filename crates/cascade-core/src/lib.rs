@@ -9,6 +9,7 @@ pub mod context;
 pub mod event;
 pub mod ids;
 pub mod ingest;
+pub mod realtime_config;
 pub mod serve_config;
 pub mod timestamp;
 pub mod value;

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cascade_core::config::OnlineLearningConfig;
 use cascade_eval::protocols::CtrExample;
 use cascade_models::random::SeededRng;
 use cascade_models::ranking::{CtrFeatures, CtrModel, OnlineUpdate, SparseOnline};
@@ -39,22 +40,26 @@ pub struct OnlineLearningSettings {
     pub update: OnlineUpdate,
 }
 
-impl Default for OnlineLearningSettings {
-    fn default() -> Self {
+impl From<&OnlineLearningConfig> for OnlineLearningSettings {
+    fn from(config: &OnlineLearningConfig) -> Self {
         OnlineLearningSettings {
-            publish_every: Duration::from_secs(5),
-            checkpoint_every: Duration::from_secs(600),
-            // `cascade replay --online-optimizer adagrad`'s choice on its
-            // validation tenth for DeepFM, the default ranker
-            // (docs/results.md): batch 128, Adagrad rows at 0.05, dense
-            // AdamW at training's 0.001. Lazy Adam's scaled steps drifted
-            // over the replayed weeks; Adagrad's shrink as rows learn.
+            publish_every: Duration::from_secs(config.publish_every_s),
+            checkpoint_every: Duration::from_secs(config.checkpoint_every_s),
+            // Row-wise Adagrad: lazy Adam's scaled steps drifted over the
+            // replayed weeks (docs/results.md); Adagrad's shrink as rows learn.
             update: OnlineUpdate {
-                batch_size: 128,
-                dense_lr: 1e-3,
-                sparse: SparseOnline::Adagrad(0.05),
+                batch_size: config.batch_size,
+                dense_lr: config.dense_learning_rate,
+                sparse: SparseOnline::Adagrad(config.sparse_learning_rate),
             },
         }
+    }
+}
+
+/// What `[online_learning]` documents.
+impl Default for OnlineLearningSettings {
+    fn default() -> Self {
+        OnlineLearningSettings::from(&OnlineLearningConfig::default())
     }
 }
 

@@ -1,14 +1,11 @@
-//! The stream processor's features over HTTP: what a user did lately and
-//! which categories they lean to, how an item is doing in each window, and
-//! what is trending. Read from this server's stream processor, or from a
-//! shared online store kept by stream workers.
+//! The real-time features over HTTP: what a user did lately and which
+//! categories they lean to, how an item is doing in each window, and what
+//! is trending. Read from whichever [`FeatureRead`] the server holds: its
+//! own stream processor's, or a shared online store kept by stream workers.
 
 use serde::{Deserialize, Serialize};
 
-use std::sync::Arc;
-
-use cascade_store::online::{OnlineStore, OnlineStoreError};
-use cascade_stream::LiveStream;
+use cascade_store::online::{FeatureRead, OnlineStoreError};
 
 /// Categories listed per user.
 pub const TOP_CATEGORIES: usize = 10;
@@ -73,96 +70,50 @@ pub struct TrendingItem {
     pub interactions: u64,
 }
 
-/// Where the real-time features are read: the in-process stream processor
-/// (embedded), or an online store that stream workers keep for several
-/// servers (Redis).
-#[derive(Clone)]
-pub enum FeatureSource {
-    /// This server's own stream processor.
-    Stream(Arc<LiveStream>),
-    /// A shared online store; reads are as of its watermark.
-    Shared(Arc<dyn OnlineStore>),
+/// A user's features now (as of the store's watermark).
+pub fn user_features(
+    store: &dyn FeatureRead,
+    user_id: &str,
+) -> Result<UserFeatures, OnlineStoreError> {
+    let now = store.now_ms()?;
+    let affinities = store.category_affinities(user_id, now)?;
+    Ok(UserFeatures {
+        user_id: user_id.to_owned(),
+        history: store.history(user_id)?,
+        category_affinities: affinities
+            .into_iter()
+            .take(TOP_CATEGORIES)
+            .map(|(category, score)| CategoryAffinity { category, score })
+            .collect(),
+    })
 }
 
-impl FeatureSource {
-    /// The user's latest interactions, oldest first.
-    pub fn history(&self, user_id: &str) -> Result<Vec<String>, OnlineStoreError> {
-        match self {
-            FeatureSource::Stream(live) => Ok(live.read(|state| state.history(user_id))),
-            FeatureSource::Shared(store) => store.history(user_id),
-        }
-    }
+/// An item's window counts now.
+pub fn item_stats(store: &dyn FeatureRead, item_id: &str) -> Result<ItemStats, OnlineStoreError> {
+    let windows = store.item_stats(item_id, store.now_ms()?)?;
+    Ok(ItemStats {
+        item_id: item_id.to_owned(),
+        windows: windows
+            .into_iter()
+            .map(|w| WindowCounts {
+                window_s: w.window_ms / 1000,
+                impressions: w.tally.impressions,
+                interactions: w.tally.interactions,
+                smoothed_ctr: w.smoothed_ctr,
+            })
+            .collect(),
+    })
+}
 
-    /// The `k` items with the most interactions in the shortest window.
-    pub fn trending(&self, k: usize) -> Result<Vec<(String, u64)>, OnlineStoreError> {
-        match self {
-            FeatureSource::Stream(live) => Ok(live.read(|state| state.trending(k))),
-            FeatureSource::Shared(store) => store.trending(store.watermark_ms()?.unwrap_or(0), k),
-        }
-    }
-
-    fn shortest_window_ms(&self) -> i64 {
-        let windows = match self {
-            FeatureSource::Stream(live) => live.read(|state| state.settings().windows.clone()),
-            FeatureSource::Shared(store) => store.settings().windows.clone(),
-        };
-        windows.first().map_or(0, |w| w.0)
-    }
-
-    /// A user's features now.
-    pub fn user_features(&self, user_id: &str) -> Result<UserFeatures, OnlineStoreError> {
-        let (history, affinities) = match self {
-            FeatureSource::Stream(live) => {
-                live.read(|state| (state.history(user_id), state.category_affinities(user_id)))
-            }
-            FeatureSource::Shared(store) => {
-                let now = store.watermark_ms()?.unwrap_or(0);
-                (store.history(user_id)?, store.category_affinities(user_id, now)?)
-            }
-        };
-        Ok(UserFeatures {
-            user_id: user_id.to_owned(),
-            history,
-            category_affinities: affinities
-                .into_iter()
-                .take(TOP_CATEGORIES)
-                .map(|(category, score)| CategoryAffinity { category, score })
-                .collect(),
-        })
-    }
-
-    /// An item's window counts now.
-    pub fn item_stats(&self, item_id: &str) -> Result<ItemStats, OnlineStoreError> {
-        let windows = match self {
-            FeatureSource::Stream(live) => live.read(|state| state.item_stats(item_id)),
-            FeatureSource::Shared(store) => {
-                let now = store.watermark_ms()?.unwrap_or(0);
-                store.item_stats(item_id, now)?
-            }
-        };
-        Ok(ItemStats {
-            item_id: item_id.to_owned(),
-            windows: windows
-                .into_iter()
-                .map(|w| WindowCounts {
-                    window_s: w.window_ms / 1000,
-                    impressions: w.tally.impressions,
-                    interactions: w.tally.interactions,
-                    smoothed_ctr: w.smoothed_ctr,
-                })
-                .collect(),
-        })
-    }
-
-    /// The `n` items with the most interactions in the shortest window.
-    pub fn trending_view(&self, n: usize) -> Result<Trending, OnlineStoreError> {
-        Ok(Trending {
-            window_s: self.shortest_window_ms() / 1000,
-            items: self
-                .trending(n)?
-                .into_iter()
-                .map(|(item_id, interactions)| TrendingItem { item_id, interactions })
-                .collect(),
-        })
-    }
+/// The `n` items with the most interactions in the shortest window now.
+pub fn trending(store: &dyn FeatureRead, n: usize) -> Result<Trending, OnlineStoreError> {
+    let shortest_window_ms = store.settings().windows.first().map_or(0, |w| w.0);
+    Ok(Trending {
+        window_s: shortest_window_ms / 1000,
+        items: store
+            .trending(store.now_ms()?, n)?
+            .into_iter()
+            .map(|(item_id, interactions)| TrendingItem { item_id, interactions })
+            .collect(),
+    })
 }

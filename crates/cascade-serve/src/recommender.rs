@@ -14,7 +14,7 @@ use std::time::Instant;
 use cascade_core::ids::feature_id;
 use cascade_core::timestamp::now_ms;
 
-use cascade_store::online::OnlineStore;
+use cascade_store::online::FeatureRead;
 use cascade_stream::LiveStream;
 
 use crate::catalog::{Catalog, ItemFactsReader};
@@ -22,7 +22,6 @@ use crate::entities::HiddenItems;
 use crate::exposure::ExposureMemory;
 use crate::metrics::Metrics;
 use crate::rank::RequestMoment;
-use crate::realtime::FeatureSource;
 use crate::recall::{Candidate, CandidateSource, RecallContext, TrendingRecall, merge};
 use crate::rerank::{RerankContext, Reranker, Slate, SlateItem};
 
@@ -57,7 +56,7 @@ pub struct Recommender {
     live: Option<Arc<LiveStream>>,
     /// Where real-time features are read: each user's latest consumption,
     /// after the catalog's history, and the trending items.
-    features: Option<FeatureSource>,
+    features: Option<Arc<dyn FeatureRead>>,
     /// The stream's trending items and when they were read: recomputing
     /// scans every counted item, so requests share one reading a second.
     trending: Mutex<Option<TrendingReading>>,
@@ -172,20 +171,20 @@ impl Recommender {
 
     /// Reads users' latest consumption from `live` (the stream processor).
     pub fn with_live(mut self, live: Arc<LiveStream>) -> Recommender {
-        self.features = Some(FeatureSource::Stream(live.clone()));
+        self.features = Some(live.features());
         self.live = Some(live);
         self
     }
 
     /// Reads real-time features from a shared online store instead of this
     /// server's stream processor (several servers, one store).
-    pub fn with_shared_features(mut self, store: Arc<dyn OnlineStore>) -> Recommender {
-        self.features = Some(FeatureSource::Shared(store));
+    pub fn with_shared_features(mut self, store: Arc<dyn FeatureRead>) -> Recommender {
+        self.features = Some(store);
         self
     }
 
     /// Where real-time features are read, if anywhere.
-    pub fn features(&self) -> Option<&FeatureSource> {
+    pub fn features(&self) -> Option<&Arc<dyn FeatureRead>> {
         self.features.as_ref()
     }
 
@@ -228,7 +227,8 @@ impl Recommender {
             }
             _ => {
                 // A shared store that fails costs the channel, not the request.
-                let items = features.trending(TRENDING_POOL).unwrap_or_else(|e| {
+                let read = features.now_ms().and_then(|now| features.trending(now, TRENDING_POOL));
+                let items = read.unwrap_or_else(|e| {
                     self.metrics.feature_error();
                     eprintln!("trending: {e}");
                     Vec::new()

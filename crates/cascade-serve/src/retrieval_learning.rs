@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cascade_core::config::OnlineLearningConfig;
 use cascade_core::event::IMPRESSION;
 use cascade_models::random::SeededRng;
 use cascade_nn::matrix::dot;
@@ -48,20 +49,23 @@ pub struct RetrievalLearningSettings {
     pub page: usize,
 }
 
+impl From<&OnlineLearningConfig> for RetrievalLearningSettings {
+    fn from(config: &OnlineLearningConfig) -> Self {
+        RetrievalLearningSettings {
+            learning_rate: config.retrieval_learning_rate,
+            built_user_learning_rate: config.built_user_learning_rate,
+            initial_accumulator: config.retrieval_initial_accumulator,
+            regularization: config.retrieval_regularization,
+            poll: Duration::from_millis(config.retrieval_poll_ms),
+            page: config.retrieval_page,
+        }
+    }
+}
+
+/// What `[online_learning]` documents.
 impl Default for RetrievalLearningSettings {
     fn default() -> Self {
-        RetrievalLearningSettings {
-            // `cascade replay-new-items`' choice on its validation items,
-            // the same for three seeds (docs/results.md): the most
-            // new-item hits that cost the built items at most half a point
-            // of HR@50.
-            learning_rate: 0.03,
-            built_user_learning_rate: 0.0,
-            initial_accumulator: 0.1,
-            regularization: 1e-4,
-            poll: Duration::from_millis(200),
-            page: 10_000,
-        }
+        RetrievalLearningSettings::from(&OnlineLearningConfig::default())
     }
 }
 

@@ -140,7 +140,7 @@ mod tests {
     use cascade_core::Event;
     use cascade_core::event::IMPRESSION;
     use cascade_store::online::test_server::RedisForTests;
-    use cascade_store::online::{OnlineStore, RedisOnlineStore, Tally, conformance};
+    use cascade_store::online::{FeatureRead, FeatureWrite, RedisOnlineStore, Tally, conformance};
 
     use super::*;
 

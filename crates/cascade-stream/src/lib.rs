@@ -1,7 +1,7 @@
 //! The stream processor: real-time features from the event log.
 //!
 //! It tails the log from a checkpointed offset (`processor`) and maintains
-//! (`features`): each user's last N interactions, item impression and
+//! (`features`), in the default feature store (`in_process`): each user's last N interactions, item impression and
 //! interaction counters over sliding windows of event time (`window`) with
 //! Bayesian-smoothed click-through rates, user–category affinities with a
 //! half-life, and trending items. It joins interactions to the impressions
@@ -15,6 +15,7 @@
 
 mod bus_worker;
 mod features;
+mod in_process;
 mod join;
 mod live;
 mod processor;
@@ -23,6 +24,7 @@ mod window;
 
 pub use bus_worker::{BusWorker, WorkerStats};
 pub use features::{FeatureState, StreamSettings, WindowStats};
+pub use in_process::{InProcessFeatures, REMEMBERED_UPDATE_IDS};
 pub use join::{ImpressionJoin, LabelledSample};
 pub use live::LiveStream;
 pub use processor::{EventSource, Step, StreamError, StreamProcessor, write_checkpoint};

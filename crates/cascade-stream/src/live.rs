@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use cascade_store::Store;
 
-use crate::features::FeatureState;
+use crate::in_process::InProcessFeatures;
 use crate::processor::{StreamError, StreamProcessor, write_checkpoint};
 
 /// Events applied per lock hold.
@@ -39,6 +39,8 @@ struct Progress {
 /// The running processor.
 pub struct LiveStream {
     processor: RwLock<StreamProcessor<Store>>,
+    /// The processor's features, which readers share without its lock.
+    features: Arc<InProcessFeatures>,
     progress: Mutex<Progress>,
     /// Signalled when `applied` advances or `woken` is set.
     changed: Condvar,
@@ -61,6 +63,7 @@ impl LiveStream {
         while processor.step(PAGE * 10)?.events > 0 {}
         let applied = processor.offset();
         let live = Arc::new(LiveStream {
+            features: processor.features().clone(),
             processor: RwLock::new(processor),
             progress: Mutex::new(Progress { applied, ..Progress::default() }),
             changed: Condvar::new(),
@@ -118,7 +121,7 @@ impl LiveStream {
             let mut processor = self.processor.write();
             processor.compact();
             let samples_bytes = processor.sync_samples()?;
-            (processor.offset(), samples_bytes, processor.state().clone())
+            (processor.offset(), samples_bytes, self.features.read(Clone::clone))
         };
         write_checkpoint(&self.checkpoint, offset, samples_bytes, &state)
     }
@@ -154,9 +157,9 @@ impl LiveStream {
         progress.applied >= offset
     }
 
-    /// Reads the features.
-    pub fn read<T>(&self, read: impl FnOnce(&FeatureState) -> T) -> T {
-        read(self.processor.read().state())
+    /// The features, as the server reads them.
+    pub fn features(&self) -> Arc<InProcessFeatures> {
+        self.features.clone()
     }
 }
 
@@ -164,6 +167,7 @@ impl LiveStream {
 mod tests {
 
     use cascade_core::Event;
+    use cascade_store::online::FeatureRead;
     use cascade_store::{EventKey, KeyedEvent};
 
     use super::*;
@@ -187,13 +191,14 @@ mod tests {
         store.append(&[click(0)]).unwrap();
         let open = || open_with_defaults(&store, &checkpoint);
         let live = LiveStream::start(open(), checkpoint.clone()).unwrap();
-        assert_eq!(live.read(|s| s.history("u")), ["i0"], "caught up before serving");
+        let features = live.features();
+        assert_eq!(features.history("u").unwrap(), ["i0"], "caught up before serving");
         store.append(&[click(1)]).unwrap();
         live.notify();
         assert!(live.wait_applied(2, Duration::from_secs(5)));
-        assert_eq!(live.read(|s| s.history("u")), ["i0", "i1"]);
+        assert_eq!(features.history("u").unwrap(), ["i0", "i1"]);
         live.save().unwrap();
         assert_eq!(open().offset(), 2, "the checkpoint holds the offset");
-        assert_eq!(open().state().history("u"), ["i0", "i1"]);
+        assert_eq!(open().features().history("u").unwrap(), ["i0", "i1"]);
     }
 }

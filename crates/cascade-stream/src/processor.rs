@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +19,7 @@ use cascade_core::{IngestConfig, StoredEvent};
 use cascade_store::{Store, StoreError};
 
 use crate::features::{FeatureState, StreamSettings};
+use crate::in_process::InProcessFeatures;
 use crate::join::LabelledSample;
 use crate::samples::SampleLog;
 
@@ -78,7 +80,7 @@ pub struct Step {
 /// The stream processor: features from the log, checkpointed.
 pub struct StreamProcessor<S> {
     source: S,
-    state: FeatureState,
+    features: Arc<InProcessFeatures>,
     offset: u64,
     checkpoint: PathBuf,
     item_categories: HashMap<String, Vec<String>>,
@@ -124,7 +126,8 @@ impl<S: EventSource> StreamProcessor<S> {
                 }
                 if saved.state.settings() != &settings {
                     return Err(fail(
-                        "written with different stream settings; delete it to rebuild from the log"
+                        "written with different stream settings ([stream] in the config); \
+                         delete it to rebuild the features from the log"
                             .into(),
                     ));
                 }
@@ -137,7 +140,7 @@ impl<S: EventSource> StreamProcessor<S> {
         };
         Ok(StreamProcessor {
             source,
-            state,
+            features: Arc::new(InProcessFeatures::new(state)),
             offset,
             checkpoint: checkpoint.to_owned(),
             item_categories,
@@ -167,9 +170,10 @@ impl<S: EventSource> StreamProcessor<S> {
         self.offset
     }
 
-    /// The features as of [`StreamProcessor::offset`].
-    pub fn state(&self) -> &FeatureState {
-        &self.state
+    /// The features as of [`StreamProcessor::offset`], shared with their
+    /// readers.
+    pub fn features(&self) -> &Arc<InProcessFeatures> {
+        &self.features
     }
 
     /// Sets an item's categories for the affinities of events applied from
@@ -183,26 +187,29 @@ impl<S: EventSource> StreamProcessor<S> {
         let page = self.source.page(self.offset, max_events)?;
         let mut step = Step { events: page.len(), ..Step::default() };
         let now = now_ms();
-        // State saved before event times were bounded may hold a watermark
-        // from the far future, which would keep every window empty.
-        if let Some(replaced) = self.state.repair(self.time_bounds.event_time_ceiling(now)) {
-            eprintln!(
-                "stream: the watermark {replaced} was beyond the clock plus the allowed skew; \
-                 repaired"
-            );
-        }
         let mut first_skipped = None;
-        for stored in &page {
-            self.offset = stored.seq + 1;
-            if let Err(why) = self.time_bounds.check_event_time(stored.event.ts_ms, now) {
-                step.out_of_bounds += 1;
-                first_skipped.get_or_insert((stored.seq, why));
-                continue;
+        self.features.write(|state| {
+            // State saved before event times were bounded may hold a
+            // watermark from the far future, which would keep every window
+            // empty.
+            if let Some(replaced) = state.repair(self.time_bounds.event_time_ceiling(now)) {
+                eprintln!(
+                    "stream: the watermark {replaced} was beyond the clock plus the allowed \
+                     skew; repaired"
+                );
             }
-            let categories =
-                self.item_categories.get(&stored.event.item).map(Vec::as_slice).unwrap_or(&[]);
-            step.samples.extend(self.state.apply(stored, categories));
-        }
+            for stored in &page {
+                self.offset = stored.seq + 1;
+                if let Err(why) = self.time_bounds.check_event_time(stored.event.ts_ms, now) {
+                    step.out_of_bounds += 1;
+                    first_skipped.get_or_insert((stored.seq, why));
+                    continue;
+                }
+                let categories =
+                    self.item_categories.get(&stored.event.item).map(Vec::as_slice).unwrap_or(&[]);
+                step.samples.extend(state.apply(stored, categories));
+            }
+        });
         if let Some((seq, why)) = first_skipped {
             eprintln!(
                 "stream: skipped {} event(s) out of bounds; event {seq}: {why}",
@@ -222,14 +229,15 @@ impl<S: EventSource> StreamProcessor<S> {
 
     /// Drops item counters that have emptied (before a checkpoint).
     pub fn compact(&mut self) {
-        self.state.compact();
+        self.features.write(FeatureState::compact);
     }
 
     /// Writes the features and the offset together, atomically and durably.
     pub fn checkpoint(&mut self) -> Result<(), StreamError> {
-        self.state.compact();
+        self.compact();
         let samples_bytes = self.sync_samples()?;
-        write_checkpoint(&self.checkpoint, self.offset, samples_bytes, &self.state)
+        let (path, offset) = (&self.checkpoint, self.offset);
+        self.features.read(|state| write_checkpoint(path, offset, samples_bytes, state))
     }
 }
 
@@ -273,6 +281,7 @@ pub fn write_checkpoint(
 #[cfg(test)]
 pub(crate) mod tests {
     use cascade_core::Event;
+    use cascade_store::online::FeatureRead;
     use cascade_store::{EventKey, KeyedEvent};
 
     use super::*;
@@ -329,8 +338,9 @@ pub(crate) mod tests {
         let mut processor = open();
         let step = processor.step(10).unwrap();
         assert_eq!((step.events, step.out_of_bounds), (3, 1));
-        assert_eq!(processor.state().watermark_ms(), Some(now));
-        assert_eq!(processor.state().item_stats("50")[0].tally.interactions, 2);
+        let features = processor.features().clone();
+        assert_eq!(features.watermark_ms().unwrap(), Some(now));
+        assert_eq!(features.item_tallies("50", now).unwrap()[0].interactions, 2);
         assert_eq!(processor.offset(), 3, "a skipped event is read past, not retried");
 
         // A checkpoint an older build wrote after applying the bad event.
@@ -338,16 +348,21 @@ pub(crate) mod tests {
         for stored in store.events(0).unwrap() {
             poisoned.apply(&stored, &[]);
         }
-        assert_eq!(poisoned.watermark_ms(), Some(far));
+        assert_eq!(poisoned.watermark_ms().unwrap(), Some(far));
         write_checkpoint(&checkpoint, 3, 0, &poisoned).unwrap();
         store.append(&[click("c", "60", now)]).unwrap();
         let mut resumed = open();
         resumed.step(10).unwrap();
-        let state = resumed.state();
-        assert!(state.watermark_ms().unwrap() <= now_ms() + 300_000, "repaired at the first step");
-        assert_eq!(state.item_stats("60")[0].tally.interactions, 1, "later clicks count");
-        assert_eq!(state.item_stats("50")[0].tally.interactions, 2);
-        assert_eq!(state.trending(1), [("50".to_owned(), 2)]);
+        let features = resumed.features();
+        let at = features.now_ms().unwrap();
+        assert!(at <= now_ms() + 300_000, "repaired at the first step");
+        assert_eq!(
+            features.item_tallies("60", at).unwrap()[0].interactions,
+            1,
+            "later clicks count"
+        );
+        assert_eq!(features.item_tallies("50", at).unwrap()[0].interactions, 2);
+        assert_eq!(features.trending(at, 1).unwrap(), [("50".to_owned(), 2)]);
     }
 
     #[test]
@@ -388,7 +403,11 @@ pub(crate) mod tests {
         while resumed.step(7).unwrap().events > 0 {}
         resumed.checkpoint().unwrap();
         assert_eq!(resumed.offset(), 60);
-        assert_eq!(resumed.state(), reference.state(), "same features as the uninterrupted run");
+        assert_eq!(
+            resumed.features().read(Clone::clone),
+            reference.features().read(Clone::clone),
+            "same features as the uninterrupted run"
+        );
         let written = read_samples(&samples).unwrap();
         assert!(!written.is_empty(), "clicks 15 s after their impressions are positives");
         assert_eq!(written, read_samples(&reference_samples).unwrap(), "each sample once");
@@ -403,7 +422,8 @@ pub(crate) mod tests {
             StreamProcessor::open(store.clone(), &path, StreamSettings::default(), HashMap::new())
                 .unwrap();
         processor.checkpoint().unwrap();
-        let other = StreamSettings { history_length: 3, ..StreamSettings::default() };
+        let mut other = StreamSettings::default();
+        other.features.history_length = 3;
         let error = StreamProcessor::open(store.clone(), &path, other, HashMap::new()).unwrap_err();
         assert!(error.to_string().contains("different stream settings"), "{error}");
         std::fs::write(&path, b"{").unwrap();

@@ -110,7 +110,7 @@ impl LiveServer {
         let processor = StreamProcessor::open(
             store.clone(),
             &checkpoint,
-            StreamSettings::default(),
+            StreamSettings::from(&config.stream),
             HashMap::new(),
         )?;
         let live = LiveStream::start(processor, checkpoint)?;
@@ -122,8 +122,9 @@ impl LiveServer {
             let prefix = format!("bench:{}", std::process::id());
             let bus = RedisEventBus::open(url, &prefix)?;
             spawn_forwarder(bus, store.clone(), "bench".into(), HashMap::new());
-            spawn_worker_thread(url.to_owned(), prefix.clone(), "bench-worker".into())?;
-            let settings = StreamSettings::default().online();
+            let settings = StreamSettings::from(&config.stream).online();
+            let worker = "bench-worker".to_owned();
+            spawn_worker_thread(url.to_owned(), prefix.clone(), worker, settings.clone())?;
             let shared = RedisOnlineStore::open(url, &prefix, settings)?;
             recommender = recommender.with_shared_features(Arc::new(shared));
         }

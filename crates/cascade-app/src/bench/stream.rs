@@ -122,7 +122,7 @@ pub fn stream_bench(bench: &StreamBench) -> Result<serde_json::Value> {
     processor.checkpoint()?;
     let checkpoint_s = started.elapsed().as_secs_f64();
     let checkpoint_bytes = std::fs::metadata(&checkpoint)?.len();
-    let state = processor.state();
+    let open_impressions = processor.features().read(|state| state.open_impressions());
     let report = json!({
         "bench": "stream",
         "events": events.len(),
@@ -132,7 +132,7 @@ pub fn stream_bench(bench: &StreamBench) -> Result<serde_json::Value> {
         "apply_s": apply_s,
         "events_per_s": events.len() as f64 / apply_s.max(1e-9),
         "labelled_samples": labelled,
-        "open_impressions": state.open_impressions(),
+        "open_impressions": open_impressions,
         "checkpoint_s": checkpoint_s,
         "checkpoint_bytes": checkpoint_bytes,
         "sample_log_bytes": std::fs::metadata(&samples)?.len(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use cascade_store::online::{OnlineStore, RedisOnlineStore};
+use cascade_store::online::{FeatureRead, OnlineSettings, RedisOnlineStore};
 use cascade_store::{Forwarded, RedisEventBus, Store};
 use cascade_stream::{BusWorker, StreamSettings};
 
@@ -21,9 +21,9 @@ use crate::workspace::Workspace;
 pub fn start_redis(
     workspace: &Workspace,
     item_categories: HashMap<String, Vec<String>>,
-) -> Result<Arc<dyn OnlineStore>> {
+) -> Result<Arc<dyn FeatureRead>> {
     let online = &workspace.config.online_store;
-    let settings = StreamSettings::default().online();
+    let settings = StreamSettings::from(&workspace.config.stream).online();
     let store = RedisOnlineStore::open(&online.redis_url, &online.key_prefix, settings)?;
     let bus = RedisEventBus::open(&online.redis_url, &online.key_prefix)?;
     eprintln!("cascade serve: forwarding events to Redis stream {}", bus.stream());
@@ -85,9 +85,14 @@ pub fn spawn_forwarder(
 
 /// A stream worker on a thread of its own, for as long as the process runs
 /// (benchmarks that need the whole Redis path in one process).
-pub fn spawn_worker_thread(url: String, prefix: String, consumer: String) -> Result<()> {
+pub fn spawn_worker_thread(
+    url: String,
+    prefix: String,
+    consumer: String,
+    settings: OnlineSettings,
+) -> Result<()> {
     let bus = RedisEventBus::open(&url, &prefix)?;
-    let store = RedisOnlineStore::open(&url, &prefix, StreamSettings::default().online())?;
+    let store = RedisOnlineStore::open(&url, &prefix, settings)?;
     std::thread::spawn(move || {
         let mut worker = BusWorker::new(&bus, &store, &consumer, 5_000);
         loop {

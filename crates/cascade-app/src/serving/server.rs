@@ -82,10 +82,10 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
             samples,
             recommender.clone(),
             metrics.clone(),
-            OnlineLearningSettings::default(),
+            OnlineLearningSettings::from(&config.online_learning),
         );
         trainer.spawn(online_checkpoint_writer(&workspace, ranker.name()));
-        let settings = RetrievalLearningSettings::default();
+        let settings = RetrievalLearningSettings::from(&config.online_learning);
         RetrievalLearner::new(workspace.store()?, recommender.clone(), metrics.clone(), settings)
             .map_err(|e| anyhow!("retrieval learning: {e}"))?
             .spawn();
@@ -168,7 +168,7 @@ fn start_stream(
     let processor = StreamProcessor::open(
         workspace.store()?,
         &checkpoint,
-        StreamSettings::default(),
+        StreamSettings::from(&workspace.config.stream),
         item_categories,
     )?
     .with_event_time_bounds(workspace.config.ingest.clone())

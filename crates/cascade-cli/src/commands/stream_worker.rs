@@ -50,7 +50,8 @@ pub fn run_worker(common: &Common, options: &WorkerOptions) -> Result<()> {
     let workspace = common.open_workspace()?;
     let (url, prefix) = redis_settings(&workspace, "stream-worker")?;
     let bus = RedisEventBus::open(&url, &prefix)?;
-    let store = RedisOnlineStore::open(&url, &prefix, StreamSettings::default().online())?;
+    let settings = StreamSettings::from(&workspace.config.stream).online();
+    let store = RedisOnlineStore::open(&url, &prefix, settings)?;
     let mut worker = BusWorker::new(&bus, &store, &options.consumer, options.claim_idle_ms)
         .with_event_time_bounds(workspace.config.ingest.clone());
     let spinner = Progress { quiet: false }.spinner(&format!("stream worker {}", options.consumer));

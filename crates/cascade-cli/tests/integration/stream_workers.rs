@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use cascade_store::RedisEventBus;
 use cascade_store::online::test_server::RedisForTests;
-use cascade_store::online::{OnlineStore, RedisOnlineStore, Tally};
+use cascade_store::online::{FeatureRead, RedisOnlineStore, Tally};
 use cascade_stream::StreamSettings;
 
 use crate::serve::{get, item_ids, post, start_with};

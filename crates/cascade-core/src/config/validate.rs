@@ -81,6 +81,8 @@ impl Config {
         if self.pipeline.history_length == 0 {
             return Err(("pipeline.history_length".into(), "expected at least 1".into()));
         }
+        self.stream.check()?;
+        self.online_learning.check()?;
         self.validate_serving()
     }
 

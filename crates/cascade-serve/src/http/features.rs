@@ -7,13 +7,14 @@ use super::*;
 /// is a network round trip); 503 when there are none or the store fails.
 pub(super) async fn read_features<T: Serialize + Send + 'static>(
     state: &AppState,
-    read: impl FnOnce(&FeatureSource) -> Result<T, OnlineStoreError> + Send + 'static,
+    read: impl FnOnce(&dyn FeatureRead) -> Result<T, OnlineStoreError> + Send + 'static,
 ) -> Response {
     let Some(features) = state.recommender.features().cloned() else {
         return RequestError::Unavailable("this server has no real-time features".into())
             .into_response();
     };
-    let work = move || read(&features).map_err(|e| RequestError::Unavailable(e.to_string()));
+    let work =
+        move || read(features.as_ref()).map_err(|e| RequestError::Unavailable(e.to_string()));
     match blocking(work).await {
         Ok(answer) => axum::Json(answer).into_response(),
         Err(response) => response,
@@ -24,14 +25,14 @@ pub(super) async fn user_features(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Response {
-    read_features(&state, move |features| features.user_features(&id)).await
+    read_features(&state, move |features| realtime::user_features(features, &id)).await
 }
 
 pub(super) async fn item_stats(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Response {
-    read_features(&state, move |features| features.item_stats(&id)).await
+    read_features(&state, move |features| realtime::item_stats(features, &id)).await
 }
 
 pub(super) async fn trending(
@@ -42,5 +43,5 @@ pub(super) async fn trending(
     if !(1..=1000).contains(&n) {
         return error(StatusCode::BAD_REQUEST, format!("n = {n}; it must be from 1 to 1000"));
     }
-    read_features(&state, move |features| features.trending_view(n)).await
+    read_features(&state, move |features| realtime::trending(features, n)).await
 }

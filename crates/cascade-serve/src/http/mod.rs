@@ -18,7 +18,7 @@ use serde_json::json;
 
 use cascade_core::timestamp::now_ms;
 use cascade_store::EntityKind;
-use cascade_store::online::OnlineStoreError;
+use cascade_store::online::{FeatureRead, OnlineStoreError};
 use cascade_stream::LiveStream;
 
 // One file per resource; the handlers share this module's imports and
@@ -40,7 +40,7 @@ use crate::access::{self, Access, AccessKeys};
 use crate::entities::Entities;
 use crate::events::{EventBatch, EventLog, EventsAnswer};
 use crate::metrics::Metrics;
-use crate::realtime::FeatureSource;
+use crate::realtime;
 use crate::recommender::{Models, RecommendRequest, Recommender, RequestError};
 
 /// Builds a fresh set of models (for `POST /admin/models/reload`).

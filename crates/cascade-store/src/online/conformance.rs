@@ -1,8 +1,40 @@
-//! The conformance suite every [`OnlineStore`] backend must pass: the same
-//! events, the same reads, the same answers. Each backend's tests call
-//! [`run_all`] with a function that opens a fresh, empty store.
+//! The conformance suite every feature store backend must pass: the same
+//! events, the same reads, the same answers. Each backend's tests invoke
+//! [`conformance_tests!`](crate::conformance_tests) with a function that
+//! opens a fresh, empty store, which makes one test per case, so a failure
+//! names its backend and its case.
 
-use super::{FeatureUpdate, OnlineSettings, OnlineStore, Tally};
+use super::{FeatureRead, FeatureUpdate, FeatureWrite, OnlineSettings, Tally};
+
+/// A store both sides of the suite can use.
+pub trait FeatureStore: FeatureRead + FeatureWrite {}
+impl<S: FeatureRead + FeatureWrite> FeatureStore for S {}
+
+/// One `#[test]` per conformance case. `setup` makes what every store of
+/// the backend needs (a server), or `None` to skip after saying why;
+/// `fresh(&setup, settings)` opens a fresh, empty store on it.
+#[macro_export]
+macro_rules! conformance_tests {
+    (setup: $setup:expr, fresh: $fresh:expr) => {
+        $crate::conformance_tests!(@cases $setup, $fresh;
+            history_keeps_the_last_interactions_in_order,
+            counters_count_each_window_and_forget_what_left_it,
+            a_repeated_update_id_changes_nothing,
+            affinities_decay_with_the_half_life,
+            trending_ranks_interactions_in_the_first_window,
+            unknown_keys_read_as_empty);
+    };
+    (@cases $setup:expr, $fresh:expr; $($case:ident),+) => {
+        $(
+            #[test]
+            fn $case() {
+                let Some(fixture) = $setup else { return };
+                let settings = $crate::online::conformance::suite_settings();
+                $crate::online::conformance::$case(&($fresh)(&fixture, settings));
+            }
+        )+
+    };
+}
 
 const MINUTE: i64 = 60_000;
 const T0: i64 = 1_700_000_000_000;
@@ -34,18 +66,8 @@ fn interaction(id: &str, user: &str, item: &str, ts_ms: i64, categories: &[&str]
     FeatureUpdate { categories, ..update(id, user, item, false, ts_ms) }
 }
 
-/// Runs every case, each on a store from `fresh`; panics on the first
-/// difference, naming the case.
-pub fn run_all<S: OnlineStore>(mut fresh: impl FnMut(OnlineSettings) -> S) {
-    history_keeps_the_last_interactions_in_order(&fresh(suite_settings()));
-    counters_count_each_window_and_forget_what_left_it(&fresh(suite_settings()));
-    a_repeated_update_id_changes_nothing(&fresh(suite_settings()));
-    affinities_decay_with_the_half_life(&fresh(suite_settings()));
-    trending_ranks_interactions_in_the_first_window(&fresh(suite_settings()));
-    unknown_keys_read_as_empty(&fresh(suite_settings()));
-}
-
-fn history_keeps_the_last_interactions_in_order(store: &impl OnlineStore) {
+/// A conformance case (see the module).
+pub fn history_keeps_the_last_interactions_in_order(store: &impl FeatureStore) {
     let updates = [
         interaction("h1", "u", "a", T0, &[]),
         update("h2", "u", "shown", true, T0 + 1),
@@ -62,7 +84,8 @@ fn history_keeps_the_last_interactions_in_order(store: &impl OnlineStore) {
     assert_eq!(store.history("v").unwrap(), ["a"], "history: per user");
 }
 
-fn counters_count_each_window_and_forget_what_left_it(store: &impl OnlineStore) {
+/// A conformance case (see the module).
+pub fn counters_count_each_window_and_forget_what_left_it(store: &impl FeatureStore) {
     let first = [
         update("c1", "u1", "x", true, T0),
         update("c2", "u2", "x", true, T0 + MINUTE),
@@ -103,7 +126,8 @@ fn counters_count_each_window_and_forget_what_left_it(store: &impl OnlineStore) 
     assert_eq!(stats[1].window_ms, 60 * MINUTE);
 }
 
-fn a_repeated_update_id_changes_nothing(store: &impl OnlineStore) {
+/// A conformance case (see the module).
+pub fn a_repeated_update_id_changes_nothing(store: &impl FeatureStore) {
     let click = interaction("r1", "u", "a", T0, &["Drama"]);
     assert!(store.apply(&click).unwrap(), "dedup: the first delivery applies");
     assert!(!store.apply(&click).unwrap(), "dedup: a re-delivery is recognised");
@@ -116,7 +140,8 @@ fn a_repeated_update_id_changes_nothing(store: &impl OnlineStore) {
     assert!((affinity[0].1 - 1.0).abs() < 1e-12, "dedup: affinity counted once: {affinity:?}");
 }
 
-fn affinities_decay_with_the_half_life(store: &impl OnlineStore) {
+/// A conformance case (see the module).
+pub fn affinities_decay_with_the_half_life(store: &impl FeatureStore) {
     let updates = [
         interaction("a1", "u", "m1", T0, &["Drama", "War"]),
         interaction("a2", "u", "m2", T0 + 60 * MINUTE, &["Drama"]),
@@ -136,7 +161,8 @@ fn affinities_decay_with_the_half_life(store: &impl OnlineStore) {
     assert!((scores[2].1 - 0.25).abs() < 1e-9, "affinity: War {}", scores[2].1);
 }
 
-fn trending_ranks_interactions_in_the_first_window(store: &impl OnlineStore) {
+/// A conformance case (see the module).
+pub fn trending_ranks_interactions_in_the_first_window(store: &impl FeatureStore) {
     let mut updates = Vec::new();
     for (n, item) in ["b", "a", "b", "c", "a", "b"].iter().enumerate() {
         updates.push(interaction(&format!("t{n}"), &format!("u{n}"), item, T0 + MINUTE, &[]));
@@ -151,7 +177,8 @@ fn trending_ranks_interactions_in_the_first_window(store: &impl OnlineStore) {
     assert!(store.trending(T0 + 30 * MINUTE, 10).unwrap().is_empty(), "trending: window passed");
 }
 
-fn unknown_keys_read_as_empty(store: &impl OnlineStore) {
+/// A conformance case (see the module).
+pub fn unknown_keys_read_as_empty(store: &impl FeatureStore) {
     assert_eq!(store.watermark_ms().unwrap(), None, "no event, no watermark");
     assert!(store.history("nobody").unwrap().is_empty());
     assert!(store.category_affinities("nobody", T0).unwrap().is_empty());

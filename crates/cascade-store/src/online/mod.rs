@@ -1,23 +1,23 @@
-//! The online feature store: the real-time features serving reads, kept by
-//! stream workers, behind one trait with two backends.
+//! The real-time feature store: what serving reads ([`FeatureRead`]) and
+//! what stream processing writes ([`FeatureWrite`]), with two backends.
 //!
-//! - [`EmbeddedOnlineStore`]: a redb file on local disk, the default.
+//! - The stream processor's own state (`cascade-stream`), the default: in
+//!   the server's memory, checkpointed to local disk with its log offset.
 //! - [`RedisOnlineStore`]: lists, hashes and sorted sets on a Redis server,
 //!   for several stream workers and several servers on several machines.
 //!
-//! Both apply an event's updates atomically and exactly once per update id
-//! (a retried or re-delivered event changes nothing), and both answer the
-//! same reads the same way: [`conformance`] holds them to it.
+//! Both apply an event's updates atomically and once per update id (a
+//! retried or re-delivered event changes nothing), and both answer the same
+//! reads the same way: [`conformance`] holds them to it, one test per case
+//! per backend ([`conformance_tests!`](crate::conformance_tests)).
 
 pub mod conformance;
-mod embedded;
 mod redis_connection;
 mod redis_store;
 pub mod test_server;
 
 use serde::{Deserialize, Serialize};
 
-pub use embedded::EmbeddedOnlineStore;
 pub use redis_connection::RedisConnection;
 pub use redis_store::RedisOnlineStore;
 
@@ -145,17 +145,9 @@ impl FeatureUpdate {
     }
 }
 
-/// Why an online store call failed.
+/// Why a feature store call failed (the in-process store never fails).
 #[derive(Debug, thiserror::Error)]
 pub enum OnlineStoreError {
-    /// The embedded store's file could not be read or written.
-    #[error("online store {path}: {message}")]
-    Embedded {
-        /// The redb file.
-        path: String,
-        /// What went wrong.
-        message: String,
-    },
     /// The Redis server refused or could not be reached.
     #[error("online store on Redis {url}: {message}")]
     Redis {
@@ -166,11 +158,8 @@ pub enum OnlineStoreError {
     },
 }
 
-/// The features serving reads, kept up to date by stream workers.
-pub trait OnlineStore: Send + Sync {
-    /// The settings the store keeps its features by.
-    fn settings(&self) -> &OnlineSettings;
-
+/// The write side: stream processing applies each event's updates.
+pub trait FeatureWrite: Send + Sync {
     /// Applies each event's updates atomically, in order; per update,
     /// `false` when one with the same id was applied before (it changes
     /// nothing).
@@ -181,6 +170,15 @@ pub trait OnlineStore: Send + Sync {
     fn apply(&self, update: &FeatureUpdate) -> Result<bool, OnlineStoreError> {
         Ok(self.apply_batch(std::slice::from_ref(update))?.first().copied().unwrap_or(false))
     }
+}
+
+/// The read side: the real-time features serving reads. Windowed and
+/// decayed reads take the time they are as of; readers pass the store's
+/// [`watermark_ms`](FeatureRead::watermark_ms), since event time may be far
+/// from the clock ([`FeatureRead::now_ms`]).
+pub trait FeatureRead: Send + Sync {
+    /// The settings the store keeps its features by.
+    fn settings(&self) -> &OnlineSettings;
 
     /// The user's last interactions, oldest first.
     fn history(&self, user: &str) -> Result<Vec<String>, OnlineStoreError>;
@@ -232,6 +230,11 @@ pub trait OnlineStore: Send + Sync {
             .collect();
         scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         Ok(scores)
+    }
+
+    /// The time reads are as of: the watermark, or 0 before any event.
+    fn now_ms(&self) -> Result<i64, OnlineStoreError> {
+        Ok(self.watermark_ms()?.unwrap_or(0))
     }
 
     /// The `k` items with the most interactions in the first window as of

@@ -25,8 +25,8 @@
 use std::collections::HashMap;
 
 use super::{
-    DEDUP_TTL_MS, FeatureUpdate, OnlineSettings, OnlineStore, OnlineStoreError, RedisConnection,
-    Tally,
+    DEDUP_TTL_MS, FeatureRead, FeatureUpdate, FeatureWrite, OnlineSettings, OnlineStoreError,
+    RedisConnection, Tally,
 };
 
 /// KEYS: the applied-id key or the event stream, global, history,
@@ -207,13 +207,15 @@ enum Once<'a> {
     ByAck { stream: &'a str, group: &'a str },
 }
 
-impl OnlineStore for RedisOnlineStore {
-    fn settings(&self) -> &OnlineSettings {
-        &self.settings
-    }
-
+impl FeatureWrite for RedisOnlineStore {
     fn apply_batch(&self, updates: &[FeatureUpdate]) -> Result<Vec<bool>, OnlineStoreError> {
         self.run_applies(updates, Once::ById)
+    }
+}
+
+impl FeatureRead for RedisOnlineStore {
+    fn settings(&self) -> &OnlineSettings {
+        &self.settings
     }
 
     fn history(&self, user: &str) -> Result<Vec<String>, OnlineStoreError> {
@@ -292,13 +294,16 @@ mod tests {
     use crate::online::conformance;
     use crate::online::test_server::RedisForTests;
 
-    #[test]
-    fn the_redis_store_passes_the_conformance_suite() {
-        let Some(server) = RedisForTests::start() else { return };
-        conformance::run_all(|settings| {
-            let prefix = server.fresh_prefix("conformance");
-            RedisOnlineStore::open(&server.url, &prefix, settings).unwrap()
-        });
+    mod conformance_suite {
+        use super::*;
+
+        crate::conformance_tests!(
+            setup: RedisForTests::start(),
+            fresh: |server: &RedisForTests, settings| {
+                let prefix = server.fresh_prefix("conformance");
+                RedisOnlineStore::open(&server.url, &prefix, settings).unwrap()
+            }
+        );
     }
 
     #[test]
