@@ -19,7 +19,7 @@ use cascade_app::ModelName;
 use cascade_app::serving::server::pipeline_settings;
 use cascade_serve::metrics::Metrics;
 use cascade_serve::recommender::Recommender;
-use cascade_serve::request::{RecommendRequest, RequestError};
+use cascade_serve::request::{RecommendRequest, ServeError};
 use cascade_serve::rerank::{RerankContext, Reranker, Slate};
 
 /// Keeps the first `per_category` items of each first category, in order.
@@ -32,7 +32,7 @@ impl Reranker for CategoryCap {
         "category_cap"
     }
 
-    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), RequestError> {
+    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), ServeError> {
         let categories = &context.models.catalog.facts.item_categories;
         let mut kept: HashMap<Option<u32>, usize> = HashMap::new();
         slate.items.retain(|entry| {

@@ -14,7 +14,7 @@ use cascade_core::config::{FeatureType, TableConfig};
 use cascade_core::{FeatureValue, Record};
 use cascade_store::{EntityKind, Store};
 
-use crate::recommender::RequestError;
+use crate::recommender::ServeError;
 
 /// Records of users and items.
 pub struct Entities {
@@ -37,8 +37,8 @@ fn kind_name(kind: EntityKind) -> &'static str {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> RequestError {
-    RequestError::Unavailable(format!("store: {e}"))
+fn unavailable(e: impl std::fmt::Display) -> ServeError {
+    ServeError::Unavailable(format!("store: {e}"))
 }
 
 impl Entities {
@@ -70,13 +70,13 @@ impl Entities {
         kind: EntityKind,
         id: &str,
         body: &Value,
-    ) -> Result<(bool, Record), RequestError> {
+    ) -> Result<(bool, Record), ServeError> {
         let field = match kind {
             EntityKind::User => "user id",
             EntityKind::Item => "item id",
         };
         cascade_core::ingest::check_text(field, id, self.max_id_bytes)
-            .map_err(RequestError::BadRequest)?;
+            .map_err(ServeError::Invalid)?;
         let record = parse_record(self.table(kind), body)?;
         let existed = self.store.get(kind, id).map_err(unavailable)?.is_some();
         self.store.upsert(kind, &[(id.to_owned(), record.clone())]).map_err(unavailable)?;
@@ -84,26 +84,26 @@ impl Entities {
     }
 
     /// The record of `id`.
-    pub fn get(&self, kind: EntityKind, id: &str) -> Result<Record, RequestError> {
+    pub fn get(&self, kind: EntityKind, id: &str) -> Result<Record, ServeError> {
         self.store
             .get(kind, id)
             .map_err(unavailable)?
-            .ok_or_else(|| RequestError::NotFound(format!("no {} with id {id:?}", kind_name(kind))))
+            .ok_or_else(|| ServeError::NotFound(format!("no {} with id {id:?}", kind_name(kind))))
     }
 
     /// Removes the record of `id`; 404 if there is none.
-    pub fn delete(&self, kind: EntityKind, id: &str) -> Result<(), RequestError> {
+    pub fn delete(&self, kind: EntityKind, id: &str) -> Result<(), ServeError> {
         if self.store.delete(kind, id).map_err(unavailable)? {
             Ok(())
         } else {
-            Err(RequestError::NotFound(format!("no {} with id {id:?}", kind_name(kind))))
+            Err(ServeError::NotFound(format!("no {} with id {id:?}", kind_name(kind))))
         }
     }
 }
 
 /// A record from a JSON object, checked against the table's features.
-fn parse_record(table: &TableConfig, body: &Value) -> Result<Record, RequestError> {
-    let bad = |message: String| RequestError::BadRequest(message);
+fn parse_record(table: &TableConfig, body: &Value) -> Result<Record, ServeError> {
+    let bad = |message: String| ServeError::Invalid(message);
     let Value::Object(fields) = body else {
         return Err(bad("the body must be a JSON object of feature → value".into()));
     };
@@ -163,7 +163,7 @@ impl HiddenItems {
     }
 
     /// Hides `id`; written (atomically: temp file, fsync, rename) before it returns.
-    pub fn hide(&self, id: &str) -> Result<(), RequestError> {
+    pub fn hide(&self, id: &str) -> Result<(), ServeError> {
         let mut ids = self.ids.write();
         if !ids.insert(id.to_owned()) {
             return Ok(());
@@ -175,7 +175,7 @@ impl HiddenItems {
                 write_atomically(path, &serde_json::to_vec(&sorted).expect("ids serialise"));
             if let Err(e) = written {
                 ids.remove(id);
-                return Err(RequestError::Unavailable(format!("{}: {e}", path.display())));
+                return Err(ServeError::Unavailable(format!("{}: {e}", path.display())));
             }
         }
         Ok(())
@@ -227,12 +227,9 @@ mod tests {
             let error = entities.put(EntityKind::Item, "5001", &body).unwrap_err().to_string();
             assert!(error.contains(expected), "{body} → {error}");
         }
-        assert!(matches!(entities.get(EntityKind::User, "nobody"), Err(RequestError::NotFound(_))));
+        assert!(matches!(entities.get(EntityKind::User, "nobody"), Err(ServeError::NotFound(_))));
         entities.delete(EntityKind::Item, "5000").unwrap();
-        assert!(matches!(
-            entities.delete(EntityKind::Item, "5000"),
-            Err(RequestError::NotFound(_))
-        ));
+        assert!(matches!(entities.delete(EntityKind::Item, "5000"), Err(ServeError::NotFound(_))));
     }
 
     #[test]

@@ -9,14 +9,16 @@
 //! occurrence within the batch) is the key.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use cascade_core::{Event, IngestConfig};
 use cascade_store::{AppendStatus, EventKey, GroupCommitter, KeyedEvent};
+use cascade_stream::LiveStream;
 
-use crate::recommender::{RecommendResponse, RequestError};
+use crate::recommender::{RecommendResponse, ServeError};
 
 /// What a shed request is told to wait, in seconds.
 pub const RETRY_AFTER_S: u64 = 1;
@@ -117,10 +119,10 @@ impl EventLog {
         &self,
         events: &[Value],
         now_ms: i64,
-    ) -> Result<(Vec<EventStatus>, Vec<Event>), RequestError> {
+    ) -> Result<(Vec<EventStatus>, Vec<Event>), ServeError> {
         let most = self.limits.max_events_per_request;
         if events.len() > most {
-            return Err(RequestError::BadRequest(format!(
+            return Err(ServeError::Invalid(format!(
                 "{} events in one request; at most {most} ([ingest] max_events_per_request)",
                 events.len()
             )));
@@ -148,12 +150,12 @@ impl EventLog {
             let appended = self
                 .committer
                 .try_submit(keyed, self.limits.max_pending_events)
-                .map_err(|overloaded| RequestError::Overloaded {
+                .map_err(|overloaded| ServeError::Overloaded {
                     message: format!("event log: {overloaded}"),
                     retry_after_s: RETRY_AFTER_S,
                 })?;
             let appended = cascade_store::reply_of(&appended)
-                .map_err(|e| RequestError::Unavailable(format!("event log: {e}")))?;
+                .map_err(|e| ServeError::Unavailable(format!("event log: {e}")))?;
             if let Some(last) = appended.iter().map(|a| a.seq()).max() {
                 self.log_end.fetch_max(last + 1, std::sync::atomic::Ordering::Relaxed);
             }
@@ -176,6 +178,53 @@ impl EventLog {
         statuses.sort_by_key(|s| s.index);
         Ok((statuses, fresh))
     }
+}
+
+impl EventLog {
+    /// A client's batch, end to end: refused while `live` (this server's
+    /// stream processor, if it has one) is too far behind the log, else
+    /// validated and appended durably, then given up to `[ingest]
+    /// read_your_writes_wait_ms` for `live` to apply it, so the client can
+    /// read its own writes. Durable first, then visible: a crash in between
+    /// loses nothing, and past the wait the events are durable all the same.
+    pub fn ingest(
+        &self,
+        events: &[Value],
+        live: Option<&LiveStream>,
+        now_ms: i64,
+    ) -> Result<Vec<EventStatus>, ServeError> {
+        if let Some(live) = live {
+            check_stream_lag(live, self.appended_up_to(), self.limits.max_stream_lag)?;
+        }
+        let (statuses, _) = self.append(events, now_ms)?;
+        if let Some(live) = live
+            && let Some(last) = statuses.iter().filter_map(|s| s.seq).max()
+        {
+            live.notify();
+            let wait = Duration::from_millis(self.limits.read_your_writes_wait_ms);
+            live.wait_applied(last + 1, wait);
+        }
+        Ok(statuses)
+    }
+}
+
+/// [`ServeError::StreamBehind`] when the stream processor is more than
+/// `max_lag` events behind the log end, so the backlog cannot grow without
+/// limit; [`ServeError::Unavailable`] when it has stopped.
+pub fn check_stream_lag(live: &LiveStream, log_end: u64, max_lag: u64) -> Result<(), ServeError> {
+    if let Some(failure) = live.failure() {
+        return Err(ServeError::Unavailable(format!("the stream processor stopped: {failure}")));
+    }
+    let lag = log_end.saturating_sub(live.applied());
+    if lag > max_lag {
+        return Err(ServeError::StreamBehind {
+            message: format!(
+                "the stream processor is {lag} events behind the log (bound {max_lag}, [ingest] max_stream_lag)"
+            ),
+            retry_after_s: 1,
+        });
+    }
+    Ok(())
 }
 
 impl EventLog {
@@ -277,7 +326,7 @@ mod tests {
             std::thread::yield_now();
         }
         match log.append(&batch(5), 0) {
-            Err(RequestError::Overloaded { retry_after_s, message }) => {
+            Err(ServeError::Overloaded { retry_after_s, message }) => {
                 assert_eq!(retry_after_s, RETRY_AFTER_S);
                 assert!(message.contains("5 events behind"), "{message}");
             }
@@ -289,5 +338,29 @@ mod tests {
         let (retried, _) = log.append(&batch(5), 0).unwrap();
         assert!(retried.iter().all(|s| s.status == "appended"), "the shed batch was not logged");
         assert_eq!(store.event_count().unwrap(), 10);
+    }
+
+    #[test]
+    fn ingest_is_refused_as_stream_behind_only_beyond_the_lag_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = cascade_store::Store::open(&dir.path().join("store.redb")).unwrap();
+        let checkpoint = dir.path().join("stream.json");
+        let processor = cascade_stream::StreamProcessor::open(
+            store,
+            &checkpoint,
+            cascade_stream::StreamSettings::default(),
+            Default::default(),
+        )
+        .unwrap();
+        let live = cascade_stream::LiveStream::start(processor, checkpoint).unwrap();
+        let applied = live.applied();
+        let bound = cascade_core::IngestConfig::default().max_stream_lag;
+        assert!(check_stream_lag(&live, applied + bound, bound).is_ok());
+        match check_stream_lag(&live, applied + bound + 1, bound) {
+            Err(ServeError::StreamBehind { retry_after_s: 1, message }) => {
+                assert!(message.contains("20001 events behind"), "{message}");
+            }
+            other => panic!("expected StreamBehind, got {other:?}"),
+        }
     }
 }

@@ -28,7 +28,7 @@ use crate::rerank::{RerankContext, Reranker, Slate, SlateItem};
 pub use crate::models::Models;
 pub use crate::pipeline_settings::PipelineSettings;
 pub use crate::request::{
-    Filters, PinRule, RecommendRequest, RecommendResponse, RequestError, ScoredItem, check_n,
+    Filters, PinRule, RecommendRequest, RecommendResponse, ScoredItem, ServeError, check_n,
 };
 
 /// The online recommender. State that outlives a model swap (hidden items,
@@ -260,13 +260,13 @@ impl Recommender {
     }
 
     /// Hides an item: never recommended again, from the next request on.
-    pub fn hide(&self, item_id: &str) -> Result<(), RequestError> {
+    pub fn hide(&self, item_id: &str) -> Result<(), ServeError> {
         item(&self.models().catalog, item_id)?;
         self.hidden.hide(item_id)
     }
 
     /// Whether an item is hidden.
-    pub fn is_hidden(&self, item_id: &str) -> Result<bool, RequestError> {
+    pub fn is_hidden(&self, item_id: &str) -> Result<bool, ServeError> {
         item(&self.models().catalog, item_id)?;
         Ok(self.hidden.contains(item_id))
     }
@@ -279,7 +279,7 @@ impl Recommender {
     }
 
     /// Items most similar to `item_id` by the retrieval embeddings.
-    pub fn similar(&self, item_id: &str, n: usize) -> Result<Vec<ScoredItem>, RequestError> {
+    pub fn similar(&self, item_id: &str, n: usize) -> Result<Vec<ScoredItem>, ServeError> {
         check_n(n)?;
         let models = self.models();
         let catalog = &models.catalog;
@@ -303,17 +303,17 @@ impl Recommender {
     }
 
     /// Answers one request.
-    pub fn recommend(&self, request: &RecommendRequest) -> Result<RecommendResponse, RequestError> {
+    pub fn recommend(&self, request: &RecommendRequest) -> Result<RecommendResponse, ServeError> {
         request.validate(self.settings.max_id_bytes, self.settings.max_list_ids)?;
         if !request.pin.is_empty() && !self.rerankers.iter().any(|(name, _)| name == "pins") {
-            return Err(RequestError::BadRequest(
+            return Err(ServeError::Invalid(
                 "pin: this server's pipeline has no pins step ([recommend] rerankers)".into(),
             ));
         }
         let models = self.models();
         let moment = RequestMoment { context: &request.context, now_ms: now_ms() };
         if let Some(ranker) = models.ranker() {
-            ranker.check_context(&moment).map_err(RequestError::BadRequest)?;
+            ranker.check_context(&moment).map_err(ServeError::Invalid)?;
         }
         let catalog = &models.catalog;
         let user = catalog.users.index(&request.user_id);
@@ -365,7 +365,7 @@ impl Recommender {
     /// Recall: each listed channel's quota of candidates the request
     /// allows (not hidden, consumed, excluded by a step, or filtered out),
     /// topped up with popular items when too few remain.
-    fn recall(&self, state: &RequestState<'_>) -> Result<Vec<Candidate>, RequestError> {
+    fn recall(&self, state: &RequestState<'_>) -> Result<Vec<Candidate>, ServeError> {
         let (request, models) = (state.request, state.models);
         let catalog = &models.catalog;
         let mut excluded = state.hidden.clone();
@@ -425,10 +425,10 @@ impl Recommender {
         &'a self,
         models: &'a Models,
         name: &str,
-    ) -> Result<&'a dyn CandidateSource, RequestError> {
+    ) -> Result<&'a dyn CandidateSource, ServeError> {
         let registered = || self.custom_channels.get(name).map(|channel| channel.as_ref());
         models.channel(name).or_else(registered).ok_or_else(|| {
-            RequestError::Unavailable(format!(
+            ServeError::Unavailable(format!(
                 "[recommend] channels lists {name:?}, which no recall channel is registered as"
             ))
         })
@@ -471,7 +471,7 @@ impl Recommender {
         &self,
         state: &RequestState<'_>,
         scored: &[(u32, f32)],
-    ) -> Result<Vec<SlateItem>, RequestError> {
+    ) -> Result<Vec<SlateItem>, ServeError> {
         let n = state.request.count();
         let context = RerankContext {
             request: state.request,
@@ -482,7 +482,7 @@ impl Recommender {
         let mut slate = Slate::from_ranked(scored);
         for (name, step) in &self.rerankers {
             let step = step.as_ref().ok_or_else(|| {
-                RequestError::Unavailable(format!(
+                ServeError::Unavailable(format!(
                     "[recommend] rerankers lists {name:?}, which no re-ranker is registered as"
                 ))
             })?;
@@ -520,20 +520,22 @@ impl Recommender {
     }
 }
 
-fn item(catalog: &Catalog, item_id: &str) -> Result<u32, RequestError> {
+fn item(catalog: &Catalog, item_id: &str) -> Result<u32, ServeError> {
     catalog
         .item_index(item_id)
-        .ok_or_else(|| RequestError::NotFound(format!("no item with id {item_id:?}")))
+        .ok_or_else(|| ServeError::NotFound(format!("no item with id {item_id:?}")))
 }
 
 /// Dense indices of category names; an unknown name is the client's error.
-fn categories(catalog: &Catalog, names: &[String]) -> Result<Vec<u32>, RequestError> {
+fn categories(catalog: &Catalog, names: &[String]) -> Result<Vec<u32>, ServeError> {
     names
         .iter()
         .map(|name| {
-            catalog.facts.categories.index(name).ok_or_else(|| {
-                RequestError::BadRequest(format!("filters: no category named {name:?}"))
-            })
+            catalog
+                .facts
+                .categories
+                .index(name)
+                .ok_or_else(|| ServeError::Invalid(format!("filters: no category named {name:?}")))
         })
         .collect()
 }

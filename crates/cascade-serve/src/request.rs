@@ -41,8 +41,8 @@ impl RecommendRequest {
     /// and name (at most `max_id_bytes`), at most `max_list_ids` ids per
     /// list, and pins that fit the list without colliding. The error names
     /// the field.
-    pub fn validate(&self, max_id_bytes: usize, max_list_ids: usize) -> Result<(), RequestError> {
-        let bad = RequestError::BadRequest;
+    pub fn validate(&self, max_id_bytes: usize, max_list_ids: usize) -> Result<(), ServeError> {
+        let bad = ServeError::Invalid;
         let n = self.count();
         check_n(n)?;
         cascade_core::ingest::check_text("user_id", &self.user_id, max_id_bytes).map_err(bad)?;
@@ -88,11 +88,11 @@ impl RecommendRequest {
 }
 
 /// The number of items a list may hold: 1..=1000.
-pub fn check_n(n: usize) -> Result<(), RequestError> {
+pub fn check_n(n: usize) -> Result<(), ServeError> {
     if (1..=1000).contains(&n) {
         Ok(())
     } else {
-        Err(RequestError::BadRequest(format!("n must be in 1..=1000, got {n}")))
+        Err(ServeError::Invalid(format!("n must be in 1..=1000, got {n}")))
     }
 }
 
@@ -147,20 +147,24 @@ pub struct RecommendResponse {
     pub items: Vec<ScoredItem>,
 }
 
-/// A request the server refuses, with the HTTP status it maps to.
+/// Why the serving library refused or could not do what it was asked. A
+/// domain error: which HTTP status each variant becomes is the `http`
+/// module's business alone.
 #[derive(Debug, thiserror::Error)]
-pub enum RequestError {
-    /// 400.
+pub enum ServeError {
+    /// The request itself is wrong (a field out of range, an unknown
+    /// stage, conflicting pins); the message names what.
     #[error("{0}")]
-    BadRequest(String),
-    /// 404.
+    Invalid(String),
+    /// What the request names does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// 503: the server cannot take it now (e.g. the event log failed).
+    /// The server cannot do it now (the event log or a stage failed, a
+    /// listed stage is not registered).
     #[error("{0}")]
     Unavailable(String),
-    /// 503 with `Retry-After`: the server is behind and sheds load rather
-    /// than queue without limit; the client should retry after that long.
+    /// Too much work is already waiting for a commit: the server sheds
+    /// load rather than queue without limit; retry after that long.
     #[error("{message}")]
     Overloaded {
         /// What is behind, and by how much.
@@ -168,10 +172,10 @@ pub enum RequestError {
         /// Seconds the client should wait before retrying.
         retry_after_s: u64,
     },
-    /// 429 with `Retry-After`: accepting more now would let a backlog grow
-    /// (the stream processor is behind the log).
+    /// The stream processor is too far behind the log: accepting more now
+    /// would let the backlog grow; retry after that long.
     #[error("{message}")]
-    TooManyRequests {
+    StreamBehind {
         /// What is behind, and by how much.
         message: String,
         /// Seconds the client should wait before retrying.

@@ -10,11 +10,10 @@ pub(super) async fn read_features<T: Serialize + Send + 'static>(
     read: impl FnOnce(&dyn FeatureRead) -> Result<T, OnlineStoreError> + Send + 'static,
 ) -> Response {
     let Some(features) = state.recommender.features().cloned() else {
-        return RequestError::Unavailable("this server has no real-time features".into())
+        return ServeError::Unavailable("this server has no real-time features".into())
             .into_response();
     };
-    let work =
-        move || read(features.as_ref()).map_err(|e| RequestError::Unavailable(e.to_string()));
+    let work = move || read(features.as_ref()).map_err(|e| ServeError::Unavailable(e.to_string()));
     match blocking(work).await {
         Ok(answer) => axum::Json(answer).into_response(),
         Err(response) => response,

@@ -4,7 +4,7 @@
 //! never stalls the reactor.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -19,7 +19,6 @@ use serde_json::json;
 use cascade_core::timestamp::now_ms;
 use cascade_store::EntityKind;
 use cascade_store::online::{FeatureRead, OnlineStoreError};
-use cascade_stream::LiveStream;
 
 // One file per resource; the handlers share this module's imports and
 // helpers (`error`, `blocking`, `AppState`) through `use super::*`, and the
@@ -41,7 +40,7 @@ use crate::entities::Entities;
 use crate::events::{EventBatch, EventLog, EventsAnswer};
 use crate::metrics::Metrics;
 use crate::realtime;
-use crate::recommender::{Models, RecommendRequest, Recommender, RequestError};
+use crate::recommender::{Models, RecommendRequest, Recommender, ServeError};
 
 /// Builds a fresh set of models (for `POST /admin/models/reload`).
 pub type ModelLoader = dyn Fn() -> anyhow::Result<Models> + Send + Sync;
@@ -156,20 +155,20 @@ fn retry_later(status: StatusCode, message: String, retry_after_s: u64) -> Respo
     response
 }
 
-impl IntoResponse for RequestError {
+impl IntoResponse for ServeError {
     fn into_response(self) -> Response {
         let status = match self {
-            RequestError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            RequestError::NotFound(_) => StatusCode::NOT_FOUND,
-            RequestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            RequestError::Overloaded { retry_after_s, .. } => {
+            ServeError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ServeError::NotFound(_) => StatusCode::NOT_FOUND,
+            ServeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServeError::Overloaded { retry_after_s, .. } => {
                 return retry_later(
                     StatusCode::SERVICE_UNAVAILABLE,
                     self.to_string(),
                     retry_after_s,
                 );
             }
-            RequestError::TooManyRequests { retry_after_s, .. } => {
+            ServeError::StreamBehind { retry_after_s, .. } => {
                 return retry_later(StatusCode::TOO_MANY_REQUESTS, self.to_string(), retry_after_s);
             }
         };
@@ -179,7 +178,7 @@ impl IntoResponse for RequestError {
 
 /// Runs model work off the reactor.
 async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, RequestError> + Send + 'static,
+    work: impl FnOnce() -> Result<T, ServeError> + Send + 'static,
 ) -> Result<T, Response> {
     match tokio::task::spawn_blocking(work).await {
         Ok(result) => result.map_err(IntoResponse::into_response),
@@ -363,38 +362,14 @@ mod tests {
     #[test]
     fn shed_load_is_a_503_that_says_when_to_retry() {
         let response =
-            RequestError::Overloaded { message: "behind".into(), retry_after_s: 2 }.into_response();
+            ServeError::Overloaded { message: "behind".into(), retry_after_s: 2 }.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "2");
-        let lagging = RequestError::TooManyRequests { message: "lag".into(), retry_after_s: 1 }
-            .into_response();
+        let lagging =
+            ServeError::StreamBehind { message: "lag".into(), retry_after_s: 1 }.into_response();
         assert_eq!(lagging.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(lagging.headers()[header::RETRY_AFTER], "1");
-        let plain = RequestError::Unavailable("down".into()).into_response();
+        let plain = ServeError::Unavailable("down".into()).into_response();
         assert!(plain.headers().get(header::RETRY_AFTER).is_none());
-    }
-
-    #[test]
-    fn ingest_is_refused_with_429_only_beyond_the_stream_lag_bound() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = cascade_store::Store::open(&dir.path().join("store.redb")).unwrap();
-        let checkpoint = dir.path().join("stream.json");
-        let processor = cascade_stream::StreamProcessor::open(
-            store,
-            &checkpoint,
-            cascade_stream::StreamSettings::default(),
-            Default::default(),
-        )
-        .unwrap();
-        let live = LiveStream::start(processor, checkpoint).unwrap();
-        let applied = live.applied();
-        let bound = cascade_core::IngestConfig::default().max_stream_lag;
-        assert!(check_stream_lag(&live, applied + bound, bound).is_ok());
-        match check_stream_lag(&live, applied + bound + 1, bound) {
-            Err(RequestError::TooManyRequests { retry_after_s: 1, message }) => {
-                assert!(message.contains("20001 events behind"), "{message}");
-            }
-            other => panic!("expected 429, got {other:?}"),
-        }
     }
 }

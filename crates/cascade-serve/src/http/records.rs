@@ -3,24 +3,24 @@
 
 use super::*;
 
-pub(super) fn entities(state: &AppState) -> Result<Arc<Entities>, RequestError> {
+pub(super) fn entities(state: &AppState) -> Result<Arc<Entities>, ServeError> {
     state
         .entities
         .clone()
-        .ok_or_else(|| RequestError::Unavailable("this server keeps no records".into()))
+        .ok_or_else(|| ServeError::Unavailable("this server keeps no records".into()))
 }
 
 /// Runs a record operation off the reactor (the store fsyncs).
 pub(super) async fn with_records<T: Send + 'static>(
     state: &AppState,
-    work: impl FnOnce(&Entities) -> Result<T, RequestError> + Send + 'static,
+    work: impl FnOnce(&Entities) -> Result<T, ServeError> + Send + 'static,
 ) -> Result<T, Response> {
     let entities = entities(state).map_err(IntoResponse::into_response)?;
     blocking(move || work(&entities)).await
 }
 
-pub(super) fn json_body(body: &Bytes) -> Result<serde_json::Value, RequestError> {
-    serde_json::from_slice(body).map_err(|e| RequestError::BadRequest(format!("request body: {e}")))
+pub(super) fn json_body(body: &Bytes) -> Result<serde_json::Value, ServeError> {
+    serde_json::from_slice(body).map_err(|e| ServeError::Invalid(format!("request body: {e}")))
 }
 
 pub(super) async fn put_record(
@@ -100,7 +100,7 @@ pub(super) async fn get_item(
     // A hidden item may have no record (null); a failing store is a 503.
     let lookup = move |e: &Entities| match e.get(EntityKind::Item, &id) {
         Ok(record) => Ok(Some(record)),
-        Err(RequestError::NotFound(_)) => Ok(None),
+        Err(ServeError::NotFound(_)) => Ok(None),
         Err(other) => Err(other),
     };
     let record = match with_records(&state, lookup).await {

@@ -140,7 +140,7 @@ fn consumed_and_hidden_items_never_come_back() {
     assert!(first.iter().all(|i| !["0", "1", "2"].contains(&i.as_str())), "{first:?}");
     r.hide(&first[0]).unwrap();
     assert!(!ask(&r, "a", 27).contains(&first[0]));
-    assert!(matches!(r.hide("nope"), Err(RequestError::NotFound(_))));
+    assert!(matches!(r.hide("nope"), Err(ServeError::NotFound(_))));
 }
 
 #[test]
@@ -165,7 +165,7 @@ fn a_pin_never_resurrects_a_hidden_item_and_pins_may_not_collide() {
         (&[("4", 5)][..], "pin[0]: position 5 is outside a list of n = 5"),
     ] {
         match r.recommend(&pinned(pins)) {
-            Err(RequestError::BadRequest(error)) => assert_eq!(error, message),
+            Err(ServeError::Invalid(error)) => assert_eq!(error, message),
             other => panic!("{pins:?}: expected 400, got {other:?}"),
         }
     }
@@ -184,7 +184,7 @@ fn ids_longer_than_the_bound_are_refused_by_field() {
     ];
     for (request, message) in cases {
         match r.recommend(&request) {
-            Err(RequestError::BadRequest(error)) => {
+            Err(ServeError::Invalid(error)) => {
                 assert!(error.starts_with(message), "{error}")
             }
             other => panic!("expected 400, got {other:?}"),
@@ -214,7 +214,7 @@ impl Reranker for OddOnly {
     fn name(&self) -> &str {
         "odd_only"
     }
-    fn rerank(&self, slate: &mut Slate, _: &RerankContext<'_>) -> Result<(), RequestError> {
+    fn rerank(&self, slate: &mut Slate, _: &RerankContext<'_>) -> Result<(), ServeError> {
         slate.items.retain(|entry| entry.item % 2 == 1);
         Ok(())
     }
@@ -243,7 +243,7 @@ fn stages_are_the_listed_values_in_their_order() {
         error.starts_with("recommend.channels[0]: no recall channel named \"mine\""),
         "{error}"
     );
-    assert!(matches!(unregistered.recommend(&request("a", 3)), Err(RequestError::Unavailable(_))));
+    assert!(matches!(unregistered.recommend(&request("a", 3)), Err(ServeError::Unavailable(_))));
     let r = recommender(settings)
         .with_channel(Box::new(Mine))
         .and_then(|r| r.with_reranker(Box::new(OddOnly)))
@@ -274,7 +274,7 @@ fn only_listed_names_can_be_registered_and_pins_need_their_step() {
         ..request("a", 5)
     };
     match recommender(no_pins).recommend(&pinned) {
-        Err(RequestError::BadRequest(error)) => {
+        Err(ServeError::Invalid(error)) => {
             assert!(error.contains("no pins step"), "{error}")
         }
         other => panic!("expected 400, got {other:?}"),

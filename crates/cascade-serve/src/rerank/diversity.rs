@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::request::RequestError;
+use crate::request::ServeError;
 use crate::rerank::{RerankContext, Reranker, Slate, SlateItem};
 
 /// Picks the list by MMR among the `pool` most relevant items of the slate
@@ -22,7 +22,7 @@ impl Reranker for Diversity {
         "diversity"
     }
 
-    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), RequestError> {
+    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), ServeError> {
         slate.items.truncate(self.pool.max(context.n));
         let index = context.models.ann.index();
         let vectors: HashMap<u32, Cow<'_, [f32]>> =

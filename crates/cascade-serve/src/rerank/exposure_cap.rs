@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::exposure::ExposureMemory;
-use crate::request::RequestError;
+use crate::request::ServeError;
 use crate::rerank::{RerankContext, Reranker, Slate};
 
 /// Keeps capped items out before recall (so the channels fill their quotas
@@ -31,7 +31,7 @@ impl Reranker for ExposureCap {
         self.memory.capped_items(user_id)
     }
 
-    fn rerank(&self, _slate: &mut Slate, _context: &RerankContext<'_>) -> Result<(), RequestError> {
+    fn rerank(&self, _slate: &mut Slate, _context: &RerankContext<'_>) -> Result<(), ServeError> {
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::exposure::ExposureMemory;
 use crate::models::Models;
 use crate::recommender::PipelineSettings;
-use crate::request::{RecommendRequest, RequestError};
+use crate::request::{RecommendRequest, ServeError};
 
 pub use diversity::{Diversity, mmr};
 pub use exposure_cap::ExposureCap;
@@ -96,7 +96,7 @@ pub trait Reranker: Send + Sync {
 
     /// Reorders, drops or inserts items of `slate`. An error is the
     /// request's (e.g. a pin naming an unknown item).
-    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), RequestError>;
+    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), ServeError>;
 
     /// Told the external ids of the list served, in order.
     fn served(&self, _user_id: &str, _items: &[&str]) {}

@@ -1,7 +1,7 @@
 //! `pins`: a request's business rules that put given items at given
 //! positions. A pin never brings back a hidden item.
 
-use crate::request::RequestError;
+use crate::request::ServeError;
 use crate::rerank::{RerankContext, Reranker, Slate, SlateItem};
 
 /// Applies the request's `pin` rules (validated with the request: no
@@ -14,12 +14,12 @@ impl Reranker for Pins {
         "pins"
     }
 
-    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), RequestError> {
+    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), ServeError> {
         let catalog = &context.models.catalog;
         let mut pins = Vec::with_capacity(context.request.pin.len());
         for rule in &context.request.pin {
             let item = catalog.item_index(&rule.item_id).ok_or_else(|| {
-                RequestError::BadRequest(format!("pin: no item with id {:?}", rule.item_id))
+                ServeError::Invalid(format!("pin: no item with id {:?}", rule.item_id))
             })?;
             if !context.hidden.contains(&item) {
                 pins.push((item, rule.position));

@@ -1,7 +1,7 @@
 //! Freshness and popularity: two steps that shift each item's relevance
 //! (its slate `order`) before diversity picks among the most relevant.
 
-use crate::request::RequestError;
+use crate::request::ServeError;
 use crate::rerank::{RerankContext, Reranker, Slate};
 
 /// How ages and popularity shift relevance.
@@ -48,7 +48,7 @@ impl Reranker for Freshness {
         "freshness"
     }
 
-    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), RequestError> {
+    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), ServeError> {
         let catalog = &context.models.catalog;
         for entry in &mut slate.items {
             if let Some(age) = catalog.age_seconds(entry.item) {
@@ -79,7 +79,7 @@ impl Reranker for Popularity {
         "popularity"
     }
 
-    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), RequestError> {
+    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), ServeError> {
         let popular = &context.models.popular;
         let max_count = popular.max_count();
         for entry in &mut slate.items {
