@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 
-use cascade_app::ModelName;
+use cascade_app::ModelKind;
 use cascade_app::serving::server::pipeline_settings;
 use cascade_serve::metrics::Metrics;
 use cascade_serve::recall::{CandidateSource, RecallContext};
@@ -38,7 +38,7 @@ impl CandidateSource for EditorsPicks {
 }
 
 fn main() -> Result<()> {
-    let (mut workspace, _scratch, models) = common::movielens_models(ModelName::Lr)?;
+    let (mut workspace, _scratch, models) = common::movielens_models(ModelKind::Lr)?;
     // The picks, by MovieLens id: Casablanca, Vertigo, Rear Window, Alien.
     let items = ["483", "479", "603", "183"]
         .iter()

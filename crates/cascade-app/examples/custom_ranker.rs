@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use cascade_app::ModelName;
+use cascade_app::ModelKind;
 use cascade_app::serving::server::pipeline_settings;
 use cascade_serve::metrics::Metrics;
 use cascade_serve::rank::{Ranker, RequestMoment};
@@ -58,7 +58,7 @@ impl Ranker for SameCategories {
 }
 
 fn main() -> Result<()> {
-    let (workspace, _scratch, mut models) = common::movielens_models(ModelName::Lr)?;
+    let (workspace, _scratch, mut models) = common::movielens_models(ModelKind::Lr)?;
     let categories = models.catalog.facts.item_categories.clone();
     models.set_ranker(Some(Box::new(SameCategories { categories })));
     let metrics = Arc::new(Metrics::default());

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
 
-use cascade_app::ModelName;
+use cascade_app::ModelKind;
 use cascade_app::serving::server::pipeline_settings;
 use cascade_serve::metrics::Metrics;
 use cascade_serve::recommender::Recommender;
@@ -46,7 +46,7 @@ impl Reranker for CategoryCap {
 }
 
 fn main() -> Result<()> {
-    let (mut workspace, _scratch, models) = common::movielens_models(ModelName::Lr)?;
+    let (mut workspace, _scratch, models) = common::movielens_models(ModelKind::Lr)?;
     let categories = models.catalog.facts.item_categories.clone();
     let names = models.catalog.facts.categories.clone();
     // Before diversity, so that MMR picks among what the rule allows.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use cascade_app::ModelName;
+use cascade_app::ModelKind;
 use cascade_app::serving::server::pipeline_settings;
 use cascade_serve::metrics::Metrics;
 use cascade_serve::recommender::Recommender;
@@ -20,7 +20,7 @@ use cascade_serve::request::RecommendRequest;
 
 fn main() -> Result<()> {
     // The built-in config (MovieLens-100k), a workspace of our own.
-    let (workspace, _scratch, models) = common::movielens_models(ModelName::Lr)?;
+    let (workspace, _scratch, models) = common::movielens_models(ModelKind::Lr)?;
     let metrics = Arc::new(Metrics::default());
     let recommender = Recommender::new(models, pipeline_settings(&workspace.config), metrics);
     let request: RecommendRequest = serde_json::from_str(r#"{"user_id": "1", "n": 10}"#)?;

@@ -23,7 +23,7 @@ use cascade_serve::field_encoder::FieldEncoder;
 
 use crate::progress::Progress;
 use crate::ranking::{self, ContextFeatures};
-use crate::registry::ModelName;
+use crate::registry::ModelKind;
 use crate::workspace::Workspace;
 
 /// The data every protocol run needs.
@@ -56,7 +56,7 @@ pub struct LooOutcome {
 /// the validation item; ItemKNN uses RecBole's defaults unless `tune` asks
 /// for the validation grid; trained models use `seed` and stop early on validation.
 pub fn fit_loo(
-    model: ModelName,
+    model: ModelKind,
     split: &LooSplit,
     tower_features: Option<TowerFeatures>,
     tune: bool,
@@ -65,8 +65,8 @@ pub fn fit_loo(
 ) -> Result<LooOutcome> {
     let name = model.name().to_owned();
     let (ranker, setting): (Box<dyn FullRanker + Send>, String) = match model {
-        ModelName::Pop => (Box::new(MostPopular::fit(split)), "train counts".into()),
-        ModelName::Itemknn if !tune => {
+        ModelKind::Pop => (Box::new(MostPopular::fit(split)), "train counts".into()),
+        ModelKind::Itemknn if !tune => {
             let data = Interactions::from_split(split);
             let setting = format!(
                 "k={} shrink={} (RecBole defaults)",
@@ -74,7 +74,7 @@ pub fn fit_loo(
             );
             (Box::new(ItemKnn::fit(&data, ITEM_KNN_DEFAULT)), setting)
         }
-        ModelName::Itemknn => {
+        ModelKind::Itemknn => {
             let grid = item_knn_grid();
             let bar = progress.bar(grid.len() as u64, &format!("tuning {name}"), "settings");
             let data = Interactions::from_split(split);
@@ -88,7 +88,7 @@ pub fn fit_loo(
             bar.finish_and_clear();
             (Box::new(tuned.model), tuned.setting)
         }
-        ModelName::Ease => {
+        ModelKind::Ease => {
             let grid = ease_grid();
             let bar = progress.bar(grid.len() as u64, &format!("tuning {name}"), "settings");
             let data = Interactions::from_split(split);
@@ -103,7 +103,7 @@ pub fn fit_loo(
             bar.finish_and_clear();
             (Box::new(tuned.model), tuned.setting)
         }
-        ModelName::BprMf => {
+        ModelKind::BprMf => {
             let mut config = BprMfConfig::default();
             config.training.apply(&overrides);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
@@ -114,7 +114,7 @@ pub fn fit_loo(
                 describe_epochs(&format!("dim={}", config.dim), &reports, &config.training),
             )
         }
-        ModelName::Neumf => {
+        ModelKind::Neumf => {
             let mut config = NeuMfConfig::default();
             config.training.apply(&overrides);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
@@ -126,7 +126,7 @@ pub fn fit_loo(
             );
             (Box::new(model), describe_epochs(&setting, &reports, &config.training))
         }
-        ModelName::TwoTower => {
+        ModelKind::TwoTower => {
             let Some(features) = tower_features else {
                 bail!("model `{name}` needs user and item features; none were loaded")
             };
@@ -146,7 +146,7 @@ pub fn fit_loo(
             );
             (Box::new(model), describe_epochs(&setting, &reports, &config.training))
         }
-        ModelName::Sasrec => {
+        ModelKind::Sasrec => {
             let mut config = SasRecConfig::default();
             config.training.apply(&overrides);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);

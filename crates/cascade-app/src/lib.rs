@@ -13,5 +13,5 @@ pub mod serving;
 pub mod workspace;
 
 pub use progress::Progress;
-pub use registry::{ModelName, Protocol};
+pub use registry::{ModelKind, Protocol};
 pub use workspace::Workspace;

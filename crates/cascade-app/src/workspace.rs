@@ -18,7 +18,7 @@ use cascade_store::{EntityKind, Store};
 use cascade_models::training::Overrides;
 
 use crate::progress::Progress;
-use crate::registry::ModelName;
+use crate::registry::ModelKind;
 
 /// The config and directories one command works in.
 #[derive(Debug)]
@@ -49,10 +49,10 @@ impl Workspace {
     /// The training overrides of `model`: command-line flags over the
     /// config's `[training.<model>]`. Every `[training.*]` table must name a
     /// model, so a typo is an error rather than silently ignored settings.
-    pub fn training_overrides(&self, model: ModelName, flags: Overrides) -> Result<Overrides> {
+    pub fn training_overrides(&self, model: ModelKind, flags: Overrides) -> Result<Overrides> {
         let origin = if self.builtin_config { "the built-in config" } else { "the config file" };
         for name in self.config.training.keys() {
-            if let Err(unknown) = name.parse::<ModelName>() {
+            if let Err(unknown) = name.parse::<ModelKind>() {
                 bail!("{origin}: [training.{name}]: {unknown}");
             }
         }

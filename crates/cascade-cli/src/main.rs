@@ -23,7 +23,7 @@ use cascade_app::experiments::new_items_replay::NewItemsReplay;
 use cascade_app::experiments::online_replay::{OnlineOptimizer, Replay};
 use cascade_app::experiments::serving_replay::ServingReplay;
 use cascade_app::ranking::ContextFeatures;
-use cascade_app::{ModelName, Protocol, Workspace};
+use cascade_app::{ModelKind, Protocol, Workspace};
 
 use cascade_serve::recall::AnnBackend;
 
@@ -170,7 +170,7 @@ enum Command {
     Replay {
         /// Ranking model.
         #[arg(long, value_parser = model_parser(), default_value = "deepfm")]
-        model: ModelName,
+        model: ModelKind,
         /// Share of rows, in time order, the initial model trains on.
         #[arg(long, default_value_t = 0.8)]
         initial_share: f64,
@@ -221,7 +221,7 @@ enum Command {
     ReplayServing {
         /// Ranking model of both builds.
         #[arg(long, value_parser = model_parser(), default_value = "deepfm")]
-        ranker: ModelName,
+        ranker: ModelKind,
         /// Weeks at the end of the log that are replayed, not built from.
         #[arg(long, default_value_t = 4)]
         test_weeks: u32,
@@ -247,7 +247,7 @@ enum Command {
         /// Model (a trained one: bpr-mf, neumf, two-tower, sasrec, lr, fm,
         /// wide-deep, deepfm, dcnv2, din, dien).
         #[arg(long, value_parser = model_parser())]
-        model: ModelName,
+        model: ModelKind,
         /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
         #[arg(long, env = "CASCADE_DATA_DIR")]
         data: Option<PathBuf>,
@@ -266,7 +266,7 @@ enum Command {
         addr: std::net::SocketAddr,
         /// Ranking model: a CTR architecture (lr, fm, wide-deep, deepfm, dcnv2, din, dien).
         #[arg(long, value_parser = model_parser(), default_value = "deepfm")]
-        ranker: ModelName,
+        ranker: ModelKind,
         /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
         #[arg(long, env = "CASCADE_DATA_DIR")]
         data: Option<PathBuf>,
@@ -297,7 +297,7 @@ enum Command {
         protocol: Protocol,
         /// Model.
         #[arg(long, value_parser = model_parser())]
-        model: ModelName,
+        model: ModelKind,
         /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
         #[arg(long, env = "CASCADE_DATA_DIR")]
         data: Option<PathBuf>,
@@ -452,7 +452,7 @@ enum BenchCommand {
     Train {
         /// Model to train.
         #[arg(long, value_parser = model_parser())]
-        model: ModelName,
+        model: ModelKind,
         /// Epochs to run (no early stopping).
         #[arg(long, default_value_t = 5)]
         epochs: usize,
@@ -536,9 +536,9 @@ fn online_optimizer_parser() -> impl TypedValueParser<Value = OnlineOptimizer> {
 }
 
 /// The models users may name, with their help lines, parsed into the registry's type.
-fn model_parser() -> impl TypedValueParser<Value = ModelName> {
-    let names = ModelName::ALL.map(|model| PossibleValue::new(model.name()).help(model.about()));
-    PossibleValuesParser::new(names).try_map(|name| name.parse::<ModelName>())
+fn model_parser() -> impl TypedValueParser<Value = ModelKind> {
+    let names = ModelKind::ALL.map(|model| PossibleValue::new(model.name()).help(model.about()));
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<ModelKind>())
 }
 
 /// The protocols of PROTOCOLS.md, parsed into the registry's type.

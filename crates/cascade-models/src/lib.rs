@@ -11,6 +11,7 @@ pub mod interactions;
 pub mod linalg;
 pub mod random;
 pub mod ranking;
+pub mod registry;
 pub mod retrieval;
 pub mod training;
 pub mod tuning;

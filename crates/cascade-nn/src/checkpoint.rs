@@ -148,6 +148,23 @@ pub struct Checkpoint {
     pub dense: Vec<(String, Tensor)>,
 }
 
+impl Checkpoint {
+    /// Takes the embedding table named `name` out of the checkpoint, so a
+    /// model is restored by its tables' names, whatever their order.
+    pub fn take_table(&mut self, name: &str) -> Result<EmbeddingTable, CheckpointError> {
+        let position =
+            self.tables.iter().position(|t| t.config().name == name).ok_or_else(|| {
+                let names: Vec<&str> =
+                    self.tables.iter().map(|t| t.config().name.as_str()).collect();
+                CheckpointError {
+                    path: PathBuf::from(&self.manifest.model),
+                    message: format!("no table named `{name}` (it holds {names:?})"),
+                }
+            })?;
+        Ok(self.tables.remove(position))
+    }
+}
+
 /// Loads a checkpoint after checking it is the `model` trained on the schema
 /// with `schema_fingerprint`.
 pub fn load(

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use cascade_app::serving::build::load_models;
-use cascade_app::{ModelName, Progress, Workspace};
+use cascade_app::{ModelKind, Progress, Workspace};
 use cascade_serve::recommender::Models;
 
 /// The workspace (its config is the built-in one), its scratch directory
 /// (deleted on drop) and the models, ranked by `ranker`.
-pub fn movielens_models(ranker: ModelName) -> Result<(Workspace, tempfile::TempDir, Models)> {
+pub fn movielens_models(ranker: ModelKind) -> Result<(Workspace, tempfile::TempDir, Models)> {
     let data: PathBuf = std::env::args()
         .nth(1)
         .or_else(|| std::env::var("CASCADE_DATA_DIR").ok())

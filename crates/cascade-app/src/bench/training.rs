@@ -19,7 +19,7 @@ use cascade_models::training::{Overrides, TrainingSettings};
 use crate::evaluation::{prepare, tower_features};
 use crate::progress::Progress;
 use crate::ranking;
-use crate::registry::ModelName;
+use crate::registry::ModelKind;
 use crate::workspace::Workspace;
 
 /// Seconds of each stage in one run.
@@ -129,7 +129,7 @@ fn retrieval_times(reports: &[EpochReport], settings: serde_json::Value) -> Epoc
 /// throughput and peak memory as one JSON object.
 pub fn train(
     workspace: &Workspace,
-    model: ModelName,
+    model: ModelKind,
     data: Option<&Path>,
     epochs: usize,
 ) -> Result<serde_json::Value> {
@@ -143,26 +143,26 @@ pub fn train(
         training.patience = usize::MAX;
     };
     let times = match model {
-        ModelName::BprMf => {
+        ModelKind::BprMf => {
             let mut config = BprMfConfig::default();
             fixed(&mut config.training);
             let (_, reports) = BprMf::train(&prepared.split, &config, |_| bar.inc(1))?;
             retrieval_times(&reports, json!(config))
         }
-        ModelName::Neumf => {
+        ModelKind::Neumf => {
             let mut config = NeuMfConfig::default();
             fixed(&mut config.training);
             let (_, reports) = NeuMf::train(&prepared.split, &config, |_| bar.inc(1))?;
             retrieval_times(&reports, json!(config))
         }
-        ModelName::TwoTower => {
+        ModelKind::TwoTower => {
             let mut config = TwoTowerConfig::default();
             fixed(&mut config.training);
             let features = tower_features(workspace, &prepared)?;
             let (_, reports) = TwoTower::train(&prepared.split, features, &config, |_| bar.inc(1))?;
             retrieval_times(&reports, json!(config))
         }
-        ModelName::Sasrec => {
+        ModelKind::Sasrec => {
             let mut config = SasRecConfig::default();
             fixed(&mut config.training);
             let (_, reports) = SasRec::train(&prepared.split, &config, |_| bar.inc(1))?;

@@ -48,7 +48,7 @@ use cascade_store::EntityKind;
 
 use crate::evaluation::{Prepared, prepare};
 use crate::progress::Progress;
-use crate::registry::ModelName;
+use crate::registry::ModelKind;
 use crate::serving::build::{assemble, item_facts};
 use crate::serving::server::ann_settings;
 use crate::workspace::Workspace;
@@ -269,7 +269,7 @@ pub fn run(
     };
     let spinner = progress.spinner("training BPR-MF without the held-out items");
     let mut config = BprMfConfig::default();
-    config.training.apply(&workspace.training_overrides(ModelName::BprMf, Overrides::default())?);
+    config.training.apply(&workspace.training_overrides(ModelKind::BprMf, Overrides::default())?);
     let (bpr, _) = BprMf::train(&build_split, &config, |_| {})?;
     spinner.finish_and_clear();
     let tables = bpr.tables();

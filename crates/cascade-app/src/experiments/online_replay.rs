@@ -34,7 +34,7 @@ use cascade_models::ranking::{CtrFeatures, CtrModel, CtrModelConfig, OnlineUpdat
 use crate::evaluation::prepare;
 use crate::progress::Progress;
 use crate::ranking;
-use crate::registry::ModelName;
+use crate::registry::ModelKind;
 use crate::workspace::Workspace;
 
 const DAY_MS: i64 = 86_400_000;
@@ -43,7 +43,7 @@ const DAY_MS: i64 = 86_400_000;
 #[derive(Debug, Clone)]
 pub struct Replay {
     /// The ranking architecture.
-    pub model: ModelName,
+    pub model: ModelKind,
     /// Share of rows, in time order, the initial model trains on.
     pub initial_share: f64,
     /// How often the online arm scores and then learns, in minutes.

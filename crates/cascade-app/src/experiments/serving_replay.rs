@@ -23,7 +23,7 @@ use cascade_serve::request::RecommendRequest;
 use cascade_store::{EntityKind, EventKey, KeyedEvent};
 
 use crate::progress::Progress;
-use crate::registry::ModelName;
+use crate::registry::ModelKind;
 use crate::serving::build::{ServingBuild, train_models};
 use crate::workspace::Workspace;
 
@@ -31,7 +31,7 @@ use crate::workspace::Workspace;
 #[derive(Debug, Clone)]
 pub struct ServingReplay {
     /// The ranking model of both builds.
-    pub ranker: ModelName,
+    pub ranker: ModelKind,
     /// The replayed weeks at the end of the log.
     pub test_weeks: u32,
     /// Items per list; a hit is the next item among them.

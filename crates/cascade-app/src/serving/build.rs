@@ -11,10 +11,10 @@ use cascade_core::IdIndex;
 use cascade_models::Interactions;
 use cascade_models::early_stopping::kept_epochs;
 use cascade_models::ranking::{CtrArch, CtrModel, CtrModelConfig};
+use cascade_models::registry::RankerManifest;
 use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::training::Overrides;
 use cascade_nn::EmbeddingTable;
-use cascade_nn::checkpoint;
 use cascade_serve::catalog::{Catalog, ItemFacts, ItemFactsReader};
 use cascade_serve::events::IMPRESSION;
 use cascade_serve::field_encoder::FieldEncoder;
@@ -26,7 +26,7 @@ use cascade_store::EntityKind;
 use crate::evaluation::Prepared;
 use crate::progress::Progress;
 use crate::ranking::{self, ContextFeatures};
-use crate::registry::ModelName;
+use crate::registry::ModelKind;
 use crate::serving::server::ann_settings;
 use crate::workspace::Workspace;
 
@@ -38,7 +38,7 @@ pub fn load_models(
     workspace: &Workspace,
     data: Option<&Path>,
     models_dir: Option<&Path>,
-    ranker: ModelName,
+    ranker: ModelKind,
     progress: Progress,
 ) -> Result<Models> {
     let arch = ranking_arch(ranker)?;
@@ -68,7 +68,7 @@ pub enum ServingBuild {
 pub fn train_models(
     workspace: &Workspace,
     build: ServingBuild,
-    ranker: ModelName,
+    ranker: ModelKind,
     progress: Progress,
 ) -> Result<Models> {
     let arch = ranking_arch(ranker)?;
@@ -79,7 +79,7 @@ pub fn train_models(
 
 /// The architecture of a ranker users named, or an error listing the ones
 /// that rank.
-pub fn ranking_arch(ranker: ModelName) -> Result<CtrArch> {
+pub fn ranking_arch(ranker: ModelKind) -> Result<CtrArch> {
     ranker.ctr_arch().ok_or_else(|| {
         anyhow!(
             "`--ranker {ranker}` is not a ranking model; use lr, fm, wide-deep, deepfm, dcnv2, din or dien"
@@ -170,7 +170,7 @@ pub fn build_models(
     workspace: &Workspace,
     data: &ServingData,
     catalog: Catalog,
-    ranker: ModelName,
+    ranker: ModelKind,
     arch: CtrArch,
     progress: Progress,
 ) -> Result<Models> {
@@ -179,7 +179,7 @@ pub fn build_models(
     let mut bpr_config = BprMfConfig::default();
     bpr_config
         .training
-        .apply(&workspace.training_overrides(ModelName::BprMf, Overrides::default())?);
+        .apply(&workspace.training_overrides(ModelKind::BprMf, Overrides::default())?);
     let (mut bpr, reports) = BprMf::train(&prepared.split, &bpr_config, |_| {})?;
     if data.build == ServingBuild::AllData {
         let epochs = kept_epochs(reports.iter().map(|r| r.valid_ndcg10));
@@ -229,45 +229,32 @@ pub fn checkpoint_models(
     data: &ServingData,
     catalog: Catalog,
     models_dir: &Path,
-    ranker: ModelName,
+    ranker: ModelKind,
 ) -> Result<Models> {
     let fingerprint = workspace.schema_fingerprint();
     let name = ranker.name().to_owned();
-    let load = |model: &str| {
-        checkpoint::load(&models_dir.join(model), model, &fingerprint).map_err(|e| {
+    let load = |model: ModelKind| {
+        model.load_checkpoint(&models_dir.join(model.name()), &fingerprint).map_err(|e| {
             anyhow!("{e}; write it with `cascade train --model {model}` (same data and config)")
         })
     };
-    let retrieval = load("bpr-mf")?;
-    let saved = load(&name)?;
-    let config: CtrModelConfig = serde_json::from_value(saved.manifest.features["model"].clone())
-        .with_context(|| {
-        format!("{}: the manifest's model settings", models_dir.join(&name).display())
-    })?;
-    let fields: Vec<String> = serde_json::from_value(saved.manifest.features["fields"].clone())
-        .with_context(|| format!("{}: the manifest's fields", models_dir.join(&name).display()))?;
+    let mut retrieval = load(ModelKind::BprMf)?;
     let encoder = data.field_encoder(workspace)?;
-    if fields != encoder.field_names {
+    let ranker_dir = models_dir.join(&name);
+    let (model, settings) = RankerManifest::restore(load(ranker)?, encoder.item_field())
+        .with_context(|| format!("{}", ranker_dir.display()))?;
+    if settings.fields != encoder.field_names {
         bail!(
-            "{}: trained on fields {fields:?}, the running config has {:?}",
-            models_dir.join(&name).display(),
+            "{}: trained on fields {:?}, the running config has {:?}",
+            ranker_dir.display(),
+            settings.fields,
             encoder.field_names
         );
     }
-    let [linear, embedding]: [EmbeddingTable; 2] = saved
-        .tables
-        .try_into()
-        .map_err(|_| anyhow!("{}: expected 2 tables", models_dir.join(&name).display()))?;
-    let item_field = encoder.item_field();
-    let model =
-        CtrModel::from_parts(&config, fields.len(), item_field, linear, embedding, &saved.dense)?;
-    let ranker = CtrRanker::new(&name, model, encoder, config.history_length)?;
-    let [users, items]: [&EmbeddingTable; 2] = retrieval
-        .tables
-        .iter()
-        .collect::<Vec<_>>()
-        .try_into()
-        .map_err(|_| anyhow!("{}: expected 2 tables", models_dir.join("bpr-mf").display()))?;
+    let ranker = CtrRanker::new(&name, model, encoder, settings.model.history_length)?;
+    let users = retrieval.take_table(BprMf::USER_TABLE)?;
+    let items = retrieval.take_table(BprMf::ITEM_TABLE)?;
+    let (users, items) = (&users, &items);
     let version = format!(
         "checkpoints:bpr-mf@{}+{name}@{}",
         manifest_stamp(&models_dir.join("bpr-mf")),

@@ -11,7 +11,7 @@ use anyhow::{Result, anyhow};
 use cascade_core::Config;
 use cascade_core::config::OnlineBackend;
 use cascade_models::ranking::CtrModel;
-use cascade_nn::checkpoint::{self, FORMAT_VERSION, Manifest};
+use cascade_models::registry::{Artifacts, RankerManifest};
 use cascade_serve::access::AccessKeys;
 use cascade_serve::entities::{Entities, HiddenItems};
 use cascade_serve::events::EventLog;
@@ -25,7 +25,7 @@ use cascade_store::{GroupCommitter, Store};
 use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
 
 use crate::progress::Progress;
-use crate::registry::ModelName;
+use crate::registry::ModelKind;
 use crate::serving::build::{load_models, ranking_arch};
 use crate::serving::redis::start_redis;
 use crate::serving::watch::watch_checkpoints;
@@ -35,7 +35,7 @@ use crate::workspace::Workspace;
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// The ranking model (trained here, or loaded from `models_dir`).
-    pub ranker: ModelName,
+    pub ranker: ModelKind,
     /// Run the online trainer and retrieval learner beside the server.
     pub online_learning: bool,
     /// Import from here first (else the store's data, or MovieLens-100k on
@@ -84,7 +84,7 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
             metrics.clone(),
             OnlineLearningSettings::from(&config.online_learning),
         );
-        trainer.spawn(online_checkpoint_writer(&workspace, ranker.name()));
+        trainer.spawn(online_checkpoint_writer(&workspace, ranker));
         let settings = RetrievalLearningSettings::from(&config.online_learning);
         RetrievalLearner::new(workspace.store()?, recommender.clone(), metrics.clone(), settings)
             .map_err(|e| anyhow!("retrieval learning: {e}"))?
@@ -95,7 +95,7 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
     let entities = Entities::new(workspace.store()?, config.users.clone(), config.items.clone())
         .with_max_id_bytes(config.ingest.max_id_bytes);
     if let Some(dir) = &options.models_dir {
-        let watched = [dir.join(ModelName::BprMf.name()), dir.join(ranker.name())];
+        let watched = [dir.join(ModelKind::BprMf.name()), dir.join(ranker.name())];
         watch_checkpoints(watched.to_vec(), loader.clone(), recommender.clone());
     }
     Ok(Arc::new(AppState {
@@ -136,23 +136,19 @@ pub fn event_log(store: Store, config: &Config) -> EventLog {
 
 /// Writes the online trainer's copy where `cascade serve --models` can read
 /// it: `<workspace>/online/<ranker>/`, in `cascade train`'s layout.
-fn online_checkpoint_writer(workspace: &Workspace, name: &str) -> Box<CheckpointWriter> {
-    let dir = workspace.dir.join("online").join(name);
-    let (name, fingerprint) = (name.to_owned(), workspace.schema_fingerprint());
+fn online_checkpoint_writer(workspace: &Workspace, ranker: ModelKind) -> Box<CheckpointWriter> {
+    let dir = workspace.dir.join("online").join(ranker.name());
+    let fingerprint = workspace.schema_fingerprint();
     Box::new(move |model: &CtrModel, fields: &[String]| {
         let (tables, dense) = model.parts().map_err(|e| e.to_string())?;
-        let manifest = Manifest {
-            format_version: FORMAT_VERSION,
-            model: name.clone(),
-            schema_fingerprint: fingerprint.clone(),
-            features: serde_json::json!({ "model": model.config(), "fields": fields }),
-            tables: tables.iter().map(|t| t.config().clone()).collect(),
-            dense: dense.tensors().iter().map(|(n, _)| n.clone()).collect(),
+        let settings = RankerManifest { model: model.config().clone(), fields: fields.to_vec() };
+        let artifacts = Artifacts {
+            tables: tables.to_vec(),
+            dense: dense.tensors().to_vec(),
+            settings: settings.to_value(),
             metrics: Default::default(),
-            data_range: None,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        checkpoint::save(&dir, &manifest, &tables, dense.tensors()).map_err(|e| e.to_string())
+        ranker.save_checkpoint(&dir, &fingerprint, &artifacts).map_err(|e| e.to_string())
     })
 }
 
@@ -184,7 +180,6 @@ mod tests {
     use cascade_models::ranking::{CtrFeatures, SparseOnline};
 
     use cascade_models::ranking::{CtrArch, CtrModelConfig};
-    use cascade_nn::EmbeddingTable;
 
     use super::*;
 
@@ -209,19 +204,15 @@ mod tests {
         model.update(&examples, update, &mut SeededRng::new(1)).unwrap();
 
         let fields = ["user_id".to_owned(), "item_id".to_owned()];
-        online_checkpoint_writer(&workspace, "deepfm")(&model, &fields).unwrap();
-        let saved = checkpoint::load(
-            &dir.path().join("online").join("deepfm"),
-            "deepfm",
-            &workspace.schema_fingerprint(),
-        )
-        .unwrap();
-        let loaded_config: CtrModelConfig =
-            serde_json::from_value(saved.manifest.features["model"].clone()).unwrap();
-        assert_eq!(saved.manifest.features["fields"], serde_json::json!(fields));
-        let [linear, embedding]: [EmbeddingTable; 2] = saved.tables.try_into().unwrap();
-        let loaded =
-            CtrModel::from_parts(&loaded_config, 2, 1, linear, embedding, &saved.dense).unwrap();
+        online_checkpoint_writer(&workspace, ModelKind::Deepfm)(&model, &fields).unwrap();
+        let saved = ModelKind::Deepfm
+            .load_checkpoint(
+                &dir.path().join("online").join("deepfm"),
+                &workspace.schema_fingerprint(),
+            )
+            .unwrap();
+        let (loaded, settings) = RankerManifest::restore(saved, 1).unwrap();
+        assert_eq!(settings.fields, fields);
         let probe: Vec<CtrFeatures> = (0..10).map(example).collect();
         let refs: Vec<&CtrFeatures> = probe.iter().collect();
         let (want, got) = (model.score(&refs).unwrap(), loaded.score(&refs).unwrap());

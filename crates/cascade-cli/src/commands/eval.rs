@@ -10,7 +10,7 @@ use serde_json::json;
 
 use cascade_app::evaluation::{fit_ctr, fit_loo, fit_ranking, prepare, tower_features};
 use cascade_app::ranking::ContextFeatures;
-use cascade_app::{ModelName, Progress, Protocol};
+use cascade_app::{ModelKind, Progress, Protocol};
 use cascade_models::training::Overrides;
 
 use crate::Common;
@@ -31,17 +31,17 @@ pub struct EvalOptions {
 pub fn run(
     common: &Common,
     protocol: Protocol,
-    model: ModelName,
+    model: ModelKind,
     data: Option<&Path>,
     options: EvalOptions,
 ) -> Result<()> {
     let EvalOptions { tune, overrides, json, context } = options;
     // Ranking architectures reach IPINYOU-SAMPLE before this point, so
     // whatever gets here under it does not apply.
-    if !model.applies_to(protocol) || protocol == Protocol::Ipinyou {
+    if !protocol.fits(model) || protocol == Protocol::Ipinyou {
         bail!(
             "model `{model}` does not apply to protocol `{protocol}`; models for it: {}",
-            ModelName::names_for(protocol)
+            protocol.model_names()
         );
     }
     let progress = Progress { quiet: json };
@@ -51,7 +51,7 @@ pub fn run(
     let (setting, metrics): (String, BTreeMap<String, f64>) = match protocol {
         Protocol::LooFull => {
             let features = match model {
-                ModelName::TwoTower => Some(tower_features(&workspace, &prepared)?),
+                ModelKind::TwoTower => Some(tower_features(&workspace, &prepared)?),
                 _ => None,
             };
             let outcome = fit_loo(model, &prepared.split, features, tune, overrides, progress)?;

@@ -13,7 +13,7 @@ use cascade_store::EntityKind;
 
 use cascade_models::training::Overrides;
 
-use crate::{Common, ModelName};
+use crate::{Common, ModelKind};
 use cascade_app::Progress;
 use cascade_app::evaluation::{LooOutcome, fit_ctr, fit_loo, prepare};
 
@@ -45,7 +45,7 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     println!("pipeline outputs under {}\n", workspace.pipeline_dir().display());
 
     let split = &prepared.split;
-    let models = [ModelName::Pop, ModelName::Itemknn, ModelName::Ease];
+    let models = [ModelKind::Pop, ModelKind::Itemknn, ModelKind::Ease];
     let mut outcomes = Vec::new();
     for model in models {
         outcomes.push((model, fit_loo(model, split, None, false, Overrides::default(), progress)?));
@@ -120,7 +120,7 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
 }
 
 /// HR@10 and NDCG@10 of each model beside the RecBole reference for it.
-fn plot_against_references(path: &Path, outcomes: &[(ModelName, LooOutcome)]) -> Result<()> {
+fn plot_against_references(path: &Path, outcomes: &[(ModelKind, LooOutcome)]) -> Result<()> {
     std::fs::create_dir_all(path.parent().expect("reports dir"))?;
     let mut bars = Vec::new();
     for ((model, outcome), (_, [hr, ndcg, _, _])) in outcomes.iter().zip(REFERENCES) {
@@ -142,22 +142,22 @@ fn plot_against_references(path: &Path, outcomes: &[(ModelName, LooOutcome)]) ->
         .map_err(anyhow::Error::msg)
 }
 
-fn display_name(model: ModelName) -> &'static str {
+fn display_name(model: ModelKind) -> &'static str {
     match model {
-        ModelName::Pop => "Pop",
-        ModelName::Itemknn => "ItemKNN",
-        ModelName::Ease => "EASE",
-        ModelName::BprMf => "BPR-MF",
-        ModelName::Neumf => "NeuMF",
-        ModelName::TwoTower => "two-tower",
-        ModelName::Sasrec => "SASRec",
-        ModelName::BiasCtr => "bias-CTR",
-        ModelName::Lr => "LR",
-        ModelName::Fm => "FM",
-        ModelName::WideDeep => "Wide&Deep",
-        ModelName::Deepfm => "DeepFM",
-        ModelName::Dcnv2 => "DCNv2",
-        ModelName::Din => "DIN",
-        ModelName::Dien => "DIEN",
+        ModelKind::Pop => "Pop",
+        ModelKind::Itemknn => "ItemKNN",
+        ModelKind::Ease => "EASE",
+        ModelKind::BprMf => "BPR-MF",
+        ModelKind::Neumf => "NeuMF",
+        ModelKind::TwoTower => "two-tower",
+        ModelKind::Sasrec => "SASRec",
+        ModelKind::BiasCtr => "bias-CTR",
+        ModelKind::Lr => "LR",
+        ModelKind::Fm => "FM",
+        ModelKind::WideDeep => "Wide&Deep",
+        ModelKind::Deepfm => "DeepFM",
+        ModelKind::Dcnv2 => "DCNv2",
+        ModelKind::Din => "DIN",
+        ModelKind::Dien => "DIEN",
     }
 }

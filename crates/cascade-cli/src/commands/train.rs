@@ -12,15 +12,15 @@ use candle_core::Tensor;
 use cascade_eval::plots::training_curves;
 use cascade_eval::protocols::{Stage, evaluate_ctr, evaluate_loo};
 use cascade_models::ranking::CtrModelConfig;
+use cascade_models::registry::{Artifacts, RankerManifest};
 use cascade_models::retrieval::{
     BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TwoTower,
     TwoTowerConfig,
 };
 use cascade_models::training::Overrides;
 use cascade_nn::EmbeddingTable;
-use cascade_nn::checkpoint::{self, FORMAT_VERSION, Manifest};
 
-use crate::{Common, ModelName};
+use crate::{Common, ModelKind};
 use cascade_app::Progress;
 use cascade_app::evaluation::{prepare, tower_features};
 use cascade_app::ranking::{self, ContextFeatures};
@@ -43,16 +43,12 @@ fn curves(reports: &[EpochReport]) -> (Vec<f64>, Vec<f64>) {
 /// Trains `model` and writes its checkpoint and curves.
 pub fn run(
     common: &Common,
-    model: ModelName,
+    model: ModelKind,
     data: Option<&Path>,
     overrides: Overrides,
 ) -> Result<()> {
     let name = model.name();
-    let retrieval = matches!(
-        model,
-        ModelName::BprMf | ModelName::Neumf | ModelName::TwoTower | ModelName::Sasrec
-    );
-    if !retrieval && model.ctr_arch().is_none() {
+    if !model.is_trained() {
         bail!(
             "model `{name}` has no training loop (closed-form or counting); use `cascade eval --model {name}`"
         )
@@ -70,7 +66,7 @@ pub fn run(
     // Each arm keeps its model alive in one of these so `Trained` can borrow its tables.
     let (bpr, neumf, two_tower, ctr);
     let trained = match model {
-        ModelName::BprMf => {
+        ModelKind::BprMf => {
             let mut config = BprMfConfig::default();
             config.training.apply(&overrides);
             let (model, reports) = BprMf::train(split, &config, tick)?;
@@ -87,7 +83,7 @@ pub fn run(
                 settings: serde_json::to_value(&config)?,
             }
         }
-        ModelName::Neumf => {
+        ModelKind::Neumf => {
             let mut config = NeuMfConfig::default();
             config.training.apply(&overrides);
             let (model, reports) = NeuMf::train(split, &config, tick)?;
@@ -104,7 +100,7 @@ pub fn run(
                 settings: serde_json::to_value(&config)?,
             }
         }
-        ModelName::TwoTower => {
+        ModelKind::TwoTower => {
             let mut config = TwoTowerConfig::default();
             config.training.apply(&overrides);
             let features = tower_features(&workspace, &prepared)?;
@@ -122,7 +118,7 @@ pub fn run(
                 settings: serde_json::to_value(&config)?,
             }
         }
-        ModelName::Sasrec => {
+        ModelKind::Sasrec => {
             let mut config = SasRecConfig::default();
             config.training.apply(&overrides);
             let (model, reports) = SasRec::train(split, &config, tick)?;
@@ -163,24 +159,21 @@ pub fn run(
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), v))
                     .collect(),
-                settings: serde_json::json!({ "model": config, "fields": inputs.field_names }),
+                settings: RankerManifest { model: config, fields: inputs.field_names.clone() }
+                    .to_value(),
             }
         }
     };
     bar.finish_and_clear();
     let dir = workspace.dir.join("models").join(name);
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        model: name.to_owned(),
-        schema_fingerprint: workspace.schema_fingerprint(),
-        features: trained.settings.clone(),
-        tables: trained.tables.iter().map(|t| t.config().clone()).collect(),
-        dense: trained.dense.iter().map(|(n, _)| n.clone()).collect(),
+    let artifacts = Artifacts {
+        tables: trained.tables.clone(),
+        dense: trained.dense.clone(),
+        settings: trained.settings.clone(),
         metrics: trained.test.iter().map(|(k, v)| (format!("test {k}"), *v)).collect(),
-        data_range: None,
-        version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    checkpoint::save(&dir, &manifest, &trained.tables, &trained.dense)
+    model
+        .save_checkpoint(&dir, &workspace.schema_fingerprint(), &artifacts)
         .with_context(|| format!("writing the checkpoint of `{name}`"))?;
     let plot = dir.join("curves.svg");
     training_curves(

@@ -2,6 +2,9 @@
 //! checkpoint that loads only as the same model, and training curves; the
 //! iPinYou protocol reports AUC with its bootstrap interval.
 
+use cascade_models::ranking::inputs::SparseInputs;
+use cascade_models::registry::ModelKind;
+
 use crate::{cascade, cascade_on, movielens_dir, texts};
 
 #[test]
@@ -18,11 +21,12 @@ fn train_writes_a_checkpoint_and_curves_and_reports_test_metrics() {
     assert_eq!(manifest.tables.len(), 2, "first-order and embedding tables");
     let auc = manifest.metrics["test auc"];
     assert!(auc > 0.75 && auc < 0.85, "LR test AUC {auc}");
-    let loaded = cascade_nn::checkpoint::load(&dir, "lr", &manifest.schema_fingerprint).unwrap();
-    assert!(loaded.tables[1].len() > 2000, "every user, item and feature value has a row");
-    let refused = cascade_nn::checkpoint::load(&dir, "deepfm", &manifest.schema_fingerprint)
-        .unwrap_err()
-        .to_string();
+    let fingerprint = &manifest.schema_fingerprint;
+    let mut loaded = ModelKind::Lr.load_checkpoint(&dir, fingerprint).unwrap();
+    let embedding = loaded.take_table(SparseInputs::EMBEDDING_TABLE).unwrap();
+    assert!(embedding.len() > 2000, "every user, item and feature value has a row");
+    assert!(loaded.take_table("no-such-table").is_err(), "tables are found by name");
+    let refused = ModelKind::Deepfm.load_checkpoint(&dir, fingerprint).unwrap_err().to_string();
     assert!(refused.contains("holds model `lr`"), "{refused}");
     let svg = std::fs::read_to_string(dir.join("curves.svg")).unwrap();
     assert!(svg.contains("valid AUC") && svg.contains("train loss"));

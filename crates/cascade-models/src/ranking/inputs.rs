@@ -103,6 +103,11 @@ fn history_mask(lengths: &[usize], history_length: usize) -> candle_core::Result
 }
 
 impl SparseInputs {
+    /// The first-order weights' table, as checkpoints name it.
+    pub const LINEAR_TABLE: &str = "linear";
+    /// The field embeddings' table, as checkpoints name it.
+    pub const EMBEDDING_TABLE: &str = "embedding";
+
     /// Empty tables of dimension `dim`, reading at most `history_length` items.
     pub fn new(
         dim: usize,
@@ -114,8 +119,8 @@ impl SparseInputs {
             EmbeddingTable::new(TableConfig { name: name.into(), dim, optimizer, init_scale, seed })
         };
         SparseInputs {
-            linear: table("linear", 1, 0.0, seed ^ 1),
-            embedding: table("embedding", dim, 0.01, seed ^ 2),
+            linear: table(Self::LINEAR_TABLE, 1, 0.0, seed ^ 1),
+            embedding: table(Self::EMBEDDING_TABLE, dim, 0.01, seed ^ 2),
             history_length,
         }
     }

@@ -84,6 +84,11 @@ pub struct BprMf {
 }
 
 impl BprMf {
+    /// The user embeddings' table, as checkpoints name it.
+    pub const USER_TABLE: &str = "user";
+    /// The item embeddings' table, as checkpoints name it.
+    pub const ITEM_TABLE: &str = "item";
+
     fn new(n_items: usize, config: &BprMfConfig) -> BprMf {
         let table = |name: &str, seed: u64| {
             EmbeddingTable::new(TableConfig {
@@ -95,8 +100,8 @@ impl BprMf {
             })
         };
         BprMf {
-            users: table("user", config.training.seed),
-            items: table("item", config.training.seed ^ 0x5EED),
+            users: table(Self::USER_TABLE, config.training.seed),
+            items: table(Self::ITEM_TABLE, config.training.seed ^ 0x5EED),
             item_matrix: Vec::new(),
             n_items,
             dim: config.dim,
