@@ -193,15 +193,18 @@ fn describe_epochs(settings: &str, reports: &[EpochReport], training: &TrainingS
 
 /// Fits the smoothed-rate click model, choosing the prior strength on validation AUC.
 pub fn fit_ctr(split: &CtrSplit, n_users: usize, n_items: usize) -> (String, CtrReport) {
-    let mut best: Option<(f64, f64)> = None;
-    for strength in [1.0, 5.0, 20.0, 50.0, 200.0] {
-        let model = BiasCtr::fit(&split.train, n_users, n_items, strength);
-        let auc = evaluate_ctr(&model, &split.valid).auc;
-        if best.is_none_or(|(_, b)| auc > b) {
-            best = Some((strength, auc));
+    let (first, rest) = (1.0, [5.0, 20.0, 50.0, 200.0]);
+    let valid_auc = |strength: f64| {
+        evaluate_ctr(&BiasCtr::fit(&split.train, n_users, n_items, strength), &split.valid).auc
+    };
+    let mut best = (first, valid_auc(first));
+    for strength in rest {
+        let auc = valid_auc(strength);
+        if auc > best.1 {
+            best = (strength, auc);
         }
     }
-    let (strength, _) = best.expect("a non-empty grid");
+    let (strength, _) = best;
     let model = BiasCtr::fit(&split.train, n_users, n_items, strength);
     (format!("prior_strength={strength} (chosen on validation)"), evaluate_ctr(&model, &split.test))
 }

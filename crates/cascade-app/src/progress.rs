@@ -20,7 +20,8 @@ impl Progress {
             format!("{{msg:>12}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{per_sec}}, {{elapsed}})");
         let bar = ProgressBar::new(len);
         bar.set_style(
-            ProgressStyle::with_template(&template).expect("valid template").progress_chars("=> "),
+            styled(ProgressStyle::with_template(&template), ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         bar.set_message(message.to_owned());
         bar
@@ -32,9 +33,10 @@ impl Progress {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
-        );
+        bar.set_style(styled(
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})"),
+            ProgressStyle::default_spinner(),
+        ));
         bar.set_message(message.to_owned());
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
@@ -47,10 +49,12 @@ impl Progress {
         }
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{msg:>12} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})",
+            styled(
+                ProgressStyle::with_template(
+                    "{msg:>12} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})",
+                ),
+                ProgressStyle::default_bar(),
             )
-            .expect("valid template")
             .progress_chars("=> "),
         );
         bar.set_message(message.to_owned());
@@ -63,4 +67,13 @@ impl Progress {
             eprintln!("{}", line.as_ref());
         }
     }
+}
+
+/// The style a template gives, or `plain` if it does not parse: a progress
+/// bar's looks are never worth failing the work it shows.
+fn styled(
+    template: Result<ProgressStyle, indicatif::style::TemplateError>,
+    plain: ProgressStyle,
+) -> ProgressStyle {
+    template.unwrap_or(plain)
 }

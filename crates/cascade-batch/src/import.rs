@@ -133,14 +133,20 @@ fn feature_value(
         }
         FeatureType::Numeric => FeatureValue::Number(parse_number(column, text)?),
         FeatureType::Timestamp => {
-            let format = TimestampFormat::parse_spec(spec.format.as_deref().unwrap_or_default())
-                .expect("validated when the config was loaded");
+            // Config validation refuses a bad format, so this names a bug.
+            let spec_text = spec.format.as_deref().unwrap_or_default();
+            let format = TimestampFormat::parse_spec(spec_text).ok_or_else(|| {
+                field_error(column, format!("no timestamp format {spec_text:?} in the config"))
+            })?;
             FeatureValue::Number(
                 format.parse_millis(text).map_err(|m| field_error(column, m))? as f64
             )
         }
         FeatureType::MultiCategorical => {
-            let separator = spec.separator.as_deref().expect("validated: separator or from_flags");
+            // Config validation requires a separator where there are no flags.
+            let separator = spec.separator.as_deref().ok_or_else(|| {
+                field_error(column, "a multi_categorical feature needs `separator` or `from_flags`")
+            })?;
             FeatureValue::List(
                 text.split(separator)
                     .map(str::trim)
@@ -303,8 +309,12 @@ pub fn import_events(
 ) -> Result<ImportReport, ImportError> {
     let source =
         config.events.source.as_ref().ok_or_else(|| ImportError::NoSource("events".into()))?;
-    let format = TimestampFormat::parse_spec(&config.events.timestamp_format)
-        .expect("validated when the config was loaded");
+    let format = TimestampFormat::parse_spec(&config.events.timestamp_format).ok_or_else(|| {
+        ImportError::BadRow(format!(
+            "events.timestamp_format {:?} is not a timestamp format",
+            config.events.timestamp_format
+        ))
+    })?;
     // Identical rows without an event id are told apart by their occurrence
     // number, so a re-import maps each row to the same key as before.
     let mut occurrences: HashMap<EventKey, u32> = HashMap::new();

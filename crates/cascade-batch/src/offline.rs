@@ -15,6 +15,7 @@ use datafusion::arrow::array::{
     StringBuilder, UInt64Builder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::error::ArrowError;
 use datafusion::parquet::arrow::ArrowWriter;
 
 use cascade_core::config::{FeatureType, TableConfig};
@@ -98,6 +99,8 @@ fn export_events(store: &Store, config: &Config, path: &Path) -> Result<usize, B
         }
     })?;
     batches.push(builders.finish(&schema));
+    let batches: Vec<RecordBatch> =
+        batches.into_iter().collect::<Result<_, _>>().map_err(|e| BatchError::file(path, e))?;
     write_parquet(path, schema, &batches)?;
     Ok(count)
 }
@@ -114,7 +117,9 @@ struct EventBuilders {
 }
 
 impl EventBuilders {
-    fn finish(&mut self, schema: &Arc<Schema>) -> RecordBatch {
+    /// The rows so far as a batch of `schema` (an error only if the
+    /// builders and the schema disagree).
+    fn finish(&mut self, schema: &Arc<Schema>) -> Result<RecordBatch, ArrowError> {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.seq.finish()),
             Arc::new(self.user.finish()),
@@ -124,7 +129,7 @@ impl EventBuilders {
             Arc::new(self.ts.finish()),
             Arc::new(self.label.finish()),
         ];
-        RecordBatch::try_new(schema.clone(), columns).expect("columns match the events schema")
+        RecordBatch::try_new(schema.clone(), columns)
     }
 }
 

@@ -349,9 +349,9 @@ impl Pipeline {
         )?;
         let (mut users, mut items, mut splits) = (Vec::new(), Vec::new(), Vec::new());
         for batch in &batches {
-            users.extend(strings(batch, "user_id"));
-            items.extend(strings(batch, "item_id"));
-            splits.extend(strings(batch, "split"));
+            users.extend(strings(batch, "user_id")?);
+            items.extend(strings(batch, "item_id")?);
+            splits.extend(strings(batch, "split")?);
         }
         if users.is_empty() {
             return Err(BatchError::Data(
@@ -368,8 +368,13 @@ impl Pipeline {
             test: vec![0; n_users],
         };
         for ((user, item), part) in users.iter().zip(&items).zip(&splits) {
-            let u = user_index.index(user).expect("indexed") as usize;
-            let i = item_index.index(item).expect("every interaction item is indexed");
+            // Both indexes were built from these very rows.
+            let (Some(u), Some(i)) = (user_index.index(user), item_index.index(item)) else {
+                return Err(BatchError::Data(format!(
+                    "the split's row ({user}, {item}) is not among the interactions"
+                )));
+            };
+            let u = u as usize;
             match part.as_str() {
                 "train" => split.train[u].push(i),
                 "valid" => split.valid[u] = i,
@@ -390,8 +395,8 @@ impl Pipeline {
         )?;
         let (mut users, mut picked) = (Vec::new(), Vec::new());
         for batch in &batches {
-            users.extend(strings(batch, "user_id"));
-            picked.extend(strings(batch, "item_id"));
+            users.extend(strings(batch, "user_id")?);
+            picked.extend(strings(batch, "item_id")?);
         }
         let user_index = IdIndex::new(users.iter().cloned());
         let mut histories = vec![Vec::new(); user_index.len()];
@@ -405,7 +410,9 @@ impl Pipeline {
     /// All items with at least one interaction, indexed.
     pub fn interaction_items(&self) -> Result<IdIndex, BatchError> {
         let batches = self.collect("items", "SELECT DISTINCT item_id FROM interactions")?;
-        Ok(IdIndex::new(batches.iter().flat_map(|b| strings(b, "item_id"))))
+        let ids: Vec<Vec<String>> =
+            batches.iter().map(|b| strings(b, "item_id")).collect::<Result<_, _>>()?;
+        Ok(IdIndex::new(ids.into_iter().flatten()))
     }
 
     /// The ML100K-CTR split, indexed by the given user and item indices
@@ -417,12 +424,12 @@ impl Pipeline {
         )?;
         let mut split = CtrSplit::default();
         for batch in &batches {
-            let labels = ints(batch, "label");
-            let times = ints(batch, "ts_ms");
-            let rows = strings(batch, "user_id")
+            let labels = ints(batch, "label")?;
+            let times = ints(batch, "ts_ms")?;
+            let rows = strings(batch, "user_id")?
                 .into_iter()
-                .zip(strings(batch, "item_id"))
-                .zip(strings(batch, "split"));
+                .zip(strings(batch, "item_id")?)
+                .zip(strings(batch, "split")?);
             for ((((user, item), part), label), ts_ms) in rows.zip(labels).zip(times) {
                 let (Some(u), Some(i)) = (users.index(&user), items.index(&item)) else { continue };
                 let example = CtrExample { user: u, label: label != 0, features: (u, i) };
@@ -444,23 +451,23 @@ impl Pipeline {
         let mut samples = Vec::new();
         for batch in &batches {
             let columns = (
-                ints(batch, "seq"),
-                strings(batch, "user_id"),
-                strings(batch, "item_id"),
-                ints(batch, "ts_ms"),
-                ints(batch, "label"),
-                strings(batch, "split"),
+                ints(batch, "seq")?,
+                strings(batch, "user_id")?,
+                strings(batch, "item_id")?,
+                ints(batch, "ts_ms")?,
+                ints(batch, "label")?,
+                strings(batch, "split")?,
             );
             let counts = (
-                ints(batch, "user_events_before"),
-                ints(batch, "user_positives_before"),
-                ints(batch, "item_events_before"),
-                ints(batch, "item_positives_before"),
+                ints(batch, "user_events_before")?,
+                ints(batch, "user_positives_before")?,
+                ints(batch, "item_events_before")?,
+                ints(batch, "item_positives_before")?,
             );
-            let rates = floats(batch, "user_positive_rate_before");
+            let rates = floats(batch, "user_positive_rate_before")?;
             let history_columns: Vec<Vec<Option<String>>> = (1..=self.history_length)
                 .map(|k| optional_strings(batch, &format!("history_{k}")))
-                .collect();
+                .collect::<Result<_, _>>()?;
             for row in 0..batch.num_rows() {
                 samples.push(Sample {
                     seq: columns.0[row] as u64,

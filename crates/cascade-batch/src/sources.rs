@@ -7,7 +7,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{can_cast_types, cast};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -229,7 +229,21 @@ fn read_parquet<E: From<SourceError>>(
         let mut columns: Vec<(String, ColumnCells)> = Vec::new();
         for (field, array) in schema.fields().iter().zip(batch.columns()) {
             let cells = match array.data_type() {
-                DataType::List(_) | DataType::LargeList(_) => ColumnCells::List(array.clone()),
+                DataType::List(item) | DataType::LargeList(item)
+                    if can_cast_types(item.data_type(), &DataType::Utf8) =>
+                {
+                    ColumnCells::List(array.clone())
+                }
+                DataType::List(item) | DataType::LargeList(item) => {
+                    return Err(E::from(fail(
+                        None,
+                        format!(
+                            "column `{}`: list items of type {} cannot be read as text",
+                            field.name(),
+                            item.data_type()
+                        ),
+                    )));
+                }
                 _ => {
                     let text = cast(array, &DataType::Utf8).map_err(|e| {
                         E::from(fail(
@@ -268,7 +282,8 @@ impl ColumnCells {
                     DataType::LargeList(_) => array.as_list::<i64>().value(row),
                     _ => array.as_list::<i32>().value(row),
                 };
-                let text = cast(&values, &DataType::Utf8).expect("list items cast to text");
+                // The item type was checked to cast when the column was read.
+                let Ok(text) = cast(&values, &DataType::Utf8) else { return Cell::Missing };
                 let text = text.as_string::<i32>();
                 Cell::List(
                     (0..text.len())

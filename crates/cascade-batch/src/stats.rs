@@ -93,8 +93,8 @@ pub fn compute(pipeline: &Pipeline) -> Result<StatsSummary, BatchError> {
     )?;
     let (mut day_numbers, mut per_day) = (Vec::new(), Vec::new());
     for batch in &days {
-        day_numbers.extend(ints(batch, "day"));
-        per_day.extend(ints(batch, "events").into_iter().map(|n| n as f64));
+        day_numbers.extend(ints(batch, "day")?);
+        per_day.extend(ints(batch, "events")?.into_iter().map(|n| n as f64));
     }
     per_day.sort_by(f64::total_cmp);
 
@@ -111,7 +111,7 @@ pub fn compute(pipeline: &Pipeline) -> Result<StatsSummary, BatchError> {
     for batch in &pipeline
         .collect("stats item counts", "SELECT COUNT(*) AS n FROM interactions GROUP BY item_id")?
     {
-        item_counts.extend(ints(batch, "n").into_iter().map(|n| n as f64));
+        item_counts.extend(ints(batch, "n")?.into_iter().map(|n| n as f64));
     }
     item_counts.sort_by(f64::total_cmp);
     let top = (item_counts.len() as f64 * 0.1).ceil() as usize;
@@ -122,20 +122,20 @@ pub fn compute(pipeline: &Pipeline) -> Result<StatsSummary, BatchError> {
     for batch in &pipeline
         .collect("stats user counts", "SELECT COUNT(*) AS n FROM interactions GROUP BY user_id")?
     {
-        user_counts.extend(ints(batch, "n").into_iter().map(|n| n as f64));
+        user_counts.extend(ints(batch, "n")?.into_iter().map(|n| n as f64));
     }
     user_counts.sort_by(f64::total_cmp);
 
     Ok(StatsSummary {
-        events: ints(totals, "events")[0],
-        users: ints(totals, "users")[0],
-        items: ints(totals, "items")[0],
+        events: ints(totals, "events")?[0],
+        users: ints(totals, "users")?[0],
+        items: ints(totals, "items")?[0],
         day_range: (
             day_numbers.first().copied().unwrap_or(0),
             day_numbers.last().copied().unwrap_or(0),
         ),
         median_events_per_day: median(&per_day),
-        label_rate: floats(totals, "label_rate")[0],
+        label_rate: floats(totals, "label_rate")?[0],
         top10pct_item_share: top_share,
         item_gini: gini(&item_counts),
         median_user_activity: median(&user_counts),

@@ -1,5 +1,10 @@
 //! The generic importer on a dataset that is not MovieLens, in every source
 //! format, with bad rows, skipping, and idempotent re-import.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::path::Path;
 use std::sync::Arc;

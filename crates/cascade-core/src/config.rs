@@ -432,6 +432,7 @@ impl Config {
     }
 
     /// The embedded defaults (the MovieLens-100k schema).
+    #[allow(clippy::expect_used, reason = "compiled-in text, parsed by a test of its own")]
     pub fn embedded_default() -> Config {
         Config::from_toml_str(DEFAULT_TOML, "<embedded cascade.toml>")
             .expect("the embedded cascade.toml is valid; a test parses it")

@@ -19,8 +19,11 @@ impl IdIndex {
         let mut ids: Vec<String> = ids.into_iter().map(Into::into).collect();
         ids.sort_unstable();
         ids.dedup();
-        if ids.iter().all(|id| id.parse::<i64>().is_ok()) {
-            ids.sort_by_key(|id| id.parse::<i64>().expect("checked numeric"));
+        let numeric: Option<Vec<i64>> = ids.iter().map(|id| id.parse::<i64>().ok()).collect();
+        if let Some(numeric) = numeric {
+            let mut order: Vec<(i64, String)> = numeric.into_iter().zip(ids).collect();
+            order.sort_unstable();
+            ids = order.into_iter().map(|(_, id)| id).collect();
         }
         let positions = ids.iter().enumerate().map(|(i, id)| (id.clone(), i as u32)).collect();
         IdIndex { ids, positions }

@@ -54,9 +54,8 @@ impl TimestampFormat {
             TimestampFormat::Pattern(pattern) => NaiveDateTime::parse_from_str(cell, pattern)
                 .map(|t| t.and_utc().timestamp_millis())
                 .or_else(|_| {
-                    NaiveDate::parse_from_str(cell, pattern).map(|d| {
-                        d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis()
-                    })
+                    NaiveDate::parse_from_str(cell, pattern)
+                        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis())
                 })
                 .map_err(|e| format!("expected a timestamp like {pattern:?}, got {cell:?} ({e})")),
         }

@@ -68,10 +68,11 @@ pub fn grouped_bars(path: &Path, title: &str, y_label: &str, bars: &[Bar]) -> Re
     let width = 0.8 / series.len() as f64;
     for (s, name) in series.iter().enumerate() {
         let color = PALETTE[s % PALETTE.len()];
-        let rects = bars.iter().filter(|b| b.series == *name).map(|b| {
-            let g = groups.iter().position(|g| *g == b.group).expect("collected above") as f64;
+        let rects = bars.iter().filter(|b| b.series == *name).filter_map(|b| {
+            // Every bar's group was collected from these bars above.
+            let g = groups.iter().position(|g| *g == b.group)? as f64;
             let x0 = g + 0.1 + s as f64 * width;
-            Rectangle::new([(x0, 0.0), (x0 + width * 0.9, b.value)], color.filled())
+            Some(Rectangle::new([(x0, 0.0), (x0 + width * 0.9, b.value)], color.filled()))
         });
         chart
             .draw_series(rects)

@@ -3,6 +3,11 @@
 //! against the serving path (`CtrModel::prepare_for_serving`), same model.
 //! Run with `RAYON_NUM_THREADS=1`, as the `cascade` binary sets it for
 //! candle's matmul (see `configure_threads` in cascade-cli).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use cascade_eval::protocols::CtrExample;
 use cascade_models::random::SeededRng;

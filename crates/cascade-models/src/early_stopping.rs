@@ -27,8 +27,8 @@ impl EarlyStopping {
     /// Records epoch `epoch`'s validation value.
     pub fn observe(&mut self, epoch: usize, value: f64) -> Verdict {
         match self.best {
-            Some((_, best)) if value <= best => {
-                if epoch - self.best_epoch().expect("set") >= self.patience {
+            Some((best_epoch, best)) if value <= best => {
+                if epoch - best_epoch >= self.patience {
                     Verdict::Stop
                 } else {
                     Verdict::Continue

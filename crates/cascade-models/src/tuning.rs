@@ -50,6 +50,7 @@ pub fn select_on_validation<C, M: FullRanker>(
         }
         trials.push(trial);
     }
+    #[allow(clippy::expect_used, reason = "asserted above: grids are never empty")]
     let (model, setting, _) = best.expect("at least one candidate");
     Tuned { model, setting, trials }
 }

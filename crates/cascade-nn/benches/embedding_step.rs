@@ -1,6 +1,11 @@
 //! One training step of a sparse embedding table (gather 512 ids, candle
 //! backward of a small loss, row-wise Adagrad on the touched rows), on a
 //! table of 1,000 rows and one of 10,000,000 rows. The step must cost the same.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use cascade_nn::{EmbeddingTable, OptimizerConfig, TableConfig};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};

@@ -126,7 +126,7 @@ pub fn save(
         &dir.join(TENSORS),
     )
     .map_err(|e| fail(dir, e))?;
-    let text = serde_json::to_string_pretty(manifest).expect("manifests serialise");
+    let text = serde_json::to_string_pretty(manifest).map_err(|e| fail(dir, e))?;
     std::fs::write(dir.join(MANIFEST), text).map_err(|e| fail(dir, e))
 }
 
@@ -210,12 +210,12 @@ pub fn load(
     };
     let f32s = |data: &[u8]| {
         data.chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect::<Vec<f32>>()
     };
     let u32s = |data: &[u8]| {
         data.chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect::<Vec<u32>>()
     };
     let mut tables = Vec::new();
@@ -237,7 +237,7 @@ pub fn load(
         let (_, rows) = get(&format!("{name}.rows"), Dtype::U32)?;
         let ids: Vec<u64> = ids
             .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
             .collect();
         let entries: Vec<(u64, u32)> = ids.into_iter().zip(u32s(rows)).collect();
         tables.push(EmbeddingTable::from_parts(

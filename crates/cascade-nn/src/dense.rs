@@ -129,12 +129,16 @@ impl DenseParams {
         if self.vars.is_empty() {
             return Ok(());
         }
-        if self.optimizer.is_none() {
-            let vars = self.vars.iter().map(|(_, var)| var.clone()).collect();
-            let params = ParamsAdamW { lr: self.lr, weight_decay: 0.0, ..ParamsAdamW::default() };
-            self.optimizer = Some(AdamW::new(vars, params)?);
-        }
-        self.optimizer.as_mut().expect("built above").step(grads)
+        let optimizer = match self.optimizer.take() {
+            Some(optimizer) => optimizer,
+            None => {
+                let vars = self.vars.iter().map(|(_, var)| var.clone()).collect();
+                let params =
+                    ParamsAdamW { lr: self.lr, weight_decay: 0.0, ..ParamsAdamW::default() };
+                AdamW::new(vars, params)?
+            }
+        };
+        self.optimizer.insert(optimizer).step(grads)
     }
 
     /// One AdamW step from gradients a fused kernel computed itself, as

@@ -171,8 +171,9 @@ impl HiddenItems {
         if let Some(path) = &self.path {
             let mut sorted: Vec<&String> = ids.iter().collect();
             sorted.sort();
-            let written =
-                write_atomically(path, &serde_json::to_vec(&sorted).expect("ids serialise"));
+            let written = serde_json::to_vec(&sorted)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| write_atomically(path, &bytes));
             if let Err(e) = written {
                 ids.remove(id);
                 return Err(ServeError::Unavailable(format!("{}: {e}", path.display())));

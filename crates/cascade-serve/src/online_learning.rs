@@ -160,7 +160,9 @@ impl OnlineTrainer {
         }
         let mut report = RoundReport { learned: examples.len(), skipped, rows: 0 };
         if !examples.is_empty() {
-            let (_, copy) = self.copy.as_mut().expect("taken above");
+            let Some((_, copy)) = self.copy.as_mut() else {
+                return Err("the trainer has no copy of the ranker".into());
+            };
             copy.update(&examples, self.settings.update, &mut self.rng)
                 .map_err(|e| e.to_string())?;
             let touched: BTreeSet<u64> = examples

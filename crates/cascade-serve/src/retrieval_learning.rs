@@ -147,7 +147,9 @@ impl OnlineRetrieval {
             let (users, added_items) = (HashMap::new(), HashMap::new());
             self.state = Some(LearnerState { models: models.clone(), users, added_items });
         }
-        let state = self.state.as_mut().expect("set above");
+        let Some(state) = self.state.as_mut() else {
+            return Err("the learner has no state for these models".into());
+        };
         let (user_states, item_states) = (&mut state.users, &mut state.added_items);
         let (catalog, ann) = (&models.catalog, &models.ann);
         let index = ann.index();

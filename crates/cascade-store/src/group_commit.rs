@@ -63,6 +63,8 @@ impl std::fmt::Debug for GroupCommitter {
 impl GroupCommitter {
     /// Starts the writer thread over `store`. `max_events_per_commit` bounds one
     /// transaction so that a flood of requests still gets regular commits.
+    /// Without a writer thread (the system refused one), every submission
+    /// is answered [`StoreError::WriterStopped`], as after a writer's death.
     pub fn start(store: Store, max_events_per_commit: usize) -> GroupCommitter {
         let (requests, inbox) = mpsc::channel::<Request>();
         let pending = Arc::new(AtomicUsize::new(0));
@@ -70,8 +72,9 @@ impl GroupCommitter {
         let writer = std::thread::Builder::new()
             .name("cascade-group-commit".into())
             .spawn(move || run_writer(store, inbox, max_events_per_commit.max(1), &writer_pending))
-            .expect("spawning the group-commit thread");
-        GroupCommitter { requests: Some(requests), writer: Some(writer), pending }
+            .inspect_err(|e| eprintln!("cascade: no group-commit writer thread: {e}"))
+            .ok();
+        GroupCommitter { requests: Some(requests), writer, pending }
     }
 
     /// Client events submitted and not yet committed.
@@ -96,8 +99,13 @@ impl GroupCommitter {
         Ok(self.send_keyed(events))
     }
 
-    fn sender(&self) -> &Sender<Request> {
-        self.requests.as_ref().expect("sender lives until drop")
+    /// Sends `request` to the writer; gives it back if the writer is gone.
+    fn send(&self, request: Request) -> Result<(), mpsc::SendError<Request>> {
+        match &self.requests {
+            Some(sender) => sender.send(request),
+            // Only `drop` takes the sender, and nothing sends after it.
+            None => Err(mpsc::SendError(request)),
+        }
     }
 
     /// Queues `events`; the returned receiver yields their statuses once they are
@@ -111,7 +119,7 @@ impl GroupCommitter {
     fn send_keyed(&self, events: Vec<KeyedEvent>) -> Receiver<Reply> {
         let (reply, answer) = mpsc::channel();
         if let Err(mpsc::SendError(Request::Keyed { reply, .. })) =
-            self.sender().send(Request::Keyed { events, reply })
+            self.send(Request::Keyed { events, reply })
         {
             // The writer is gone only if it panicked; say so rather than hang.
             let _ = reply.send(Err(Arc::new(StoreError::WriterStopped)));
@@ -128,7 +136,7 @@ impl GroupCommitter {
     /// round and durable within [`TELEMETRY_SYNC_INTERVAL`]. A failure is
     /// reported on standard error, since no caller waits for it.
     pub fn record_telemetry(&self, events: Vec<Event>) {
-        if !events.is_empty() && self.sender().send(Request::Telemetry(events)).is_err() {
+        if !events.is_empty() && self.send(Request::Telemetry(events)).is_err() {
             eprintln!("cascade: telemetry dropped: the group-commit writer has stopped");
         }
     }

@@ -133,6 +133,14 @@ struct Appended {
     recent_keys: Vec<(EventKey, u64)>,
 }
 
+/// `value` as the JSON the tables hold. Events and records are strings,
+/// numbers and string-keyed maps, which always encode; were one not to, the
+/// transaction fails naming `what`, and nothing of it is written.
+fn encode<T: serde::Serialize>(value: &T, what: &str) -> Result<Vec<u8>, redb::Error> {
+    serde_json::to_vec(value)
+        .map_err(|e| std::io::Error::other(format!("cannot encode {what}: {e}")).into())
+}
+
 /// Appends `entries` in `txn`.
 fn append_entries<'a>(
     txn: &redb::WriteTransaction,
@@ -175,7 +183,7 @@ fn append_entries<'a>(
             }
             LogEntryRef::Telemetry(event) => event,
         };
-        let bytes = serde_json::to_vec(event).expect("events always serialise");
+        let bytes = encode(event, "an event")?;
         log.insert(next_seq, bytes.as_slice())?;
         next_seq += 1;
     }
@@ -417,7 +425,7 @@ impl Store {
             let mut table = txn.open_table(kind.table())?;
             let mut changed = 0;
             for (id, record) in records {
-                let bytes = serde_json::to_vec(record).expect("records always serialise");
+                let bytes = encode(record, "a record")?;
                 let previous = table.insert(id.as_str(), bytes.as_slice())?;
                 if previous.is_none_or(|old| old.value() != bytes.as_slice()) {
                     changed += 1;

@@ -81,7 +81,7 @@ impl ImpressionJoin {
         let window = self.window_ms;
         let index =
             queue.iter().position(|p| p.shown_ms <= at_ms && at_ms - p.shown_ms <= window)?;
-        let pending = queue.remove(index).expect("position is in range");
+        let pending = queue.remove(index)?;
         self.open_count -= 1;
         self.drop_empty(user, item);
         Some(LabelledSample {
@@ -100,7 +100,7 @@ impl ImpressionJoin {
         let mut negatives = Vec::new();
         let window = self.window_ms;
         while self.by_time.front().is_some_and(|(shown_ms, ..)| shown_ms + window < watermark_ms) {
-            let (shown_ms, seq, user, item) = self.by_time.pop_front().expect("front exists");
+            let Some((shown_ms, seq, user, item)) = self.by_time.pop_front() else { break };
             if !self.remove_open(&user, &item, seq) {
                 continue; // answered by an interaction already
             }

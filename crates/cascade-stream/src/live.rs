@@ -73,7 +73,7 @@ impl LiveStream {
         std::thread::Builder::new()
             .name("cascade-stream".into())
             .spawn(move || worker.run())
-            .expect("spawning the stream thread");
+            .map_err(|e| StreamError::Source(format!("cannot start the stream thread: {e}")))?;
         Ok(live)
     }
 

@@ -261,7 +261,10 @@ pub fn write_checkpoint(
         state: &'a FeatureState,
     }
     let saved = Borrowed { version: CHECKPOINT_VERSION, offset, samples_bytes, state };
-    let bytes = serde_json::to_vec(&saved).expect("feature state always serialises");
+    let bytes = serde_json::to_vec(&saved).map_err(|e| StreamError::Checkpoint {
+        path: path.to_owned(),
+        message: format!("cannot encode the features: {e}"),
+    })?;
     let directory = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(directory) = directory {
         std::fs::create_dir_all(directory).map_err(fail)?;

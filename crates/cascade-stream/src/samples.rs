@@ -50,7 +50,7 @@ impl SampleLog {
     /// Appends `samples`, one JSON object per line (buffered).
     pub fn append(&mut self, samples: &[LabelledSample]) -> Result<(), StreamError> {
         for sample in samples {
-            let mut line = serde_json::to_vec(sample).expect("samples always serialise");
+            let mut line = serde_json::to_vec(sample).map_err(|e| self.fail(e.into()))?;
             line.push(b'\n');
             self.file.write_all(&line).map_err(|e| self.fail(e))?;
             self.len += line.len() as u64;

@@ -6,9 +6,9 @@
 //! counts once its batch's answer says `appended`, which the server sends
 //! only after the fsync, so the rate is of durable events.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -234,18 +234,18 @@ fn closed_loop(
                     ureq::Agent::config_builder().http_status_as_error(false).build().into();
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
-                    if k >= batches || failure.lock().expect("failure lock").is_some() {
+                    if k >= batches || failure.lock().is_some() {
                         break;
                     }
                     let sent = Instant::now();
                     match post_batch(&agent, url, &bodies[k as usize], bench.batch) {
                         Ok(()) => {
                             let ms = sent.elapsed().as_secs_f64() * 1e3;
-                            latencies.lock().expect("latencies lock").push(ms);
+                            latencies.lock().push(ms);
                             bar.inc(bench.batch as u64);
                         }
                         Err(error) => {
-                            failure.lock().expect("failure lock").get_or_insert(error);
+                            failure.lock().get_or_insert(error);
                         }
                     }
                 }
@@ -254,10 +254,10 @@ fn closed_loop(
     });
     let elapsed = start.elapsed();
     bar.finish_and_clear();
-    if let Some(error) = failure.into_inner().expect("failure lock") {
+    if let Some(error) = failure.into_inner() {
         bail!("ingest benchmark: a batch failed: {error}");
     }
-    let mut latencies = latencies.into_inner().expect("latencies lock");
+    let mut latencies = latencies.into_inner();
     let acknowledged = latencies.len() * bench.batch;
     Ok(json!({
         "events": acknowledged,

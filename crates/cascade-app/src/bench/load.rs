@@ -7,7 +7,7 @@
 //! threads with keep-alive connections pick the next due request; with
 //! enough of them, a slow answer delays no other request's send.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -103,24 +103,19 @@ pub fn run_load(
                     match outcome {
                         Ok(()) => mine.push(due.elapsed().as_secs_f64() * 1e3),
                         Err(e) => {
-                            let mut failures = failures.lock().expect("failures lock");
+                            let mut failures = failures.lock();
                             failures.0 += 1;
                             failures.1.get_or_insert(e);
                         }
                     }
                     bar.inc(1);
                 }
-                latencies.lock().expect("latencies lock").extend(mine);
+                latencies.lock().extend(mine);
             });
         }
     });
     let elapsed = start.elapsed();
     bar.finish_and_clear();
-    let (failed, first_error) = failures.into_inner().expect("failures lock");
-    Ok(LoadReport {
-        latencies_ms: latencies.into_inner().expect("latencies lock"),
-        failed,
-        elapsed,
-        first_error,
-    })
+    let (failed, first_error) = failures.into_inner();
+    Ok(LoadReport { latencies_ms: latencies.into_inner(), failed, elapsed, first_error })
 }

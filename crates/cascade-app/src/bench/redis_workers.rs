@@ -71,7 +71,7 @@ pub fn redis_workers_bench(bench: &RedisWorkersBench) -> Result<serde_json::Valu
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().expect("worker thread"))
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a worker thread panicked"))))
                 .collect::<Result<Vec<_>>>()
         })?;
         let seconds = started.elapsed().as_secs_f64();

@@ -31,7 +31,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 
 use cascade_core::event::IMPRESSION;
@@ -260,12 +260,18 @@ pub fn run(
     let held = |i: &u32| validation.contains(i) || test.contains(i);
     let kept = IdIndex::new((0..items.len() as u32).filter(|i| !held(i)).map(|i| items.id(i)));
     let to_kept = |i: u32| kept.index(items.id(i));
-    let never_held = |i: &u32| to_kept(*i).expect("validation and test items are never held out");
+    // Held-out items are drawn among items no user's validation or test
+    // item is, so every one of those maps.
+    let never_held = |items: &[u32]| -> Result<Vec<u32>> {
+        let kept_index =
+            |&i: &u32| to_kept(i).context("a held-out item is a validation or test item");
+        items.iter().map(kept_index).collect()
+    };
     let build_split = LooSplit {
         n_items: kept.len(),
         train: split.train.iter().map(|h| h.iter().filter_map(|&i| to_kept(i)).collect()).collect(),
-        valid: split.valid.iter().map(never_held).collect(),
-        test: split.test.iter().map(never_held).collect(),
+        valid: never_held(&split.valid)?,
+        test: never_held(&split.test)?,
     };
     let spinner = progress.spinner("training BPR-MF without the held-out items");
     let mut config = BprMfConfig::default();
@@ -275,7 +281,7 @@ pub fn run(
     let tables = bpr.tables();
     let facts = item_facts(workspace, &kept)?;
     let counts: Vec<f32> = (0..kept.len() as u32)
-        .map(|i| interactions[items.index(kept.id(i)).unwrap() as usize] as f32)
+        .map(|i| items.index(kept.id(i)).map_or(0.0, |i| interactions[i as usize] as f32))
         .collect();
     let build = || -> Arc<Models> {
         let catalog = Catalog::new(

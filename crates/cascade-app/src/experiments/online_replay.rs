@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 
 use cascade_eval::plots::value_curves;
@@ -220,7 +220,7 @@ pub fn run(
             Some(b) if b.2 >= c.2 => Some(b),
             _ => Some(c),
         })
-        .expect("the grid is not empty");
+        .context("the online grid is empty")?;
 
     // The online arm learns from the validation rows first: they are past
     // by the time the replay starts.

@@ -96,7 +96,7 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
         .with_max_id_bytes(config.ingest.max_id_bytes);
     if let Some(dir) = &options.models_dir {
         let watched = [dir.join(ModelKind::BprMf.name()), dir.join(ranker.name())];
-        watch_checkpoints(watched.to_vec(), loader.clone(), recommender.clone());
+        watch_checkpoints(watched.to_vec(), loader.clone(), recommender.clone())?;
     }
     Ok(Arc::new(AppState {
         recommender,

@@ -20,39 +20,38 @@ use crate::serving::build::manifest_stamp;
 
 const POLL: Duration = Duration::from_secs(2);
 
-/// Watches the checkpoint directories `dirs` on a background thread.
+/// Watches the checkpoint directories `dirs` on a background thread; an
+/// error if the thread cannot be started.
 pub fn watch_checkpoints(
     dirs: Vec<PathBuf>,
     loader: Arc<ModelLoader>,
     recommender: Arc<Recommender>,
-) {
+) -> std::io::Result<()> {
     let stamps = move || dirs.iter().map(|dir| manifest_stamp(dir)).collect::<Vec<u128>>();
-    std::thread::Builder::new()
-        .name("cascade-checkpoint-watch".into())
-        .spawn(move || {
-            let mut served = stamps();
-            loop {
-                std::thread::sleep(POLL);
-                let now = stamps();
-                if now == served {
-                    continue;
-                }
-                // Let the writer finish: act once the stamps hold still.
-                std::thread::sleep(POLL);
-                if stamps() != now {
-                    continue;
-                }
-                served = now;
-                match loader() {
-                    Ok(models) => {
-                        eprintln!("cascade serve: new checkpoints, now serving {}", models.version);
-                        recommender.swap(models);
-                    }
-                    Err(e) => eprintln!(
-                        "cascade serve: reloading new checkpoints failed, old models kept: {e:#}"
-                    ),
-                }
+    std::thread::Builder::new().name("cascade-checkpoint-watch".into()).spawn(move || {
+        let mut served = stamps();
+        loop {
+            std::thread::sleep(POLL);
+            let now = stamps();
+            if now == served {
+                continue;
             }
-        })
-        .expect("spawning the checkpoint watcher");
+            // Let the writer finish: act once the stamps hold still.
+            std::thread::sleep(POLL);
+            if stamps() != now {
+                continue;
+            }
+            served = now;
+            match loader() {
+                Ok(models) => {
+                    eprintln!("cascade serve: new checkpoints, now serving {}", models.version);
+                    recommender.swap(models);
+                }
+                Err(e) => eprintln!(
+                    "cascade serve: reloading new checkpoints failed, old models kept: {e:#}"
+                ),
+            }
+        }
+    })?;
+    Ok(())
 }

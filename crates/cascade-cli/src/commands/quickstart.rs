@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use cascade_batch::stats;
 use cascade_core::FeatureValue;
@@ -91,7 +91,7 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     let store = workspace.store()?;
     let user = 0u32;
     let user_id = prepared.users.id(user).to_owned();
-    let (_, best) = outcomes.last().expect("three models");
+    let (_, best) = outcomes.last().context("no model was evaluated")?;
     let mut history = split.train[user as usize].clone();
     history.push(split.valid[user as usize]);
     history.push(split.test[user as usize]);
@@ -121,7 +121,9 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
 
 /// HR@10 and NDCG@10 of each model beside the RecBole reference for it.
 fn plot_against_references(path: &Path, outcomes: &[(ModelKind, LooOutcome)]) -> Result<()> {
-    std::fs::create_dir_all(path.parent().expect("reports dir"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut bars = Vec::new();
     for ((model, outcome), (_, [hr, ndcg, _, _])) in outcomes.iter().zip(REFERENCES) {
         let group = display_name(*model).to_owned();

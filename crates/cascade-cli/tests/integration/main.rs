@@ -1,4 +1,9 @@
 //! End-to-end scenarios through the real `cascade` binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod cli;
 mod durability;

@@ -481,6 +481,10 @@ impl CtrModel {
 }
 
 impl CtrScorer<CtrFeatures> for CtrModel {
+    #[allow(
+        clippy::expect_used,
+        reason = "the eval traits have no error path; CPU inference on shapes fixed at build"
+    )]
     fn predict(&self, examples: &[CtrExample<CtrFeatures>]) -> Vec<f64> {
         let features: Vec<&CtrFeatures> = examples.iter().map(|e| &e.features).collect();
         self.score(&features).expect("inference on CPU tensors of matching shapes")

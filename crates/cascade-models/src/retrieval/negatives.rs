@@ -47,7 +47,8 @@ impl NegativeSampler {
         match self.sampling {
             NegativeSampling::Uniform => rng.below(self.n_items) as u32,
             NegativeSampling::Popularity => {
-                let total = *self.cumulative.last().expect("at least one item");
+                // No items, nothing to draw: item 0 is as good as any.
+                let Some(&total) = self.cumulative.last().filter(|&&t| t > 0) else { return 0 };
                 let ticket = rng.next_u64() % total;
                 self.cumulative.partition_point(|&c| c <= ticket) as u32
             }

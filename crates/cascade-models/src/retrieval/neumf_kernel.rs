@@ -129,15 +129,16 @@ pub(super) fn gradients(
         }
     }
     for layer in &layers[1..] {
-        let mut next =
-            a_bt(hidden.last().expect("first layer"), &layer.weight, s, layer.input, layer.output)?;
+        // `hidden` starts with the first layer's output and only grows.
+        let previous = &hidden[hidden.len() - 1];
+        let mut next = a_bt(previous, &layer.weight, s, layer.input, layer.output)?;
         for row in next.chunks_exact_mut(layer.output) {
             row.iter_mut().zip(&layer.bias).for_each(|(x, b)| *x = (*x + b).max(0.0));
         }
         hidden.push(next);
     }
-    let last = hidden.last().expect("first layer");
-    let h_last = layers.last().expect("first layer").output;
+    let last = &hidden[hidden.len() - 1];
+    let h_last = layers[layers.len() - 1].output;
     let (w_gmf, w_mlp) = weights.output.split_at(dim);
 
     // Output, loss and dL/dz. GMF's ⟨p ⊙ w, q⟩ with p ⊙ w once per user.

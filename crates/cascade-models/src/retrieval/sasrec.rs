@@ -303,6 +303,10 @@ impl FullRanker for SasRec {
         self.score_sequence(user, history, history, scores);
     }
 
+    #[allow(
+        clippy::expect_used,
+        reason = "the eval traits have no error path; CPU inference on shapes fixed at build"
+    )]
     fn score_sequence(
         &self,
         _user: u32,

@@ -358,6 +358,7 @@ impl AnnIndex {
 
 /// Builds a `usearch` graph over the augmented points, keyed by item index,
 /// on every rayon thread.
+#[allow(clippy::expect_used, reason = "allocation failures of a fixed-size build, as OOM")]
 fn usearch_graph(points: &[Augmented], ef_search: usize) -> Index {
     let options = IndexOptions {
         dimensions: points.first().map_or(1, |p| p.0.len()),

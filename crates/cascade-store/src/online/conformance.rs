@@ -3,6 +3,11 @@
 //! [`conformance_tests!`](crate::conformance_tests) with a function that
 //! opens a fresh, empty store, which makes one test per case, so a failure
 //! names its backend and its case.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test suite for backends' tests: a failed unwrap is a failed case"
+)]
 
 use super::{FeatureRead, FeatureUpdate, FeatureWrite, OnlineSettings, Tally};
 

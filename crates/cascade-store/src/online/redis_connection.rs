@@ -45,10 +45,10 @@ impl RedisConnection {
     ) -> Result<T, OnlineStoreError> {
         let mut slot = self.connection.lock();
         for attempt in 0..2 {
-            if slot.is_none() {
-                *slot = Some(self.client.get_connection().map_err(|e| self.error(e))?);
-            }
-            let connection = slot.as_mut().expect("connected just above");
+            let connection = match slot.as_mut() {
+                Some(connection) => connection,
+                None => slot.insert(self.client.get_connection().map_err(|e| self.error(e))?),
+            };
             match body(connection) {
                 Ok(value) => return Ok(value),
                 Err(e) if attempt == 0 && (e.is_io_error() || e.is_connection_dropped()) => {
