@@ -7,7 +7,7 @@ use std::collections::HashMap;
 ///
 /// Ids are ordered numerically when every id is an integer (so MovieLens item
 /// "2" comes before "10", as PROTOCOLS.md requires), and as strings otherwise.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IdIndex {
     ids: Vec<String>,
     positions: HashMap<String, u32>,

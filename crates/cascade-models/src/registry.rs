@@ -26,6 +26,20 @@ pub enum ModelTask {
     ClickPrediction,
 }
 
+/// The external ids a checkpoint's table rows stand for: row `k` of a user
+/// table is `users[k]`, of an item table `items[k]`. Kept beside the
+/// tensors (`ids.json`), so serving maps rows to its own catalog by id,
+/// whatever has been added since, without re-deriving the training split.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CheckpointIds {
+    /// User ids, by row.
+    pub users: Vec<String>,
+    /// Item ids, by row.
+    pub items: Vec<String>,
+}
+
+const IDS_FILE: &str = "ids.json";
+
 /// What a trained model leaves behind for its checkpoint.
 #[derive(Debug)]
 pub struct Artifacts<'a> {
@@ -37,6 +51,9 @@ pub struct Artifacts<'a> {
     pub settings: serde_json::Value,
     /// Its metrics, by name.
     pub metrics: BTreeMap<String, f64>,
+    /// The ids its rows stand for, where rows are dense user and item
+    /// indices (retrieval models; a ranker's rows are hashed values).
+    pub ids: Option<CheckpointIds>,
 }
 
 /// A ranking model's settings as its manifest keeps them: what serving
@@ -269,7 +286,35 @@ impl ModelKind {
             data_range: None,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         };
-        checkpoint::save(dir, &manifest, &artifacts.tables, &artifacts.dense)
+        checkpoint::save(dir, &manifest, &artifacts.tables, &artifacts.dense)?;
+        let ids_path = dir.join(IDS_FILE);
+        let written = match &artifacts.ids {
+            Some(ids) => serde_json::to_vec(ids)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| std::fs::write(&ids_path, bytes)),
+            // No stale ids of an earlier save may describe these rows.
+            None => std::fs::remove_file(&ids_path).or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Ok(()),
+                _ => Err(e),
+            }),
+        };
+        written.map_err(|e| CheckpointError {
+            path: dir.to_owned(),
+            message: format!("{IDS_FILE}: {e}"),
+        })
+    }
+
+    /// The ids the checkpoint in `dir` was saved with, if it was saved
+    /// with any (checkpoints written before ids were kept have none).
+    pub fn load_ids(self, dir: &Path) -> Result<Option<CheckpointIds>, ModelError> {
+        match std::fs::read(dir.join(IDS_FILE)) {
+            Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ModelError::Checkpoint(CheckpointError {
+                path: dir.to_owned(),
+                message: format!("{IDS_FILE}: {e}"),
+            })),
+        }
     }
 
     /// Loads this model's checkpoint from `dir`, refused unless its manifest

@@ -11,7 +11,7 @@ use cascade_core::IdIndex;
 use cascade_models::Interactions;
 use cascade_models::early_stopping::kept_epochs;
 use cascade_models::ranking::{CtrArch, CtrModel, CtrModelConfig};
-use cascade_models::registry::RankerManifest;
+use cascade_models::registry::{CheckpointIds, RankerManifest};
 use cascade_models::retrieval::{BprMf, BprMfConfig};
 use cascade_models::training::Overrides;
 use cascade_nn::EmbeddingTable;
@@ -28,12 +28,14 @@ use crate::progress::Progress;
 use crate::ranking::{self, ContextFeatures};
 use crate::registry::ModelKind;
 use crate::serving::server::ann_settings;
+use crate::serving::store_histories::StoreHistories;
 use crate::workspace::Workspace;
 
 /// Builds the serving models from the workspace's data as it is now: the
 /// catalog and models, from the checkpoints in `models_dir` if given, else
 /// trained here with `ranker`. Used at start, by `POST
-/// /admin/models/reload` and by the checkpoint watcher.
+/// /admin/models/reload` and by the checkpoint watcher. Loading checkpoints
+/// runs no batch pipeline: the catalog is a scan of the event log.
 pub fn load_models(
     workspace: &Workspace,
     data: Option<&Path>,
@@ -42,11 +44,16 @@ pub fn load_models(
     progress: Progress,
 ) -> Result<Models> {
     let arch = ranking_arch(ranker)?;
-    let data = ServingData::prepare(workspace, data, ServingBuild::AllData, progress)?;
-    let catalog = catalog_of(workspace, &data)?;
     let models = match models_dir {
-        Some(dir) => checkpoint_models(workspace, &data, catalog, dir, ranker)?,
-        None => build_models(workspace, &data, catalog, ranker, arch, progress)?,
+        Some(dir) => {
+            workspace.ensure_data(&workspace.store()?, data, progress)?;
+            checkpoint_models(workspace, dir, ranker, progress)?
+        }
+        None => {
+            let data = ServingData::prepare(workspace, data, ServingBuild::AllData, progress)?;
+            let catalog = catalog_of(workspace, &data)?;
+            build_models(workspace, &data, catalog, ranker, arch, progress)?
+        }
     };
     add_items_without_events(workspace, &models)?;
     Ok(models)
@@ -223,14 +230,41 @@ pub fn build_models(
 
 /// Loads BPR-MF and the ranker from the checkpoints `cascade train` wrote
 /// into `models_dir` (`bpr-mf/`, `<ranker>/`), checked against the running
-/// schema, then assembles the serving models.
+/// schema, over a catalog read from the event log as it is now; then
+/// assembles the serving models. BPR-MF's rows are mapped to the catalog by
+/// the ids its checkpoint keeps, so users and items that arrived since
+/// training are served (users as the mean of their items, items by the
+/// other channels until the next `cascade train`).
 pub fn checkpoint_models(
     workspace: &Workspace,
-    data: &ServingData,
-    catalog: Catalog,
     models_dir: &Path,
     ranker: ModelKind,
+    progress: Progress,
 ) -> Result<Models> {
+    let store = workspace.store()?;
+    let bar = progress.spinner("reading every user's interactions from the event log");
+    let scanned = StoreHistories::read(&store, &workspace.config)?;
+    let facts = item_facts(workspace, &scanned.items)?;
+    bar.finish_and_clear();
+    let StoreHistories { users, items, histories } = scanned;
+    let catalog = Catalog::new(users, items, histories, facts);
+    let retrieval_dir = models_dir.join(ModelKind::BprMf.name());
+    let table_ids = match ModelKind::BprMf.load_ids(&retrieval_dir)? {
+        Some(ids) => ids,
+        None => {
+            progress.say(format!(
+                "{}: no ids.json (an older `cascade train` wrote it); deriving its ids from the batch pipeline",
+                retrieval_dir.display()
+            ));
+            let prepared = crate::evaluation::prepare(workspace, None, progress)?;
+            CheckpointIds {
+                users: prepared.users.ids().to_vec(),
+                items: prepared.items.ids().to_vec(),
+            }
+        }
+    };
+    // The ids were an IdIndex's, in its order: rebuilding keeps each row's.
+    let (table_users, table_items) = (IdIndex::new(table_ids.users), IdIndex::new(table_ids.items));
     let fingerprint = workspace.schema_fingerprint();
     let name = ranker.name().to_owned();
     let load = |model: ModelKind| {
@@ -239,7 +273,7 @@ pub fn checkpoint_models(
         })
     };
     let mut retrieval = load(ModelKind::BprMf)?;
-    let encoder = data.field_encoder(workspace)?;
+    let encoder = FieldEncoder::new(&store, &workspace.config, &catalog.users, &catalog.items)?;
     let ranker_dir = models_dir.join(&name);
     let (model, settings) = RankerManifest::restore(load(ranker)?, encoder.item_field())
         .with_context(|| format!("{}", ranker_dir.display()))?;
@@ -261,11 +295,11 @@ pub fn checkpoint_models(
         manifest_stamp(&models_dir.join(&name))
     );
     let counts = popularity(workspace, &catalog)?;
-    // `cascade train` indexes its user table by the protocol's users.
-    let table_users = Some(&data.prepared.users);
+    // `cascade train` indexes its tables by the protocol's users and items.
+    let rows = TableRows { users: &table_users, items: &table_items };
     let ranker = Some(ranker);
     let ann = ann_settings(&workspace.config);
-    Ok(assemble(version, catalog, [users, items], table_users, &counts, ranker, ann))
+    Ok(assemble(version, catalog, [users, items], Some(rows), &counts, ranker, ann))
 }
 
 /// Each item's consumption count in the workspace's event log, decayed with
@@ -294,17 +328,28 @@ pub fn manifest_stamp(dir: &Path) -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
+/// Which ids a retrieval model's table rows stand for, when not the
+/// catalog's own indices.
+#[derive(Debug, Clone, Copy)]
+pub struct TableRows<'a> {
+    /// User ids by user-table row.
+    pub users: &'a IdIndex,
+    /// Item ids by item-table row.
+    pub items: &'a IdIndex,
+}
+
 /// ANN over the retrieval embeddings, item-CF over every history,
-/// popularity from `counts`, and the ranker. The item table's rows are the
-/// catalog's item indices; the user table's are the catalog's user indices,
-/// or those of `table_users` when it was trained on another user index. A
-/// catalog user the table lacks is folded in as the mean of their items'
-/// vectors, so a user the table never saw still gets personal ANN recall.
+/// popularity from `counts`, and the ranker. The tables' rows are the
+/// catalog's indices, or those of `rows` when they were trained on other
+/// indices. A catalog user the table lacks is folded in as the mean of
+/// their items' vectors, so a user the table never saw still gets personal
+/// ANN recall; an item it lacks gets no ANN vector (zeros) until the next
+/// training, and is recalled by the other channels meanwhile.
 pub fn assemble(
     version: String,
     catalog: Catalog,
     [users, items]: [&EmbeddingTable; 2],
-    table_users: Option<&IdIndex>,
+    rows: Option<TableRows<'_>>,
     counts: &[f32],
     ranker: Option<CtrRanker>,
     ann: AnnSettings,
@@ -315,13 +360,19 @@ pub fn assemble(
     };
     let (n_users, n_items) = (catalog.users.len(), catalog.items.len());
     let item_vectors: Vec<f32> = (0..n_items as u32)
-        .flat_map(|i| row(items, Some(i)).unwrap_or_else(|| vec![0.0; dim]))
+        .flat_map(|i| {
+            let table_row = match rows {
+                None => Some(i),
+                Some(rows) => rows.items.index(catalog.items.id(i)),
+            };
+            row(items, table_row).unwrap_or_else(|| vec![0.0; dim])
+        })
         .collect();
     let user_vectors: Vec<f32> = (0..n_users as u32)
         .flat_map(|u| {
-            let table_row = match table_users {
+            let table_row = match rows {
                 None => Some(u),
-                Some(index) => index.index(catalog.users.id(u)),
+                Some(rows) => rows.users.index(catalog.users.id(u)),
             };
             row(users, table_row)
                 .unwrap_or_else(|| mean_of(&item_vectors, dim, &catalog.histories[u as usize]))

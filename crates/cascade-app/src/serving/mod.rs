@@ -4,4 +4,5 @@
 pub mod build;
 pub mod redis;
 pub mod server;
+pub mod store_histories;
 pub mod watch;

@@ -58,11 +58,19 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
         .map_err(|e| anyhow::anyhow!("the config's serving pipeline: {e}"))?;
     let loader_workspace = workspace.clone();
     let (data, models_dir) = (options.data.clone(), options.models_dir.clone());
-    let load = move |progress: Progress| {
-        load_models(&loader_workspace, data.as_deref(), models_dir.as_deref(), ranker, progress)
-    };
-    let models = load(Progress { quiet: false })?;
-    let loader: Arc<ModelLoader> = Arc::new(move || load(Progress { quiet: true }));
+    // `--data` is imported at start; a reload serves what the store holds
+    // by then, which includes every event ingested since.
+    let models = load_models(
+        &workspace,
+        data.as_deref(),
+        models_dir.as_deref(),
+        ranker,
+        Progress { quiet: false },
+    )?;
+    let loader: Arc<ModelLoader> = Arc::new(move || {
+        let quiet = Progress { quiet: true };
+        load_models(&loader_workspace, None, models_dir.as_deref(), ranker, quiet)
+    });
     let metrics = Arc::new(Metrics::default());
     let hidden = HiddenItems::load(workspace.dir.join("hidden_items.json"))?;
     let item_categories = workspace.item_categories()?;
@@ -147,6 +155,7 @@ fn online_checkpoint_writer(workspace: &Workspace, ranker: ModelKind) -> Box<Che
             dense: dense.tensors().to_vec(),
             settings: settings.to_value(),
             metrics: Default::default(),
+            ids: None,
         };
         ranker.save_checkpoint(&dir, &fingerprint, &artifacts).map_err(|e| e.to_string())
     })

@@ -12,7 +12,7 @@ use candle_core::Tensor;
 use cascade_eval::plots::training_curves;
 use cascade_eval::protocols::{Stage, evaluate_ctr, evaluate_loo};
 use cascade_models::ranking::CtrModelConfig;
-use cascade_models::registry::{Artifacts, RankerManifest};
+use cascade_models::registry::{Artifacts, CheckpointIds, RankerManifest};
 use cascade_models::retrieval::{
     BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TwoTower,
     TwoTowerConfig,
@@ -171,6 +171,12 @@ pub fn run(
         dense: trained.dense.clone(),
         settings: trained.settings.clone(),
         metrics: trained.test.iter().map(|(k, v)| (format!("test {k}"), *v)).collect(),
+        // Retrieval tables' rows are the split's dense indices; a ranker's
+        // are hashed feature values and need no ids.
+        ids: model.ctr_arch().is_none().then(|| CheckpointIds {
+            users: prepared.users.ids().to_vec(),
+            items: prepared.items.ids().to_vec(),
+        }),
     };
     model
         .save_checkpoint(&dir, &workspace.schema_fingerprint(), &artifacts)

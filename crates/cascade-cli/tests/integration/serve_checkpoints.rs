@@ -1,6 +1,7 @@
 //! `cascade serve --models DIR`: the server answers from checkpoints that
 //! `cascade train` wrote, swaps in new ones when a training job rewrites
-//! them, and keeps serving the old ones when a new one is broken.
+//! them (without running the batch pipeline), and keeps serving the old
+//! ones when a new one is broken.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -63,12 +64,19 @@ fn serve_answers_from_checkpoints_and_swaps_when_they_change() {
     let base = server.base.clone();
     let first = response_version(&base);
     assert!(first.starts_with("checkpoints:bpr-mf@"), "{first}");
+    assert!(models.join("bpr-mf/ids.json").exists(), "retrieval checkpoints keep their ids");
+    // Serving from checkpoints reads the catalog from the event log: no
+    // export and no batch pipeline, at start or on a reload.
+    let batch_outputs = [work.path().join("offline"), work.path().join("pipeline")];
+    let untouched = || batch_outputs.iter().all(|dir| !dir.exists());
+    assert!(untouched(), "the start ran the batch pipeline");
 
     // A training job rewrites the ranker: the watcher swaps it in.
     train(&data, trainer.path(), "lr", "2");
     let second = wait_for_new_version(&base, &first, Duration::from_secs(60))
         .expect("the new checkpoint was not served within 60 s");
     assert!(second.contains("+lr@"), "{second}");
+    assert!(untouched(), "the reload ran the batch pipeline");
 
     // A broken checkpoint: the old models keep answering.
     std::fs::write(models.join("lr/manifest.json"), "{ not json").unwrap();
