@@ -10,6 +10,7 @@ pub mod progress;
 pub mod ranking;
 pub mod registry;
 pub mod serving;
+pub mod training;
 pub mod workspace;
 
 pub use progress::Progress;
