@@ -36,6 +36,15 @@ pub struct StreamConfig {
     /// How long after an impression an interaction still labels it (the
     /// samples online learning reads).
     pub join_window_s: u64,
+    /// Events the server's stream thread applies per hold of the features'
+    /// lock (readers wait at most one page).
+    pub page_events: usize,
+    /// The longest the stream thread sleeps when nobody wakes it (appends
+    /// it is not told about, such as impressions, wait this long at most).
+    pub idle_poll_ms: u64,
+    /// How often the features and their log offset are checkpointed while
+    /// events flow.
+    pub checkpoint_every_s: u64,
 }
 
 impl Default for StreamConfig {
@@ -49,6 +58,9 @@ impl Default for StreamConfig {
             ctr_prior_impressions: 100.0,
             affinity_half_life_days: 7.0,
             join_window_s: 30 * 60,
+            page_events: 1_000,
+            idle_poll_ms: 50,
+            checkpoint_every_s: 5,
         }
     }
 }
@@ -108,6 +120,14 @@ impl StreamConfig {
     pub(crate) fn check(&self) -> Result<(), (String, String)> {
         if self.history_length == 0 {
             return Err(("stream.history_length".into(), "expected at least 1".into()));
+        }
+        let at_least_one = [
+            ("stream.page_events", self.page_events as u64),
+            ("stream.idle_poll_ms", self.idle_poll_ms),
+            ("stream.checkpoint_every_s", self.checkpoint_every_s),
+        ];
+        if let Some((key, _)) = at_least_one.iter().find(|(_, value)| *value == 0) {
+            return Err(((*key).into(), "expected at least 1".into()));
         }
         if self.windows.is_empty() {
             return Err(("stream.windows".into(), "expected at least one window".into()));

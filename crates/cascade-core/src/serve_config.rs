@@ -94,6 +94,10 @@ pub struct RecommendConfig {
     /// How long one reading of the stream's trending items serves requests
     /// (a reading scans every item counted in the window).
     pub trending_refresh_ms: u64,
+    /// How many trending items one reading keeps for `recall/trending`:
+    /// the channel's quota plus room for the ones a user has consumed or
+    /// the catalog does not know.
+    pub trending_pool: usize,
 }
 
 impl Default for RecommendConfig {
@@ -112,6 +116,7 @@ impl Default for RecommendConfig {
             exposure_window_s: 3600,
             max_list_ids: 10_000,
             trending_refresh_ms: 1000,
+            trending_pool: 200,
         }
     }
 }

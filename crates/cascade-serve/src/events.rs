@@ -352,7 +352,8 @@ mod tests {
             Default::default(),
         )
         .unwrap();
-        let live = cascade_stream::LiveStream::start(processor, checkpoint).unwrap();
+        let pace = cascade_stream::LivePace::default();
+        let live = cascade_stream::LiveStream::start(processor, checkpoint, pace).unwrap();
         let applied = live.applied();
         let bound = cascade_core::IngestConfig::default().max_stream_lag;
         assert!(check_stream_lag(&live, applied + bound, bound).is_ok());

@@ -17,6 +17,8 @@ pub struct PipelineSettings {
     /// How long one reading of the stream's trending items serves requests
     /// (reading scans every item counted in the window).
     pub trending_refresh: Duration,
+    /// How many trending items one reading keeps.
+    pub trending_pool: usize,
     /// The `freshness` and `popularity` steps' knobs.
     pub adjustments: Adjustments,
     /// MMR's relevance weight (1 = no diversity), for `diversity`.
@@ -45,6 +47,7 @@ impl PipelineSettings {
             channels: config.channel_quotas(),
             rerankers: config.rerankers.clone(),
             trending_refresh: Duration::from_millis(config.trending_refresh_ms),
+            trending_pool: config.trending_pool,
             adjustments: Adjustments {
                 freshness_boost: config.freshness_boost,
                 half_life_seconds: config.freshness_half_life_days * 86_400.0,

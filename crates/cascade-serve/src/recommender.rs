@@ -67,10 +67,6 @@ pub struct Recommender {
 /// When the trending items were read, and the (item id, interactions) read.
 type TrendingReading = (Instant, Arc<Vec<(String, u64)>>);
 
-/// Trending items read each time: the channel's quota plus room for the
-/// ones a user has consumed or the catalog does not know.
-const TRENDING_POOL: usize = 200;
-
 impl std::fmt::Debug for Recommender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recommender").field("settings", &self.settings).finish()
@@ -227,7 +223,9 @@ impl Recommender {
             }
             _ => {
                 // A shared store that fails costs the channel, not the request.
-                let read = features.now_ms().and_then(|now| features.trending(now, TRENDING_POOL));
+                let read = features
+                    .now_ms()
+                    .and_then(|now| features.trending(now, self.settings.trending_pool));
                 let items = read.unwrap_or_else(|e| {
                     self.metrics.feature_error();
                     eprintln!("trending: {e}");

@@ -26,7 +26,7 @@ pub use bus_worker::{BusWorker, WorkerStats};
 pub use features::{FeatureState, StreamSettings, WindowStats};
 pub use in_process::{InProcessFeatures, REMEMBERED_UPDATE_IDS};
 pub use join::{ImpressionJoin, LabelledSample};
-pub use live::LiveStream;
+pub use live::{LivePace, LiveStream};
 pub use processor::{EventSource, Step, StreamError, StreamProcessor, write_checkpoint};
 pub use samples::{SampleLog, read_samples};
 pub use window::{Tally, WindowedTally};

@@ -1,11 +1,11 @@
 //! The stream processor running beside the server (embedded deployment).
 //!
 //! A thread tails the store's log: it wakes when the ingest path says the
-//! log has grown, and at least every [`IDLE_POLL`] (for appends it is not
-//! told about, such as impressions), applies what is new in pages of
-//! [`PAGE`] events, and checkpoints every [`CHECKPOINT_EVERY`]. Readers see
-//! the features between pages; a page holds the lock for about a
-//! millisecond. The ingest path can wait until its events are applied, so a
+//! log has grown, and at least every `idle_poll` (for appends it is not
+//! told about, such as impressions), applies what is new in pages of `page`
+//! events, and checkpoints every `checkpoint_every` ([`LivePace`], from
+//! `[stream]`). Readers see the features between pages; a page of 1,000
+//! events holds the lock for about a millisecond. The ingest path can wait until its events are applied, so a
 //! client reads its own writes.
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -13,17 +13,40 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cascade_core::config::StreamConfig;
 use cascade_store::Store;
 
 use crate::in_process::InProcessFeatures;
 use crate::processor::{StreamError, StreamProcessor, write_checkpoint};
 
-/// Events applied per lock hold.
-pub const PAGE: usize = 1_000;
-/// The longest the thread sleeps when nobody wakes it.
-pub const IDLE_POLL: Duration = Duration::from_millis(50);
-/// How often the features and offset are checkpointed while events flow.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
+/// How the thread paces itself (`[stream]`'s `page_events`,
+/// `idle_poll_ms`, `checkpoint_every_s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LivePace {
+    /// Events applied per lock hold.
+    pub page: usize,
+    /// The longest the thread sleeps when nobody wakes it.
+    pub idle_poll: Duration,
+    /// How often the features and offset are checkpointed while events flow.
+    pub checkpoint_every: Duration,
+}
+
+impl From<&StreamConfig> for LivePace {
+    fn from(config: &StreamConfig) -> Self {
+        LivePace {
+            page: config.page_events.max(1),
+            idle_poll: Duration::from_millis(config.idle_poll_ms),
+            checkpoint_every: Duration::from_secs(config.checkpoint_every_s),
+        }
+    }
+}
+
+/// What `[stream]` documents.
+impl Default for LivePace {
+    fn default() -> Self {
+        LivePace::from(&StreamConfig::default())
+    }
+}
 
 /// Progress shared between the thread, the ingest path and readers.
 #[derive(Debug, Default)]
@@ -45,6 +68,7 @@ pub struct LiveStream {
     /// Signalled when `applied` advances or `woken` is set.
     changed: Condvar,
     checkpoint: PathBuf,
+    pace: LivePace,
 }
 
 impl std::fmt::Debug for LiveStream {
@@ -59,8 +83,10 @@ impl LiveStream {
     pub fn start(
         mut processor: StreamProcessor<Store>,
         checkpoint: PathBuf,
+        pace: LivePace,
     ) -> Result<Arc<LiveStream>, StreamError> {
-        while processor.step(PAGE * 10)?.events > 0 {}
+        // Nobody reads yet: catch up in larger pages.
+        while processor.step(pace.page.saturating_mul(10))?.events > 0 {}
         let applied = processor.offset();
         let live = Arc::new(LiveStream {
             features: processor.features().clone(),
@@ -68,6 +94,7 @@ impl LiveStream {
             progress: Mutex::new(Progress { applied, ..Progress::default() }),
             changed: Condvar::new(),
             checkpoint,
+            pace,
         });
         let worker = live.clone();
         std::thread::Builder::new()
@@ -81,7 +108,7 @@ impl LiveStream {
         let mut last_checkpoint = Instant::now();
         let mut unsaved = false;
         loop {
-            let step = self.processor.write().step(PAGE);
+            let step = self.processor.write().step(self.pace.page);
             let events = match step {
                 Ok(step) => step.events,
                 Err(error) => return self.fail(error),
@@ -91,7 +118,7 @@ impl LiveStream {
             let mut progress = self.progress.lock();
             progress.applied = offset;
             self.changed.notify_all();
-            if unsaved && last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            if unsaved && last_checkpoint.elapsed() >= self.pace.checkpoint_every {
                 drop(progress);
                 if let Err(error) = self.save() {
                     return self.fail(error);
@@ -102,7 +129,7 @@ impl LiveStream {
             if events == 0 {
                 // Nothing new: sleep until woken or the poll interval passes.
                 let mut progress = progress;
-                self.changed.wait_while_for(&mut progress, |p| !p.woken, IDLE_POLL);
+                self.changed.wait_while_for(&mut progress, |p| !p.woken, self.pace.idle_poll);
                 progress.woken = false;
             }
         }
@@ -190,7 +217,7 @@ mod tests {
         };
         store.append(&[click(0)]).unwrap();
         let open = || open_with_defaults(&store, &checkpoint);
-        let live = LiveStream::start(open(), checkpoint.clone()).unwrap();
+        let live = LiveStream::start(open(), checkpoint.clone(), LivePace::default()).unwrap();
         let features = live.features();
         assert_eq!(features.history("u").unwrap(), ["i0"], "caught up before serving");
         store.append(&[click(1)]).unwrap();

@@ -22,7 +22,7 @@ use cascade_serve::recommender::Recommender;
 use cascade_serve::synthetic::{CatalogSpec, SyntheticCatalog};
 use cascade_store::online::RedisOnlineStore;
 use cascade_store::{RedisEventBus, Store};
-use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
+use cascade_stream::{LivePace, LiveStream, StreamProcessor, StreamSettings};
 
 use crate::bench::serving::{
     percentile, start_server, synthetic_item_id, synthetic_models, synthetic_user_id,
@@ -113,7 +113,7 @@ impl LiveServer {
             StreamSettings::from(&config.stream),
             HashMap::new(),
         )?;
-        let live = LiveStream::start(processor, checkpoint)?;
+        let live = LiveStream::start(processor, checkpoint, LivePace::from(&config.stream))?;
         let events = Arc::new(event_log(store.clone(), config));
         let metrics = Arc::new(Metrics::default());
         let mut recommender = Recommender::new(models, pipeline_settings(config), metrics.clone())

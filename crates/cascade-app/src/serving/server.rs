@@ -22,7 +22,7 @@ use cascade_serve::recall::{AnnBackend, AnnSettings};
 use cascade_serve::recommender::{PipelineSettings, Recommender};
 use cascade_serve::retrieval_learning::{RetrievalLearner, RetrievalLearningSettings};
 use cascade_store::{GroupCommitter, Store};
-use cascade_stream::{LiveStream, StreamProcessor, StreamSettings};
+use cascade_stream::{LivePace, LiveStream, StreamProcessor, StreamSettings};
 
 use crate::progress::Progress;
 use crate::registry::ModelKind;
@@ -178,7 +178,7 @@ fn start_stream(
     )?
     .with_event_time_bounds(workspace.config.ingest.clone())
     .with_sample_log(&workspace.dir.join("stream").join("samples.jsonl"))?;
-    Ok(LiveStream::start(processor, checkpoint)?)
+    Ok(LiveStream::start(processor, checkpoint, LivePace::from(&workspace.config.stream))?)
 }
 
 #[cfg(test)]

@@ -95,6 +95,7 @@ impl Config {
             ("ingest.max_events_per_request", self.ingest.max_events_per_request),
             ("ingest.max_pending_events", self.ingest.max_pending_events),
             ("recommend.max_list_ids", recommend.max_list_ids),
+            ("recommend.trending_pool", recommend.trending_pool),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(((*key).into(), "expected at least 1".into()));

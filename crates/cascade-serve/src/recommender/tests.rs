@@ -40,10 +40,11 @@ fn logged_events_join_the_history_through_the_stream_processor() {
         HashMap::new(),
     )
     .unwrap();
-    let live = LiveStream::start(processor, checkpoint).unwrap();
+    let live = LiveStream::start(processor, checkpoint, Default::default()).unwrap();
     let settings = PipelineSettings {
         exposure_cap: None,
         trending_refresh: Duration::ZERO,
+        trending_pool: 200,
         ..PipelineSettings::default()
     };
     let r = recommender(settings).with_live(live.clone());
