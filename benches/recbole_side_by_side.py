@@ -14,7 +14,9 @@ then, from the repository root, with a release build of `cascade`:
         --cascade target/release/cascade --epochs 3
 
 It prints one JSON object: median train seconds per epoch of each library
-and the ratio, per model.
+and the ratio, per model. Every model RecBole has runs by default (BPR,
+NeuMF, SASRec, LR, FM, Wide&Deep, DeepFM, DCNv2, DIN, DIEN); `--models`
+picks some. For the slow ones `--epochs 1` is enough to compare.
 """
 
 import argparse
@@ -23,11 +25,44 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
-# (cascade model, RecBole model, shared hyperparameters). RecBole's BPR and
-# NeuMF use the same batch size, dimension and negatives as Cascade's defaults.
+# (cascade model, RecBole model, shared hyperparameters). Each entry sets
+# RecBole to Cascade's defaults for that model (`cascade bench train`
+# prints them as `settings`): batch size, embedding dimension, hidden
+# layers, learning rate, sequence length and negatives.
+CTR_DATA = {
+    # ML100K-CTR's shape: label = rating >= 4, user and item features,
+    # an 80/10/10 split. RecBole splits at random; the epoch's work (rows
+    # per epoch, fields per row) is what the timing compares.
+    "load_col": {
+        "inter": ["user_id", "item_id", "rating", "timestamp"],
+        "user": ["user_id", "age", "gender", "occupation"],
+        "item": ["item_id", "release_year", "class"],
+    },
+    "threshold": {"rating": 4},
+    "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": None, "mode": "labeled"},
+}
+SEQUENCE_CTR_DATA = {
+    **CTR_DATA,
+    "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "TO", "group_by": None, "mode": "labeled"},
+    "MAX_ITEM_LIST_LENGTH": 50,
+}
+
+
+def ctr(learning_rate, batch=1024, **extra):
+    return {
+        **CTR_DATA,
+        "train_batch_size": batch,
+        "embedding_size": 16,
+        "mlp_hidden_size": [64, 32],
+        "learning_rate": learning_rate,
+        **extra,
+    }
+
+
 MODELS = [
     ("bpr-mf", "BPR", {"train_batch_size": 2048, "embedding_size": 64, "learning_rate": 0.005}),
     (
@@ -41,6 +76,38 @@ MODELS = [
             "learning_rate": 0.002,
             "train_neg_sample_args": {"distribution": "uniform", "sample_num": 4},
         },
+    ),
+    (
+        "sasrec",
+        "SASRec",
+        {
+            "train_batch_size": 64,
+            "hidden_size": 64,
+            "inner_size": 256,
+            "n_layers": 2,
+            "n_heads": 2,
+            "hidden_dropout_prob": 0.2,
+            "attn_dropout_prob": 0.2,
+            "MAX_ITEM_LIST_LENGTH": 50,
+            "loss_type": "CE",
+            "train_neg_sample_args": None,
+            "learning_rate": 0.001,
+        },
+    ),
+    ("lr", "LR", ctr(0.01)),
+    ("fm", "FM", ctr(0.002)),
+    ("wide-deep", "WideDeep", ctr(0.002)),
+    ("deepfm", "DeepFM", ctr(0.002)),
+    ("dcnv2", "DCNV2", ctr(0.002, cross_layer_num=2, mixed=False, structure="stacked")),
+    (
+        "din",
+        "DIN",
+        {**ctr(0.002), **SEQUENCE_CTR_DATA, "train_batch_size": 1024, "embedding_size": 16},
+    ),
+    (
+        "dien",
+        "DIEN",
+        {**ctr(0.002, batch=512), **SEQUENCE_CTR_DATA, "train_batch_size": 512, "embedding_size": 16},
     ),
 ]
 
@@ -113,7 +180,11 @@ def main():
     parser.add_argument("--cascade", required=True, help="path of a release `cascade` binary")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads and Cascade's rayon pool")
-    parser.add_argument("--models", default="bpr-mf,neumf", help="comma-separated Cascade model names")
+    parser.add_argument(
+        "--models",
+        default=",".join(m[0] for m in MODELS),
+        help="comma-separated Cascade model names (default: every model RecBole has)",
+    )
     args = parser.parse_args()
     data, ml100k, cascade = (os.path.abspath(p) for p in (args.data, args.ml100k, args.cascade))
     results = {"threads": args.threads, "epochs": args.epochs, "models": {}}
@@ -126,7 +197,9 @@ def main():
         for cascade_model, recbole_model, params in MODELS:
             if cascade_model not in wanted:
                 continue
+            print(f"{cascade_model}: RecBole {recbole_model}", file=sys.stderr, flush=True)
             theirs = recbole_epoch_seconds(recbole_model, params, data_path, args.epochs, args.threads)
+            print(f"{cascade_model}: Cascade", file=sys.stderr, flush=True)
             ours = cascade_epoch_seconds(cascade, cascade_model, ml100k, args.epochs, args.threads)
             results["models"][cascade_model] = {
                 "recbole_s_per_epoch": theirs,
