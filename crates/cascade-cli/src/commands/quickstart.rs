@@ -8,14 +8,15 @@ use anyhow::{Context, Result, bail};
 use cascade_batch::stats;
 use cascade_core::FeatureValue;
 use cascade_eval::plots::{Bar, grouped_bars};
-use cascade_eval::protocols::top_k;
+use cascade_eval::protocols::{LooSplit, top_k};
 use cascade_store::EntityKind;
 
 use cascade_models::training::Overrides;
 
 use crate::{Common, ModelKind};
 use cascade_app::Progress;
-use cascade_app::evaluation::{LooOutcome, fit_ctr, fit_loo, prepare};
+use cascade_app::Workspace;
+use cascade_app::evaluation::{LooOutcome, Prepared, fit_ctr, fit_loo, prepare};
 
 /// PROTOCOLS.md reference rows (RecBole 1.2.1, same protocol): HR@10, NDCG@10, MRR@10, Recall@20.
 const REFERENCES: [(&str, [f64; 4]); 3] = [
@@ -51,6 +52,26 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
         outcomes.push((model, fit_loo(model, split, None, false, Overrides::default(), progress)?));
     }
 
+    print_loo_table(split, &outcomes);
+    let plot = workspace.dir.join("reports").join("loo_full.svg");
+    plot_against_references(&plot, &outcomes)?;
+    println!("plot: {}", plot.display());
+
+    let ctr = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
+    let (setting, report) = fit_ctr(&ctr, prepared.users.len(), prepared.items.len());
+    println!(
+        "\nML100K-CTR, test: bias-ctr ({setting}) AUC {:.4}  LogLoss {:.4}  GAUC {:.4} over {} users",
+        report.auc, report.logloss, report.gauc, report.gauc_users
+    );
+
+    let (_, best) = outcomes.last().context("no model was evaluated")?;
+    show_sample_user(&workspace, &prepared, best)?;
+    println!("\ndone in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The LOO-FULL test table of `outcomes`, with the reference rows under it.
+fn print_loo_table(split: &LooSplit, outcomes: &[(ModelKind, LooOutcome)]) {
     println!(
         "ML100K-LOO-FULL, test (full ranking over {} items, {} users; hyperparameters chosen on validation)",
         split.n_items,
@@ -60,7 +81,7 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
         "{:<20} {:>7} {:>8} {:>7} {:>9}  {:>8}  setting",
         "model", "HR@10", "NDCG@10", "MRR@10", "Recall@20", "cover@10"
     );
-    for (model, outcome) in &outcomes {
+    for (model, outcome) in outcomes {
         let m = &outcome.test;
         println!(
             "{:<20} {:>7.4} {:>8.4} {:>7.4} {:>9.4}  {:>8.4}  {}",
@@ -76,22 +97,14 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     for (name, [hr, ndcg, mrr, recall]) in REFERENCES {
         println!("{name:<20} {hr:>7.4} {ndcg:>8.4} {mrr:>7.4} {recall:>9.4}");
     }
-    let plot = workspace.dir.join("reports").join("loo_full.svg");
-    plot_against_references(&plot, &outcomes)?;
-    println!("plot: {}", plot.display());
+}
 
-    let ctr = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
-    let (setting, report) = fit_ctr(&ctr, prepared.users.len(), prepared.items.len());
-    println!(
-        "\nML100K-CTR, test: bias-ctr ({setting}) AUC {:.4}  LogLoss {:.4}  GAUC {:.4} over {} users",
-        report.auc, report.logloss, report.gauc, report.gauc_users
-    );
-
-    // A sample user's top 10 from the best model on validation-chosen settings.
+/// A sample user's recent movies and `best`'s top 10 for them, by title.
+fn show_sample_user(workspace: &Workspace, prepared: &Prepared, best: &LooOutcome) -> Result<()> {
+    let split = &prepared.split;
     let store = workspace.store()?;
     let user = 0u32;
     let user_id = prepared.users.id(user).to_owned();
-    let (_, best) = outcomes.last().context("no model was evaluated")?;
     let mut history = split.train[user as usize].clone();
     history.push(split.valid[user as usize]);
     history.push(split.test[user as usize]);
@@ -115,7 +128,6 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     for (rank, item) in top_k(&scores, &masked, 10).into_iter().enumerate() {
         println!("  {:>2}. {}", rank + 1, title(item)?);
     }
-    println!("\ndone in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
