@@ -1,8 +1,9 @@
 //! A recall channel of your own: any type implementing
 //! `cascade_serve::recall::CandidateSource` proposes candidates, and runs
-//! where `[recommend] channels` lists its name, with that name's quota. This
-//! one proposes an editor's picks; the ranker and every re-ranking step
-//! then treat them like any other candidate.
+//! where `[recommend] channels` lists its name, with that name's quota and
+//! its parameters from `[recommend.channel_params.<name>]`. This one
+//! proposes an editor's picks; the ranker and every re-ranking step then
+//! treat them like any other candidate.
 //!
 //! ```sh
 //! cargo run --release -p cascade-app --example custom_channel -- ../shared/data/ml-100k
@@ -39,15 +40,21 @@ impl CandidateSource for EditorsPicks {
 
 fn main() -> Result<()> {
     let (mut workspace, _scratch, models) = common::movielens_models(ModelKind::Lr)?;
-    // The picks, by MovieLens id: Casablanca, Vertigo, Rear Window, Alien.
-    let items = ["483", "479", "603", "183"]
-        .iter()
-        .filter_map(|id| models.catalog.item_index(id))
-        .collect();
-    // The channel runs first, with a quota of two candidates.
+    // The channel runs first, with a quota of two candidates, and its picks
+    // come from its config table, as a deployment's cascade.toml says:
+    //   [recommend.channel_params.editors_picks]
+    //   items = ["483", "479", "603", "183"]  # Casablanca, Vertigo, Rear Window, Alien
     let recommend = &mut workspace.config.recommend;
     recommend.channels.insert(0, "editors_picks".into());
     recommend.quotas.insert("editors_picks".into(), 2);
+    let params: toml::Table = toml::from_str(r#"items = ["483", "479", "603", "183"]"#)?;
+    recommend.channel_params.insert("editors_picks".into(), params);
+    let picked = recommend.channel_params["editors_picks"].get("items").and_then(|v| v.as_array());
+    let items = picked
+        .ok_or_else(|| anyhow!("recommend.channel_params.editors_picks.items: expected a list"))?
+        .iter()
+        .filter_map(|id| models.catalog.item_index(id.as_str()?))
+        .collect();
     let metrics = Arc::new(Metrics::default());
     let recommender = Recommender::new(models, pipeline_settings(&workspace.config), metrics)
         .with_channel(Box::new(EditorsPicks { items }))

@@ -592,6 +592,16 @@ mod tests {
             .replacen("fresh = 10\n", "fresh = 10\n\"mine/x\" = 4\n", 1);
         let custom = Config::from_toml_str(&text, "test.toml").unwrap();
         assert_eq!(custom.recommend.channel_quotas()[1], ("mine/x".into(), 4));
+        let params = "\n[recommend.channel_params.\"mine/x\"]\nitems = [\"1\", \"2\"]\n";
+        let with_params = Config::from_toml_str(&format!("{text}{params}"), "test.toml").unwrap();
+        let items = &with_params.recommend.channel_params["mine/x"]["items"];
+        assert_eq!(items.as_array().map(Vec::len), Some(2), "a listed channel keeps its table");
+        let unlisted = params.replace("mine/x", "theirs");
+        let err = Config::from_toml_str(&format!("{text}{unlisted}"), "test.toml").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { key, .. } if key == "recommend.channel_params.theirs"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -66,6 +66,11 @@ pub struct RecommendConfig {
     /// given replaces that channel's default; the others keep theirs.
     #[serde(deserialize_with = "quotas_over_defaults")]
     pub quotas: BTreeMap<String, usize>,
+    /// A listed channel's own parameters beyond its quota, by channel
+    /// name (`[recommend.channel_params.<name>]`): what a channel a
+    /// library user registers is configured with, read when it is built,
+    /// and overridable like any other key of this section.
+    pub channel_params: BTreeMap<String, toml::Table>,
     /// Re-ranking steps, in the order they run. Built in: freshness,
     /// popularity, diversity (MMR), pins, exposure_cap.
     pub rerankers: Vec<String>,
@@ -105,6 +110,7 @@ impl Default for RecommendConfig {
         RecommendConfig {
             channels: BUILT_IN_CHANNELS.iter().map(|&(name, _)| name.to_owned()).collect(),
             quotas: default_quotas(),
+            channel_params: BTreeMap::new(),
             rerankers: BUILT_IN_RERANKERS.iter().map(|&name| name.to_owned()).collect(),
             freshness_boost: 0.1,
             freshness_half_life_days: 14.0,

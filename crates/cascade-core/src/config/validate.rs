@@ -156,6 +156,12 @@ fn validate_pipeline(
             ));
         }
     }
+    if let Some(name) = recommend.channel_params.keys().find(|n| !recommend.channels.contains(n)) {
+        return Err((
+            format!("recommend.channel_params.{name}"),
+            format!("no channel named {name:?} in recommend.channels {:?}", recommend.channels),
+        ));
+    }
     // Built-in channels always have a quota; only another unlisted name is an error.
     let built_in =
         |name: &str| crate::serve_config::BUILT_IN_CHANNELS.iter().any(|(b, _)| *b == name);
