@@ -209,6 +209,7 @@ impl Workspace {
                 _ => import_events(&self.config, data_dir, store, options, &mut tick),
             }?;
             bar.finish_and_clear();
+            check_imported_something(&report)?;
             reports.push(report);
         }
         if reports.is_empty() {
@@ -250,6 +251,23 @@ impl Workspace {
         }
         Ok(())
     }
+}
+
+/// An import that stored nothing from a file is a failure, not a quiet
+/// success: a wrong delimiter or column list skips every row.
+fn check_imported_something(report: &ImportReport) -> Result<()> {
+    if report.rows == 0 {
+        bail!("{}: {} file has no rows", report.file.display(), report.table);
+    }
+    if report.written + report.unchanged == 0 {
+        bail!(
+            "nothing imported from {}: all {} rows were bad\n{}",
+            report.file.display(),
+            report.rows,
+            describe_import(report)
+        );
+    }
+    Ok(())
 }
 
 /// One line about an import.

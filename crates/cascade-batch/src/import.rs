@@ -167,20 +167,39 @@ fn record_from_row(row: &SourceRow, table: &TableConfig) -> Result<(String, Reco
     Ok((id, record))
 }
 
-fn event_from_row(
+/// The time of the `ordinal`-th row (from 0) of the file: its timestamp
+/// column, or, for a log without one, its place in file order.
+fn event_time(
     row: &SourceRow,
+    ordinal: usize,
     config: &Config,
     format: &TimestampFormat,
-) -> Result<(Event, Option<String>), FieldError> {
+) -> Result<i64, FieldError> {
     let events = &config.events;
-    let ts_text = required(row, &events.timestamp)?;
-    let ts_ms = format.parse_millis(ts_text).map_err(|m| field_error(&events.timestamp, m))?;
+    let (ts_ms, column) = match &events.timestamp {
+        Some(column) => {
+            let text = required(row, column)?;
+            (format.parse_millis(text).map_err(|m| field_error(column, m))?, column.as_str())
+        }
+        None => ((events.file_order_start + ordinal as i64) * 1000, "(file order)"),
+    };
     // The bounds every ingest path applies: a row from the far future
     // would move the real-time watermark past every later event.
     config
         .ingest
         .check_event_time(ts_ms, cascade_core::timestamp::now_ms())
-        .map_err(|m| field_error(&events.timestamp, m))?;
+        .map_err(|m| field_error(column, m))?;
+    Ok(ts_ms)
+}
+
+fn event_from_row(
+    row: &SourceRow,
+    ordinal: usize,
+    config: &Config,
+    format: &TimestampFormat,
+) -> Result<(Event, Option<String>), FieldError> {
+    let events = &config.events;
+    let ts_ms = event_time(row, ordinal, config, format)?;
     let event_type = match (&events.event_type, &events.constant_event_type) {
         (Some(column), _) => required(row, column)?.to_owned(),
         (None, Some(constant)) => constant.clone(),
@@ -243,7 +262,7 @@ fn collect_rows<T>(
     data_dir: &Path,
     source: &SourceConfig,
     options: ImportOptions,
-    mut convert: impl FnMut(&SourceRow) -> Result<T, FieldError>,
+    mut convert: impl FnMut(&SourceRow, usize) -> Result<T, FieldError>,
     on_row: &mut dyn FnMut(usize),
 ) -> Result<(Vec<T>, usize, BadRows), ImportError> {
     let mut bad =
@@ -255,7 +274,7 @@ fn collect_rows<T>(
         on_row(rows);
         match row {
             Err(malformed) => bad.malformed(&malformed),
-            Ok(row) => match convert(&row) {
+            Ok(row) => match convert(&row, rows - 1) {
                 Ok(value) => {
                     converted.push(value);
                     Ok(())
@@ -282,7 +301,7 @@ pub fn import_records(
     };
     let source = table.source.as_ref().ok_or_else(|| ImportError::NoSource(name.into()))?;
     let (records, rows, bad) =
-        collect_rows(data_dir, source, options, |row| record_from_row(row, table), on_row)?;
+        collect_rows(data_dir, source, options, |row, _| record_from_row(row, table), on_row)?;
     let mut written = 0;
     for chunk in records.chunks(ROWS_PER_COMMIT) {
         written += store.upsert(kind, chunk)?;
@@ -322,8 +341,8 @@ pub fn import_events(
         data_dir,
         source,
         options,
-        |row| {
-            let (event, event_id) = event_from_row(row, config, &format)?;
+        |row, ordinal| {
+            let (event, event_id) = event_from_row(row, ordinal, config, &format)?;
             let key = match event_id {
                 Some(id) => EventKey::from_client_id(&id),
                 None => {

@@ -86,7 +86,72 @@ pub fn read_source<E: From<SourceError>>(
             read_jsonl(&bytes, source.encoding, &mut visit)
         }
         SourceFormat::Parquet => read_parquet(&path, &mut visit, &fail),
+        SourceFormat::Sequences => {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| E::from(fail(None, format!("cannot read: {e}"))))?;
+            read_sequences(&bytes, source, &mut visit)
+        }
     }
+}
+
+/// The column names of a sequences source's rows: the user's, then the item's.
+fn sequence_columns(source: &SourceConfig) -> (String, String) {
+    match source.columns.as_deref() {
+        Some([user, item]) => (user.clone(), item.clone()),
+        _ => ("user_id".into(), "item_id".into()),
+    }
+}
+
+/// One row per item of each `user item_1 ... item_n` line, in line order,
+/// each carrying the line it came from.
+fn read_sequences<E>(
+    bytes: &[u8],
+    source: &SourceConfig,
+    visit: &mut dyn FnMut(Result<SourceRow, MalformedRow>) -> Result<(), E>,
+) -> Result<(), E> {
+    let (user_column, item_column) = sequence_columns(source);
+    let delimiter = source.delimiter.as_deref().and_then(|d| d.chars().next());
+    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = index + 1;
+        let Ok(text) = decode(raw, source.encoding) else {
+            visit(Err(MalformedRow { line, message: "not valid UTF-8".into() }))?;
+            continue;
+        };
+        let mut fields: Box<dyn Iterator<Item = &str>> = match delimiter {
+            Some(d) => Box::new(text.trim_end_matches('\r').split(d).map(str::trim)),
+            None => Box::new(text.split_whitespace()),
+        };
+        let Some(user) = fields.next().filter(|u| !u.is_empty()) else {
+            if text.trim().is_empty() {
+                continue;
+            }
+            visit(Err(MalformedRow { line, message: "the line starts with no user id".into() }))?;
+            continue;
+        };
+        let mut items = 0;
+        for (position, item) in fields.enumerate() {
+            if item.is_empty() {
+                visit(Err(MalformedRow {
+                    line,
+                    message: format!("item {} of user {user:?} is empty", position + 1),
+                }))?;
+                continue;
+            }
+            items += 1;
+            let cells = HashMap::from([
+                (user_column.clone(), Cell::Text(user.to_owned())),
+                (item_column.clone(), Cell::Text(item.to_owned())),
+            ]);
+            visit(Ok(SourceRow { line, cells }))?;
+        }
+        if items == 0 {
+            visit(Err(MalformedRow {
+                line,
+                message: format!("user {user:?} has no items after the id"),
+            }))?;
+        }
+    }
+    Ok(())
 }
 
 fn decode(bytes: &[u8], encoding: Encoding) -> Result<String, std::str::Utf8Error> {

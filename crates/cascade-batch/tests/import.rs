@@ -209,3 +209,83 @@ fn malformed_csv_rows_and_missing_files_are_named() {
     .to_string();
     assert!(err.contains("users.parquet") && err.contains("cannot open"), "{err}");
 }
+
+/// A log with no times and no tables: only the order of the file.
+fn ordered_log(source: &str) -> Config {
+    let text = format!(
+        r#"
+[events]
+user = "user_id"
+item = "item_id"
+constant_event_type = "review"
+[events.source]
+{source}
+[labels]
+positive_event_types = ["review"]
+[users]
+id = "user_id"
+[items]
+id = "item_id"
+"#
+    );
+    Config::from_toml_str(&text, "ordered.toml").unwrap()
+}
+
+#[test]
+fn sequences_lines_become_one_event_per_item_in_line_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("seq.txt"), "1 10 11 12\n\n2  12\t10\n3\n4 13 13 x\n").unwrap();
+    let config = ordered_log("path = \"seq.txt\"\nformat = \"sequences\"");
+    let store = Store::open(&dir.path().join("store.redb")).unwrap();
+    let options = ImportOptions { skip_bad_rows: true, max_examples: 5 };
+    let report = import_events(&config, dir.path(), &store, options, &mut |_| {}).unwrap();
+    assert_eq!((report.written, report.bad_rows), (8, 1), "{:?}", report.examples);
+    assert!(
+        report.examples[0].contains("seq.txt:4: user \"3\" has no items"),
+        "{:?}",
+        report.examples
+    );
+    let log = store.events(0).unwrap();
+    let pairs: Vec<(&str, &str)> =
+        log.iter().map(|e| (e.event.user.as_str(), e.event.item.as_str())).collect();
+    assert_eq!(
+        pairs,
+        [
+            ("1", "10"),
+            ("1", "11"),
+            ("1", "12"),
+            ("2", "12"),
+            ("2", "10"),
+            ("4", "13"),
+            ("4", "13"),
+            ("4", "x")
+        ]
+    );
+    // File order is time order: one second apart from `file_order_start`,
+    // so a repeated item (user 4's 13) is two events, not one.
+    let times: Vec<i64> = log.iter().map(|e| e.event.ts_ms).collect();
+    assert!(times.windows(2).all(|w| w[1] > w[0]), "{times:?}");
+    assert_eq!(times[0], 946_684_800_000);
+    let again = import_events(&config, dir.path(), &store, options, &mut |_| {}).unwrap();
+    assert_eq!((again.written, again.unchanged), (0, 8), "re-import is idempotent");
+}
+
+#[test]
+fn two_column_lines_without_times_keep_file_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pairs.txt"), "u1 a\nu2 b\nu1 b\nu1 a\n").unwrap();
+    let config = ordered_log(
+        "path = \"pairs.txt\"\nformat = \"csv\"\ndelimiter = \" \"\nheader = false\ncolumns = [\"user_id\", \"item_id\"]",
+    );
+    let store = Store::open(&dir.path().join("store.redb")).unwrap();
+    let report =
+        import_events(&config, dir.path(), &store, ImportOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!(report.written, 4);
+    let log = store.events(0).unwrap();
+    let u1: Vec<(&str, i64)> = log
+        .iter()
+        .filter(|e| e.event.user == "u1")
+        .map(|e| (e.event.item.as_str(), e.event.ts_ms - 946_684_800_000))
+        .collect();
+    assert_eq!(u1, [("a", 0), ("b", 2000), ("a", 3000)]);
+}

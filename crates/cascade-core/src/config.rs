@@ -264,6 +264,10 @@ pub enum SourceFormat {
     Jsonl,
     /// Apache Parquet.
     Parquet,
+    /// One line per user: the user id, then the user's items in time order,
+    /// separated by whitespace (or `delimiter`). Each item becomes one row
+    /// with the two `columns` (user, item), in line order.
+    Sequences,
 }
 
 /// Text encodings of delimited and JSON sources.
@@ -303,6 +307,15 @@ pub struct SourceConfig {
     pub encoding: Encoding,
 }
 
+fn default_timestamp_format() -> String {
+    "unix".into()
+}
+
+/// 2000-01-01T00:00:00Z.
+fn default_file_order_start() -> i64 {
+    946_684_800
+}
+
 fn default_true() -> bool {
     true
 }
@@ -331,10 +344,17 @@ pub struct EventsConfig {
     pub user: String,
     /// Column holding the item id.
     pub item: String,
-    /// Column holding the event time.
-    pub timestamp: String,
+    /// Column holding the event time. Leave it out when the file is in time
+    /// order and has no times: row `k` (from 0) is then timed
+    /// `file_order_start + k` seconds, so file order is time order.
+    #[serde(default)]
+    pub timestamp: Option<String>,
     /// Format of the event time (see [`FeatureSpec::format`]).
+    #[serde(default = "default_timestamp_format")]
     pub timestamp_format: String,
+    /// Unix seconds of the first row of a log without a timestamp column.
+    #[serde(default = "default_file_order_start")]
+    pub file_order_start: i64,
     /// Column holding the event type; leave out to use `constant_event_type`.
     #[serde(default)]
     pub event_type: Option<String>,

@@ -123,6 +123,14 @@ id = "what"
     assert!(stdout.contains("2 written") && stdout.contains("1 bad rows skipped"), "{stdout}");
     assert!(stdout.contains("log.csv:3"), "{stdout}");
     assert!(stdout.contains("holds 2 events"), "{stdout}");
+
+    // A file of which no row can be read is a failed import, skipping or not.
+    std::fs::write(data.join("log.csv"), "who,what,when\nu1,i1,soon\nu2,i2,later\n").unwrap();
+    let nothing = run(&["--skip-bad-rows"]);
+    let (_, stderr) = texts(&nothing);
+    assert!(!nothing.status.success(), "{stderr}");
+    assert!(stderr.contains("nothing imported from") && stderr.contains("all 2 rows were bad"));
+    assert!(stderr.contains("log.csv:2: column `when`"), "{stderr}");
 }
 
 #[test]

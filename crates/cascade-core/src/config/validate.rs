@@ -189,6 +189,13 @@ fn validate_table(table: &str, config: &TableConfig) -> Result<(), (String, Stri
         ));
     }
     if let Some(source) = &config.source {
+        if source.format == SourceFormat::Sequences {
+            return Err((
+                format!("{table}.source.format"),
+                "`sequences` is a format of the event log; a table takes csv, tsv, jsonl or parquet"
+                    .into(),
+            ));
+        }
         validate_source(&format!("{table}.source"), source)?;
     }
     for (name, spec) in &config.features {
@@ -240,8 +247,11 @@ fn validate_table(table: &str, config: &TableConfig) -> Result<(), (String, Stri
 
 fn validate_source(key: &str, source: &SourceConfig) -> Result<(), (String, String)> {
     if let Some(delimiter) = &source.delimiter {
-        if source.format != SourceFormat::Csv {
-            return Err((format!("{key}.delimiter"), "only csv sources take a delimiter".into()));
+        if !matches!(source.format, SourceFormat::Csv | SourceFormat::Sequences) {
+            return Err((
+                format!("{key}.delimiter"),
+                "only csv and sequences sources take a delimiter".into(),
+            ));
         }
         if delimiter.len() != 1 {
             return Err((
@@ -257,8 +267,20 @@ fn validate_source(key: &str, source: &SourceConfig) -> Result<(), (String, Stri
             "a file without a header line needs `columns`".into(),
         ));
     }
-    if !delimited && source.columns.is_some() {
-        return Err((format!("{key}.columns"), "only csv/tsv sources take `columns`".into()));
+    if source.format == SourceFormat::Sequences {
+        if let Some(columns) = &source.columns
+            && columns.len() != 2
+        {
+            return Err((
+                format!("{key}.columns"),
+                format!("a sequences source names two columns (user, item), got {}", columns.len()),
+            ));
+        }
+    } else if !delimited && source.columns.is_some() {
+        return Err((
+            format!("{key}.columns"),
+            "only csv, tsv and sequences sources take `columns`".into(),
+        ));
     }
     Ok(())
 }
