@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use cascade_batch::pipeline::{CtrSplit, Pipeline};
 use cascade_core::IdIndex;
@@ -14,11 +14,13 @@ use cascade_models::retrieval::{
     BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TowerFeatures,
     TwoTower, TwoTowerConfig,
 };
-use cascade_models::training::{Overrides, TrainingSettings};
+use cascade_models::training::{Hyperparameters, Overrides, TrainingSettings};
 use cascade_models::tuning::{
-    ITEM_KNN_DEFAULT, Trial, ease_grid, item_knn_grid, select_on_validation,
+    ITEM_KNN_DEFAULT, Trial, Tuned, ease_grid, item_knn_grid, select_on_validation,
 };
-use cascade_models::{BiasCtr, Ease, Interactions, ItemKnn, MostPopular, ease::gram_matrix};
+use cascade_models::{
+    BiasCtr, Ease, EaseConfig, Interactions, ItemKnn, ItemKnnConfig, MostPopular, ease::gram_matrix,
+};
 use cascade_serve::field_encoder::FieldEncoder;
 
 use crate::progress::Progress;
@@ -45,34 +47,99 @@ pub fn prepare(workspace: &Workspace, data: Option<&Path>, progress: Progress) -
     Ok(Prepared { pipeline, split, users, items })
 }
 
-/// A model fitted for ML100K-LOO-FULL and its test metrics.
-pub struct LooOutcome {
+/// A model fitted for ML100K-LOO-FULL, chosen on validation, before test.
+pub struct FittedLoo {
+    /// The model and how it was chosen, as a person reads it.
     pub setting: String,
     pub ranker: Box<dyn FullRanker + Send>,
+    /// Validation NDCG@10 of the model kept (its best epoch, its best grid point).
+    pub valid_ndcg10: f64,
+    /// For trained models: epochs trained and the (1-based) epoch kept.
+    pub epochs: Option<EpochSummary>,
+}
+
+/// How long a trained model trained and which epoch it kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct EpochSummary {
+    pub trained: usize,
+    pub best: usize,
+}
+
+/// A model fitted for ML100K-LOO-FULL and its test metrics.
+pub struct LooOutcome {
+    pub fitted: FittedLoo,
     pub test: BTreeMap<String, f64>,
 }
 
-/// Fits `model`, then evaluates on test once. EASE's λ is always chosen on
-/// the validation item; ItemKNN uses RecBole's defaults unless `tune` asks
-/// for the validation grid; trained models use `seed` and stop early on validation.
-pub fn fit_loo(
-    model: ModelKind,
-    split: &LooSplit,
-    tower_features: Option<TowerFeatures>,
-    tune: bool,
-    overrides: Overrides,
-    progress: Progress,
-) -> Result<LooOutcome> {
+/// What to fit under ML100K-LOO-FULL and how.
+pub struct LooRun<'a> {
+    pub model: ModelKind,
+    pub split: &'a LooSplit,
+    /// User and item features, for the two-tower model.
+    pub tower_features: Option<TowerFeatures>,
+    /// Search ItemKNN's grid on validation instead of RecBole's defaults.
+    pub tune: bool,
+    pub settings: &'a ModelSettings,
+    pub progress: Progress,
+}
+
+/// Fits `run.model`, then evaluates on test once.
+pub fn fit_loo(run: LooRun<'_>) -> Result<LooOutcome> {
+    let split = run.split;
+    let fitted = fit_on_validation(run)?;
+    let test = evaluate_loo(fitted.ranker.as_ref(), split, Stage::Test).metrics;
+    Ok(LooOutcome { fitted, test })
+}
+
+/// What a run of one model may change from its defaults: the training
+/// loop's knobs and the model's own hyperparameters.
+#[derive(Debug, Clone, Default)]
+pub struct ModelSettings {
+    pub overrides: Overrides,
+    pub hyper: Hyperparameters,
+}
+
+/// Fits the model on the train part, choosing whatever it chooses on the
+/// validation item only. EASE searches λ over `lambda_grid` (else the
+/// built-in grid) unless `lambda` is set; ItemKNN uses RecBole's defaults
+/// unless `tune` asks for the validation grid or `k`/`shrink` are set;
+/// trained models use the seed and stop early on validation.
+pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
+    let LooRun { model, split, tower_features, tune, settings, progress } = run;
     let name = model.name().to_owned();
-    let (ranker, setting): (Box<dyn FullRanker + Send>, String) = match model {
-        ModelKind::Pop => (Box::new(MostPopular::fit(split)), "train counts".into()),
-        ModelKind::Itemknn if !tune => {
+    let (overrides, hyper) = (&settings.overrides, &settings.hyper);
+    let fixed = |ranker: Box<dyn FullRanker + Send>, setting: String| {
+        let valid_ndcg10 = evaluate_loo(ranker.as_ref(), split, Stage::Valid).metrics["ndcg@10"];
+        FittedLoo { setting, ranker, valid_ndcg10, epochs: None }
+    };
+    let trained = |ranker: Box<dyn FullRanker + Send>,
+                   setting: &str,
+                   reports: &[EpochReport],
+                   training: &TrainingSettings| {
+        let best = reports
+            .iter()
+            .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10).then(b.epoch.cmp(&a.epoch)));
+        FittedLoo {
+            setting: describe_epochs(setting, reports, training),
+            ranker,
+            valid_ndcg10: best.map_or(0.0, |r| r.valid_ndcg10),
+            epochs: Some(EpochSummary {
+                trained: reports.len(),
+                best: best.map_or(0, |r| r.epoch + 1),
+            }),
+        }
+    };
+    Ok(match model {
+        ModelKind::Pop => fixed(Box::new(MostPopular::fit(split)), "train counts".into()),
+        ModelKind::Itemknn if !tune || hyper.k.is_some() || hyper.shrink.is_some() => {
             let data = Interactions::from_split(split);
-            let setting = format!(
-                "k={} shrink={} (RecBole defaults)",
-                ITEM_KNN_DEFAULT.k, ITEM_KNN_DEFAULT.shrink
-            );
-            (Box::new(ItemKnn::fit(&data, ITEM_KNN_DEFAULT)), setting)
+            let config = ItemKnnConfig {
+                k: hyper.k.unwrap_or(ITEM_KNN_DEFAULT.k),
+                shrink: hyper.shrink.map_or(ITEM_KNN_DEFAULT.shrink, |s| s as f32),
+            };
+            let origin = if config == ITEM_KNN_DEFAULT { "RecBole defaults" } else { "as set" };
+            let setting = format!("k={} shrink={} ({origin})", config.k, config.shrink);
+            fixed(Box::new(ItemKnn::fit(&data, config)), setting)
         }
         ModelKind::Itemknn => {
             let grid = item_knn_grid();
@@ -82,41 +149,52 @@ pub fn fit_loo(
                 split,
                 &grid,
                 |c| format!("k={} shrink={} (chosen on validation)", c.k, c.shrink),
-                |c| ItemKnn::fit(&data, *c),
+                |c| Ok::<_, anyhow::Error>(ItemKnn::fit(&data, *c)),
                 |_: &Trial| bar.inc(1),
-            );
+            )?;
             bar.finish_and_clear();
-            (Box::new(tuned.model), tuned.setting)
+            tuned_outcome(tuned)
         }
         ModelKind::Ease => {
-            let grid = ease_grid();
-            let bar = progress.bar(grid.len() as u64, &format!("tuning {name}"), "settings");
+            let grid: Vec<EaseConfig> = match (hyper.lambda, &hyper.lambda_grid) {
+                (Some(lambda), _) => vec![EaseConfig { lambda }],
+                (None, Some(grid)) => grid.iter().map(|&lambda| EaseConfig { lambda }).collect(),
+                (None, None) => ease_grid(),
+            };
+            let bar = progress.bar(grid.len() as u64, &format!("fitting {name}"), "settings");
             let data = Interactions::from_split(split);
             let gram = gram_matrix(&data);
+            let chosen = if grid.len() > 1 { "chosen on validation" } else { "as set" };
             let tuned = select_on_validation(
                 split,
                 &grid,
-                |c| format!("lambda={} (chosen on validation)", c.lambda),
-                |c| Ease::fit_from_gram(&gram, data.n_items, *c),
+                |c| format!("lambda={} ({chosen})", c.lambda),
+                |c| {
+                    Ease::fit_from_gram(&gram, data.n_items, *c)
+                        .with_context(|| format!("EASE with lambda = {}", c.lambda))
+                },
                 |_: &Trial| bar.inc(1),
-            );
+            )?;
             bar.finish_and_clear();
-            (Box::new(tuned.model), tuned.setting)
+            tuned_outcome(tuned)
         }
         ModelKind::BprMf => {
             let mut config = BprMfConfig::default();
-            config.training.apply(&overrides);
+            config.training.apply(overrides);
+            apply_learning_rate(&mut config.training, hyper);
+            config.dim = hyper.dim.unwrap_or(config.dim);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) = BprMf::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();
-            (
-                Box::new(model),
-                describe_epochs(&format!("dim={}", config.dim), &reports, &config.training),
-            )
+            trained(Box::new(model), &format!("dim={}", config.dim), &reports, &config.training)
         }
         ModelKind::Neumf => {
             let mut config = NeuMfConfig::default();
-            config.training.apply(&overrides);
+            config.training.apply(overrides);
+            apply_learning_rate(&mut config.training, hyper);
+            config.dim = hyper.dim.unwrap_or(config.dim);
+            config.negatives_per_positive =
+                hyper.negatives.unwrap_or(config.negatives_per_positive);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) = NeuMf::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();
@@ -124,14 +202,16 @@ pub fn fit_loo(
                 "dim={} hidden={:?}, {} negatives per positive",
                 config.dim, config.hidden, config.negatives_per_positive
             );
-            (Box::new(model), describe_epochs(&setting, &reports, &config.training))
+            trained(Box::new(model), &setting, &reports, &config.training)
         }
         ModelKind::TwoTower => {
             let Some(features) = tower_features else {
                 bail!("model `{name}` needs user and item features; none were loaded")
             };
             let mut config = TwoTowerConfig::default();
-            config.training.apply(&overrides);
+            config.training.apply(overrides);
+            apply_learning_rate(&mut config.training, hyper);
+            config.dim = hyper.dim.unwrap_or(config.dim);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) =
                 TwoTower::train(split, features, &config, |epoch| show_epoch(&bar, epoch))?;
@@ -144,24 +224,45 @@ pub fn fit_loo(
                 config.history_length,
                 config.temperature
             );
-            (Box::new(model), describe_epochs(&setting, &reports, &config.training))
+            trained(Box::new(model), &setting, &reports, &config.training)
         }
         ModelKind::Sasrec => {
             let mut config = SasRecConfig::default();
-            config.training.apply(&overrides);
+            config.training.apply(overrides);
+            apply_learning_rate(&mut config.training, hyper);
+            config.dim = hyper.dim.unwrap_or(config.dim);
+            config.dropout = hyper.dropout.unwrap_or(config.dropout);
+            config.max_length = hyper.max_length.unwrap_or(config.max_length);
+            config.negatives = hyper.negatives.unwrap_or(config.negatives);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) = SasRec::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();
+            let loss = if config.samples_softmax(split.n_items) {
+                format!("sampled softmax, {} negatives", config.negatives)
+            } else {
+                "full softmax".to_owned()
+            };
             let setting = format!(
-                "dim={} blocks={} heads={} L={} dropout={}",
+                "dim={} blocks={} heads={} L={} dropout={} {loss}",
                 config.dim, config.blocks, config.heads, config.max_length, config.dropout
             );
-            (Box::new(model), describe_epochs(&setting, &reports, &config.training))
+            trained(Box::new(model), &setting, &reports, &config.training)
         }
         _ => bail!("model `{name}` is a click model: use --protocol ctr"),
-    };
-    let test = evaluate_loo(ranker.as_ref(), split, Stage::Test).metrics;
-    Ok(LooOutcome { setting, ranker, test })
+    })
+}
+
+/// A tuning trial's own learning rate replaces the default and the flag's.
+fn apply_learning_rate(training: &mut TrainingSettings, hyper: &Hyperparameters) {
+    if let Some(rate) = hyper.learning_rate {
+        training.optimizer = training.optimizer.with_learning_rate(rate);
+    }
+}
+
+fn tuned_outcome<M: FullRanker + Send + 'static>(tuned: Tuned<M>) -> FittedLoo {
+    let valid_ndcg10 =
+        tuned.trials.iter().find(|t| t.setting == tuned.setting).map_or(0.0, |t| t.valid_ndcg10);
+    FittedLoo { setting: tuned.setting, ranker: Box::new(tuned.model), valid_ndcg10, epochs: None }
 }
 
 fn epoch_bar(progress: Progress, name: &str, max_epochs: usize) -> indicatif::ProgressBar {
@@ -180,7 +281,7 @@ fn show_epoch(bar: &indicatif::ProgressBar, epoch: &EpochReport) {
 fn describe_epochs(settings: &str, reports: &[EpochReport], training: &TrainingSettings) -> String {
     let best = reports
         .iter()
-        .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10))
+        .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10).then(b.epoch.cmp(&a.epoch)))
         .map_or(0, |r| r.epoch);
     format!(
         "{settings}, lr {}, epoch {} of {} (early stopping on validation), seed {}",
@@ -242,5 +343,18 @@ pub fn tower_features(workspace: &Workspace, prepared: &Prepared) -> Result<Towe
         users: encoder.user_fields().to_vec(),
         items: encoder.item_fields().to_vec(),
         item_keys: (0..prepared.items.len() as u32).map(|i| encoder.item_key(i)).collect(),
+    })
+}
+
+/// `model`'s settings in `workspace`: command-line `flags` over
+/// `[training.<model>]`, and the model's own hyperparameters from it.
+pub fn model_settings(
+    workspace: &Workspace,
+    model: ModelKind,
+    flags: Overrides,
+) -> Result<ModelSettings> {
+    Ok(ModelSettings {
+        overrides: workspace.training_overrides(model, flags)?,
+        hyper: workspace.hyperparameters(model)?,
     })
 }

@@ -15,7 +15,7 @@ use cascade_core::config::FeatureType;
 use cascade_serve::catalog::ItemFactsReader;
 use cascade_store::{EntityKind, Store};
 
-use cascade_models::training::Overrides;
+use cascade_models::training::{Hyperparameters, Overrides};
 
 use crate::progress::Progress;
 use crate::registry::ModelKind;
@@ -61,7 +61,37 @@ impl Workspace {
             seed: flags.seed.or(config.seed),
             learning_rate: flags.learning_rate.or(config.learning_rate),
             batch_size: flags.batch_size.or(config.batch_size),
+            max_epochs: flags.max_epochs.or(config.max_epochs),
+            patience: flags.patience.or(config.patience),
+            time_budget_s: flags.time_budget_s.or(config.time_budget_s),
         })
+    }
+
+    /// `model`'s own hyperparameters from `[training.<model>]`; a key the
+    /// model does not read is an error naming it, not a silent no-op.
+    pub fn hyperparameters(&self, model: ModelKind) -> Result<Hyperparameters> {
+        let config = self.config.training.get(model.name()).cloned().unwrap_or_default();
+        let hyper = Hyperparameters {
+            lambda: config.lambda,
+            lambda_grid: config.lambda_grid,
+            k: config.k,
+            shrink: config.shrink,
+            dim: config.dim,
+            dropout: config.dropout,
+            max_length: config.max_length,
+            negatives: config.negatives,
+            learning_rate: None,
+        };
+        if let Some(key) =
+            hyper.keys_set().into_iter().find(|k| !model.hyperparameters().contains(k))
+        {
+            let takes = model.hyperparameters().join(", ");
+            bail!(
+                "[training.{model}] {key}: `{model}` has no such setting{}",
+                if takes.is_empty() { String::new() } else { format!("; it takes {takes}") }
+            );
+        }
+        Ok(hyper)
     }
 
     /// A fingerprint of the user and item schema: a checkpoint trained under

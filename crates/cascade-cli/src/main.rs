@@ -67,6 +67,18 @@ struct TrainingFlags {
     /// [default: `[training.<model>] batch_size` of the config, else the model's own].
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Upper bound on training epochs
+    /// [default: `[training.<model>] max_epochs`, else the model's own].
+    #[arg(long)]
+    max_epochs: Option<usize>,
+    /// Epochs without a better validation metric before stopping
+    /// [default: `[training.<model>] patience`, else the model's own].
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Seconds of training after which the run stops at the end of the
+    /// epoch, keeping its best epoch [default: `[training.<model>] time_budget_s`, else none].
+    #[arg(long)]
+    time_budget_s: Option<f64>,
 }
 
 impl From<TrainingFlags> for cascade_models::training::Overrides {
@@ -75,6 +87,9 @@ impl From<TrainingFlags> for cascade_models::training::Overrides {
             seed: flags.seed,
             learning_rate: flags.lr,
             batch_size: flags.batch_size,
+            max_epochs: flags.max_epochs,
+            patience: flags.patience,
+            time_budget_s: flags.time_budget_s,
         }
     }
 }
@@ -295,9 +310,9 @@ enum Command {
         /// Protocol.
         #[arg(long, value_parser = protocol_parser(), default_value = "loo-full")]
         protocol: Protocol,
-        /// Model.
-        #[arg(long, value_parser = model_parser())]
-        model: ModelKind,
+        /// Model, or `auto`.
+        #[arg(long, value_parser = model_choice_parser())]
+        model: ModelChoice,
         /// MovieLens-100k directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
         #[arg(long, env = "CASCADE_DATA_DIR")]
         data: Option<PathBuf>,
@@ -322,6 +337,37 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Search a leave-one-out model's hyperparameters on the validation item
+    /// only (EASE λ; ItemKNN k and shrinkage; embedding size, dropout,
+    /// learning rate, max length and negatives of the deep models): the
+    /// defaults, then seeded random draws from the model's grid. Every trial
+    /// goes to `<workspace>/tuning/<model>.jsonl`; the best to
+    /// `<model>.best.json`, which `cascade eval` (`--model auto` too) uses.
+    Tune {
+        /// Model (loo-full).
+        #[arg(long, value_parser = model_parser())]
+        model: ModelKind,
+        /// Settings to try, the defaults included.
+        #[arg(long, default_value_t = 8)]
+        budget: usize,
+        /// Event data directory to import first (idempotent) [default: $CASCADE_DATA_DIR].
+        #[arg(long, env = "CASCADE_DATA_DIR")]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: TrainingFlags,
+        /// Print one JSON object on stdout and nothing else.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// What `cascade eval --model` names.
+#[derive(Debug, Clone, Copy)]
+enum ModelChoice {
+    Auto,
+    Model(ModelKind),
 }
 
 #[derive(Debug, Subcommand)]
@@ -536,6 +582,19 @@ fn online_optimizer_parser() -> impl TypedValueParser<Value = OnlineOptimizer> {
 }
 
 /// The models users may name, with their help lines, parsed into the registry's type.
+/// `--model` of `cascade eval`: a model, or `auto`.
+fn model_choice_parser() -> impl TypedValueParser<Value = ModelChoice> {
+    let auto = PossibleValue::new("auto").help(
+        "The leave-one-out model (pop, itemknn, ease, bpr-mf, neumf, sasrec) with the best validation NDCG@10 at its tuned setting, scored on test once (loo-full)",
+    );
+    let names = std::iter::once(auto)
+        .chain(ModelKind::ALL.map(|model| PossibleValue::new(model.name()).help(model.about())));
+    PossibleValuesParser::new(names).try_map(|name| match name.as_str() {
+        "auto" => Ok(ModelChoice::Auto),
+        _ => name.parse::<ModelKind>().map(ModelChoice::Model),
+    })
+}
+
 fn model_parser() -> impl TypedValueParser<Value = ModelKind> {
     let names = ModelKind::ALL.map(|model| PossibleValue::new(model.name()).help(model.about()));
     PossibleValuesParser::new(names).try_map(|name| name.parse::<ModelKind>())
@@ -662,6 +721,9 @@ fn main() -> ExitCode {
         Command::Train { model, data, overrides, common } => {
             commands::train::run(&common, model, data.as_deref(), overrides.into())
         }
+        Command::Tune { model, budget, data, overrides, json, common } => {
+            commands::tune::run(&common, model, budget, data.as_deref(), overrides.into(), json)
+        }
         Command::Eval {
             protocol,
             model,
@@ -679,11 +741,19 @@ fn main() -> ExitCode {
             };
             let options =
                 commands::eval::EvalOptions { tune, overrides: overrides.into(), json, context };
-            match (protocol, model.ctr_arch()) {
-                (Protocol::Ipinyou, Some(arch)) => {
-                    commands::ipinyou::run(arch, ipinyou_dir.as_deref(), options.overrides, json)
+            match (protocol, model) {
+                (_, ModelChoice::Model(model)) => match (protocol, model.ctr_arch()) {
+                    (Protocol::Ipinyou, Some(arch)) => commands::ipinyou::run(
+                        arch,
+                        ipinyou_dir.as_deref(),
+                        options.overrides,
+                        json,
+                    ),
+                    _ => commands::eval::run(&common, protocol, model, data.as_deref(), options),
+                },
+                (_, ModelChoice::Auto) => {
+                    commands::eval::run_auto(&common, protocol, data.as_deref(), options)
                 }
-                _ => commands::eval::run(&common, protocol, model, data.as_deref(), options),
             }
         }
     };

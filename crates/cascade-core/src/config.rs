@@ -157,6 +157,30 @@ pub struct ModelTrainingConfig {
     pub batch_size: Option<usize>,
     /// Seed of initialisation, shuffling and sampling.
     pub seed: Option<u64>,
+    /// Upper bound on epochs.
+    pub max_epochs: Option<usize>,
+    /// Epochs without a better validation metric before stopping.
+    pub patience: Option<usize>,
+    /// Seconds of training after which the run stops at the end of the
+    /// epoch, keeping its best epoch so far.
+    pub time_budget_s: Option<f64>,
+    /// EASE: the L2 strength λ (no validation search).
+    pub lambda: Option<f64>,
+    /// EASE: the λ values searched on validation.
+    pub lambda_grid: Option<Vec<f64>>,
+    /// ItemKNN: neighbours kept per item.
+    pub k: Option<usize>,
+    /// ItemKNN: the cosine's shrinkage.
+    pub shrink: Option<f64>,
+    /// Embedding size (bpr-mf, neumf, two-tower, sasrec).
+    pub dim: Option<usize>,
+    /// Dropout while training (sasrec).
+    pub dropout: Option<f32>,
+    /// Longest sequence read (sasrec).
+    pub max_length: Option<usize>,
+    /// Sampled negatives: per positive (neumf), per batch for the sampled
+    /// softmax (sasrec).
+    pub negatives: Option<usize>,
 }
 
 /// Where Cascade keeps its files.

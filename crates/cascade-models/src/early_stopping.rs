@@ -5,6 +5,8 @@
 pub struct EarlyStopping {
     patience: usize,
     best: Option<(usize, f64)>,
+    /// When training must stop, from its time budget.
+    deadline: Option<std::time::Instant>,
 }
 
 /// What to do after an epoch.
@@ -21,7 +23,22 @@ pub enum Verdict {
 impl EarlyStopping {
     /// Stops after `patience` epochs without a new best.
     pub fn new(patience: usize) -> EarlyStopping {
-        EarlyStopping { patience, best: None }
+        EarlyStopping { patience, best: None, deadline: None }
+    }
+
+    /// Stops on `training`'s patience, or at the end of the epoch that
+    /// runs past its time budget, counted from now.
+    pub fn for_training(training: &crate::training::TrainingSettings) -> EarlyStopping {
+        let deadline = training.time_budget_s.map(|budget| {
+            std::time::Instant::now() + std::time::Duration::from_secs_f64(budget.max(0.0))
+        });
+        EarlyStopping { deadline, ..EarlyStopping::new(training.patience) }
+    }
+
+    /// Whether the time budget is spent: the loop stops after this epoch,
+    /// its best weights kept as on any stop.
+    pub fn out_of_time(&self) -> bool {
+        self.deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline)
     }
 
     /// Records epoch `epoch`'s validation value.

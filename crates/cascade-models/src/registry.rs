@@ -191,6 +191,27 @@ impl ModelKind {
         }
     }
 
+    /// The hyperparameter keys of `[training.<name>]` (beyond learning
+    /// rate, batch size, seed, epochs, patience and time budget) that this
+    /// model reads.
+    pub fn hyperparameters(self) -> &'static [&'static str] {
+        match self {
+            ModelKind::Ease => &["lambda", "lambda_grid"],
+            ModelKind::Itemknn => &["k", "shrink"],
+            ModelKind::BprMf | ModelKind::TwoTower => &["dim", "learning_rate"],
+            ModelKind::Neumf => &["dim", "negatives", "learning_rate"],
+            ModelKind::Sasrec => &["dim", "dropout", "max_length", "negatives", "learning_rate"],
+            ModelKind::Pop | ModelKind::BiasCtr => &[],
+            ModelKind::Lr
+            | ModelKind::Fm
+            | ModelKind::WideDeep
+            | ModelKind::Deepfm
+            | ModelKind::Dcnv2
+            | ModelKind::Din
+            | ModelKind::Dien => &["dim", "learning_rate"],
+        }
+    }
+
     /// One line for help texts: what the model is and the protocol it fits.
     pub fn about(self) -> &'static str {
         match self {

@@ -30,18 +30,18 @@ pub struct Tuned<M> {
 
 /// Fits each candidate, scores it on the validation item, and keeps the best
 /// (the first one on ties, so the grid order decides deterministically).
-pub fn select_on_validation<C, M: FullRanker>(
+pub fn select_on_validation<C, M: FullRanker, E>(
     split: &LooSplit,
     candidates: &[C],
     describe: impl Fn(&C) -> String,
-    mut fit: impl FnMut(&C) -> M,
+    mut fit: impl FnMut(&C) -> Result<M, E>,
     mut on_trial: impl FnMut(&Trial),
-) -> Tuned<M> {
+) -> Result<Tuned<M>, E> {
     assert!(!candidates.is_empty(), "a grid needs at least one candidate");
     let mut best: Option<(M, String, f64)> = None;
     let mut trials = Vec::new();
     for candidate in candidates {
-        let model = fit(candidate);
+        let model = fit(candidate)?;
         let valid_ndcg10 = evaluate_loo(&model, split, Stage::Valid).metrics[SELECTION_METRIC];
         let trial = Trial { setting: describe(candidate), valid_ndcg10 };
         on_trial(&trial);
@@ -52,7 +52,7 @@ pub fn select_on_validation<C, M: FullRanker>(
     }
     #[allow(clippy::expect_used, reason = "asserted above: grids are never empty")]
     let (model, setting, _) = best.expect("at least one candidate");
-    Tuned { model, setting, trials }
+    Ok(Tuned { model, setting, trials })
 }
 
 /// RecBole's ItemKNN defaults (k = 100, no shrinkage): the setting the

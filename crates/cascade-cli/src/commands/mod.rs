@@ -12,3 +12,4 @@ pub mod replay;
 pub mod serve;
 pub mod stream_worker;
 pub mod train;
+pub mod tune;

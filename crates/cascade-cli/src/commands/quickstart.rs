@@ -11,12 +11,12 @@ use cascade_eval::plots::{Bar, grouped_bars};
 use cascade_eval::protocols::{LooSplit, top_k};
 use cascade_store::EntityKind;
 
-use cascade_models::training::Overrides;
-
 use crate::{Common, ModelKind};
 use cascade_app::Progress;
 use cascade_app::Workspace;
-use cascade_app::evaluation::{LooOutcome, Prepared, fit_ctr, fit_loo, prepare};
+use cascade_app::evaluation::{
+    LooOutcome, LooRun, ModelSettings, Prepared, fit_ctr, fit_loo, prepare,
+};
 
 /// PROTOCOLS.md reference rows (RecBole 1.2.1, same protocol): HR@10, NDCG@10, MRR@10, Recall@20.
 const REFERENCES: [(&str, [f64; 4]); 3] = [
@@ -49,7 +49,17 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     let models = [ModelKind::Pop, ModelKind::Itemknn, ModelKind::Ease];
     let mut outcomes = Vec::new();
     for model in models {
-        outcomes.push((model, fit_loo(model, split, None, false, Overrides::default(), progress)?));
+        outcomes.push((
+            model,
+            fit_loo(LooRun {
+                model,
+                split,
+                tower_features: None,
+                tune: false,
+                settings: &ModelSettings::default(),
+                progress,
+            })?,
+        ));
     }
 
     print_loo_table(split, &outcomes);
@@ -91,7 +101,7 @@ fn print_loo_table(split: &LooSplit, outcomes: &[(ModelKind, LooOutcome)]) {
             m["mrr@10"],
             m["recall@20"],
             m["coverage@10"],
-            outcome.setting
+            outcome.fitted.setting
         );
     }
     for (name, [hr, ndcg, mrr, recall]) in REFERENCES {
@@ -109,7 +119,7 @@ fn show_sample_user(workspace: &Workspace, prepared: &Prepared, best: &LooOutcom
     history.push(split.valid[user as usize]);
     history.push(split.test[user as usize]);
     let mut scores = vec![0f32; split.n_items];
-    best.ranker.score_user(user, &history, &mut scores);
+    best.fitted.ranker.score_user(user, &history, &mut scores);
     let mut masked = vec![false; split.n_items];
     history.iter().for_each(|&i| masked[i as usize] = true);
     let title = |item: u32| -> Result<String> {

@@ -227,3 +227,121 @@ fn serve_refuses_a_public_address_without_keys_and_says_how_to_set_them() {
     assert!(stderr.contains("CASCADE__SERVE__ADMIN_TOKEN"), "{stderr}");
     assert!(stderr.contains("[serve]"), "{stderr}");
 }
+
+/// A sequences log of 80 users walking a 30-item cycle, with a config that
+/// keeps every trained model to two epochs.
+fn cycle_log(work: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let data = work.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let lines: Vec<String> = (0..80u32)
+        .map(|u| {
+            let items: Vec<String> = (0..8).map(|k| ((u + k) % 30 + 1).to_string()).collect();
+            format!("{} {}", u + 1, items.join(" "))
+        })
+        .collect();
+    std::fs::write(data.join("seq.txt"), lines.join("\n")).unwrap();
+    let config = work.join("seq.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[events]
+user = "user_id"
+item = "item_id"
+constant_event_type = "buy"
+[events.source]
+path = "seq.txt"
+format = "sequences"
+[labels]
+positive_event_types = ["buy"]
+[users]
+id = "user_id"
+[items]
+id = "item_id"
+[training.bpr-mf]
+max_epochs = 2
+[training.neumf]
+max_epochs = 2
+[training.sasrec]
+max_epochs = 2
+{extra}
+"#
+        ),
+    )
+    .unwrap();
+    let output = cascade()
+        .args(["import", "--config"])
+        .arg(&config)
+        .arg("--from")
+        .arg(&data)
+        .arg("--workspace")
+        .arg(work.join("ws"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", texts(&output).1);
+    config
+}
+
+#[test]
+fn tune_logs_its_trials_and_auto_reports_its_choice_by_validation() {
+    let work = tempfile::tempdir().unwrap();
+    let config = cycle_log(work.path(), "");
+    let run = |args: &[&str]| {
+        let output = cascade()
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--workspace")
+            .arg(work.path().join("ws"))
+            .arg("--json")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = texts(&output);
+        assert!(output.status.success(), "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let tuned = run(&["tune", "--model", "ease", "--budget", "3"]);
+    let trials = tuned["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 3);
+    assert_eq!(trials[0]["hyperparameters"], serde_json::json!({}), "defaults come first");
+    let best = trials.iter().map(|t| t["valid_ndcg10"].as_f64().unwrap()).fold(0.0, f64::max);
+    assert_eq!(tuned["best"]["valid_ndcg10"].as_f64().unwrap(), best);
+    let log = std::fs::read_to_string(work.path().join("ws/tuning/ease.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 3);
+
+    // `eval` runs EASE at the kept λ and says so.
+    let ease = run(&["eval", "--model", "ease"]);
+    let kept = tuned["best"]["hyperparameters"]["lambda"].as_f64();
+    if let Some(lambda) = kept {
+        assert!(ease["setting"].as_str().unwrap().contains(&format!("lambda={lambda}")), "{ease}");
+    }
+
+    let auto = run(&["eval", "--model", "auto"]);
+    let candidates = auto["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 6, "{auto}");
+    let (best_model, best_valid) = candidates
+        .iter()
+        .map(|c| (c["model"].as_str().unwrap(), c["valid_ndcg10"].as_f64().unwrap()))
+        .fold(("", -1.0), |b, c| if c.1 > b.1 { c } else { b });
+    assert_eq!(auto["chosen"], best_model);
+    assert_eq!(auto["valid_ndcg10"].as_f64().unwrap(), best_valid);
+    let sasrec = candidates.iter().find(|c| c["model"] == "sasrec").unwrap();
+    assert_eq!(sasrec["epochs"]["trained"], 2, "{sasrec}");
+    assert!(auto["metrics"]["ndcg@10"].is_f64());
+}
+
+#[test]
+fn a_training_key_the_model_does_not_read_is_refused_by_name() {
+    let work = tempfile::tempdir().unwrap();
+    let config = cycle_log(work.path(), "[training.ease]\ndim = 8");
+    let output = cascade()
+        .args(["eval", "--model", "ease", "--config"])
+        .arg(&config)
+        .arg("--workspace")
+        .arg(work.path().join("ws"))
+        .output()
+        .unwrap();
+    let (_, stderr) = texts(&output);
+    assert!(!output.status.success());
+    assert!(stderr.contains("[training.ease] dim") && stderr.contains("lambda"), "{stderr}");
+}

@@ -27,10 +27,47 @@ impl Config {
             }
         }
         for (model, settings) in &self.training {
-            if settings.batch_size == Some(0) {
+            let counts = [
+                ("batch_size", settings.batch_size),
+                ("max_epochs", settings.max_epochs),
+                ("k", settings.k),
+                ("dim", settings.dim),
+                ("max_length", settings.max_length),
+                ("negatives", settings.negatives),
+            ];
+            if let Some((key, _)) = counts.iter().find(|(_, value)| *value == Some(0)) {
                 return Err((
-                    format!("training.{model}.batch_size"),
-                    "expected a positive number of examples".into(),
+                    format!("training.{model}.{key}"),
+                    "expected a positive number".into(),
+                ));
+            }
+            let mut reals: Vec<(&str, f64)> = [
+                ("time_budget_s", settings.time_budget_s),
+                ("lambda", settings.lambda),
+                ("shrink", settings.shrink),
+            ]
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|v| (key, v)))
+            .collect();
+            reals.extend(settings.lambda_grid.iter().flatten().map(|&v| ("lambda_grid", v)));
+            if let Some((key, value)) = reals.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+                return Err((
+                    format!("training.{model}.{key}"),
+                    format!("expected a finite number >= 0, got {value}"),
+                ));
+            }
+            if settings.lambda_grid.as_ref().is_some_and(Vec::is_empty) {
+                return Err((
+                    format!("training.{model}.lambda_grid"),
+                    "expected at least one value".into(),
+                ));
+            }
+            if let Some(rate) = settings.dropout
+                && !(0.0..1.0).contains(&rate)
+            {
+                return Err((
+                    format!("training.{model}.dropout"),
+                    format!("expected a rate in [0, 1), got {rate}"),
                 ));
             }
             if let Some(rate) = settings.learning_rate

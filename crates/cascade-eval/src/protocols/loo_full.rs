@@ -6,7 +6,7 @@
 //! lower item index, so the target's rank is
 //! `1 + #{unmasked j: s_j > s_t} + #{unmasked j ≠ t: s_j = s_t and j < t}`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use rayon::prelude::*;
 
@@ -53,6 +53,18 @@ pub enum Stage {
     Test,
 }
 
+/// One user's scoring request: who, their train history, and the sequence
+/// before the target (the train items, then the validation item at test).
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// Dense user index.
+    pub user: u32,
+    /// The user's train items, in protocol order.
+    pub history: &'a [u32],
+    /// What a sequence model reads before the target.
+    pub before_target: &'a [u32],
+}
+
 /// A model that scores every item for a user.
 pub trait FullRanker: Sync {
     /// Writes one score per item into `scores` (`scores.len()` is the number of
@@ -73,7 +85,23 @@ pub trait FullRanker: Sync {
         let _ = before_target;
         self.score_user(user, history, scores);
     }
+
+    /// Scores a batch of users into `scores`, one row of `n_items` per
+    /// query, in order. The default scores them one at a time; a model whose
+    /// scores are a product of user and item matrices overrides it to make
+    /// one product per batch.
+    fn score_batch(&self, queries: &[Query<'_>], scores: &mut [f32]) {
+        let n_items = scores.len() / queries.len().max(1);
+        for (query, row) in queries.iter().zip(scores.chunks_mut(n_items.max(1))) {
+            self.score_sequence(query.user, query.history, query.before_target, row);
+        }
+    }
 }
+
+/// Users scored together: evaluation holds `EVAL_BATCH_USERS × n_items`
+/// scores per thread (2 × 256 × 24k items × 4 bytes = 50 MB), never a
+/// users × items matrix.
+pub const EVAL_BATCH_USERS: usize = 256;
 
 /// Results of one protocol run.
 #[derive(Debug, Clone)]
@@ -84,28 +112,57 @@ pub struct LooReport {
     pub top_lists: Vec<Vec<u32>>,
 }
 
-/// The `k` best unmasked items, best first: score descending, ties to the
-/// lower index, NaN last.
-pub fn top_k(scores: &[f32], masked: &[bool], k: usize) -> Vec<u32> {
-    let key = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
-    let mut candidates: Vec<(f32, u32)> = scores
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !masked[*i])
-        .map(|(i, &s)| (key(s), i as u32))
-        .collect();
-    let order = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    if candidates.len() > k {
-        candidates.select_nth_unstable_by(k, order);
-        candidates.truncate(k);
-    }
-    candidates.sort_unstable_by(order);
-    candidates.into_iter().map(|(_, item)| item).collect()
+/// A kept candidate, ordered so that the heap's greatest is the worst kept:
+/// lower score, then higher index.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Kept {
+    score: f32,
+    item: u32,
 }
 
-/// Runs the protocol for `model` on `split` at `stage`.
-pub fn evaluate_loo(model: &dyn FullRanker, split: &LooSplit, stage: Stage) -> LooReport {
-    let ranking_metrics: Vec<Box<dyn RankingMetric>> = vec![
+impl Eq for Kept {}
+
+impl Ord for Kept {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.score.total_cmp(&self.score).then(self.item.cmp(&other.item))
+    }
+}
+
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The `k` best unmasked items, best first: score descending, ties to the
+/// lower index, NaN last. One pass with a `k`-element heap, so memory is
+/// O(k) whatever the catalogue.
+pub fn top_k(scores: &[f32], masked: &[bool], k: usize) -> Vec<u32> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let mut heap: BinaryHeap<Kept> = BinaryHeap::with_capacity(k + 1);
+    for (index, (&score, &is_masked)) in scores.iter().zip(masked).enumerate() {
+        if is_masked {
+            continue;
+        }
+        let candidate = Kept {
+            score: if score.is_nan() { f32::NEG_INFINITY } else { score },
+            item: index as u32,
+        };
+        if heap.len() < k {
+            heap.push(candidate);
+        } else if let Some(mut worst) = heap.peek_mut()
+            && candidate < *worst
+        {
+            *worst = candidate;
+        }
+    }
+    heap.into_sorted_vec().into_iter().map(|kept| kept.item).collect()
+}
+
+fn ranking_metrics() -> Vec<Box<dyn RankingMetric>> {
+    vec![
         Box::new(HitRate { k: 10 }),
         Box::new(Ndcg { k: 10 }),
         Box::new(Mrr { k: 10 }),
@@ -115,38 +172,87 @@ pub fn evaluate_loo(model: &dyn FullRanker, split: &LooSplit, stage: Stage) -> L
         Box::new(Ndcg { k: 20 }),
         Box::new(Mrr { k: 20 }),
         Box::new(Recall { k: 20 }),
-    ];
-    let per_user: Vec<(Vec<f64>, Vec<u32>)> = (0..split.n_users())
-        .into_par_iter()
-        .map_init(
-            || (vec![0f32; split.n_items], vec![false; split.n_items], Vec::new()),
-            |(scores, masked, sequence), user| {
-                let history = &split.train[user];
-                let target = match stage {
-                    Stage::Valid => split.valid[user],
-                    Stage::Test => split.test[user],
-                };
-                masked.iter_mut().for_each(|m| *m = false);
-                for &item in history {
-                    masked[item as usize] = true;
-                }
-                if stage == Stage::Test {
-                    masked[split.valid[user] as usize] = true;
-                }
-                // The target itself is never masked, even if the user saw it before.
-                masked[target as usize] = false;
-                sequence.clear();
-                sequence.extend_from_slice(history);
-                if stage == Stage::Test {
-                    sequence.push(split.valid[user]);
-                }
-                model.score_sequence(user as u32, history, sequence, scores);
-                let ranked = top_k(scores, masked, 20);
-                let values = ranking_metrics.iter().map(|m| m.score(&ranked, &[target])).collect();
-                (values, ranked.into_iter().take(10).collect())
-            },
-        )
+    ]
+}
+
+/// One user's metric values and top-10 list.
+type UserResult = (Vec<f64>, Vec<u32>);
+
+/// Scores `users` as one batch and ranks each against its target.
+fn evaluate_batch(
+    model: &dyn FullRanker,
+    split: &LooSplit,
+    stage: Stage,
+    users: &[usize],
+    metrics: &[Box<dyn RankingMetric>],
+) -> Vec<UserResult> {
+    let n_items = split.n_items;
+    let sequences: Vec<Vec<u32>> = users
+        .iter()
+        .map(|&user| {
+            let mut sequence = split.train[user].clone();
+            if stage == Stage::Test {
+                sequence.push(split.valid[user]);
+            }
+            sequence
+        })
         .collect();
+    let queries: Vec<Query<'_>> = users
+        .iter()
+        .zip(&sequences)
+        .map(|(&user, sequence)| Query {
+            user: user as u32,
+            history: &split.train[user],
+            before_target: sequence,
+        })
+        .collect();
+    let mut scores = vec![0f32; queries.len() * n_items];
+    model.score_batch(&queries, &mut scores);
+    let mut masked = vec![false; n_items];
+    users
+        .iter()
+        .zip(scores.chunks(n_items.max(1)))
+        .map(|(&user, row)| {
+            let target = match stage {
+                Stage::Valid => split.valid[user],
+                Stage::Test => split.test[user],
+            };
+            masked.iter_mut().for_each(|m| *m = false);
+            for &item in &split.train[user] {
+                masked[item as usize] = true;
+            }
+            if stage == Stage::Test {
+                masked[split.valid[user] as usize] = true;
+            }
+            // The target itself is never masked, even if the user saw it before.
+            masked[target as usize] = false;
+            let ranked = top_k(row, &masked, 20);
+            let values = metrics.iter().map(|m| m.score(&ranked, &[target])).collect();
+            (values, ranked.into_iter().take(10).collect())
+        })
+        .collect()
+}
+
+/// Runs the protocol for `model` on `split` at `stage`, in batches of
+/// [`EVAL_BATCH_USERS`] users over the rayon pool.
+pub fn evaluate_loo(model: &dyn FullRanker, split: &LooSplit, stage: Stage) -> LooReport {
+    let ranking_metrics = ranking_metrics();
+    // Batched by history length, so a sequence model's batch is padded to
+    // about its own users' length; results go back in user order.
+    let mut order: Vec<usize> = (0..split.n_users()).collect();
+    order.sort_by_key(|&user| split.train[user].len());
+    let batched: Vec<(usize, UserResult)> = order
+        .par_chunks(EVAL_BATCH_USERS)
+        .flat_map_iter(|users| {
+            let results = evaluate_batch(model, split, stage, users, &ranking_metrics);
+            users.iter().copied().zip(results).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut per_user: Vec<Option<UserResult>> = vec![None; split.n_users()];
+    for (user, result) in batched {
+        per_user[user] = Some(result);
+    }
+    let per_user: Vec<UserResult> = per_user.into_iter().flatten().collect();
     let n_users = per_user.len().max(1) as f64;
     let mut metrics = BTreeMap::new();
     for (i, metric) in ranking_metrics.iter().enumerate() {
@@ -183,6 +289,34 @@ mod tests {
         let scores = [1.0, 3.0, 3.0, 2.0, f32::NAN];
         assert_eq!(top_k(&scores, &[false; 5], 5), vec![1, 2, 3, 0, 4]);
         assert_eq!(top_k(&scores, &[false, true, false, false, false], 2), vec![2, 3]);
+    }
+
+    #[test]
+    fn the_heap_agrees_with_a_full_sort_on_ties_nan_and_masks() {
+        let mut state = 7u64;
+        let mut next = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (state >> 33) as u32
+        };
+        for trial in 0..200 {
+            let n = 1 + (next() % 300) as usize;
+            // Few distinct values, so ties are common; some NaN.
+            let scores: Vec<f32> = (0..n)
+                .map(|_| match next() % 10 {
+                    0 => f32::NAN,
+                    v => (v % 4) as f32,
+                })
+                .collect();
+            let masked: Vec<bool> = (0..n).map(|_| next() % 5 == 0).collect();
+            let k = (next() % 25) as usize;
+            let key = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
+            let mut expected: Vec<u32> = (0..n as u32).filter(|&i| !masked[i as usize]).collect();
+            expected.sort_by(|&a, &b| {
+                key(scores[b as usize]).total_cmp(&key(scores[a as usize])).then(a.cmp(&b))
+            });
+            expected.truncate(k);
+            assert_eq!(top_k(&scores, &masked, k), expected, "trial {trial}");
+        }
     }
 
     #[test]

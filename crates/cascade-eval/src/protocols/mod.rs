@@ -6,4 +6,6 @@ pub mod ctr;
 pub mod loo_full;
 
 pub use ctr::{CtrExample, CtrReport, CtrScorer, auc_bootstrap_interval, evaluate_ctr};
-pub use loo_full::{FullRanker, LooReport, LooSplit, Stage, evaluate_loo, top_k};
+pub use loo_full::{
+    EVAL_BATCH_USERS, FullRanker, LooReport, LooSplit, Query, Stage, evaluate_loo, top_k,
+};

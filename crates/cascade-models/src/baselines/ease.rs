@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use cascade_eval::protocols::FullRanker;
 
 use crate::interactions::{Interactions, distinct_items};
-use crate::linalg::invert_spd_in_place;
+use crate::linalg::{NotPositiveDefinite, invert_spd_in_place};
 
 /// EASE hyperparameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -26,11 +26,12 @@ pub struct Ease {
     weights: Vec<f32>,
 }
 
-/// The Gram matrix XᵀX of the binary interactions, row-major f64.
-pub fn gram_matrix(data: &Interactions) -> Vec<f64> {
+/// The Gram matrix XᵀX of the binary interactions, row-major f32 (counts,
+/// exact below 2²⁴ co-occurrences).
+pub fn gram_matrix(data: &Interactions) -> Vec<f32> {
     let n = data.n_items;
-    let mut gram = vec![0f64; n * n];
-    gram.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+    let mut gram = vec![0f32; n * n];
+    gram.par_chunks_mut(n.max(1)).enumerate().for_each(|(i, row)| {
         for &user in &data.by_item[i] {
             for &j in &data.by_user[user as usize] {
                 row[j as usize] += 1.0;
@@ -42,33 +43,28 @@ pub fn gram_matrix(data: &Interactions) -> Vec<f64> {
 
 impl Ease {
     /// Fits EASE from a precomputed Gram matrix (so a λ sweep computes it once).
-    pub fn fit_from_gram(gram: &[f64], n_items: usize, config: EaseConfig) -> Ease {
+    pub fn fit_from_gram(
+        gram: &[f32],
+        n_items: usize,
+        config: EaseConfig,
+    ) -> Result<Ease, NotPositiveDefinite> {
         let mut p = gram.to_vec();
         for i in 0..n_items {
-            p[i * n_items + i] += config.lambda;
+            p[i * n_items + i] += config.lambda as f32;
         }
-        invert_spd_in_place(&mut p, n_items).unwrap_or_else(|k| {
-            panic!(
-                "XᵀX + λI is positive definite for λ > 0, pivot {k} was not (λ = {})",
-                config.lambda
-            )
+        invert_spd_in_place(&mut p, n_items)?;
+        let diagonal: Vec<f32> = (0..n_items).map(|j| p[j * n_items + j]).collect();
+        // B_ij = −P_ij / P_jj over P's own storage: no third n × n matrix.
+        p.par_chunks_mut(n_items.max(1)).enumerate().for_each(|(i, row)| {
+            for (j, value) in row.iter_mut().enumerate() {
+                *value = if i == j { 0.0 } else { -*value / diagonal[j] };
+            }
         });
-        let diagonal: Vec<f64> = (0..n_items).map(|j| p[j * n_items + j]).collect();
-        let weights = p
-            .par_chunks(n_items)
-            .enumerate()
-            .flat_map_iter(|(i, row)| {
-                let diagonal = &diagonal;
-                row.iter().enumerate().map(
-                    move |(j, &value)| if i == j { 0.0 } else { (-value / diagonal[j]) as f32 },
-                )
-            })
-            .collect();
-        Ease { n_items, weights }
+        Ok(Ease { n_items, weights: p })
     }
 
     /// Fits EASE on the interactions.
-    pub fn fit(data: &Interactions, config: EaseConfig) -> Ease {
+    pub fn fit(data: &Interactions, config: EaseConfig) -> Result<Ease, NotPositiveDefinite> {
         Ease::fit_from_gram(&gram_matrix(data), data.n_items, config)
     }
 }
@@ -98,7 +94,7 @@ mod tests {
             Interactions::new(4, &[vec![0, 1], vec![1, 2, 3], vec![0, 2], vec![0, 1, 3], vec![3]]);
         let gram = gram_matrix(&data);
         let lambda = 0.7;
-        let model = Ease::fit_from_gram(&gram, 4, EaseConfig { lambda });
+        let model = Ease::fit_from_gram(&gram, 4, EaseConfig { lambda }).unwrap();
         let n = 4;
         for j in 0..n {
             for i in 0..n {
@@ -108,10 +104,10 @@ mod tests {
                 }
                 let mut lhs = lambda * model.weights[i * n + j] as f64;
                 for k in 0..n {
-                    lhs += gram[i * n + k] * model.weights[k * n + j] as f64;
+                    lhs += f64::from(gram[i * n + k]) * model.weights[k * n + j] as f64;
                 }
                 assert!(
-                    (lhs - gram[i * n + j]).abs() < 1e-5,
+                    (lhs - f64::from(gram[i * n + j])).abs() < 1e-5,
                     "normal equation ({i},{j}): {lhs} vs {}",
                     gram[i * n + j]
                 );
@@ -122,7 +118,7 @@ mod tests {
     #[test]
     fn co_consumed_items_score_higher() {
         let data = Interactions::new(3, &[vec![0, 1], vec![0, 1], vec![0, 1], vec![2]]);
-        let model = Ease::fit(&data, EaseConfig { lambda: 1.0 });
+        let model = Ease::fit(&data, EaseConfig { lambda: 1.0 }).unwrap();
         let mut scores = [0.0; 3];
         model.score_user(0, &[0], &mut scores);
         assert!(scores[1] > scores[2]);

@@ -110,6 +110,7 @@ impl CtrModelConfig {
                 reg: 1e-5,
                 optimizer: OptimizerConfig::Adam { lr: sparse_lr, beta1: 0.9, beta2: 0.999 },
                 seed: 2026,
+                time_budget_s: None,
             },
         }
     }
@@ -265,7 +266,7 @@ impl CtrModel {
         let item_pool = Self::item_pool(train, item_field);
         let mut order: Vec<usize> = (0..train.len()).collect();
         let mut rng = SeededRng::new(config.training.seed);
-        let mut stopping = EarlyStopping::new(config.training.patience);
+        let mut stopping = EarlyStopping::for_training(&config.training);
         let mut best: Option<(SparseInputs, DenseSnapshot)> = None;
         let mut history = Vec::new();
         for epoch in 0..config.training.max_epochs {
@@ -286,6 +287,9 @@ impl CtrModel {
                 Verdict::Improved => best = Some((model.sparse.clone(), model.dense.snapshot()?)),
                 Verdict::Continue => {}
                 Verdict::Stop => break,
+            }
+            if stopping.out_of_time() {
+                break;
             }
         }
         if let Some((sparse, dense)) = best {

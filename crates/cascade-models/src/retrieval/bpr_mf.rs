@@ -52,6 +52,7 @@ impl Default for BprMfConfig {
                 reg: 1e-4,
                 optimizer: OptimizerConfig::Adam { lr: 0.005, beta1: 0.9, beta2: 0.999 },
                 seed: 2026,
+                time_budget_s: None,
             },
         }
     }
@@ -148,7 +149,7 @@ impl BprMf {
         let sampler = NegativeSampler::new(&data, config.negatives);
         let mut model = BprMf::new(split.n_items, config);
         let mut best = None;
-        let mut stopping = EarlyStopping::new(config.training.patience);
+        let mut stopping = EarlyStopping::for_training(&config.training);
         let mut reports = Vec::new();
         for epoch in 0..config.training.max_epochs {
             let work = model.epoch(epoch, &data, &mut pairs, &sampler, config, &mut rng)?;
@@ -156,6 +157,9 @@ impl BprMf {
                 Verdict::Improved => best = Some(model.clone()),
                 Verdict::Continue => {}
                 Verdict::Stop => break,
+            }
+            if stopping.out_of_time() {
+                break;
             }
         }
         Ok((best.unwrap_or(model), reports))

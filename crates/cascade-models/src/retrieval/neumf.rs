@@ -68,6 +68,7 @@ impl Default for NeuMfConfig {
                 reg: 1e-5,
                 optimizer: OptimizerConfig::Adam { lr: 0.002, beta1: 0.9, beta2: 0.999 },
                 seed: 2026,
+                time_budget_s: None,
             },
         }
     }
@@ -226,7 +227,7 @@ impl NeuMf {
         let mut pairs: Vec<(u32, u32)> = data.pairs();
         let mut rng = SeededRng::new(config.training.seed);
         let mut model = NeuMf::new(split.n_items, config)?;
-        let mut stopping = EarlyStopping::new(config.training.patience);
+        let mut stopping = EarlyStopping::for_training(&config.training);
         let mut best: Option<(Tables, DenseSnapshot)> = None;
         let mut reports = Vec::new();
         let per_positive = 1 + config.negatives_per_positive;
@@ -271,6 +272,9 @@ impl NeuMf {
                 Verdict::Improved => best = Some((model.tables.clone(), model.params.snapshot()?)),
                 Verdict::Continue => {}
                 Verdict::Stop => break,
+            }
+            if stopping.out_of_time() {
+                break;
             }
         }
         if let Some((tables, dense)) = best {

@@ -64,6 +64,7 @@ impl Default for TwoTowerConfig {
                 reg: 1e-6,
                 optimizer: OptimizerConfig::Adam { lr: 0.002, beta1: 0.9, beta2: 0.999 },
                 seed: 2026,
+                time_budget_s: None,
             },
         }
     }
@@ -253,7 +254,7 @@ impl TwoTower {
         let log_q: Vec<f32> =
             popularity.iter().map(|&c| ((c.max(1) as f64) / total as f64).ln() as f32).collect();
         let mut rng = SeededRng::new(config.training.seed);
-        let mut stopping = EarlyStopping::new(config.training.patience);
+        let mut stopping = EarlyStopping::for_training(&config.training);
         let mut best: Option<(EmbeddingTable, DenseSnapshot)> = None;
         let mut reports = Vec::new();
         for epoch in 0..config.training.max_epochs {
@@ -273,6 +274,9 @@ impl TwoTower {
                 }
                 Verdict::Continue => {}
                 Verdict::Stop => break,
+            }
+            if stopping.out_of_time() {
+                break;
             }
         }
         if let Some((embeddings, dense)) = best {
