@@ -472,6 +472,13 @@ enum BenchCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Leave-one-out evaluation at scale: a model's fit, its full-ranking
+    /// test evaluation (user batches, top-K by heap) and the process's peak
+    /// RSS on a seeded synthetic log (Zipf items, 5+ items per user), as JSON.
+    Eval {
+        #[command(flatten)]
+        options: bench::evaluation::EvalBench,
+    },
     /// One stream-processor worker applying a synthetic log of sessions
     /// (impressions, then a click) from offset 0: events/s, labelled
     /// samples, and the checkpoint's size, as JSON.

@@ -3,6 +3,7 @@
 //! returns its report as JSON for the binary to print. docs/benchmarks.md
 //! records their results.
 
+pub mod evaluation;
 pub mod freshness;
 pub mod ingest;
 pub mod load;
