@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use cascade_eval::protocols::{FullRanker, LooSplit};
+use cascade_eval::protocols::{FullRanker, LooSplit, Query};
 use cascade_nn::{EmbeddingTable, OptimizerConfig, TableConfig};
 
 use crate::early_stopping::{EarlyStopping, Verdict};
@@ -255,6 +255,26 @@ impl FullRanker for BprMf {
         for (score, item) in scores.iter_mut().zip(self.item_matrix.chunks_exact(self.dim)) {
             *score = u.iter().zip(item).map(|(a, b)| a * b).sum();
         }
+    }
+
+    /// One product for the batch: its users' rows (zeros for a user the
+    /// tables never saw) times the item matrix.
+    #[allow(
+        clippy::expect_used,
+        reason = "the eval traits have no error path; CPU product of shapes fixed here"
+    )]
+    fn score_batch(&self, queries: &[Query<'_>], scores: &mut [f32]) {
+        let mut users = vec![0f32; queries.len() * self.dim];
+        for (query, row) in queries.iter().zip(users.chunks_exact_mut(self.dim)) {
+            if let Some(u) = self.users.row(u64::from(query.user)) {
+                row.copy_from_slice(u);
+            }
+        }
+        let n_items = self.item_matrix.len() / self.dim.max(1);
+        let product =
+            cascade_nn::matrix::a_bt(&users, &self.item_matrix, queries.len(), self.dim, n_items)
+                .expect("a CPU matrix product of matching shapes");
+        scores.copy_from_slice(&product);
     }
 }
 
