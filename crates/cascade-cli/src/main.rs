@@ -592,7 +592,7 @@ fn online_optimizer_parser() -> impl TypedValueParser<Value = OnlineOptimizer> {
 /// `--model` of `cascade eval`: a model, or `auto`.
 fn model_choice_parser() -> impl TypedValueParser<Value = ModelChoice> {
     let auto = PossibleValue::new("auto").help(
-        "The leave-one-out model (pop, itemknn, ease, bpr-mf, neumf, sasrec) with the best validation NDCG@10 at its tuned setting, scored on test once (loo-full)",
+        "The leave-one-out model (pop, itemknn, ease, bpr-mf, sasrec) with the best validation NDCG@10 at its tuned setting, scored on test once (loo-full)",
     );
     let names = std::iter::once(auto)
         .chain(ModelKind::ALL.map(|model| PossibleValue::new(model.name()).help(model.about())));

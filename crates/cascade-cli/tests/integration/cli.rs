@@ -318,7 +318,7 @@ fn tune_logs_its_trials_and_auto_reports_its_choice_by_validation() {
 
     let auto = run(&["eval", "--model", "auto"]);
     let candidates = auto["candidates"].as_array().unwrap();
-    assert_eq!(candidates.len(), 6, "{auto}");
+    assert_eq!(candidates.len(), 5, "{auto}");
     let (best_model, best_valid) = candidates
         .iter()
         .map(|c| (c["model"].as_str().unwrap(), c["valid_ndcg10"].as_f64().unwrap()))
