@@ -161,14 +161,21 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
                 (None, Some(grid)) => grid.iter().map(|&lambda| EaseConfig { lambda }).collect(),
                 (None, None) => ease_grid(),
             };
-            let bar = progress.bar(grid.len() as u64, &format!("fitting {name}"), "settings");
             let data = Interactions::from_split(split);
+            if let [config] = grid[..] {
+                // One λ: no search, and the fit may take the Gram matrix's storage.
+                let bar = progress.spinner(&format!("fitting {name}"));
+                let model = Ease::fit(&data, config)
+                    .with_context(|| format!("EASE with lambda = {}", config.lambda))?;
+                bar.finish_and_clear();
+                return Ok(fixed(Box::new(model), format!("lambda={} (as set)", config.lambda)));
+            }
+            let bar = progress.bar(grid.len() as u64, &format!("fitting {name}"), "settings");
             let gram = gram_matrix(&data);
-            let chosen = if grid.len() > 1 { "chosen on validation" } else { "as set" };
             let tuned = select_on_validation(
                 split,
                 &grid,
-                |c| format!("lambda={} ({chosen})", c.lambda),
+                |c| format!("lambda={} (chosen on validation)", c.lambda),
                 |c| {
                     Ease::fit_from_gram(&gram, data.n_items, *c)
                         .with_context(|| format!("EASE with lambda = {}", c.lambda))
@@ -234,6 +241,8 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
             config.dropout = hyper.dropout.unwrap_or(config.dropout);
             config.max_length = hyper.max_length.unwrap_or(config.max_length);
             config.negatives = hyper.negatives.unwrap_or(config.negatives);
+            config.full_softmax_max_items =
+                hyper.full_softmax_max_items.unwrap_or(config.full_softmax_max_items);
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) = SasRec::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();

@@ -254,6 +254,7 @@ fn merge(base: &Hyperparameters, over: &Hyperparameters) -> Hyperparameters {
         dropout: over.dropout.or(base.dropout),
         max_length: over.max_length.or(base.max_length),
         negatives: over.negatives.or(base.negatives),
+        full_softmax_max_items: over.full_softmax_max_items.or(base.full_softmax_max_items),
         learning_rate: over.learning_rate.or(base.learning_rate),
     }
 }

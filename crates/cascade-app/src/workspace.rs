@@ -80,6 +80,7 @@ impl Workspace {
             dropout: config.dropout,
             max_length: config.max_length,
             negatives: config.negatives,
+            full_softmax_max_items: config.full_softmax_max_items,
             learning_rate: None,
         };
         if let Some(key) =

@@ -181,6 +181,10 @@ pub struct ModelTrainingConfig {
     /// Sampled negatives: per positive (neumf), per batch for the sampled
     /// softmax (sasrec).
     pub negatives: Option<usize>,
+    /// SASRec: catalogues up to this many items train with the full
+    /// softmax, larger ones with the sampled softmax (default 5,000; 0
+    /// samples always).
+    pub full_softmax_max_items: Option<usize>,
 }
 
 /// Where Cascade keeps its files.

@@ -200,7 +200,14 @@ impl ModelKind {
             ModelKind::Itemknn => &["k", "shrink"],
             ModelKind::BprMf | ModelKind::TwoTower => &["dim", "learning_rate"],
             ModelKind::Neumf => &["dim", "negatives", "learning_rate"],
-            ModelKind::Sasrec => &["dim", "dropout", "max_length", "negatives", "learning_rate"],
+            ModelKind::Sasrec => &[
+                "dim",
+                "dropout",
+                "max_length",
+                "negatives",
+                "full_softmax_max_items",
+                "learning_rate",
+            ],
             ModelKind::Pop | ModelKind::BiasCtr => &[],
             ModelKind::Lr
             | ModelKind::Fm

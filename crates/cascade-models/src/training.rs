@@ -74,6 +74,9 @@ pub struct Hyperparameters {
     /// Sampled negatives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negatives: Option<usize>,
+    /// SASRec: catalogues up to this many items train with the full softmax.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_softmax_max_items: Option<usize>,
     /// Learning rate (trials set it here; `Overrides` carries the flag's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learning_rate: Option<f32>,
@@ -91,6 +94,7 @@ impl Hyperparameters {
             ("dropout", self.dropout.is_some()),
             ("max_length", self.max_length.is_some()),
             ("negatives", self.negatives.is_some()),
+            ("full_softmax_max_items", self.full_softmax_max_items.is_some()),
             ("learning_rate", self.learning_rate.is_some()),
         ];
         set.into_iter().filter(|(_, on)| *on).map(|(key, _)| key).collect()

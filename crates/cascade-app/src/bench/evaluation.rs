@@ -36,6 +36,9 @@ pub struct EvalBench {
     /// Epochs of a trained model (the cost of evaluation is what is measured).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
     pub epochs: usize,
+    /// EASE's λ, one fit [default: the validation grid].
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub lambda: Option<f64>,
     /// Seed of the synthetic log.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 2026))]
     pub seed: u64,
@@ -84,6 +87,7 @@ pub fn eval_bench(options: &EvalBench) -> Result<serde_json::Value> {
     let generate_s = started.elapsed().as_secs_f64();
     let mut settings = ModelSettings::default();
     settings.overrides.max_epochs = Some(options.epochs);
+    settings.hyper.lambda = options.lambda;
     let fit_started = Instant::now();
     let fitted = fit_on_validation(LooRun {
         model: options.model,

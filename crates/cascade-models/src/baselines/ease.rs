@@ -48,7 +48,17 @@ impl Ease {
         n_items: usize,
         config: EaseConfig,
     ) -> Result<Ease, NotPositiveDefinite> {
-        let mut p = gram.to_vec();
+        Ease::fit_consuming_gram(gram.to_vec(), n_items, config)
+    }
+
+    /// Fits EASE over the Gram matrix's own storage: one fit at 50k items
+    /// needs two n × n f32 matrices (20 GB), not three.
+    pub fn fit_consuming_gram(
+        gram: Vec<f32>,
+        n_items: usize,
+        config: EaseConfig,
+    ) -> Result<Ease, NotPositiveDefinite> {
+        let mut p = gram;
         for i in 0..n_items {
             p[i * n_items + i] += config.lambda as f32;
         }
@@ -65,7 +75,7 @@ impl Ease {
 
     /// Fits EASE on the interactions.
     pub fn fit(data: &Interactions, config: EaseConfig) -> Result<Ease, NotPositiveDefinite> {
-        Ease::fit_from_gram(&gram_matrix(data), data.n_items, config)
+        Ease::fit_consuming_gram(gram_matrix(data), data.n_items, config)
     }
 }
 
