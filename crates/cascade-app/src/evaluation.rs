@@ -99,6 +99,61 @@ pub struct ModelSettings {
     pub hyper: Hyperparameters,
 }
 
+/// Each trained model's config under these settings: every command that
+/// trains one (eval, tune, train, serve, the benches and replays) builds
+/// it here, so a `[training.<model>]` key means the same everywhere.
+impl ModelSettings {
+    /// The loop's knobs, then a tuning trial's own learning rate.
+    fn apply(&self, training: &mut TrainingSettings) {
+        training.apply(&self.overrides);
+        if let Some(rate) = self.hyper.learning_rate {
+            training.optimizer = training.optimizer.with_learning_rate(rate);
+        }
+    }
+
+    pub fn bpr_mf(&self) -> BprMfConfig {
+        let mut config = BprMfConfig::default();
+        self.apply(&mut config.training);
+        config.dim = self.hyper.dim.unwrap_or(config.dim);
+        config
+    }
+
+    pub fn neumf(&self) -> NeuMfConfig {
+        let mut config = NeuMfConfig::default();
+        self.apply(&mut config.training);
+        config.dim = self.hyper.dim.unwrap_or(config.dim);
+        config.negatives_per_positive =
+            self.hyper.negatives.unwrap_or(config.negatives_per_positive);
+        config
+    }
+
+    pub fn two_tower(&self) -> TwoTowerConfig {
+        let mut config = TwoTowerConfig::default();
+        self.apply(&mut config.training);
+        config.dim = self.hyper.dim.unwrap_or(config.dim);
+        config
+    }
+
+    pub fn sasrec(&self) -> SasRecConfig {
+        let mut config = SasRecConfig::default();
+        self.apply(&mut config.training);
+        config.dim = self.hyper.dim.unwrap_or(config.dim);
+        config.dropout = self.hyper.dropout.unwrap_or(config.dropout);
+        config.max_length = self.hyper.max_length.unwrap_or(config.max_length);
+        config.negatives = self.hyper.negatives.unwrap_or(config.negatives);
+        config.full_softmax_max_items =
+            self.hyper.full_softmax_max_items.unwrap_or(config.full_softmax_max_items);
+        config
+    }
+
+    pub fn ctr(&self, arch: CtrArch) -> CtrModelConfig {
+        let mut config = CtrModelConfig::default_for(arch);
+        self.apply(&mut config.training);
+        config.dim = self.hyper.dim.unwrap_or(config.dim);
+        config
+    }
+}
+
 /// Fits the model on the train part, choosing whatever it chooses on the
 /// validation item only. EASE searches λ over `lambda_grid` (else the
 /// built-in grid) unless `lambda` is set; ItemKNN uses RecBole's defaults
@@ -107,7 +162,7 @@ pub struct ModelSettings {
 pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
     let LooRun { model, split, tower_features, tune, settings, progress } = run;
     let name = model.name().to_owned();
-    let (overrides, hyper) = (&settings.overrides, &settings.hyper);
+    let hyper = &settings.hyper;
     let fixed = |ranker: Box<dyn FullRanker + Send>, setting: String| {
         let valid_ndcg10 = evaluate_loo(ranker.as_ref(), split, Stage::Valid).metrics["ndcg@10"];
         FittedLoo { setting, ranker, valid_ndcg10, epochs: None }
@@ -186,22 +241,14 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
             tuned_outcome(tuned)
         }
         ModelKind::BprMf => {
-            let mut config = BprMfConfig::default();
-            config.training.apply(overrides);
-            apply_learning_rate(&mut config.training, hyper);
-            config.dim = hyper.dim.unwrap_or(config.dim);
+            let config = settings.bpr_mf();
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) = BprMf::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();
             trained(Box::new(model), &format!("dim={}", config.dim), &reports, &config.training)
         }
         ModelKind::Neumf => {
-            let mut config = NeuMfConfig::default();
-            config.training.apply(overrides);
-            apply_learning_rate(&mut config.training, hyper);
-            config.dim = hyper.dim.unwrap_or(config.dim);
-            config.negatives_per_positive =
-                hyper.negatives.unwrap_or(config.negatives_per_positive);
+            let config = settings.neumf();
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) = NeuMf::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();
@@ -215,10 +262,7 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
             let Some(features) = tower_features else {
                 bail!("model `{name}` needs user and item features; none were loaded")
             };
-            let mut config = TwoTowerConfig::default();
-            config.training.apply(overrides);
-            apply_learning_rate(&mut config.training, hyper);
-            config.dim = hyper.dim.unwrap_or(config.dim);
+            let config = settings.two_tower();
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) =
                 TwoTower::train(split, features, &config, |epoch| show_epoch(&bar, epoch))?;
@@ -234,15 +278,7 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
             trained(Box::new(model), &setting, &reports, &config.training)
         }
         ModelKind::Sasrec => {
-            let mut config = SasRecConfig::default();
-            config.training.apply(overrides);
-            apply_learning_rate(&mut config.training, hyper);
-            config.dim = hyper.dim.unwrap_or(config.dim);
-            config.dropout = hyper.dropout.unwrap_or(config.dropout);
-            config.max_length = hyper.max_length.unwrap_or(config.max_length);
-            config.negatives = hyper.negatives.unwrap_or(config.negatives);
-            config.full_softmax_max_items =
-                hyper.full_softmax_max_items.unwrap_or(config.full_softmax_max_items);
+            let config = settings.sasrec();
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) = SasRec::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();
@@ -259,13 +295,6 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
         }
         _ => bail!("model `{name}` is a click model: use --protocol ctr"),
     })
-}
-
-/// A tuning trial's own learning rate replaces the default and the flag's.
-fn apply_learning_rate(training: &mut TrainingSettings, hyper: &Hyperparameters) {
-    if let Some(rate) = hyper.learning_rate {
-        training.optimizer = training.optimizer.with_learning_rate(rate);
-    }
 }
 
 fn tuned_outcome<M: FullRanker + Send + 'static>(tuned: Tuned<M>) -> FittedLoo {
@@ -327,12 +356,11 @@ pub fn fit_ranking(
     prepared: &Prepared,
     split: &CtrSplit,
     arch: CtrArch,
-    overrides: Overrides,
+    settings: &ModelSettings,
     context: ContextFeatures,
     progress: Progress,
 ) -> Result<(String, CtrReport)> {
-    let mut config = CtrModelConfig::default_for(arch);
-    config.training.apply(&overrides);
+    let config = settings.ctr(arch);
     let inputs = ranking::encode(workspace, prepared, split, config.history_length, context)?;
     let (model, epochs) = ranking::train(&inputs, &config, progress)?;
     Ok((ranking::describe(&inputs, &config, &epochs), evaluate_ctr(&model, &inputs.test)))
@@ -366,4 +394,51 @@ pub fn model_settings(
         overrides: workspace.training_overrides(model, flags)?,
         hyper: workspace.hyperparameters(model)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every trained model's config takes the settings' loop knobs and its
+    /// own hyperparameters, so `train`, `serve` and `eval` agree on them.
+    #[test]
+    fn configs_take_the_loop_knobs_and_the_models_hyperparameters() {
+        let settings = ModelSettings {
+            overrides: Overrides {
+                seed: Some(7),
+                max_epochs: Some(3),
+                patience: Some(1),
+                time_budget_s: Some(9.0),
+                ..Overrides::default()
+            },
+            hyper: Hyperparameters {
+                dim: Some(16),
+                dropout: Some(0.4),
+                max_length: Some(20),
+                negatives: Some(64),
+                full_softmax_max_items: Some(0),
+                learning_rate: Some(0.0123),
+                ..Hyperparameters::default()
+            },
+        };
+        let sasrec = settings.sasrec();
+        assert_eq!((sasrec.dim, sasrec.max_length, sasrec.negatives), (16, 20, 64));
+        assert_eq!((sasrec.dropout, sasrec.full_softmax_max_items), (0.4, 0));
+        let trainings = [
+            settings.bpr_mf().training,
+            settings.neumf().training,
+            settings.two_tower().training,
+            sasrec.training,
+            settings.ctr(CtrArch::DeepFm).training,
+        ];
+        for training in trainings {
+            assert_eq!((training.seed, training.max_epochs, training.patience), (7, 3, 1));
+            assert_eq!(training.time_budget_s, Some(9.0));
+            assert_eq!(training.optimizer.learning_rate(), 0.0123);
+        }
+        assert_eq!(settings.bpr_mf().dim, 16);
+        assert_eq!(settings.neumf().negatives_per_positive, 64);
+        assert_eq!(settings.ctr(CtrArch::DeepFm).dim, 16);
+    }
 }

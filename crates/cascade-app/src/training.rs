@@ -11,16 +11,13 @@ use candle_core::Tensor;
 
 use cascade_eval::plots::training_curves;
 use cascade_eval::protocols::{Stage, evaluate_ctr, evaluate_loo};
-use cascade_models::ranking::CtrModelConfig;
 use cascade_models::registry::{Artifacts, CheckpointIds, RankerManifest};
-use cascade_models::retrieval::{
-    BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TwoTower,
-    TwoTowerConfig,
-};
+use cascade_models::retrieval::{BprMf, EpochReport, NeuMf, SasRec, TwoTower};
 use cascade_models::training::Overrides;
 use cascade_nn::EmbeddingTable;
 
 use crate::evaluation::{prepare, tower_features};
+use crate::model_selection::tuned_model_settings;
 use crate::progress::Progress;
 use crate::ranking::{self, ContextFeatures};
 use crate::registry::ModelKind;
@@ -74,7 +71,7 @@ pub fn train(
             "model `{name}` has no training loop (closed-form or counting); use `cascade eval --model {name}`"
         )
     }
-    let overrides = workspace.training_overrides(model, overrides)?;
+    let settings = tuned_model_settings(workspace, model, overrides)?;
     let prepared = prepare(workspace, data, progress)?;
     let split = &prepared.split;
     let bar = progress.bar(0, &format!("training {name}"), "epochs");
@@ -86,8 +83,7 @@ pub fn train(
     let (bpr, neumf, two_tower, ctr);
     let trained = match model {
         ModelKind::BprMf => {
-            let mut config = BprMfConfig::default();
-            config.training.apply(&overrides);
+            let config = settings.bpr_mf();
             let (model, reports) = BprMf::train(split, &config, tick)?;
             bpr = model;
             let (losses, valid) = curves(&reports);
@@ -103,8 +99,7 @@ pub fn train(
             }
         }
         ModelKind::Neumf => {
-            let mut config = NeuMfConfig::default();
-            config.training.apply(&overrides);
+            let config = settings.neumf();
             let (model, reports) = NeuMf::train(split, &config, tick)?;
             neumf = model;
             let (losses, valid) = curves(&reports);
@@ -120,8 +115,7 @@ pub fn train(
             }
         }
         ModelKind::TwoTower => {
-            let mut config = TwoTowerConfig::default();
-            config.training.apply(&overrides);
+            let config = settings.two_tower();
             let features = tower_features(workspace, &prepared)?;
             let (model, reports) = TwoTower::train(split, features, &config, tick)?;
             two_tower = model;
@@ -138,8 +132,7 @@ pub fn train(
             }
         }
         ModelKind::Sasrec => {
-            let mut config = SasRecConfig::default();
-            config.training.apply(&overrides);
+            let config = settings.sasrec();
             let (model, reports) = SasRec::train(split, &config, tick)?;
             let (losses, valid) = curves(&reports);
             Trained {
@@ -154,8 +147,7 @@ pub fn train(
         }
         other => {
             let arch = other.ctr_arch().context("a trained model, checked above")?;
-            let mut config = CtrModelConfig::default_for(arch);
-            config.training.apply(&overrides);
+            let config = settings.ctr(arch);
             let ctr_split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
             let inputs = ranking::encode(
                 workspace,

@@ -9,13 +9,11 @@ use serde_json::json;
 
 use cascade_batch::stats;
 
-use cascade_models::ranking::{CtrModel, CtrModelConfig};
-use cascade_models::retrieval::{
-    BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TwoTower,
-    TwoTowerConfig,
-};
+use cascade_models::ranking::CtrModel;
+use cascade_models::retrieval::{BprMf, EpochReport, NeuMf, SasRec, TwoTower};
 use cascade_models::training::{Overrides, TrainingSettings};
 
+use crate::evaluation::model_settings;
 use crate::evaluation::{prepare, tower_features};
 use crate::progress::Progress;
 use crate::ranking;
@@ -134,43 +132,42 @@ pub fn train(
     epochs: usize,
 ) -> Result<serde_json::Value> {
     // The model as configured: `[training.<model>]` of the config applies.
-    let overrides = workspace.training_overrides(model, Overrides::default())?;
+    let settings = model_settings(workspace, model, Overrides::default())?;
     let prepared = prepare(workspace, data, Progress { quiet: true })?;
     let bar = Progress { quiet: false }.bar(epochs as u64, "training", "epochs");
     let fixed = |training: &mut TrainingSettings| {
-        training.apply(&overrides);
         training.max_epochs = epochs;
         training.patience = usize::MAX;
     };
     let times = match model {
         ModelKind::BprMf => {
-            let mut config = BprMfConfig::default();
+            let mut config = settings.bpr_mf();
             fixed(&mut config.training);
             let (_, reports) = BprMf::train(&prepared.split, &config, |_| bar.inc(1))?;
             retrieval_times(&reports, json!(config))
         }
         ModelKind::Neumf => {
-            let mut config = NeuMfConfig::default();
+            let mut config = settings.neumf();
             fixed(&mut config.training);
             let (_, reports) = NeuMf::train(&prepared.split, &config, |_| bar.inc(1))?;
             retrieval_times(&reports, json!(config))
         }
         ModelKind::TwoTower => {
-            let mut config = TwoTowerConfig::default();
+            let mut config = settings.two_tower();
             fixed(&mut config.training);
             let features = tower_features(workspace, &prepared)?;
             let (_, reports) = TwoTower::train(&prepared.split, features, &config, |_| bar.inc(1))?;
             retrieval_times(&reports, json!(config))
         }
         ModelKind::Sasrec => {
-            let mut config = SasRecConfig::default();
+            let mut config = settings.sasrec();
             fixed(&mut config.training);
             let (_, reports) = SasRec::train(&prepared.split, &config, |_| bar.inc(1))?;
             retrieval_times(&reports, json!(config))
         }
         other => match other.ctr_arch() {
             Some(arch) => {
-                let mut config = CtrModelConfig::default_for(arch);
+                let mut config = settings.ctr(arch);
                 fixed(&mut config.training);
                 let (_, inputs) =
                     ranking::protocol_inputs(workspace, &prepared, config.history_length)?;

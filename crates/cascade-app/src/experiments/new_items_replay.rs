@@ -38,7 +38,7 @@ use cascade_core::event::IMPRESSION;
 use cascade_core::{IdIndex, Record};
 use cascade_eval::protocols::LooSplit;
 use cascade_models::random::SeededRng;
-use cascade_models::retrieval::{BprMf, BprMfConfig};
+use cascade_models::retrieval::BprMf;
 use cascade_models::training::Overrides;
 use cascade_serve::catalog::{Catalog, ItemFactsReader};
 use cascade_serve::recall::{CandidateSource, RecallContext};
@@ -46,6 +46,7 @@ use cascade_serve::recommender::Models;
 use cascade_serve::retrieval_learning::{OnlineRetrieval, RetrievalLearningSettings};
 use cascade_store::EntityKind;
 
+use crate::evaluation::model_settings;
 use crate::evaluation::{Prepared, prepare};
 use crate::progress::Progress;
 use crate::registry::ModelKind;
@@ -274,8 +275,7 @@ pub fn run(
         test: never_held(&split.test)?,
     };
     let spinner = progress.spinner("training BPR-MF without the held-out items");
-    let mut config = BprMfConfig::default();
-    config.training.apply(&workspace.training_overrides(ModelKind::BprMf, Overrides::default())?);
+    let config = model_settings(workspace, ModelKind::BprMf, Overrides::default())?.bpr_mf();
     let (bpr, _) = BprMf::train(&build_split, &config, |_| {})?;
     spinner.finish_and_clear();
     let tables = bpr.tables();

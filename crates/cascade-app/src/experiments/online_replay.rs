@@ -29,8 +29,9 @@ use serde_json::json;
 use cascade_eval::plots::value_curves;
 use cascade_eval::protocols::{CtrExample, CtrScorer, evaluate_ctr};
 use cascade_models::random::SeededRng;
-use cascade_models::ranking::{CtrFeatures, CtrModel, CtrModelConfig, OnlineUpdate, SparseOnline};
+use cascade_models::ranking::{CtrFeatures, CtrModel, OnlineUpdate, SparseOnline};
 
+use crate::evaluation::model_settings;
 use crate::evaluation::prepare;
 use crate::progress::Progress;
 use crate::ranking;
@@ -149,8 +150,7 @@ pub fn run(
     if !(0.1..0.99).contains(&replay.initial_share) {
         bail!("--initial-share must be between 0.1 and 0.99");
     }
-    let mut config = CtrModelConfig::default_for(arch);
-    config.training.apply(&workspace.training_overrides(replay.model, Default::default())?);
+    let config = model_settings(workspace, replay.model, Default::default())?.ctr(arch);
     let prepared = prepare(workspace, data, progress)?;
     let (split, inputs) = ranking::protocol_inputs(workspace, &prepared, config.history_length)?;
     let times = [&split.times.train, &split.times.valid, &split.times.test];

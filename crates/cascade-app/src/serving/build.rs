@@ -10,9 +10,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use cascade_core::IdIndex;
 use cascade_models::Interactions;
 use cascade_models::early_stopping::kept_epochs;
-use cascade_models::ranking::{CtrArch, CtrModel, CtrModelConfig};
+use cascade_models::ranking::{CtrArch, CtrModel};
 use cascade_models::registry::{CheckpointIds, RankerManifest};
-use cascade_models::retrieval::{BprMf, BprMfConfig};
+use cascade_models::retrieval::BprMf;
 use cascade_models::training::Overrides;
 use cascade_nn::EmbeddingTable;
 use cascade_serve::catalog::{Catalog, ItemFacts, ItemFactsReader};
@@ -24,6 +24,7 @@ use cascade_serve::recommender::Models;
 use cascade_store::EntityKind;
 
 use crate::evaluation::Prepared;
+use crate::evaluation::model_settings;
 use crate::progress::Progress;
 use crate::ranking::{self, ContextFeatures};
 use crate::registry::ModelKind;
@@ -183,10 +184,7 @@ pub fn build_models(
 ) -> Result<Models> {
     let prepared = &data.prepared;
     let bar = progress.spinner("training BPR-MF for ANN recall: epochs chosen on validation");
-    let mut bpr_config = BprMfConfig::default();
-    bpr_config
-        .training
-        .apply(&workspace.training_overrides(ModelKind::BprMf, Overrides::default())?);
+    let bpr_config = model_settings(workspace, ModelKind::BprMf, Overrides::default())?.bpr_mf();
     let (mut bpr, reports) = BprMf::train(&prepared.split, &bpr_config, |_| {})?;
     if data.build == ServingBuild::AllData {
         let epochs = kept_epochs(reports.iter().map(|r| r.valid_ndcg10));
@@ -195,8 +193,7 @@ pub fn build_models(
     }
     bar.finish_and_clear();
 
-    let mut config = CtrModelConfig::default_for(arch);
-    config.training.apply(&workspace.training_overrides(ranker, Overrides::default())?);
+    let config = model_settings(workspace, ranker, Overrides::default())?.ctr(arch);
     let protocol = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
     let inputs = ranking::encode(
         workspace,

@@ -85,15 +85,9 @@ pub fn run(
         Protocol::Ctr => {
             let split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
             let (setting, report) = match model.ctr_arch() {
-                Some(arch) => fit_ranking(
-                    &workspace,
-                    &prepared,
-                    &split,
-                    arch,
-                    settings.overrides,
-                    context,
-                    progress,
-                )?,
+                Some(arch) => {
+                    fit_ranking(&workspace, &prepared, &split, arch, &settings, context, progress)?
+                }
                 None => fit_ctr(&split, prepared.users.len(), prepared.items.len()),
             };
             let metrics = [("auc", report.auc), ("logloss", report.logloss), ("gauc", report.gauc)]
