@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use cascade_batch::pipeline::{CtrSplit, Pipeline};
 use cascade_core::IdIndex;
 use cascade_eval::protocols::{CtrReport, FullRanker, LooSplit, Stage, evaluate_ctr, evaluate_loo};
+use cascade_models::early_stopping::kept_epochs;
 use cascade_models::ranking::{CtrArch, CtrModelConfig};
 use cascade_models::retrieval::{
     BprMf, BprMfConfig, EpochReport, NeuMf, NeuMfConfig, SasRec, SasRecConfig, TowerFeatures,
@@ -59,7 +60,7 @@ pub struct FittedLoo {
 }
 
 /// How long a trained model trained and which epoch it kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EpochSummary {
     pub trained: usize,
     pub best: usize,
@@ -171,17 +172,13 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
                    setting: &str,
                    reports: &[EpochReport],
                    training: &TrainingSettings| {
-        let best = reports
-            .iter()
-            .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10).then(b.epoch.cmp(&a.epoch)));
+        // The epoch early stopping kept: the first best, 1-based (0 for none).
+        let kept = kept_epochs(reports.iter().map(|r| r.valid_ndcg10));
         FittedLoo {
-            setting: describe_epochs(setting, reports, training),
+            setting: describe_epochs(setting, kept, reports.len(), training),
             ranker,
-            valid_ndcg10: best.map_or(0.0, |r| r.valid_ndcg10),
-            epochs: Some(EpochSummary {
-                trained: reports.len(),
-                best: best.map_or(0, |r| r.epoch + 1),
-            }),
+            valid_ndcg10: kept.checked_sub(1).map_or(0.0, |i| reports[i].valid_ndcg10),
+            epochs: Some(EpochSummary { trained: reports.len(), best: kept }),
         }
     };
     Ok(match model {
@@ -298,8 +295,7 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
 }
 
 fn tuned_outcome<M: FullRanker + Send + 'static>(tuned: Tuned<M>) -> FittedLoo {
-    let valid_ndcg10 =
-        tuned.trials.iter().find(|t| t.setting == tuned.setting).map_or(0.0, |t| t.valid_ndcg10);
+    let valid_ndcg10 = tuned.valid_ndcg10;
     FittedLoo { setting: tuned.setting, ranker: Box::new(tuned.model), valid_ndcg10, epochs: None }
 }
 
@@ -316,16 +312,16 @@ fn show_epoch(bar: &indicatif::ProgressBar, epoch: &EpochReport) {
 }
 
 /// "settings, epoch e of n (early stopping on validation), seed s".
-fn describe_epochs(settings: &str, reports: &[EpochReport], training: &TrainingSettings) -> String {
-    let best = reports
-        .iter()
-        .max_by(|a, b| a.valid_ndcg10.total_cmp(&b.valid_ndcg10).then(b.epoch.cmp(&a.epoch)))
-        .map_or(0, |r| r.epoch);
+fn describe_epochs(
+    settings: &str,
+    kept: usize,
+    trained: usize,
+    training: &TrainingSettings,
+) -> String {
     format!(
-        "{settings}, lr {}, epoch {} of {} (early stopping on validation), seed {}",
+        "{settings}, lr {}, epoch {} of {trained} (early stopping on validation), seed {}",
         training.optimizer.learning_rate(),
-        best + 1,
-        reports.len(),
+        kept.max(1),
         training.seed
     )
 }

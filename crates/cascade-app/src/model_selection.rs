@@ -103,21 +103,8 @@ pub struct TrialRecord {
     pub hyperparameters: Hyperparameters,
     pub setting: String,
     pub valid_ndcg10: f64,
-    pub epochs: Option<EpochSummaryRecord>,
+    pub epochs: Option<EpochSummary>,
     pub seconds: f64,
-}
-
-/// [`EpochSummary`] as the log stores it.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct EpochSummaryRecord {
-    pub trained: usize,
-    pub best: usize,
-}
-
-impl From<EpochSummary> for EpochSummaryRecord {
-    fn from(e: EpochSummary) -> Self {
-        EpochSummaryRecord { trained: e.trained, best: e.best }
-    }
 }
 
 /// What `cascade tune` did.
@@ -184,7 +171,7 @@ pub fn tune(
             hyperparameters: merged,
             setting: fitted.setting,
             valid_ndcg10: fitted.valid_ndcg10,
-            epochs: fitted.epochs.map(Into::into),
+            epochs: fitted.epochs,
             seconds: started.elapsed().as_secs_f64(),
         };
         writeln!(log_file, "{}", serde_json::to_string(&record)?)
@@ -265,7 +252,7 @@ pub struct Candidate {
     pub model: String,
     pub setting: String,
     pub valid_ndcg10: f64,
-    pub epochs: Option<EpochSummaryRecord>,
+    pub epochs: Option<EpochSummary>,
     pub seconds: f64,
 }
 
@@ -297,7 +284,7 @@ pub fn choose_model(
             model: model.name().into(),
             setting: fitted.setting.clone(),
             valid_ndcg10: fitted.valid_ndcg10,
-            epochs: fitted.epochs.map(Into::into),
+            epochs: fitted.epochs,
             seconds: started.elapsed().as_secs_f64(),
         });
         if best.as_ref().is_none_or(|(_, b)| fitted.valid_ndcg10 > b.valid_ndcg10) {

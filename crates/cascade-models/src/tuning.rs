@@ -24,6 +24,8 @@ pub struct Tuned<M> {
     pub model: M,
     /// The winning setting.
     pub setting: String,
+    /// Its validation NDCG@10.
+    pub valid_ndcg10: f64,
     /// Every candidate, in grid order.
     pub trials: Vec<Trial>,
 }
@@ -51,8 +53,8 @@ pub fn select_on_validation<C, M: FullRanker, E>(
         trials.push(trial);
     }
     #[allow(clippy::expect_used, reason = "asserted above: grids are never empty")]
-    let (model, setting, _) = best.expect("at least one candidate");
-    Ok(Tuned { model, setting, trials })
+    let (model, setting, valid_ndcg10) = best.expect("at least one candidate");
+    Ok(Tuned { model, setting, valid_ndcg10, trials })
 }
 
 /// RecBole's ItemKNN defaults (k = 100, no shrinkage): the setting the

@@ -66,18 +66,9 @@ pub fn synthetic_split(users: usize, items: usize, mean_length: f64, seed: u64) 
 
 /// Megabytes of a `/proc/self/status` field (`VmRSS`, `VmHWM`).
 fn memory_mb(field: &str) -> Result<f64> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .with_context(|| format!("/proc/self/status has no {field}"))?;
-    let kb: f64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .with_context(|| format!("cannot read {line:?}"))?;
-    Ok(kb / 1024.0)
+    super::process_memory_bytes(field)
+        .map(|bytes| bytes as f64 / (1024.0 * 1024.0))
+        .with_context(|| format!("cannot read {field} from /proc/self/status"))
 }
 
 /// Fits the model on the synthetic train part and evaluates it on test.

@@ -11,3 +11,11 @@ pub mod redis_workers;
 pub mod serving;
 pub mod stream;
 pub mod training;
+
+/// A memory field of this process's `/proc/self/status` (`VmHWM`, the peak
+/// resident set; `VmRSS`, the current one), in bytes (Linux).
+pub(crate) fn process_memory_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.split(':').next() == Some(field))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}

@@ -101,13 +101,6 @@ pub fn pipeline(
     Ok(report)
 }
 
-/// Peak resident memory of this process so far, in bytes (Linux).
-fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
-}
-
 /// Per-epoch timings of one training run.
 struct EpochTimes {
     train_seconds: Vec<f64>,
@@ -198,7 +191,7 @@ pub fn train(
         "epochs": times.train_seconds.len(),
         "median_epoch_train_s": median(times.train_seconds.clone()),
         "median_samples_per_s": median(times.samples_per_s.clone()),
-        "peak_rss_bytes": peak_rss_bytes(),
+        "peak_rss_bytes": super::process_memory_bytes("VmHWM"),
         "settings": times.settings,
     });
     Ok(report)

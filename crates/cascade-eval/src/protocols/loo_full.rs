@@ -187,23 +187,26 @@ fn evaluate_batch(
     metrics: &[Box<dyn RankingMetric>],
 ) -> Vec<UserResult> {
     let n_items = split.n_items;
-    let sequences: Vec<Vec<u32>> = users
-        .iter()
-        .map(|&user| {
-            let mut sequence = split.train[user].clone();
-            if stage == Stage::Test {
+    // At test a sequence model also reads the validation item; at
+    // validation what it reads is the train history itself, not a copy.
+    let with_valid: Vec<Vec<u32>> = match stage {
+        Stage::Valid => Vec::new(),
+        Stage::Test => users
+            .iter()
+            .map(|&user| {
+                let mut sequence = split.train[user].clone();
                 sequence.push(split.valid[user]);
-            }
-            sequence
-        })
-        .collect();
+                sequence
+            })
+            .collect(),
+    };
     let queries: Vec<Query<'_>> = users
         .iter()
-        .zip(&sequences)
-        .map(|(&user, sequence)| Query {
+        .enumerate()
+        .map(|(k, &user)| Query {
             user: user as u32,
             history: &split.train[user],
-            before_target: sequence,
+            before_target: with_valid.get(k).map_or(&split.train[user], Vec::as_slice),
         })
         .collect();
     let mut scores = vec![0f32; queries.len() * n_items];
