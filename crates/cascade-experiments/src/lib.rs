@@ -13,4 +13,6 @@
 //! statsmodels by committed fixtures (`tests/fixtures/`).
 
 pub mod assignment;
+pub mod calibration;
+pub mod results;
 pub mod statistics;

@@ -1,9 +1,6 @@
 //! Assignment: uniform positions, independent layers, allocations that
 //! only ever add users, and layouts refused with the field named.
-#![allow(
-    clippy::unwrap_used,
-    reason = "test code: a failed unwrap is a failed test"
-)]
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
 use cascade_experiments::assignment::{Assigner, ExperimentLayout, Holdout, LayoutError, position};
 use proptest::prelude::*;

@@ -1,10 +1,7 @@
 //! Every statistic against the numbers scipy, statsmodels, gbstats,
 //! spotify-confidence and GrowthBook's SDK computed on the same data
 //! (`fixtures/make_statistics.py` wrote `fixtures/statistics.json`).
-#![allow(
-    clippy::unwrap_used,
-    reason = "test code: a failed unwrap is a failed test"
-)]
+#![allow(clippy::unwrap_used, reason = "test code: a failed unwrap is a failed test")]
 
 use cascade_experiments::assignment::position;
 use cascade_experiments::statistics::{
