@@ -219,6 +219,7 @@ fn event_from_row(
         event_type,
         value,
         ts_ms,
+        served: None,
     };
     Ok((event, event_id))
 }

@@ -33,6 +33,7 @@ proptest! {
                 event_type: "rating".into(),
                 value: Some(r as f64),
                 ts_ms: t as i64 * 1000,
+                served: None,
             })
             .collect();
         let keyed: Vec<KeyedEvent> = log

@@ -12,6 +12,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::context::ContextFeatureSpec;
+pub use crate::experiment_config::{ExperimentConfig, ExperimentSettings, VariantConfig};
 pub use crate::ingest::IngestConfig;
 pub use crate::realtime_config::{OnlineLearningConfig, StreamConfig, WindowConfig};
 pub use crate::serve_config::{RecommendConfig, ServeConfig};
@@ -20,6 +21,7 @@ mod layers;
 mod validate;
 
 pub use layers::ENVIRONMENT_PREFIX;
+pub(crate) use validate::validate_pipeline;
 
 /// The example configuration shipped with Cascade (MovieLens-100k schema).
 const DEFAULT_TOML: &str = include_str!("../../../cascade.toml");
@@ -99,6 +101,13 @@ pub struct Config {
     /// The server's online learners.
     #[serde(default)]
     pub online_learning: OnlineLearningConfig,
+    /// A/B tests of the serving pipeline (`[[experiments]]`); more are
+    /// added through the admin API and kept in the store.
+    #[serde(default)]
+    pub experiments: Vec<ExperimentConfig>,
+    /// The experiments' holdout and analysis.
+    #[serde(default)]
+    pub experiment_settings: ExperimentSettings,
 }
 
 /// `[online_store]`: embedded (local disk, the default) or Redis (several

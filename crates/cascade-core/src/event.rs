@@ -20,6 +20,32 @@ pub struct Event {
     pub value: Option<f64>,
     /// Event time in milliseconds since the Unix epoch.
     pub ts_ms: i64,
+    /// For an impression the server logged: the list it belonged to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<Box<Served>>,
+}
+
+/// What an impression was part of: the request, the models, and the
+/// experiments' variants that produced the list (the value of an
+/// impression is the item's 1-based position in it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Served {
+    /// The response's request id.
+    pub request_id: String,
+    /// The models' version that answered.
+    pub model_version: String,
+    /// `(experiment, variant)` for each experiment the user is in; empty
+    /// for the holdout and users in none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<(String, String)>,
+    /// How many items the user had consumed when the list was served: the
+    /// experiments' pre-exposure covariate (CUPED).
+    #[serde(default)]
+    pub prior_consumption: u32,
+    /// For an interleaved list, the variant whose ranking contributed this
+    /// item (team-draft interleaving).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 /// An event that the log has made durable, with its position in the log.

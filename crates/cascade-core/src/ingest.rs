@@ -136,6 +136,7 @@ impl EventInput {
             event_type: self.event_type,
             value: self.value,
             ts_ms,
+            served: None,
         };
         Ok((self.event_id, event))
     }

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod context;
 pub mod event;
+pub mod experiment_config;
 pub mod ids;
 pub mod ingest;
 pub mod realtime_config;

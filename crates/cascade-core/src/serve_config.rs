@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// `[serve]`. Every route of the API has an access class; a request to a
 /// route needs a key of its class (or an admin token) once any key is
@@ -54,7 +54,7 @@ impl Default for ServeConfig {
 /// and in what order, their quotas, which re-ranking steps run and in what
 /// order, their knobs, and request limits. An experiment's variant is this
 /// section with some keys overridden.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecommendConfig {
     /// Recall channels (`recall/<name>`), in the order their candidates
@@ -74,6 +74,10 @@ pub struct RecommendConfig {
     /// Re-ranking steps, in the order they run. Built in: freshness,
     /// popularity, diversity (MMR), pins, exposure_cap.
     pub rerankers: Vec<String>,
+    /// Whether the ranking model orders the candidates; off, they keep
+    /// recall order (the channels' order, then each channel's own), which
+    /// is how a popularity-only or recall-only variant is served.
+    pub use_ranker: bool,
     /// Added to a just-published item's relevance (relevance spans 0..1);
     /// halves every `freshness_half_life_days`.
     pub freshness_boost: f32,
@@ -112,6 +116,7 @@ impl Default for RecommendConfig {
             quotas: default_quotas(),
             channel_params: BTreeMap::new(),
             rerankers: BUILT_IN_RERANKERS.iter().map(|&name| name.to_owned()).collect(),
+            use_ranker: true,
             freshness_boost: 0.1,
             freshness_half_life_days: 14.0,
             popularity_dampening: 0.05,
@@ -158,6 +163,16 @@ fn quotas_over_defaults<'de, D: Deserializer<'de>>(
 }
 
 impl RecommendConfig {
+    /// This section with `overrides`' keys in place of its own (tables
+    /// merge key by key, so `quotas = { ann = 50 }` keeps the other
+    /// quotas): an experiment variant's pipeline. An unknown key or a
+    /// value of the wrong type is an error naming it.
+    pub fn overridden(&self, overrides: &toml::Table) -> Result<RecommendConfig, String> {
+        let mut table = toml::Table::try_from(self).map_err(|e| e.to_string())?;
+        merge_tables(&mut table, overrides);
+        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.message().to_owned())
+    }
+
     /// The listed channels with their quotas, in merge order.
     pub fn channel_quotas(&self) -> Vec<(String, usize)> {
         let quota = |name: &String| self.quotas.get(name).copied().unwrap_or(0);
@@ -193,4 +208,18 @@ fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
         return Err(serde::de::Error::custom("a key is empty"));
     }
     Ok(keys)
+}
+
+/// `overrides` written over `base`, descending into tables both have.
+fn merge_tables(base: &mut toml::Table, overrides: &toml::Table) {
+    for (key, value) in overrides {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(over)) => {
+                merge_tables(inner, over)
+            }
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
 }

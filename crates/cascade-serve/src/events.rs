@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use cascade_core::event::Served;
 use cascade_core::{Event, IngestConfig};
 use cascade_store::{AppendStatus, EventKey, GroupCommitter, KeyedEvent};
 use cascade_stream::LiveStream;
@@ -229,11 +230,25 @@ pub fn check_stream_lag(live: &LiveStream, log_end: u64, max_lag: u64) -> Result
 
 impl EventLog {
     /// Logs what a response showed, one `impression` event per item (value:
-    /// its 1-based rank), for A/B analysis and online learning. The request
+    /// its 1-based rank; `served`: the request, the models' version, the
+    /// experiments' variants and the user's prior consumption), for A/B
+    /// analysis and online learning. The request
     /// does not wait for the commit: impressions are telemetry, and a crash
     /// may lose the last second of them (`TELEMETRY_SYNC_INTERVAL`), never an
     /// acknowledged client event.
     pub fn log_impressions(&self, response: &RecommendResponse, user_id: &str, now_ms: i64) {
+        let variants: Vec<(String, String)> = response
+            .experiments
+            .iter()
+            .map(|e| (e.experiment.clone(), e.variant.clone()))
+            .collect();
+        let served = Served {
+            request_id: response.request_id.clone(),
+            model_version: response.model_version.clone(),
+            variants,
+            prior_consumption: u32::try_from(response.prior_consumption).unwrap_or(u32::MAX),
+            team: None,
+        };
         let events = response
             .items
             .iter()
@@ -243,6 +258,7 @@ impl EventLog {
                 event_type: IMPRESSION.into(),
                 value: Some(item.rank as f64),
                 ts_ms: now_ms,
+                served: Some(Box::new(Served { team: item.team.clone(), ..served.clone() })),
             })
             .collect();
         self.committer.record_telemetry(events);

@@ -15,6 +15,7 @@ pub mod access;
 pub mod catalog;
 pub mod entities;
 pub mod events;
+pub mod experiments;
 pub mod exposure;
 pub mod field_encoder;
 pub mod http;

@@ -38,6 +38,19 @@ struct Registry {
     counters: BTreeMap<(&'static str, String), u64>,
 }
 
+/// One variant's serving health, beside its experiment's results.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+pub struct VariantGuardrail {
+    /// Requests served to the variant.
+    pub requests: u64,
+    /// Of them, refused or failed.
+    pub errors: u64,
+    /// `errors / requests`.
+    pub error_rate: f64,
+    /// The p99 latency's histogram bucket bound, in ms.
+    pub p99_ms: Option<f64>,
+}
+
 /// The server's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -114,6 +127,53 @@ impl Metrics {
     /// An item created through the API joined the serving models.
     pub fn item_added(&self) {
         self.registry().add("cascade_items_added_total", String::new(), 1);
+    }
+
+    /// A recommendation served (or refused) to a user in `experiment`'s
+    /// `variant`: the experiment's guardrails.
+    pub fn variant_request(&self, experiment: &str, variant: &str, ok: bool, elapsed: Duration) {
+        let mut registry = self.registry();
+        let labels = format!("experiment=\"{experiment}\",variant=\"{variant}\"");
+        let seconds = elapsed.as_secs_f64();
+        registry.observe("cascade_variant_request_duration_seconds", labels.clone(), seconds);
+        registry.add("cascade_variant_requests_total", labels.clone(), 1);
+        if !ok {
+            registry.add("cascade_variant_errors_total", labels, 1);
+        }
+    }
+
+    /// Requests, errors and the p99 latency (the upper bound of the
+    /// histogram bucket holding it; `None` beyond the last bucket) of each
+    /// variant of `experiment` this server has served.
+    pub fn variant_guardrails(&self, experiment: &str) -> BTreeMap<String, VariantGuardrail> {
+        let registry = self.registry();
+        let prefix = format!("experiment=\"{experiment}\",variant=\"");
+        let variant_of = |labels: &str| {
+            labels.strip_prefix(&prefix).map(|rest| rest.trim_end_matches('"').to_owned())
+        };
+        let mut guardrails = BTreeMap::new();
+        for ((name, labels), h) in &registry.histograms {
+            let (true, Some(variant)) =
+                (*name == "cascade_variant_request_duration_seconds", variant_of(labels))
+            else {
+                continue;
+            };
+            let needed = (h.count as f64 * 0.99).ceil() as u64;
+            let p99_ms = BUCKETS
+                .iter()
+                .zip(h.counts)
+                .find(|(_, count)| *count >= needed)
+                .map(|(b, _)| b * 1e3);
+            let errors =
+                registry.counters.get(&("cascade_variant_errors_total", labels.clone())).copied();
+            let errors = errors.unwrap_or(0);
+            let error_rate = if h.count == 0 { 0.0 } else { errors as f64 / h.count as f64 };
+            guardrails.insert(
+                variant,
+                VariantGuardrail { requests: h.count, errors, error_rate, p99_ms },
+            );
+        }
+        guardrails
     }
 
     /// Each pipeline stage's (count, total seconds) so far, by stage name:

@@ -79,6 +79,8 @@ pub fn document() -> Value {
     let user_features = schema(|g| g.subschema_for::<UserFeatures>());
     let item_stats = schema(|g| g.subschema_for::<ItemStats>());
     let trending = schema(|g| g.subschema_for::<Trending>());
+    let experiment_config = schema(|g| g.subschema_for::<cascade_core::config::ExperimentConfig>());
+    let experiment = schema(|g| g.subschema_for::<crate::experiments::ExperimentRecord>());
     let record = json!({ "type": "object", "description": "feature name → value, as the config declares the features", "additionalProperties": true });
     let n = json!([{ "name": "n", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }]);
     let text = json!({ "type": "string" });
@@ -106,6 +108,14 @@ pub fn document() -> Value {
     let mut trending_path = json!({ "get": operation("Items with the most interactions in the shortest window (default n = 10)", None, ("200", Some(trending)), &["400", "503"], &error) });
     trending_path["parameters"] = n.clone();
     let metrics = json!({ "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "text exposition format", "content": { "text/plain": { "schema": text } } } } } });
+    let experiment_list = json!({ "type": "object", "properties": { "experiments": { "type": "array", "items": experiment.clone() } } });
+    let results = json!({ "type": "object", "description": "the experiment; through_seq (log events counted); decision_test (which test the verdict rests on); alpha; sample_ratio (users per variant, χ² and always-valid SRM p-values, mismatch: no verdict while true); variants (per-variant sufficient statistics); comparisons (per treatment and metric: control and treatment estimates, absolute and relative Welch lifts with intervals and p-values, the always-valid sequential lifts, CUPED with its variance reduction, the Holm-adjusted decision p-value and whether it is significant); not_computed; guardrails (per variant: requests, errors, error_rate, p99_ms)", "additionalProperties": true });
+    let mut experiment_path = json!({ "get": operation("An experiment: its variants, traffic and status", None, ("200", Some(experiment.clone())), &["404", "503"], &error) });
+    experiment_path["parameters"] = id_parameter("experiment name");
+    let mut stop_path = json!({ "post": operation("Stop an experiment: its users get the default pipeline from the next request; results stay", None, ("200", Some(experiment.clone())), &["404", "503"], &error) });
+    stop_path["parameters"] = id_parameter("experiment name");
+    let mut results_path = json!({ "get": operation("An experiment's results, every logged event counted", None, ("200", Some(results)), &["404", "503"], &error) });
+    results_path["parameters"] = id_parameter("experiment name");
     let plain = |summary: &str| json!({ "get": { "summary": summary, "responses": { "200": { "description": "success" } } } });
 
     let components = generator.take_definitions(true);
@@ -122,6 +132,13 @@ pub fn document() -> Value {
             "/v1/items/{id}/stats": stats_path,
             "/v1/trending": trending_path,
             "/v1/items/{id}": items,
+            "/v1/experiments": {
+                "post": operation("Start an experiment; refused naming the field for an unknown variant key, weights that do not sum to 1, or traffic overlapping a running experiment on the same layer", Some(experiment_config), ("201", Some(experiment.clone())), &["400", "503"], &error),
+                "get": operation("Every experiment, running or stopped", None, ("200", Some(experiment_list)), &["503"], &error),
+            },
+            "/v1/experiments/{id}": experiment_path,
+            "/v1/experiments/{id}/stop": stop_path,
+            "/v1/experiments/{id}/results": results_path,
             "/admin/models/reload": { "post": operation("Rebuild the models in the background and swap them in", None, ("200", None), &["404", "500"], &error) },
             "/health": plain("Alive"),
             "/ready": plain("Ready to answer"),

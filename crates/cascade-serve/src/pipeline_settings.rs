@@ -27,6 +27,8 @@ pub struct PipelineSettings {
     pub mmr_pool: usize,
     /// Whether items the user already consumed are removed.
     pub remove_consumed: bool,
+    /// Whether the ranking model orders the candidates (else recall order).
+    pub use_ranker: bool,
     /// Exposure cap: an item already shown to the user this many times
     /// within `exposure_window` is not shown again until older showings
     /// leave the window. `None` disables the cap.
@@ -56,6 +58,7 @@ impl PipelineSettings {
             mmr_lambda: config.mmr_lambda,
             mmr_pool: config.mmr_pool,
             remove_consumed: config.remove_consumed,
+            use_ranker: config.use_ranker,
             exposure_cap: (config.exposure_cap > 0).then_some(config.exposure_cap),
             exposure_window: Duration::from_secs(config.exposure_window_s),
             max_id_bytes,

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use cascade_core::ids::feature_id;
 use cascade_core::timestamp::now_ms;
 
 use cascade_store::online::FeatureRead;
@@ -19,6 +18,7 @@ use cascade_stream::LiveStream;
 
 use crate::catalog::{Catalog, ItemFactsReader};
 use crate::entities::HiddenItems;
+use crate::experiments::Experiments;
 use crate::exposure::ExposureMemory;
 use crate::metrics::Metrics;
 use crate::rank::RequestMoment;
@@ -28,7 +28,8 @@ use crate::rerank::{RerankContext, Reranker, Slate, SlateItem};
 pub use crate::models::Models;
 pub use crate::pipeline_settings::PipelineSettings;
 pub use crate::request::{
-    Filters, PinRule, RecommendRequest, RecommendResponse, ScoredItem, ServeError, check_n,
+    ExperimentVariant, Filters, PinRule, RecommendRequest, RecommendResponse, ScoredItem,
+    ServeError, check_n,
 };
 
 /// The online recommender. State that outlives a model swap (hidden items,
@@ -37,18 +38,22 @@ pub use crate::request::{
 pub struct Recommender {
     models: RwLock<Arc<Models>>,
     hidden: HiddenItems,
-    settings: PipelineSettings,
+    /// The default pipeline (`[recommend]`): users in no experiment get it.
+    pipeline: Arc<Pipeline>,
     metrics: Arc<Metrics>,
     next_request: AtomicU64,
     /// Start time in hex: request ids stay unique across restarts, which
     /// keeps impression event ids unique in the log.
     request_prefix: String,
-    experiment_salt: String,
     /// What each user was shown lately, for the exposure cap.
     exposures: Arc<ExposureMemory>,
-    /// The re-ranking steps in the order they run, by name; `None` until a
-    /// step only a library user can provide is registered.
-    rerankers: Vec<(String, Option<Box<dyn Reranker>>)>,
+    /// Re-ranking steps a library user registered, by name.
+    custom_rerankers: HashMap<String, Arc<dyn Reranker>>,
+    /// The running experiments, if any: each user's route to a variant's
+    /// pipeline.
+    experiments: Option<Arc<Experiments>>,
+    /// Variants' pipelines, built on first use, by their route's key.
+    variant_pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
     /// Recall channels registered by a library user, by listed name.
     custom_channels: HashMap<String, Box<dyn CandidateSource>>,
     /// This server's stream processor (ingest waits on it and bounds its
@@ -67,9 +72,17 @@ pub struct Recommender {
 /// When the trending items were read, and the (item id, interactions) read.
 type TrendingReading = (Instant, Arc<Vec<(String, u64)>>);
 
+/// One pipeline's stages and knobs: the default's or a variant's.
+struct Pipeline {
+    settings: PipelineSettings,
+    /// The re-ranking steps in the order they run, by name; `None` for a
+    /// step nothing provides (an error when a request reaches it).
+    rerankers: Vec<(String, Option<Arc<dyn Reranker>>)>,
+}
+
 impl std::fmt::Debug for Recommender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recommender").field("settings", &self.settings).finish()
+        f.debug_struct("Recommender").field("settings", &self.pipeline.settings).finish()
     }
 }
 
@@ -78,21 +91,19 @@ impl Recommender {
     pub fn new(models: Models, settings: PipelineSettings, metrics: Arc<Metrics>) -> Recommender {
         let exposures =
             Arc::new(ExposureMemory::new(settings.exposure_cap, settings.exposure_window));
-        let rerankers = settings
-            .rerankers
-            .iter()
-            .map(|name| (name.clone(), crate::rerank::built_in(name, &settings, &exposures)))
-            .collect();
+        let custom_rerankers = HashMap::new();
+        let pipeline = Arc::new(build_pipeline(settings, &exposures, &custom_rerankers));
         Recommender {
             models: RwLock::new(Arc::new(models)),
             hidden: HiddenItems::in_memory(),
-            settings,
+            pipeline,
             metrics,
             next_request: AtomicU64::new(1),
             request_prefix: format!("{:x}", cascade_core::timestamp::now_ms()),
-            experiment_salt: "default".into(),
             exposures,
-            rerankers,
+            custom_rerankers,
+            experiments: None,
+            variant_pipelines: Mutex::new(HashMap::new()),
             custom_channels: HashMap::new(),
             live: None,
             features: None,
@@ -115,7 +126,7 @@ impl Recommender {
         if name == "trending" || self.models().channel(name).is_some() {
             return Err(format!("recall channel {name:?} is built in"));
         }
-        if !self.settings.lists_channel(name) {
+        if !self.pipeline.settings.lists_channel(name) {
             return Err(format!("recall channel {name:?} is not listed in [recommend] channels"));
         }
         self.custom_channels.insert(name.to_owned(), channel);
@@ -126,23 +137,48 @@ impl Recommender {
     /// rerankers` lists its name. An unlisted or built-in name is an error.
     pub fn with_reranker(mut self, step: Box<dyn Reranker>) -> Result<Recommender, String> {
         let name = step.name().to_owned();
-        let slot = self.rerankers.iter_mut().find(|(listed, _)| *listed == name);
+        let slot = self.pipeline.rerankers.iter().find(|(listed, _)| *listed == name);
         match slot {
             None => Err(format!("re-ranker {name:?} is not listed in [recommend] rerankers")),
             Some((_, Some(_))) => Err(format!("re-ranker {name:?} is already there")),
-            Some((_, empty)) => {
-                *empty = Some(step);
+            Some((_, None)) => {
+                self.custom_rerankers.insert(name, Arc::from(step));
+                let settings = self.pipeline.settings.clone();
+                self.pipeline =
+                    Arc::new(build_pipeline(settings, &self.exposures, &self.custom_rerankers));
                 Ok(self)
             }
         }
     }
 
+    /// Routes users through `experiments`: a user in a variant gets the
+    /// default pipeline with the variant's `[recommend]` keys overridden.
+    pub fn with_experiments(mut self, experiments: Arc<Experiments>) -> Recommender {
+        self.experiments = Some(experiments);
+        self
+    }
+
+    /// The experiments users are routed through, if any.
+    pub fn experiments(&self) -> Option<&Arc<Experiments>> {
+        self.experiments.as_ref()
+    }
+
     /// Whether every stage `[recommend]` lists is built in or registered;
     /// the error names the first that is not by its dotted key.
     pub fn check_pipeline(&self) -> Result<(), String> {
-        let registered_step =
-            |name: &str| self.rerankers.iter().any(|(n, s)| n == name && s.is_some());
-        self.settings.check_stages(|name| self.custom_channels.contains_key(name), registered_step)
+        let registered_channel = |name: &str| self.custom_channels.contains_key(name);
+        let registered_step = |name: &str| self.custom_rerankers.contains_key(name);
+        self.pipeline.settings.check_stages(registered_channel, registered_step)?;
+        let variants =
+            self.experiments.iter().flat_map(|experiments| experiments.variant_pipelines());
+        for (variant, config) in variants {
+            let settings =
+                PipelineSettings::from_config(&config, self.pipeline.settings.max_id_bytes);
+            settings
+                .check_stages(registered_channel, registered_step)
+                .map_err(|e| format!("{variant}: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Reads added items' categories and publication times with `reader`.
@@ -205,12 +241,45 @@ impl Recommender {
         *self.models.write() = Arc::new(models);
     }
 
-    /// The user's variant: a hash of the experiment salt and the user id.
-    /// One variant until experiments define more; the seam is here.
+    /// The experiments' variants the user is in, and the pipeline they
+    /// get: the default one when they are in none.
+    fn route(&self, user_id: &str) -> (Vec<(String, String)>, Arc<Pipeline>) {
+        let Some(experiments) = &self.experiments else {
+            return (Vec::new(), self.pipeline.clone());
+        };
+        let route = experiments.route(user_id);
+        let Some(recommend) = route.recommend else {
+            return (route.variants, self.pipeline.clone());
+        };
+        let mut built = self.variant_pipelines.lock();
+        let pipeline = built
+            .entry(route.key)
+            .or_insert_with(|| {
+                let max_id_bytes = self.pipeline.settings.max_id_bytes;
+                let settings = PipelineSettings::from_config(&recommend, max_id_bytes);
+                // A variant that changes the exposure cap keeps its own memory.
+                let same_cap = (settings.exposure_cap, settings.exposure_window)
+                    == (
+                        self.pipeline.settings.exposure_cap,
+                        self.pipeline.settings.exposure_window,
+                    );
+                let exposures = match same_cap {
+                    true => self.exposures.clone(),
+                    false => Arc::new(ExposureMemory::new(
+                        settings.exposure_cap,
+                        settings.exposure_window,
+                    )),
+                };
+                Arc::new(build_pipeline(settings, &exposures, &self.custom_rerankers))
+            })
+            .clone();
+        (route.variants, pipeline)
+    }
+
+    /// The user's variants as one label: `experiment/variant` pairs joined
+    /// by commas, or `default` for a user in no experiment.
     pub fn variant(&self, user_id: &str) -> String {
-        let variants = ["default"];
-        let hash = feature_id(&self.experiment_salt, user_id);
-        variants[(hash % variants.len() as u64) as usize].to_owned()
+        variant_label(&self.route(user_id).0)
     }
 
     /// The stream's trending items, read at most once per `trending_refresh`.
@@ -218,14 +287,14 @@ impl Recommender {
         let features = self.features.as_ref()?;
         let mut cached = self.trending.lock();
         match cached.as_ref() {
-            Some((read, items)) if read.elapsed() < self.settings.trending_refresh => {
+            Some((read, items)) if read.elapsed() < self.pipeline.settings.trending_refresh => {
                 Some(items.clone())
             }
             _ => {
                 // A shared store that fails costs the channel, not the request.
                 let read = features
                     .now_ms()
-                    .and_then(|now| features.trending(now, self.settings.trending_pool));
+                    .and_then(|now| features.trending(now, self.pipeline.settings.trending_pool));
                 let items = read.unwrap_or_else(|e| {
                     self.metrics.feature_error();
                     eprintln!("trending: {e}");
@@ -295,6 +364,7 @@ impl Recommender {
                 score: Some(score),
                 rank: k + 1,
                 sources: vec!["recall/ann".into()],
+                team: None,
             })
             .collect();
         Ok(items)
@@ -302,8 +372,25 @@ impl Recommender {
 
     /// Answers one request.
     pub fn recommend(&self, request: &RecommendRequest) -> Result<RecommendResponse, ServeError> {
-        request.validate(self.settings.max_id_bytes, self.settings.max_list_ids)?;
-        if !request.pin.is_empty() && !self.rerankers.iter().any(|(name, _)| name == "pins") {
+        let started = Instant::now();
+        let (variants, pipeline) = self.route(&request.user_id);
+        let answer = self.answer(request, &pipeline, variants.clone());
+        for (experiment, variant) in &variants {
+            self.metrics.variant_request(experiment, variant, answer.is_ok(), started.elapsed());
+        }
+        answer
+    }
+
+    /// Answers one request through `pipeline`.
+    fn answer(
+        &self,
+        request: &RecommendRequest,
+        pipeline: &Pipeline,
+        variants: Vec<(String, String)>,
+    ) -> Result<RecommendResponse, ServeError> {
+        let settings = &pipeline.settings;
+        request.validate(settings.max_id_bytes, settings.max_list_ids)?;
+        if !request.pin.is_empty() && !pipeline.rerankers.iter().any(|(name, _)| name == "pins") {
             return Err(ServeError::Invalid(
                 "pin: this server's pipeline has no pins step ([recommend] rerankers)".into(),
             ));
@@ -317,7 +404,9 @@ impl Recommender {
         let user = catalog.users.index(&request.user_id);
         let history = self.history(catalog, &request.user_id, user);
         let hidden = self.hidden_items(catalog);
-        let state = RequestState { request, models: &models, user, history, hidden, moment };
+        let prior_consumption = history.len();
+        let state =
+            RequestState { request, models: &models, pipeline, user, history, hidden, moment };
 
         let started = Instant::now();
         let candidates = self.recall(&state)?;
@@ -345,6 +434,7 @@ impl Recommender {
                 score: (!entry.score.is_nan()).then_some(entry.score),
                 rank: k + 1,
                 sources: sources_of(entry.item),
+                team: None,
             })
             .collect();
         Ok(RecommendResponse {
@@ -353,7 +443,12 @@ impl Recommender {
                 self.request_prefix,
                 self.next_request.fetch_add(1, Ordering::Relaxed)
             ),
-            variant: self.variant(&request.user_id),
+            variant: variant_label(&variants),
+            experiments: variants
+                .into_iter()
+                .map(|(experiment, variant)| ExperimentVariant { experiment, variant })
+                .collect(),
+            prior_consumption,
             model_version: models.version.clone(),
             ranker,
             items,
@@ -367,14 +462,15 @@ impl Recommender {
         let (request, models) = (state.request, state.models);
         let catalog = &models.catalog;
         let mut excluded = state.hidden.clone();
-        if self.settings.remove_consumed {
+        let settings = &state.pipeline.settings;
+        if settings.remove_consumed {
             excluded.extend(state.history.iter().copied());
         }
         // Unknown ids (in `exclude`, capped) cannot be recommended anyway.
         let known = |ids: &[String]| -> Vec<u32> {
             ids.iter().filter_map(|id| catalog.item_index(id)).collect()
         };
-        for step in self.rerankers.iter().filter_map(|(_, step)| step.as_ref()) {
+        for step in state.pipeline.rerankers.iter().filter_map(|(_, step)| step.as_ref()) {
             excluded.extend(known(&step.excluded(&request.user_id)));
         }
         excluded.extend(known(&request.exclude));
@@ -387,14 +483,14 @@ impl Recommender {
         };
         let context =
             RecallContext { user_id: &request.user_id, user: state.user, history: &state.history };
-        let trending = match self.settings.lists_channel("trending") {
+        let trending = match settings.lists_channel("trending") {
             true => {
                 self.trending_now().map(|t| TrendingRecall::new(&t, |id| catalog.item_index(id)))
             }
             false => None,
         };
         let mut channels: Vec<(&dyn CandidateSource, usize)> = Vec::new();
-        for (name, quota) in &self.settings.channels {
+        for (name, quota) in &settings.channels {
             let channel = match name.as_str() {
                 // Without a stream processor nothing is trending.
                 "trending" => trending.as_ref().map(|t| t as &dyn CandidateSource),
@@ -441,7 +537,7 @@ impl Recommender {
         candidates: &[Candidate],
     ) -> (Vec<(u32, f32)>, Option<String>) {
         let items: Vec<u32> = candidates.iter().map(|c| c.item).collect();
-        let ranker = state.models.ranker();
+        let ranker = state.models.ranker().filter(|_| state.pipeline.settings.use_ranker);
         let ranked = ranker.and_then(|ranker| {
             match ranker.score(state.user, &state.history, &items, &state.moment) {
                 Ok(scores) => scores,
@@ -478,7 +574,7 @@ impl Recommender {
             n,
         };
         let mut slate = Slate::from_ranked(scored);
-        for (name, step) in &self.rerankers {
+        for (name, step) in &state.pipeline.rerankers {
             let step = step.as_ref().ok_or_else(|| {
                 ServeError::Unavailable(format!(
                     "[recommend] rerankers lists {name:?}, which no re-ranker is registered as"
@@ -491,7 +587,7 @@ impl Recommender {
         let shown: Vec<Cow<'_, str>> =
             slate.items.iter().map(|entry| catalog.item_id(entry.item)).collect();
         let shown: Vec<&str> = shown.iter().map(|id| id.as_ref()).collect();
-        for step in self.rerankers.iter().filter_map(|(_, step)| step.as_ref()) {
+        for step in state.pipeline.rerankers.iter().filter_map(|(_, step)| step.as_ref()) {
             step.served(&state.request.user_id, &shown);
         }
         Ok(slate.items)
@@ -502,6 +598,7 @@ impl Recommender {
 struct RequestState<'a> {
     request: &'a RecommendRequest,
     models: &'a Models,
+    pipeline: &'a Pipeline,
     /// The user's dense index, if the models know them.
     user: Option<u32>,
     /// The catalog's history, then the stream's newer consumption.
@@ -515,6 +612,35 @@ impl Recommender {
     /// Users with exposures still remembered (for tests and monitoring).
     pub fn exposure_users(&self) -> usize {
         self.exposures.users()
+    }
+}
+
+/// The pipeline `settings` declare: built-in steps, then steps a library
+/// user registered.
+fn build_pipeline(
+    settings: PipelineSettings,
+    exposures: &Arc<ExposureMemory>,
+    custom: &HashMap<String, Arc<dyn Reranker>>,
+) -> Pipeline {
+    let rerankers = settings
+        .rerankers
+        .iter()
+        .map(|name| {
+            let built_in = crate::rerank::built_in(name, &settings, exposures).map(Arc::from);
+            (name.clone(), built_in.or_else(|| custom.get(name).cloned()))
+        })
+        .collect();
+    Pipeline { settings, rerankers }
+}
+
+/// `experiment/variant` pairs joined by commas; `default` for none.
+fn variant_label(variants: &[(String, String)]) -> String {
+    match variants.is_empty() {
+        true => "default".into(),
+        false => {
+            let pairs: Vec<String> = variants.iter().map(|(e, v)| format!("{e}/{v}")).collect();
+            pairs.join(",")
+        }
     }
 }
 

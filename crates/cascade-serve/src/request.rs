@@ -130,6 +130,18 @@ pub struct ScoredItem {
     pub rank: usize,
     /// Channels that proposed it (`rule/pin` for a pinned item).
     pub sources: Vec<String>,
+    /// In an interleaved list, the variant whose ranking placed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+}
+
+/// One experiment's variant a user is in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ExperimentVariant {
+    /// The experiment's name.
+    pub experiment: String,
+    /// The variant's name.
+    pub variant: String,
 }
 
 /// The answer to a recommendation request.
@@ -137,8 +149,16 @@ pub struct ScoredItem {
 pub struct RecommendResponse {
     /// Unique, also across restarts.
     pub request_id: String,
-    /// The experiment variant the user was assigned.
+    /// The experiments' variants the user is in, as one label:
+    /// `experiment/variant` pairs joined by commas, `default` for none.
     pub variant: String,
+    /// The same, one entry per experiment.
+    #[serde(default)]
+    pub experiments: Vec<ExperimentVariant>,
+    /// How many items the user had consumed before this list (the
+    /// experiments' CUPED covariate, logged with the impressions).
+    #[serde(default)]
+    pub prior_consumption: usize,
     /// Which models answered.
     pub model_version: String,
     /// The ranker's name, if one scored the candidates.

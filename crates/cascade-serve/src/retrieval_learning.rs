@@ -310,6 +310,7 @@ mod tests {
                 event_type: event_type.into(),
                 value: None,
                 ts_ms: n as i64,
+                served: None,
             },
         }
     }

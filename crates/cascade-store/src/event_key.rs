@@ -78,6 +78,7 @@ mod tests {
             event_type: "click".into(),
             value: None,
             ts_ms: 5,
+            served: None,
         }
     }
 

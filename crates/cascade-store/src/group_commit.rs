@@ -294,6 +294,7 @@ mod tests {
                             event_type: "view".into(),
                             value: None,
                             ts_ms: i,
+                            served: None,
                         };
                         let statuses = committer
                             .append(vec![KeyedEvent { key: EventKey::from_client_id(&id), event }])
@@ -325,6 +326,7 @@ mod tests {
                         event_type: "click".into(),
                         value: None,
                         ts_ms: 0,
+                        served: None,
                     },
                 })
                 .collect()
@@ -357,6 +359,7 @@ mod tests {
             event_type: "impression".into(),
             value: None,
             ts_ms: 0,
+            served: None,
         };
         {
             let committer = GroupCommitter::start(Store::open(&path).unwrap(), 1000);

@@ -19,5 +19,5 @@ pub use group_commit::{GroupCommitter, Overloaded, Reply, reply_of};
 pub use recent_keys::RECENT_KEYS_CAPACITY;
 pub use redis_bus::{BusEntry, ForwardError, Forwarded, RedisEventBus};
 pub use store::{
-    AppendStatus, CommitDurability, EntityKind, KeyedEvent, LogEntry, Store, StoreError,
+    AppendStatus, Collection, CommitDurability, EntityKind, KeyedEvent, LogEntry, Store, StoreError,
 };

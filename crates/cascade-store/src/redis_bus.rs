@@ -360,6 +360,7 @@ mod tests {
                     event_type: "click".into(),
                     value: None,
                     ts_ms: n,
+                    served: None,
                 },
             })
             .collect();

@@ -12,6 +12,9 @@ use cascade_core::{Event, Record, StoredEvent};
 use crate::event_key::EventKey;
 use crate::recent_keys::{RECENT_KEYS_CAPACITY, RecentKeys};
 
+mod documents;
+pub use documents::Collection;
+
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const EVENT_KEYS: TableDefinition<&[u8], u64> = TableDefinition::new("event_keys");
 /// Live-ingested keys by sequence number (see `recent_keys`).
@@ -244,6 +247,7 @@ impl Store {
             txn.open_table(RECENT_EVENT_KEYS)?;
             txn.open_table(USERS)?;
             txn.open_table(ITEMS)?;
+            Store::create_document_tables(txn)?;
             Ok(())
         })?;
         store.load_recent_keys()?;
@@ -517,6 +521,7 @@ mod tests {
             event_type: "click".into(),
             value: Some(1.0),
             ts_ms,
+            served: None,
         };
         KeyedEvent { key: EventKey::from_client_id(id), event }
     }

@@ -151,6 +151,7 @@ mod tests {
             event_type: if n.is_multiple_of(3) { "click".into() } else { IMPRESSION.into() },
             value: None,
             ts_ms: 1_700_000_000_000 + n as i64,
+            served: None,
         }
     }
 
@@ -221,6 +222,7 @@ mod tests {
             event_type: "click".into(),
             value: None,
             ts_ms,
+            served: None,
         };
         // A store an older worker let the far-future event reach.
         store.apply(&FeatureUpdate::from_event("old".into(), &at("x", far), vec![])).unwrap();

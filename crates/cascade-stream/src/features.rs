@@ -274,6 +274,7 @@ mod tests {
             event_type: kind.into(),
             value: None,
             ts_ms,
+            served: None,
         };
         StoredEvent { seq, event }
     }

@@ -213,6 +213,7 @@ mod tests {
                 event_type: "click".into(),
                 value: None,
                 ts_ms: n as i64,
+                served: None,
             },
         };
         store.append(&[click(0)]).unwrap();

@@ -306,6 +306,7 @@ pub(crate) mod tests {
                     event_type: if n % 2 == 0 { "impression".into() } else { "click".into() },
                     value: None,
                     ts_ms: 1_000 * n as i64,
+                    served: None,
                 },
             })
             .collect();
@@ -321,6 +322,7 @@ pub(crate) mod tests {
                 event_type: "click".into(),
                 value: None,
                 ts_ms,
+                served: None,
             },
         }
     }

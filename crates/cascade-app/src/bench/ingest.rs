@@ -135,6 +135,7 @@ impl LiveServer {
             events: Some(events),
             entities: None,
             access: Arc::new(cascade_serve::access::AccessKeys::none()),
+            experiments: None,
         });
         let base = format!("http://{}", start_server(state)?);
         Ok(LiveServer { base, synthetic, store, live, _scratch: scratch })

@@ -259,6 +259,7 @@ pub fn serve_bench(workspace: &Workspace, bench: &ServeBench) -> Result<serde_js
         events: Some(events),
         entities: None,
         access: Arc::new(cascade_serve::access::AccessKeys::none()),
+        experiments: None,
     });
     let addr = start_server(state)?;
     let url = format!("http://{addr}/v1/recommend");

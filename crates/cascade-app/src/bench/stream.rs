@@ -174,6 +174,7 @@ fn session_log(synthetic: &SyntheticCatalog, impressions_per_click: usize) -> Ve
                     event_type: (*kind).into(),
                     value: None,
                     ts_ms: start_ms + position as i64 * 1000,
+                    served: None,
                 });
             }
         }

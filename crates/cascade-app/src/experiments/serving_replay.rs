@@ -243,6 +243,7 @@ mod tests {
             event_type: "rating".into(),
             value: None,
             ts_ms,
+            served: None,
         }
     }
 

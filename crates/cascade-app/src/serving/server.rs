@@ -15,6 +15,7 @@ use cascade_models::registry::{Artifacts, RankerManifest};
 use cascade_serve::access::AccessKeys;
 use cascade_serve::entities::{Entities, HiddenItems};
 use cascade_serve::events::EventLog;
+use cascade_serve::experiments::{ExperimentAnalysis, Experiments};
 use cascade_serve::http::{AppState, ModelLoader};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::online_learning::{CheckpointWriter, OnlineLearningSettings, OnlineTrainer};
@@ -56,6 +57,12 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
     pipeline_settings(&workspace.config)
         .check_stages(|_| false, |_| false)
         .map_err(|e| anyhow::anyhow!("the config's serving pipeline: {e}"))?;
+    let experiments = open_experiments(&workspace)?;
+    for (variant, recommend) in experiments.variant_pipelines() {
+        PipelineSettings::from_config(&recommend, workspace.config.ingest.max_id_bytes)
+            .check_stages(|_| false, |_| false)
+            .map_err(|e| anyhow!("{variant}: {e}"))?;
+    }
     let loader_workspace = workspace.clone();
     let (data, models_dir) = (options.data.clone(), options.models_dir.clone());
     // `--data` is imported at start; a reload serves what the store holds
@@ -79,7 +86,8 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
     let mut recommender = Recommender::new(models, pipeline_settings(config), metrics.clone())
         .with_hidden(hidden)
         .with_live(live)
-        .with_item_facts(workspace.item_facts_reader());
+        .with_item_facts(workspace.item_facts_reader())
+        .with_experiments(experiments.clone());
     if config.online_store.backend == OnlineBackend::Redis {
         recommender = recommender.with_shared_features(start_redis(&workspace, item_categories)?);
     }
@@ -102,6 +110,16 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
     let events = Arc::new(event_log(workspace.store()?, config));
     let entities = Entities::new(workspace.store()?, config.users.clone(), config.items.clone())
         .with_max_id_bytes(config.ingest.max_id_bytes);
+    let analysis = ExperimentAnalysis::open(
+        experiments,
+        workspace.store()?,
+        config.labels.clone(),
+        i64::try_from(config.stream.join_window_s.saturating_mul(1000)).unwrap_or(i64::MAX),
+        metrics.clone(),
+    )
+    .map_err(|e| anyhow!("experiment analysis: {e}"))?;
+    let analysis = Arc::new(analysis);
+    analysis.spawn();
     if let Some(dir) = &options.models_dir {
         let watched = [dir.join(ModelKind::BprMf.name()), dir.join(ranker.name())];
         watch_checkpoints(watched.to_vec(), loader.clone(), recommender.clone())?;
@@ -113,7 +131,22 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
         events: Some(events),
         entities: Some(Arc::new(entities)),
         access: Arc::new(AccessKeys::from_config(&config.serve)),
+        experiments: Some(analysis),
     }))
+}
+
+/// The experiments the store keeps and the config declares
+/// (`[[experiments]]`, `[experiment_settings]`).
+pub fn open_experiments(workspace: &Workspace) -> Result<Arc<Experiments>> {
+    let config = &workspace.config;
+    let experiments = Experiments::open(
+        config.recommend.clone(),
+        config.experiment_settings.clone(),
+        &config.experiments,
+        Some(workspace.store()?),
+    )
+    .map_err(|e| anyhow!("experiments: {e}"))?;
+    Ok(Arc::new(experiments))
 }
 
 /// The serving pipeline `[recommend]` declares, with `[ingest]`'s id limit.

@@ -87,6 +87,7 @@ mod tests {
                     event_type: event_type.into(),
                     value: Some(4.0),
                     ts_ms,
+                    served: None,
                 },
             })
             .collect();

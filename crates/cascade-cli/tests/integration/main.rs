@@ -10,6 +10,7 @@ mod durability;
 mod serve;
 mod serve_checkpoints;
 mod serve_durability;
+mod serve_experiments;
 mod serve_new_items;
 mod stream_workers;
 mod train;

@@ -120,7 +120,45 @@ impl Config {
         }
         self.stream.check()?;
         self.online_learning.check()?;
-        self.validate_serving()
+        self.validate_serving()?;
+        self.validate_experiments()
+    }
+
+    /// `[[experiments]]`: unique names, and every variant's pipeline a
+    /// valid `[recommend]` once its keys are overridden. Traffic (weights,
+    /// overlapping ranges) is checked where users are assigned.
+    fn validate_experiments(&self) -> Result<(), (String, String)> {
+        let settings = &self.experiment_settings;
+        if !(0.0..1.0).contains(&settings.holdout_fraction) {
+            return Err((
+                "experiment_settings.holdout_fraction".into(),
+                format!("expected a share in [0, 1), got {}", settings.holdout_fraction),
+            ));
+        }
+        if !(settings.alpha > 0.0 && settings.alpha < 0.5) {
+            return Err((
+                "experiment_settings.alpha".into(),
+                format!("expected a level in (0, 0.5), got {}", settings.alpha),
+            ));
+        }
+        for (index, experiment) in self.experiments.iter().enumerate() {
+            let key = format!("experiments[{index}]");
+            if let Some(first) =
+                self.experiments[..index].iter().position(|e| e.name == experiment.name)
+            {
+                return Err((
+                    format!("{key}.name"),
+                    format!(
+                        "{:?} is declared twice (first at experiments[{first}])",
+                        experiment.name
+                    ),
+                ));
+            }
+            experiment
+                .pipelines(&self.recommend)
+                .map_err(|(at, message)| (format!("{key}.{at}"), message))?;
+        }
+        Ok(())
     }
 
     fn validate_serving(&self) -> Result<(), (String, String)> {
@@ -160,7 +198,7 @@ impl Config {
 /// The stage lists: each name well formed and listed once, and quotas
 /// for every listed channel (a quota for an unlisted channel that is not
 /// built in is most likely a typo). Whether a name is registered is the server's check.
-fn validate_pipeline(
+pub(crate) fn validate_pipeline(
     recommend: &crate::serve_config::RecommendConfig,
 ) -> Result<(), (String, String)> {
     for (list, names) in [("channels", &recommend.channels), ("rerankers", &recommend.rerankers)] {

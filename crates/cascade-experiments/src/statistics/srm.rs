@@ -1,7 +1,7 @@
 //! Sample-ratio mismatch: are users split as the weights say? A mismatch
 //! means assignment or logging is broken, and no lift can be trusted.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 use statrs::function::gamma::ln_gamma;
 
@@ -54,7 +54,7 @@ pub fn srm_log_bayes_factor(users: &[u64], weights: &[f64], concentration: f64) 
 
 /// The always-valid SRM test, checked as often as one likes: it remembers
 /// the largest Bayes factor seen, so its p-value only falls.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SequentialSrm {
     pub concentration: f64,
     pub max_log_bayes_factor: f64,

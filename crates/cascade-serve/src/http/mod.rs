@@ -24,12 +24,14 @@ use cascade_store::online::{FeatureRead, OnlineStoreError};
 // helpers (`error`, `blocking`, `AppState`) through `use super::*`, and the
 // route table below names them all.
 mod admin;
+mod experiments;
 mod features;
 mod ingest;
 mod recommend;
 mod records;
 
 use admin::*;
+use experiments::*;
 use features::*;
 use ingest::*;
 use recommend::*;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub entities: Option<Arc<Entities>>,
     /// The keys each access class needs (`[serve]`).
     pub access: Arc<AccessKeys>,
+    /// The experiments and their results; `None` answers 503.
+    pub experiments: Option<Arc<crate::experiments::ExperimentAnalysis>>,
 }
 
 /// One route of the API: what it matches, who may call it, and what
@@ -101,6 +105,11 @@ pub fn routes() -> Vec<Route> {
         route(Method::PUT, "/v1/users/{id}", Catalog, put(put_user)),
         route(Method::DELETE, "/v1/users/{id}", Catalog, delete(delete_user)),
         route(Method::GET, "/v1/users/{id}/features", Catalog, get(user_features)),
+        route(Method::POST, "/v1/experiments", Admin, post(create_experiment)),
+        route(Method::GET, "/v1/experiments", Admin, get(list_experiments)),
+        route(Method::GET, "/v1/experiments/{id}", Admin, get(get_experiment)),
+        route(Method::POST, "/v1/experiments/{id}/stop", Admin, post(stop_experiment)),
+        route(Method::GET, "/v1/experiments/{id}/results", Admin, get(experiment_results)),
         route(Method::POST, "/admin/models/reload", Admin, post(reload)),
         route(Method::GET, "/metrics", Admin, get(metrics)),
         route(Method::GET, "/health", Open, get(|| async { "ok" })),
@@ -263,6 +272,8 @@ mod tests {
         assert_eq!(class("/admin/models/reload", Method::POST), Some(Access::Admin));
         assert_eq!(class("/v1/items/{id}", Method::DELETE), Some(Access::Catalog));
         assert_eq!(class("/v1/events", Method::POST), Some(Access::Ingest));
+        assert_eq!(class("/v1/experiments", Method::POST), Some(Access::Admin));
+        assert_eq!(class("/v1/experiments/{id}/results", Method::GET), Some(Access::Admin));
     }
 
     /// A real server over `recommender` alone (no event log, no records)
@@ -275,6 +286,7 @@ mod tests {
             events: None,
             entities: None,
             access: Arc::new(access),
+            experiments: None,
         });
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();

@@ -60,6 +60,7 @@ fn logged_events_join_the_history_through_the_stream_processor() {
                     event_type: event_type.into(),
                     value: None,
                     ts_ms: 0,
+                    served: None,
                 },
             })
             .collect();

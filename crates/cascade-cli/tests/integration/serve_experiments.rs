@@ -1,0 +1,184 @@
+//! Online experiments through a real `cascade serve`: a declared A/B test
+//! routes users to two pipelines, impressions and clicks come back as
+//! results with their statistics, bad experiments are refused naming the
+//! field, and everything survives a restart.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::movielens_dir;
+use crate::serve::{get, item_ids, post, start_with};
+
+const USERS: usize = 120;
+
+/// `cascade.toml` with one declared experiment: the full pipeline against
+/// popularity alone (no ranker, no re-ranking).
+fn config_with_experiment() -> String {
+    let shipped = include_str!("../../../../cascade.toml");
+    format!(
+        "{shipped}\n[[experiments]]\nname = \"ranker-vs-popular\"\nlayer = \"ranking\"\n\
+         [[experiments.variants]]\nname = \"full\"\nweight = 0.5\n\
+         [[experiments.variants]]\nname = \"popular\"\nweight = 0.5\n\
+         recommend = {{ use_ranker = false, channels = [\"popular\"], rerankers = [] }}\n"
+    )
+    .replace("checkpoint_interval_ms = 1000", "checkpoint_interval_ms = 100")
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Polls the results until `done` holds (impressions are telemetry, made
+/// durable within a second).
+fn results_when(base: &str, name: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = get(base, &format!("/v1/experiments/{name}/results"));
+        assert_eq!(status, 200, "{body}");
+        let results = json(&body);
+        if done(&results) || Instant::now() > deadline {
+            return results;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn users_in(results: &Value) -> u64 {
+    results["sample_ratio"]["users"].as_array().unwrap().iter().map(|u| u.as_u64().unwrap()).sum()
+}
+
+#[test]
+fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
+    let Some(data) = movielens_dir() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("experiment.toml");
+    std::fs::write(&config, config_with_experiment()).unwrap();
+    let workspace = work.path().join("ws");
+    let args = ["--config".as_ref(), config.as_os_str()];
+    let mut server = start_with(&data, &workspace, &args);
+    let base = server.base.clone();
+
+    // Each user is routed to one variant; the popular variant is not ranked.
+    let mut clicks = 0;
+    for user in 1..=USERS {
+        let (status, body) = get(&base, &format!("/v1/users/{user}/recommend?n=10"));
+        assert_eq!(status, 200, "{body}");
+        let answer = json(&body);
+        let experiments = answer["experiments"].as_array().unwrap();
+        assert_eq!(experiments.len(), 1, "{body}");
+        assert_eq!(experiments[0]["experiment"], "ranker-vs-popular");
+        let variant = experiments[0]["variant"].as_str().unwrap().to_owned();
+        assert_eq!(answer["variant"], format!("ranker-vs-popular/{variant}"));
+        assert_eq!(answer["ranker"].is_null(), variant == "popular", "{body}");
+        // Every third user rates the first item shown.
+        if user % 3 == 0 {
+            let item = &item_ids(&answer)[0];
+            let event = format!(
+                r#"{{"events": [{{"user_id": "{user}", "item_id": "{item}", "event_type": "rating", "value": 5}}]}}"#
+            );
+            assert_eq!(post(&base, "/v1/events", &event).0, 200);
+            clicks += 1;
+        }
+    }
+    let results = results_when(&base, "ranker-vs-popular", |r| {
+        let clicked: f64 = r["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["metrics"]["ctr"]["totals"]["x"]["sum"].as_f64().unwrap_or(0.0))
+            .sum();
+        users_in(r) == USERS as u64 && clicked == f64::from(clicks)
+    });
+    assert_eq!(users_in(&results), USERS as u64, "{results}");
+    assert!(!results["sample_ratio"]["mismatch"].as_bool().unwrap(), "{results}");
+    assert!(results["decision_test"].as_str().unwrap().contains("always-valid"));
+    let impressions: f64 = results["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["metrics"]["ctr"]["totals"]["y"]["sum"].as_f64().unwrap())
+        .sum();
+    assert_eq!(impressions, (USERS * 10) as f64, "every shown item is an impression");
+    let comparison = results["comparisons"].as_array().unwrap();
+    assert!(comparison.iter().any(|c| c["metric"] == "clicks_per_user"), "{results}");
+    let guardrails = results["guardrails"].as_object().unwrap();
+    assert_eq!(guardrails.len(), 2, "{results}");
+    assert!(guardrails.values().all(|g| g["requests"].as_u64().unwrap() > 0 && g["errors"] == 0));
+
+    // Bad experiments are refused, naming what is wrong.
+    let variant = |name: &str, weight: f64, recommend: &str| {
+        format!(r#"{{"name": "{name}", "weight": {weight}, "recommend": {recommend}}}"#)
+    };
+    let experiment = |name: &str, layer: &str, variants: &[String]| {
+        format!(r#"{{"name": "{name}", "layer": "{layer}", "variants": [{}]}}"#, variants.join(","))
+    };
+    let refused = |body: String, expected: &str| {
+        let (status, answer) = post(&base, "/v1/experiments", &body);
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer.contains(expected), "expected {expected:?} in {answer}");
+    };
+    let control = variant("a", 0.5, "{}");
+    refused(
+        experiment("x", "other", &[control.clone(), variant("b", 0.5, r#"{"mmr_lamda": 0.3}"#)]),
+        "variants[1].recommend",
+    );
+    refused(
+        experiment("x", "other", &[control.clone(), variant("b", 0.6, "{}")]),
+        "variants.weight",
+    );
+    refused(experiment("x", "ranking", &[control.clone(), variant("b", 0.5, "{}")]), "overlap");
+    refused(
+        experiment("ranker-vs-popular", "other", &[control.clone(), variant("b", 0.5, "{}")]),
+        "name",
+    );
+    refused(r#"{"name": "x"}"#.into(), "variants");
+    refused(
+        experiment(
+            "x",
+            "other",
+            &[control.clone(), variant("b", 0.5, "{}").replace("weight", "wieght")],
+        ),
+        "wieght",
+    );
+    assert_eq!(get(&base, "/v1/experiments/nope/results").0, 404);
+    assert_eq!(post(&base, "/v1/experiments/nope/stop", "").0, 404);
+
+    // One on another layer runs at once; users are in both.
+    let diverse = experiment(
+        "diversity",
+        "rerank",
+        &[control, variant("more", 0.5, r#"{"mmr_lambda": 0.3}"#)],
+    );
+    let (status, body) = post(&base, "/v1/experiments", &diverse);
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = get(&base, "/v1/users/7/recommend");
+    assert_eq!(json(&body)["experiments"].as_array().unwrap().len(), 2, "{body}");
+
+    // A restart keeps both experiments and the counted results (user 7's
+    // impressions are telemetry: give them their second to become durable).
+    std::thread::sleep(Duration::from_millis(1_500));
+    let before = results_when(&base, "ranker-vs-popular", |_| true);
+    server.kill_hard();
+    let server = start_with(&data, &workspace, &args);
+    let base = server.base.clone();
+    let (_, body) = get(&base, "/v1/experiments");
+    let names: Vec<String> = json(&body)["experiments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["diversity", "ranker-vs-popular"], "{body}");
+    let after = results_when(&base, "ranker-vs-popular", |r| users_in(r) >= USERS as u64);
+    assert_eq!(after["variants"], before["variants"], "the same totals after a restart");
+
+    // Stopped: users get the default pipeline again; results stay.
+    let (status, body) = post(&base, "/v1/experiments/ranker-vs-popular/stop", "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["status"], "stopped");
+    let (_, body) = get(&base, "/v1/users/3/recommend");
+    let experiments = json(&body)["experiments"].as_array().unwrap().clone();
+    assert!(experiments.iter().all(|e| e["experiment"] != "ranker-vs-popular"), "{body}");
+    assert_eq!(get(&base, "/v1/experiments/ranker-vs-popular/results").0, 200);
+}

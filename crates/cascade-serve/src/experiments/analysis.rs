@@ -1,0 +1,226 @@
+//! The ledger kept current and durable, and results read from it.
+//!
+//! A thread follows the event log (`Store::events_page`) into the
+//! [`Ledger`]; every `[experiment_settings] checkpoint_interval_ms` it looks
+//! at the sample ratios and writes each experiment's totals, the users that
+//! changed and the log position in one transaction. A restart resumes from
+//! there, so nothing is counted twice and nothing accepted is lost (the log
+//! is the source; the ledger is a view of it).
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use cascade_core::config::LabelConfig;
+use cascade_experiments::results::{AnalysisSettings, ExperimentResults, analyse};
+use cascade_store::{Collection, Store};
+
+use super::ledger::{ExperimentProgress, Ledger, UserTally};
+use super::registry::{ExperimentRecord, Experiments};
+use crate::metrics::{Metrics, VariantGuardrail};
+use crate::request::ServeError;
+
+/// Events read per page of the log.
+const PAGE: usize = 5_000;
+/// How long the follower sleeps when the log has nothing new.
+const IDLE: Duration = Duration::from_millis(20);
+/// The key (in `ExperimentTotals`) of the ledger's log position; experiment
+/// names are never empty.
+const POSITION_KEY: &str = "";
+/// Separates experiment and user in `ExperimentUsers` keys.
+const KEY_SEPARATOR: char = '\u{1f}';
+
+/// What `GET /v1/experiments/{name}/results` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultsResponse {
+    /// The experiment as stored.
+    pub experiment: ExperimentRecord,
+    /// Log events counted (the results include every event before it).
+    pub through_seq: u64,
+    /// The statistics (see `cascade_experiments::results`).
+    #[serde(flatten)]
+    pub results: ExperimentResults,
+    /// Each variant's serving health on this server since it started.
+    pub guardrails: std::collections::BTreeMap<String, VariantGuardrail>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Position {
+    next_seq: u64,
+}
+
+/// The server's experiment analysis.
+#[derive(Debug)]
+pub struct ExperimentAnalysis {
+    experiments: Arc<Experiments>,
+    ledger: Mutex<Ledger>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    checkpoint_interval: Duration,
+}
+
+impl ExperimentAnalysis {
+    /// The ledger as last made durable, caught up with the log.
+    pub fn open(
+        experiments: Arc<Experiments>,
+        store: Store,
+        labels: LabelConfig,
+        join_window_ms: i64,
+        metrics: Arc<Metrics>,
+    ) -> Result<ExperimentAnalysis, String> {
+        let settings = experiments.settings().clone();
+        let mut ledger = Ledger::new(
+            labels,
+            settings.event_metrics.clone(),
+            join_window_ms,
+            settings.srm_concentration,
+        );
+        let decode =
+            |what: &str, bytes: &[u8]| format!("stored {what}: {}", String::from_utf8_lossy(bytes));
+        if let Some(bytes) =
+            store.document(Collection::ExperimentTotals, POSITION_KEY).map_err(|e| e.to_string())?
+        {
+            let position: Position = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{}: {e}", decode("ledger position", &bytes)))?;
+            ledger.next_seq = position.next_seq;
+        }
+        for record in experiments.records() {
+            let name = &record.config.name;
+            let Some(bytes) =
+                store.document(Collection::ExperimentTotals, name).map_err(|e| e.to_string())?
+            else {
+                continue;
+            };
+            let progress: ExperimentProgress = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("experiment {name:?} totals: {e}"))?;
+            let prefix = format!("{name}{KEY_SEPARATOR}");
+            let users = store
+                .documents(Collection::ExperimentUsers, &prefix)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|(key, bytes)| {
+                    let user = key[prefix.len()..].to_owned();
+                    serde_json::from_slice::<UserTally>(&bytes)
+                        .map(|tally| (user, tally))
+                        .map_err(|e| format!("experiment {name:?} user tally: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            ledger.restore(name, progress, users);
+        }
+        let analysis = ExperimentAnalysis {
+            checkpoint_interval: Duration::from_millis(settings.checkpoint_interval_ms.max(1)),
+            experiments,
+            ledger: Mutex::new(ledger),
+            store,
+            metrics,
+        };
+        analysis.catch_up().map_err(|e| e.to_string())?;
+        analysis.checkpoint().map_err(|e| e.to_string())?;
+        Ok(analysis)
+    }
+
+    /// The experiments it analyses.
+    pub fn experiments(&self) -> &Arc<Experiments> {
+        &self.experiments
+    }
+
+    /// Counts every logged event not counted yet; returns how many.
+    pub fn catch_up(&self) -> Result<usize, ServeError> {
+        let mut ledger = self.ledger.lock();
+        ledger.sync(&self.experiments.records());
+        let mut counted = 0;
+        loop {
+            let page = self
+                .store
+                .events_page(ledger.next_seq, PAGE)
+                .map_err(|e| ServeError::Unavailable(format!("experiment ledger: {e}")))?;
+            if page.is_empty() {
+                return Ok(counted);
+            }
+            counted += page.len();
+            for stored in &page {
+                ledger.observe(stored);
+            }
+        }
+    }
+
+    /// Makes the ledger durable: totals, changed users and the position,
+    /// in one transaction; also one look of the sequential SRM test.
+    pub fn checkpoint(&self) -> Result<(), ServeError> {
+        let mut ledger = self.ledger.lock();
+        ledger.look_at_sample_ratios();
+        let fail = |e: serde_json::Error| ServeError::Unavailable(e.to_string());
+        let mut writes = Vec::new();
+        for (name, progress, users) in ledger.take_changes() {
+            writes.push((
+                Collection::ExperimentTotals,
+                name.clone(),
+                serde_json::to_vec(&progress).map_err(fail)?,
+            ));
+            for (user, tally) in users {
+                let key = format!("{name}{KEY_SEPARATOR}{user}");
+                writes.push((
+                    Collection::ExperimentUsers,
+                    key,
+                    serde_json::to_vec(&tally).map_err(fail)?,
+                ));
+            }
+        }
+        let position = serde_json::to_vec(&Position { next_seq: ledger.next_seq }).map_err(fail)?;
+        writes.push((Collection::ExperimentTotals, POSITION_KEY.to_owned(), position));
+        self.store
+            .put_documents(&writes)
+            .map_err(|e| ServeError::Unavailable(format!("experiment ledger checkpoint: {e}")))
+    }
+
+    /// Follows the log on a thread of its own until the analysis is dropped.
+    pub fn spawn(self: &Arc<Self>) {
+        let weak: Weak<ExperimentAnalysis> = Arc::downgrade(self);
+        std::thread::spawn(move || {
+            let mut last_checkpoint = Instant::now();
+            while let Some(analysis) = weak.upgrade() {
+                let counted = analysis.catch_up().unwrap_or_else(|e| {
+                    eprintln!("{e}");
+                    0
+                });
+                if last_checkpoint.elapsed() >= analysis.checkpoint_interval {
+                    if let Err(e) = analysis.checkpoint() {
+                        eprintln!("{e}");
+                    }
+                    last_checkpoint = Instant::now();
+                }
+                drop(analysis);
+                if counted == 0 {
+                    std::thread::sleep(IDLE);
+                }
+            }
+        });
+    }
+
+    /// An experiment's results, with every event logged so far counted.
+    pub fn results(&self, name: &str) -> Result<ResultsResponse, ServeError> {
+        let experiment = self.experiments.record(name)?;
+        self.catch_up()?;
+        let settings = self.experiments.settings();
+        let analysis_settings = AnalysisSettings {
+            alpha: settings.alpha,
+            sequential_tuning: settings.sequential_tuning,
+            srm_threshold: settings.srm_threshold,
+            srm_concentration: settings.srm_concentration,
+        };
+        let ledger = self.ledger.lock();
+        let progress = ledger.progress(name).ok_or_else(|| {
+            ServeError::NotFound(format!("experiment {name:?} has no results yet"))
+        })?;
+        let mut monitor = progress.srm;
+        let results = analyse(&progress.variants, &analysis_settings, &mut monitor);
+        Ok(ResultsResponse {
+            experiment,
+            through_seq: ledger.next_seq,
+            results,
+            guardrails: self.metrics.variant_guardrails(name),
+        })
+    }
+}

@@ -1,0 +1,303 @@
+//! Every experiment's per-variant totals, kept incrementally from the event
+//! log: an impression the server logged names the experiments' variants
+//! that served it, and the user's later positive events count for those
+//! variants. Per user it keeps the running values; per variant the sums
+//! the statistics need (`VariantTotals`), so reading results never scans
+//! the log.
+//!
+//! Metrics, per exposed user (the randomisation unit):
+//! - `clicks_per_user`: positive events (`[labels]`) after the first
+//!   exposure;
+//! - `ctr`: positive events on an item shown to the user within `[stream]
+//!   join_window_s` before, per impression (a ratio: delta method);
+//! - `events_per_user:<type>` for each `[experiment_settings]
+//!   event_metrics` type.
+//!
+//! The means' CUPED covariate is the number of items the user had consumed
+//! when first exposed, which the impression carries.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use cascade_core::config::LabelConfig;
+use cascade_core::event::{IMPRESSION, StoredEvent};
+use cascade_experiments::results::{MetricKind, MetricTotals, VariantTotals};
+use cascade_experiments::statistics::{PairedMoments, SequentialSrm};
+
+use super::registry::ExperimentRecord;
+
+/// Clicks (positive events) per exposed user.
+pub const CLICKS_PER_USER: &str = "clicks_per_user";
+/// Clicks on shown items per impression.
+pub const CTR: &str = "ctr";
+/// Items one user's tally remembers as shown, awaiting a click.
+const SHOWN_PER_USER: usize = 200;
+
+/// One exposed user's running values in one experiment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserTally {
+    /// Index of the user's variant.
+    pub variant: usize,
+    /// Items consumed before the first exposure (CUPED's covariate).
+    pub covariate: f64,
+    /// Positive events since the first exposure.
+    pub clicks: f64,
+    /// Positive events on an item shown within the join window.
+    pub ctr_clicks: f64,
+    /// Items shown to the user.
+    pub impressions: f64,
+    /// Counts of `event_metrics` types since the first exposure.
+    pub events: BTreeMap<String, f64>,
+    /// Items shown and when (ms), oldest first.
+    pub shown: VecDeque<(String, i64)>,
+}
+
+impl UserTally {
+    /// The user's value of every metric: (name, kind, x, y).
+    fn values(&self, event_metrics: &[String]) -> Vec<(String, MetricKind, f64, f64)> {
+        let mut values = vec![
+            (CLICKS_PER_USER.to_owned(), MetricKind::Mean, self.clicks, self.covariate),
+            (CTR.to_owned(), MetricKind::Ratio, self.ctr_clicks, self.impressions),
+        ];
+        for event_type in event_metrics {
+            let count = self.events.get(event_type).copied().unwrap_or(0.0);
+            values.push((
+                format!("events_per_user:{event_type}"),
+                MetricKind::Mean,
+                count,
+                self.covariate,
+            ));
+        }
+        values
+    }
+}
+
+/// An experiment's name, progress, and the users whose tallies changed.
+pub type ExperimentChanges = (String, ExperimentProgress, Vec<(String, UserTally)>);
+
+/// One experiment's durable progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentProgress {
+    /// Each variant's totals, the control first.
+    pub variants: Vec<VariantTotals>,
+    /// The always-valid SRM test's memory across looks.
+    pub srm: SequentialSrm,
+}
+
+#[derive(Debug)]
+struct ExperimentLedger {
+    progress: ExperimentProgress,
+    users: HashMap<String, UserTally>,
+    /// Users changed since the last checkpoint.
+    dirty: HashSet<String>,
+}
+
+/// The ledger: every experiment's totals and users, and the next log
+/// position to read.
+#[derive(Debug)]
+pub struct Ledger {
+    experiments: HashMap<String, ExperimentLedger>,
+    /// The next log position to read.
+    pub next_seq: u64,
+    labels: LabelConfig,
+    event_metrics: Vec<String>,
+    join_window_ms: i64,
+    srm_concentration: f64,
+}
+
+impl Ledger {
+    /// An empty ledger: `labels` decide what a click is.
+    pub fn new(
+        labels: LabelConfig,
+        event_metrics: Vec<String>,
+        join_window_ms: i64,
+        srm_concentration: f64,
+    ) -> Ledger {
+        Ledger {
+            experiments: HashMap::new(),
+            next_seq: 0,
+            labels,
+            event_metrics,
+            join_window_ms,
+            srm_concentration,
+        }
+    }
+
+    /// Starts counting experiments it does not know yet.
+    pub fn sync(&mut self, records: &[ExperimentRecord]) {
+        for record in records {
+            self.experiments.entry(record.config.name.clone()).or_insert_with(|| {
+                ExperimentLedger {
+                    progress: ExperimentProgress {
+                        variants: record
+                            .config
+                            .variants
+                            .iter()
+                            .map(|variant| VariantTotals {
+                                name: variant.name.clone(),
+                                weight: variant.weight,
+                                ..Default::default()
+                            })
+                            .collect(),
+                        srm: SequentialSrm::new(self.srm_concentration),
+                    },
+                    users: HashMap::new(),
+                    dirty: HashSet::new(),
+                }
+            });
+        }
+    }
+
+    /// Restores an experiment's progress and users from a checkpoint.
+    pub fn restore(
+        &mut self,
+        name: &str,
+        progress: ExperimentProgress,
+        users: Vec<(String, UserTally)>,
+    ) {
+        self.experiments.insert(
+            name.to_owned(),
+            ExperimentLedger {
+                progress,
+                users: users.into_iter().collect(),
+                dirty: HashSet::new(),
+            },
+        );
+    }
+
+    /// Counts one logged event.
+    pub fn observe(&mut self, stored: &StoredEvent) {
+        self.next_seq = self.next_seq.max(stored.seq + 1);
+        let event = &stored.event;
+        if event.event_type == IMPRESSION {
+            let Some(served) = &event.served else { return };
+            for (experiment, variant) in &served.variants {
+                let Some(ledger) = self.experiments.get_mut(experiment) else { continue };
+                let Some(variant) =
+                    ledger.progress.variants.iter().position(|v| v.name == *variant)
+                else {
+                    continue;
+                };
+                let covariate = f64::from(served.prior_consumption);
+                let event_metrics = &self.event_metrics;
+                ledger.update(&event.user, event_metrics, Some((variant, covariate)), |tally| {
+                    tally.impressions += 1.0;
+                    if tally.shown.len() == SHOWN_PER_USER {
+                        tally.shown.pop_front();
+                    }
+                    tally.shown.push_back((event.item.clone(), event.ts_ms));
+                });
+            }
+            return;
+        }
+        let positive = self.labels.label(&event.event_type, event.value);
+        let counted = self.event_metrics.contains(&event.event_type);
+        if !positive && !counted {
+            return;
+        }
+        let window = self.join_window_ms;
+        for ledger in self.experiments.values_mut() {
+            if !ledger.users.contains_key(&event.user) {
+                continue;
+            }
+            ledger.update(&event.user, &self.event_metrics, None, |tally| {
+                if positive {
+                    tally.clicks += 1.0;
+                    let shown = tally.shown.iter().position(|(item, shown_ms)| {
+                        *item == event.item
+                            && event.ts_ms >= *shown_ms
+                            && event.ts_ms - shown_ms <= window
+                    });
+                    if let Some(at) = shown {
+                        // One click per impression: the item is answered.
+                        tally.shown.remove(at);
+                        tally.ctr_clicks += 1.0;
+                    }
+                }
+                if counted {
+                    *tally.events.entry(event.event_type.clone()).or_default() += 1.0;
+                }
+            });
+        }
+    }
+
+    /// An experiment's progress now.
+    pub fn progress(&self, name: &str) -> Option<&ExperimentProgress> {
+        self.experiments.get(name).map(|ledger| &ledger.progress)
+    }
+
+    /// Looks at every experiment's sample ratio (the always-valid SRM test
+    /// remembers each look).
+    pub fn look_at_sample_ratios(&mut self) {
+        for ledger in self.experiments.values_mut() {
+            let users: Vec<u64> = ledger.progress.variants.iter().map(|v| v.users).collect();
+            let weights: Vec<f64> = ledger.progress.variants.iter().map(|v| v.weight).collect();
+            ledger.progress.srm.observe(&users, &weights);
+        }
+    }
+
+    /// What changed since the last call, to make durable: each experiment's
+    /// progress and its changed users' tallies.
+    pub fn take_changes(&mut self) -> Vec<ExperimentChanges> {
+        self.experiments
+            .iter_mut()
+            .map(|(name, ledger)| {
+                let users = ledger
+                    .dirty
+                    .drain()
+                    .filter_map(|user| ledger.users.get(&user).map(|tally| (user, tally.clone())))
+                    .collect();
+                (name.clone(), ledger.progress.clone(), users)
+            })
+            .collect()
+    }
+}
+
+impl ExperimentLedger {
+    /// Applies `change` to a user's tally (creating it at `exposure` if the
+    /// user is new) and moves the variant's sums by the difference.
+    fn update(
+        &mut self,
+        user: &str,
+        event_metrics: &[String],
+        exposure: Option<(usize, f64)>,
+        change: impl FnOnce(&mut UserTally),
+    ) {
+        let (tally, before) = match (self.users.get_mut(user), exposure) {
+            (Some(tally), _) => {
+                let before = tally.values(event_metrics);
+                (tally, Some(before))
+            }
+            (None, Some((variant, covariate))) => {
+                let tally = UserTally { variant, covariate, ..Default::default() };
+                (self.users.entry(user.to_owned()).or_insert(tally), None)
+            }
+            (None, None) => return,
+        };
+        change(tally);
+        let after = tally.values(event_metrics);
+        let totals = &mut self.progress.variants[tally.variant];
+        if before.is_none() {
+            totals.users += 1;
+        }
+        for (index, (name, kind, x, y)) in after.into_iter().enumerate() {
+            let metric = totals
+                .metrics
+                .entry(name)
+                .or_insert(MetricTotals { kind, totals: PairedMoments::default() });
+            let moments = &mut metric.totals;
+            match before.as_ref().map(|values| (values[index].2, values[index].3)) {
+                None => moments.add(x, y),
+                Some((x0, y0)) => {
+                    moments.x.sum += x - x0;
+                    moments.x.sum_squares += x * x - x0 * x0;
+                    moments.y.sum += y - y0;
+                    moments.y.sum_squares += y * y - y0 * y0;
+                    moments.sum_of_products += x * y - x0 * y0;
+                }
+            }
+        }
+        self.dirty.insert(user.to_owned());
+    }
+}
