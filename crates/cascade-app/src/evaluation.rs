@@ -274,6 +274,23 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
             );
             trained(Box::new(model), &setting, &reports, &config.training)
         }
+        ModelKind::Sasrec if hyper.dropout.is_none() && hyper.dropout_grid.is_some() => {
+            let grid = hyper.dropout_grid.clone().unwrap_or_default();
+            let mut best: Option<FittedLoo> = None;
+            for &dropout in &grid {
+                let mut one = settings.clone();
+                (one.hyper.dropout, one.hyper.dropout_grid) = (Some(dropout), None);
+                let run =
+                    LooRun { model, split, tower_features: None, tune, settings: &one, progress };
+                let fitted = fit_on_validation(run)?;
+                if best.as_ref().is_none_or(|b| fitted.valid_ndcg10 > b.valid_ndcg10) {
+                    best = Some(fitted);
+                }
+            }
+            let mut best = best.context("dropout_grid is empty")?;
+            best.setting = format!("{} (dropout chosen on validation from {grid:?})", best.setting);
+            best
+        }
         ModelKind::Sasrec => {
             let config = settings.sasrec();
             let bar = epoch_bar(progress, &name, config.training.max_epochs);

@@ -3,6 +3,7 @@
 //! into a serving system. The `cascade` binary parses arguments and calls
 //! this crate; so can anyone embedding the engine.
 
+pub mod ab_testing;
 pub mod bench;
 pub mod evaluation;
 pub mod experiments;

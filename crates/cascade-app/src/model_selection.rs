@@ -29,6 +29,11 @@ use cascade_models::training::Overrides;
 pub const AUTO_CANDIDATES: [ModelKind; 5] =
     [ModelKind::Pop, ModelKind::Itemknn, ModelKind::Ease, ModelKind::BprMf, ModelKind::Sasrec];
 
+/// The dropout rates `--model auto` tries SASRec at when the config sets
+/// neither `dropout` nor `dropout_grid`: the SASRec paper's, 0.2 for dense
+/// logs (MovieLens) and 0.5 for sparse ones (Amazon); validation picks.
+pub const AUTO_SASREC_DROPOUT_GRID: [f32; 2] = [0.2, 0.5];
+
 /// The settings `cascade tune` draws from for `model`: the hyperparameters
 /// that matter for it, as a grid. The model's defaults are always tried
 /// first, so tuning never ends below them on validation.
@@ -239,6 +244,7 @@ fn merge(base: &Hyperparameters, over: &Hyperparameters) -> Hyperparameters {
         shrink: over.shrink.or(base.shrink),
         dim: over.dim.or(base.dim),
         dropout: over.dropout.or(base.dropout),
+        dropout_grid: over.dropout_grid.clone().or_else(|| base.dropout_grid.clone()),
         max_length: over.max_length.or(base.max_length),
         negatives: over.negatives.or(base.negatives),
         full_softmax_max_items: over.full_softmax_max_items.or(base.full_softmax_max_items),
@@ -276,7 +282,11 @@ pub fn choose_model(
     let mut scored = Vec::new();
     let mut best: Option<(ModelKind, FittedLoo)> = None;
     for &model in candidates {
-        let settings = settings_of(model)?;
+        let mut settings = settings_of(model)?;
+        let hyper = &mut settings.hyper;
+        if model == ModelKind::Sasrec && hyper.dropout.is_none() && hyper.dropout_grid.is_none() {
+            hyper.dropout_grid = Some(AUTO_SASREC_DROPOUT_GRID.to_vec());
+        }
         progress.say(format!("auto: fitting {model} on the train part"));
         let started = std::time::Instant::now();
         let fitted = fit_featureless(model, split, &settings, progress)?;

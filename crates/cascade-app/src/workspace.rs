@@ -78,6 +78,7 @@ impl Workspace {
             shrink: config.shrink,
             dim: config.dim,
             dropout: config.dropout,
+            dropout_grid: config.dropout_grid,
             max_length: config.max_length,
             negatives: config.negatives,
             full_softmax_max_items: config.full_softmax_max_items,

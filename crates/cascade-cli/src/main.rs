@@ -343,6 +343,15 @@ enum Command {
     /// defaults, then seeded random draws from the model's grid. Every trial
     /// goes to `<workspace>/tuning/<model>.jsonl`; the best to
     /// `<model>.best.json`, which `cascade eval` (`--model auto` too) uses.
+    /// Online experiments: results from the store, A/A calibration.
+    Experiment {
+        #[command(subcommand)]
+        command: commands::experiment::ExperimentCommand,
+    },
+    /// Simulated users drive a running `cascade serve` over HTTP: lists
+    /// asked for, examined with position bias, clicked by a ground truth
+    /// fitted on all the data, clicks posted back; prints a JSON summary.
+    Simulate(commands::experiment::SimulateArgs),
     Tune {
         /// Model (loo-full).
         #[arg(long, value_parser = model_parser())]
@@ -471,6 +480,18 @@ enum BenchCommand {
         redis: bool,
         #[command(flatten)]
         common: Common,
+    },
+    /// Experiment results' cost: a ledger takes N exposures (two variants,
+    /// ten metrics), then the results are computed from its sums.
+    Experiments {
+        #[arg(long, default_value_t = 1_000_000)]
+        exposures: usize,
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        #[arg(long, default_value_t = 20)]
+        repeats: usize,
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
     },
     /// Leave-one-out evaluation at scale: a model's fit, its full-ranking
     /// test evaluation (user batches, top-K by heap) and the process's peak
@@ -716,6 +737,8 @@ fn main() -> ExitCode {
             commands::stream_worker::run_forwarder(&common, follow)
         }
         Command::Bench { command } => commands::bench::run(command),
+        Command::Experiment { command } => commands::experiment::run(command),
+        Command::Simulate(args) => commands::experiment::run_simulation(args),
         Command::Serve { addr, ranker, data, models, online_learning, common } => {
             let options = cascade_app::serving::server::ServeOptions {
                 ranker,

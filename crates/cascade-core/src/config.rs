@@ -185,6 +185,9 @@ pub struct ModelTrainingConfig {
     pub dim: Option<usize>,
     /// Dropout while training (sasrec).
     pub dropout: Option<f32>,
+    /// SASRec: dropout rates searched on validation (one model trained per
+    /// rate) when `dropout` is not set.
+    pub dropout_grid: Option<Vec<f32>>,
     /// Longest sequence read (sasrec).
     pub max_length: Option<usize>,
     /// Sampled negatives: per positive (neumf), per batch for the sampled

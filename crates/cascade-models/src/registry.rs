@@ -203,6 +203,7 @@ impl ModelKind {
             ModelKind::Sasrec => &[
                 "dim",
                 "dropout",
+                "dropout_grid",
                 "max_length",
                 "negatives",
                 "full_softmax_max_items",

@@ -68,6 +68,9 @@ pub struct Hyperparameters {
     /// Dropout while training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f32>,
+    /// SASRec: the dropout rates searched on validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout_grid: Option<Vec<f32>>,
     /// Longest sequence read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_length: Option<usize>,
@@ -92,6 +95,7 @@ impl Hyperparameters {
             ("shrink", self.shrink.is_some()),
             ("dim", self.dim.is_some()),
             ("dropout", self.dropout.is_some()),
+            ("dropout_grid", self.dropout_grid.is_some()),
             ("max_length", self.max_length.is_some()),
             ("negatives", self.negatives.is_some()),
             ("full_softmax_max_items", self.full_softmax_max_items.is_some()),

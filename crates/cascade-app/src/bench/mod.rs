@@ -4,6 +4,7 @@
 //! records their results.
 
 pub mod evaluation;
+pub mod experiments;
 pub mod freshness;
 pub mod ingest;
 pub mod load;

@@ -72,6 +72,10 @@ pub fn run(command: BenchCommand) -> Result<()> {
             let options = bench::freshness::FreshnessBench { probes, background_rate, seed, redis };
             print_json(&bench::freshness::freshness_bench(&common.open_workspace()?, &options)?)
         }
+        BenchCommand::Experiments { exposures, users, repeats, seed } => {
+            let options = bench::experiments::ExperimentsBench { exposures, users, repeats, seed };
+            print_json(&bench::experiments::experiments_bench(&options)?)
+        }
         BenchCommand::Eval { options } => print_json(&bench::evaluation::eval_bench(&options)?),
         BenchCommand::Stream { log, page } => {
             print_json(&bench::stream::stream_bench(&bench::stream::StreamBench { log, page })?)

@@ -4,6 +4,7 @@ pub mod append;
 pub mod bench;
 pub mod dataset;
 pub mod eval;
+pub mod experiment;
 pub mod import;
 pub mod ipinyou;
 pub mod pipeline;

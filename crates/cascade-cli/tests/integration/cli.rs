@@ -327,6 +327,8 @@ fn tune_logs_its_trials_and_auto_reports_its_choice_by_validation() {
     assert_eq!(auto["valid_ndcg10"].as_f64().unwrap(), best_valid);
     let sasrec = candidates.iter().find(|c| c["model"] == "sasrec").unwrap();
     assert_eq!(sasrec["epochs"]["trained"], 2, "{sasrec}");
+    let setting = sasrec["setting"].as_str().unwrap();
+    assert!(setting.contains("dropout chosen on validation from [0.2, 0.5]"), "{setting}");
     assert!(auto["metrics"]["ndcg@10"].is_f64());
 }
 

@@ -106,6 +106,28 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
     assert_eq!(guardrails.len(), 2, "{results}");
     assert!(guardrails.values().all(|g| g["requests"].as_u64().unwrap() > 0 && g["errors"] == 0));
 
+    // The simulator drives the same server: its users land in both
+    // variants, and the server's results come back in its summary.
+    let output = crate::cascade()
+        .args(["simulate", "--server", &base, "--users", "40", "--visits-per-user", "2"])
+        .args(["--experiment", "ranker-vs-popular", "--json", "--data"])
+        .arg(&data)
+        .args(["--planted-variant", "ranker-vs-popular/full", "--planted-lift", "0.03"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = crate::texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    let summary = json(&stdout);
+    let simulated: u64 = summary["variants"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v["users"].as_u64().unwrap())
+        .sum();
+    assert_eq!(simulated, 40, "{stdout}");
+    assert!(summary["server_results"]["comparisons"].is_array(), "{stdout}");
+    assert!(summary["power"]["users_per_variant_for_80pct_power"].as_f64().unwrap() > 0.0);
+
     // Bad experiments are refused, naming what is wrong.
     let variant = |name: &str, weight: f64, recommend: &str| {
         format!(r#"{{"name": "{name}", "weight": {weight}, "recommend": {recommend}}}"#)

@@ -62,11 +62,19 @@ impl Config {
                     "expected at least one value".into(),
                 ));
             }
-            if let Some(rate) = settings.dropout
-                && !(0.0..1.0).contains(&rate)
-            {
+            if settings.dropout_grid.as_ref().is_some_and(Vec::is_empty) {
                 return Err((
-                    format!("training.{model}.dropout"),
+                    format!("training.{model}.dropout_grid"),
+                    "expected at least one value".into(),
+                ));
+            }
+            let rates = settings.dropout.iter().chain(settings.dropout_grid.iter().flatten());
+            if let Some(&rate) = rates.into_iter().find(|rate| !(0.0..1.0).contains(*rate)) {
+                return Err((
+                    format!(
+                        "training.{model}.dropout{}",
+                        if settings.dropout == Some(rate) { "" } else { "_grid" }
+                    ),
                     format!("expected a rate in [0, 1), got {rate}"),
                 ));
             }

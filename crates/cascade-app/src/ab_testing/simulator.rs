@@ -1,0 +1,340 @@
+//! `cascade simulate`: simulated users drive a running `cascade serve` over
+//! real HTTP, and what they click goes back through `POST /v1/events`.
+//!
+//! The ground truth is EASE fitted on every interaction of the data
+//! (train, validation and test items alike), so it knows what the served
+//! models saw and more. A user's chance to click item i is
+//! `sigmoid(offset + z)`, z being i's EASE score standardised over the
+//! user's scores, with `offset` set by bisection so that the truth's own
+//! top 10 among the items the user has not consumed are clicked
+//! `target_ctr` of the time. Each visit asks for a list
+//! of `list_length`; position k is examined with probability
+//! `1 / log2(k + 1)` (position bias) and an examined item is clicked by the
+//! truth's probability, times `1 + planted_lift` for users the server put
+//! in the `planted_variant` (a known effect, for power analysis).
+//!
+//! Seeded and reproducible for a given server state: the visits are in a
+//! seeded order, every draw comes from one seeded generator, and nothing
+//! waits between visits (a week of traffic replays in minutes). The clicks
+//! are posted with the server's clock, after the impressions they answer,
+//! so the server's impression join sees them as the real ones.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use cascade_core::ids::IdIndex;
+use cascade_eval::protocols::FullRanker;
+use cascade_experiments::calibration::SplitMix;
+use cascade_experiments::statistics::users_per_variant;
+use cascade_models::baselines::{Ease, EaseConfig};
+use cascade_models::interactions::Interactions;
+
+use crate::evaluation::prepare;
+use crate::progress::Progress;
+use crate::workspace::Workspace;
+
+/// The simulation's knobs (`cascade simulate`'s flags).
+#[derive(Debug, Clone, Serialize)]
+pub struct SimulationSettings {
+    /// The server, `http://host:port`.
+    pub server: String,
+    /// A key or admin token sent with every request, if keys are configured.
+    #[serde(skip)]
+    pub token: Option<String>,
+    /// Simulated users (drawn from the data's users).
+    pub users: usize,
+    /// Visits per user.
+    pub visits_per_user: usize,
+    /// Items asked for per visit.
+    pub list_length: usize,
+    /// The truth's click rate on its own top 10.
+    pub target_ctr: f64,
+    /// EASE's λ for the truth.
+    pub truth_lambda: f64,
+    /// The event type a click is posted as, and its value.
+    pub click_event: String,
+    pub click_value: Option<f64>,
+    /// Users in this variant (`experiment/variant`, as responses label it)
+    /// click `1 + planted_lift` times as often.
+    pub planted_variant: Option<String>,
+    pub planted_lift: f64,
+    /// The experiment whose server-side results are fetched at the end.
+    pub experiment: Option<String>,
+    pub seed: u64,
+}
+
+/// One variant's simulated traffic.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VariantTraffic {
+    pub users: usize,
+    pub visits: usize,
+    pub impressions: usize,
+    pub clicks: usize,
+    /// Σ over lists of the truth's expected clicks.
+    pub expected_clicks: f64,
+    /// `clicks / impressions`.
+    pub ctr: f64,
+    /// `expected_clicks / users`: the truth's clicks per user.
+    pub expected_clicks_per_user: f64,
+}
+
+/// The ground truth: per user, a click probability for every item.
+struct Truth {
+    ease: Ease,
+    histories: Vec<Vec<u32>>,
+    offset: f64,
+    n_items: usize,
+}
+
+impl Truth {
+    /// Click probabilities of user `u` over all items.
+    fn probabilities(&self, user: u32) -> Vec<f64> {
+        let mut scores = vec![0.0f32; self.n_items];
+        self.ease.score_user(user, &self.histories[user as usize], &mut scores);
+        let n = scores.len() as f64;
+        let mean = scores.iter().map(|&s| f64::from(s)).sum::<f64>() / n;
+        let variance = scores.iter().map(|&s| (f64::from(s) - mean).powi(2)).sum::<f64>() / n;
+        let spread = variance.sqrt().max(1e-12);
+        scores.iter().map(|&s| sigmoid(self.offset + (f64::from(s) - mean) / spread)).collect()
+    }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Fits the truth on `data` (imported into `truth_workspace`, a workspace
+/// of its own: the server holds its store) and calibrates it.
+fn fit_truth(
+    truth_workspace: &Workspace,
+    data: Option<&std::path::Path>,
+    settings: &SimulationSettings,
+    progress: Progress,
+) -> Result<(Truth, Vec<String>, IdIndex)> {
+    let prepared = prepare(truth_workspace, data, progress)?;
+    let split = &prepared.split;
+    let histories: Vec<Vec<u32>> = (0..split.n_users())
+        .map(|u| {
+            let mut all = split.train[u].clone();
+            all.extend([split.valid[u], split.test[u]]);
+            all
+        })
+        .collect();
+    let bar = progress.spinner("fitting the ground truth (EASE on every interaction)");
+    let ease = Ease::fit(
+        &Interactions::new(split.n_items, &histories),
+        EaseConfig { lambda: settings.truth_lambda },
+    )
+    .context("fitting the ground truth")?;
+    bar.finish_and_clear();
+    let mut truth = Truth { ease, histories, offset: 0.0, n_items: split.n_items };
+    // Calibrate on a sample of users: mean click chance of their top 10.
+    let sample: Vec<u32> =
+        (0..split.n_users() as u32).step_by((split.n_users() / 200).max(1)).collect();
+    let tops: Vec<Vec<f64>> = sample
+        .iter()
+        .map(|&u| {
+            truth.offset = 0.0;
+            // Served lists leave out what the user consumed: so does this.
+            let consumed: std::collections::HashSet<u32> =
+                truth.histories[u as usize].iter().copied().collect();
+            let mut z = truth
+                .probabilities(u)
+                .into_iter()
+                .enumerate()
+                .filter(|(item, _)| !consumed.contains(&(*item as u32)))
+                .map(|(_, p)| (p / (1.0 - p)).ln())
+                .collect::<Vec<_>>();
+            z.sort_by(|a, b| b.total_cmp(a));
+            z.truncate(10);
+            z
+        })
+        .collect();
+    let top_ctr = |offset: f64| {
+        let total: f64 = tops.iter().flatten().map(|z| sigmoid(offset + z)).sum();
+        total / tops.iter().map(Vec::len).sum::<usize>().max(1) as f64
+    };
+    let (mut low, mut high) = (-30.0, 30.0);
+    for _ in 0..100 {
+        let mid = (low + high) / 2.0;
+        if top_ctr(mid) < settings.target_ctr { low = mid } else { high = mid }
+    }
+    truth.offset = (low + high) / 2.0;
+    Ok((truth, prepared.users.ids().to_vec(), prepared.items))
+}
+
+/// The relative lift the power analysis sizes for when none is planted.
+const POWER_LIFT: f64 = 0.03;
+
+impl SimulationSettings {
+    /// The level the server's analysis used (`[experiment_settings] alpha`).
+    fn alpha(&self) -> f64 {
+        cascade_core::config::ExperimentSettings::default().alpha
+    }
+}
+
+/// Users per variant for 80% power to detect a relative lift `lift` in
+/// clicks per user, from the control's per-user variance in the server's
+/// results, with and without CUPED's variance reduction.
+fn power_analysis(results: &Value, lift: f64, alpha: f64) -> Option<Value> {
+    let comparison =
+        results["comparisons"].as_array()?.iter().find(|c| c["metric"] == "clicks_per_user")?;
+    let control = &comparison["control"];
+    let (mean, variance) = (control["mean"].as_f64()?, control["variance"].as_f64()?);
+    let reduction = comparison["cuped"]["variance_reduction"].as_f64().unwrap_or(0.0);
+    let effect = lift * mean;
+    let plain = users_per_variant(variance, effect, alpha, 0.8);
+    Some(json!({
+        "metric": "clicks_per_user",
+        "relative_lift": lift,
+        "control_mean": mean,
+        "control_variance": variance,
+        "users_per_variant_for_80pct_power": plain.ceil(),
+        "cuped_variance_reduction": reduction,
+        "users_per_variant_for_80pct_power_with_cuped": (plain * (1.0 - reduction)).ceil(),
+    }))
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+fn call(
+    agent: &ureq::Agent,
+    settings: &SimulationSettings,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value> {
+    let url = format!("{}{path}", settings.server);
+    let authorization = settings.token.as_ref().map(|t| format!("Bearer {t}"));
+    let mut response = match body {
+        Some(body) => {
+            let mut request = agent.post(&url).header("content-type", "application/json");
+            if let Some(value) = &authorization {
+                request = request.header("authorization", value);
+            }
+            request.send(serde_json::to_vec(body)?)
+        }
+        None => {
+            let mut request = agent.get(&url);
+            if let Some(value) = &authorization {
+                request = request.header("authorization", value);
+            }
+            request.call()
+        }
+    }
+    .with_context(|| format!("{method} {url}"))?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().with_context(|| format!("{method} {url}"))?;
+    if status >= 300 {
+        bail!("{method} {url}: {status} {text}");
+    }
+    serde_json::from_str(&text).with_context(|| format!("{method} {url}: not JSON: {text}"))
+}
+
+/// Runs the simulation against the server and returns its JSON summary.
+pub fn simulate(
+    truth_dir: PathBuf,
+    config: cascade_core::Config,
+    data: Option<&std::path::Path>,
+    settings: &SimulationSettings,
+    progress: Progress,
+) -> Result<Value> {
+    let truth_workspace = Workspace::at(truth_dir, config, false);
+    let (truth, user_ids, items) = fit_truth(&truth_workspace, data, settings, progress)?;
+    let mut rng = SplitMix::new(settings.seed);
+    let mut users: Vec<u32> = (0..user_ids.len() as u32).collect();
+    for i in (1..users.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        users.swap(i, j);
+    }
+    users.truncate(settings.users.min(users.len()));
+    let mut visits: Vec<u32> =
+        users.iter().flat_map(|&u| std::iter::repeat_n(u, settings.visits_per_user)).collect();
+    for i in (1..visits.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        visits.swap(i, j);
+    }
+    let agent = agent();
+    let bar = match progress.quiet {
+        true => ProgressBar::hidden(),
+        false => ProgressBar::new(visits.len() as u64),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("simulating {bar:30} {pos}/{len} visits {per_sec} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let mut by_variant: BTreeMap<String, VariantTraffic> = BTreeMap::new();
+    let mut seen: BTreeMap<String, std::collections::HashSet<u32>> = BTreeMap::new();
+    let mut probabilities: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+    for &user in &visits {
+        let user_id = &user_ids[user as usize];
+        let path = format!("/v1/users/{user_id}/recommend?n={}", settings.list_length);
+        let answer = call(&agent, settings, "GET", &path, None)?;
+        let variant = answer["variant"].as_str().unwrap_or("default").to_owned();
+        let lift = match &settings.planted_variant {
+            Some(planted) if variant.split(',').any(|v| v == planted) => {
+                1.0 + settings.planted_lift
+            }
+            _ => 1.0,
+        };
+        let chances = probabilities.entry(user).or_insert_with(|| truth.probabilities(user));
+        let mut clicked = Vec::new();
+        let traffic = by_variant.entry(variant.clone()).or_default();
+        traffic.visits += 1;
+        if seen.entry(variant).or_default().insert(user) {
+            traffic.users += 1;
+        }
+        for (k, item) in answer["items"].as_array().into_iter().flatten().enumerate() {
+            let Some(item_id) = item["item_id"].as_str() else { continue };
+            let examined = 1.0 / ((k + 2) as f64).log2();
+            let known = items.index(item_id).map_or(0.0, |i| chances[i as usize]);
+            let chance = known * lift;
+            traffic.impressions += 1;
+            traffic.expected_clicks += examined * chance.min(1.0);
+            if rng.unit() < examined && rng.unit() < chance {
+                clicked.push(item_id.to_owned());
+            }
+        }
+        traffic.clicks += clicked.len();
+        if !clicked.is_empty() {
+            let events: Vec<Value> = clicked
+                .iter()
+                .map(|item| json!({ "user_id": user_id, "item_id": item, "event_type": settings.click_event, "value": settings.click_value }))
+                .collect();
+            call(&agent, settings, "POST", "/v1/events", Some(&json!({ "events": events })))?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    for traffic in by_variant.values_mut() {
+        traffic.ctr = traffic.clicks as f64 / traffic.impressions.max(1) as f64;
+        traffic.expected_clicks_per_user = traffic.expected_clicks / traffic.users.max(1) as f64;
+    }
+    let results = match &settings.experiment {
+        // Impressions are made durable within a second; let them land.
+        Some(name) => {
+            std::thread::sleep(std::time::Duration::from_millis(1_500));
+            Some(call(&agent, settings, "GET", &format!("/v1/experiments/{name}/results"), None)?)
+        }
+        None => None,
+    };
+    let effect = if settings.planted_lift > 0.0 { settings.planted_lift } else { POWER_LIFT };
+    let power =
+        results.as_ref().and_then(|results| power_analysis(results, effect, settings.alpha()));
+    Ok(json!({
+        "settings": settings,
+        "power": power,
+        "truth": { "model": "EASE on every interaction", "lambda": settings.truth_lambda, "offset": truth.offset },
+        "wall_s": started.elapsed().as_secs_f64(),
+        "variants": by_variant,
+        "server_results": results,
+    }))
+}

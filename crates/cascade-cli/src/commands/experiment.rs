@@ -1,0 +1,128 @@
+//! `cascade experiment results|calibrate` and `cascade simulate`: online
+//! experiments from the command line (`cascade_app::ab_testing`).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use cascade_app::Progress;
+use cascade_app::ab_testing::simulator::{SimulationSettings, simulate};
+use cascade_app::ab_testing::{calibration_report, describe_results, experiment_results};
+
+use crate::{Common, print_json};
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentCommand {
+    /// An experiment's results from the workspace's store (stop the server
+    /// first, or ask it: GET /v1/experiments/{name}/results).
+    Results {
+        /// The experiment's name.
+        name: String,
+        /// Print the full results as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// A/A calibration of the statistics: false-positive rates of the
+    /// fixed-horizon and always-valid tests over 1,000 experiments with 20
+    /// looks each, and the SRM checks under continuous monitoring.
+    Calibrate {
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
+}
+
+/// `cascade simulate`'s options.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Sent as a bearer token with every request (an admin token passes
+    /// every route).
+    #[arg(long, env = "CASCADE_SIMULATE_TOKEN")]
+    token: Option<String>,
+    /// The data the server was built from, for the ground truth
+    /// [default: $CASCADE_DATA_DIR].
+    #[arg(long, env = "CASCADE_DATA_DIR")]
+    data: Option<PathBuf>,
+    /// Where the ground truth imports the data (not the server's workspace,
+    /// whose store the server holds) [default: a temporary directory].
+    #[arg(long)]
+    truth_workspace: Option<PathBuf>,
+    #[arg(long, default_value_t = 500)]
+    users: usize,
+    #[arg(long, default_value_t = 4)]
+    visits_per_user: usize,
+    #[arg(long, default_value_t = 10)]
+    list_length: usize,
+    /// The truth's click rate on its own top 10.
+    #[arg(long, default_value_t = 0.1)]
+    target_ctr: f64,
+    #[arg(long, default_value_t = 250.0)]
+    truth_lambda: f64,
+    /// Event type a click is posted as.
+    #[arg(long, default_value = "rating")]
+    click_event: String,
+    /// The click's value (a rating the config labels positive).
+    #[arg(long, default_value_t = 5.0)]
+    click_value: f64,
+    /// `experiment/variant` whose users click `1 + planted_lift` as often.
+    #[arg(long)]
+    planted_variant: Option<String>,
+    #[arg(long, default_value_t = 0.0)]
+    planted_lift: f64,
+    /// Fetch this experiment's results from the server at the end.
+    #[arg(long)]
+    experiment: Option<String>,
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
+    /// Print only the JSON summary.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+pub fn run(command: ExperimentCommand) -> Result<()> {
+    match command {
+        ExperimentCommand::Results { name, json, common } => {
+            let results = experiment_results(&common.open_workspace()?, &name)?;
+            match json {
+                true => print_json(&results),
+                false => {
+                    println!("{}", describe_results(&results));
+                    Ok(())
+                }
+            }
+        }
+        ExperimentCommand::Calibrate { seed } => print_json(&calibration_report(seed)),
+    }
+}
+
+pub fn run_simulation(args: SimulateArgs) -> Result<()> {
+    let workspace = args.common.open_workspace()?;
+    let scratch = tempfile::tempdir()?;
+    let truth_dir = args.truth_workspace.clone().unwrap_or_else(|| scratch.path().join("truth"));
+    let settings = SimulationSettings {
+        server: args.server.trim_end_matches('/').to_owned(),
+        token: args.token,
+        users: args.users,
+        visits_per_user: args.visits_per_user,
+        list_length: args.list_length,
+        target_ctr: args.target_ctr,
+        truth_lambda: args.truth_lambda,
+        click_event: args.click_event,
+        click_value: Some(args.click_value),
+        planted_variant: args.planted_variant,
+        planted_lift: args.planted_lift,
+        experiment: args.experiment,
+        seed: args.seed,
+    };
+    let progress = Progress { quiet: args.json };
+    let summary =
+        simulate(truth_dir, workspace.config.clone(), args.data.as_deref(), &settings, progress)?;
+    print_json(&summary)
+}
