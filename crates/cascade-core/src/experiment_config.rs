@@ -32,6 +32,12 @@ pub struct ExperimentConfig {
     pub traffic_start: f64,
     /// The control first, then the treatments; weights sum to 1.
     pub variants: Vec<VariantConfig>,
+    /// Team-draft interleaving instead of an A/B split: every user in the
+    /// experiment gets one list drafted from both variants' rankings (it
+    /// needs exactly two), and each click credits the variant that placed
+    /// the item; the weights are not used.
+    #[serde(default)]
+    pub interleave: bool,
 }
 
 /// One variant of an experiment.
@@ -61,6 +67,13 @@ impl ExperimentConfig {
     /// The salt that picks variants.
     pub fn variant_salt(&self) -> &str {
         self.salt.as_deref().unwrap_or(&self.name)
+    }
+
+    /// Why the experiment cannot interleave, if it asks to.
+    pub fn interleaving_problem(&self) -> Option<String> {
+        (self.interleave && self.variants.len() != 2).then(|| {
+            format!("interleaving drafts from exactly two variants, got {}", self.variants.len())
+        })
     }
 
     /// Each variant's pipeline section: `base` with the variant's keys

@@ -5,7 +5,6 @@
 //! set of hidden items outlive model swaps.
 
 use parking_lot::{Mutex, RwLock};
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::rank::RequestMoment;
 use crate::recall::{Candidate, CandidateSource, RecallContext, TrendingRecall, merge};
 use crate::rerank::{RerankContext, Reranker, Slate, SlateItem};
+use cascade_core::config::RecommendConfig;
 
 pub use crate::models::Models;
 pub use crate::pipeline_settings::PipelineSettings;
@@ -71,6 +71,55 @@ pub struct Recommender {
 
 /// When the trending items were read, and the (item id, interactions) read.
 type TrendingReading = (Instant, Arc<Vec<(String, u64)>>);
+
+/// Where a request goes: see [`Recommender::route`].
+struct Routed {
+    variants: Vec<(String, String)>,
+    pipeline: Arc<Pipeline>,
+    interleaved: Option<([String; 2], [Arc<Pipeline>; 2])>,
+}
+
+/// Team-draft interleaving (Radlinski et al., 2008): the team with fewer
+/// picks so far (a seeded coin on ties) adds its best item not yet in the
+/// list; each item carries its team. Ranks are renumbered.
+fn team_draft(
+    lists: [&[ScoredItem]; 2],
+    teams: &[String; 2],
+    n: usize,
+    seed: u64,
+) -> Vec<ScoredItem> {
+    let mut coin = cascade_experiments::calibration::SplitMix::new(seed);
+    let mut next = [0usize; 2];
+    let mut picks = [0usize; 2];
+    let mut drafted: Vec<ScoredItem> = Vec::with_capacity(n);
+    let mut taken = HashSet::new();
+    while drafted.len() < n {
+        let first = match picks[0].cmp(&picks[1]) {
+            std::cmp::Ordering::Less => 0,
+            std::cmp::Ordering::Greater => 1,
+            std::cmp::Ordering::Equal => usize::from(coin.unit() >= 0.5),
+        };
+        let mut picked = false;
+        for team in [first, 1 - first] {
+            let list = lists[team];
+            while next[team] < list.len() && taken.contains(&list[next[team]].item_id) {
+                next[team] += 1;
+            }
+            if let Some(item) = list.get(next[team]) {
+                taken.insert(item.item_id.clone());
+                let rank = drafted.len() + 1;
+                drafted.push(ScoredItem { rank, team: Some(teams[team].clone()), ..item.clone() });
+                picks[team] += 1;
+                picked = true;
+                break;
+            }
+        }
+        if !picked {
+            break;
+        }
+    }
+    drafted
+}
 
 /// One pipeline's stages and knobs: the default's or a variant's.
 struct Pipeline {
@@ -241,22 +290,37 @@ impl Recommender {
         *self.models.write() = Arc::new(models);
     }
 
-    /// The experiments' variants the user is in, and the pipeline they
-    /// get: the default one when they are in none.
-    fn route(&self, user_id: &str) -> (Vec<(String, String)>, Arc<Pipeline>) {
-        let Some(experiments) = &self.experiments else {
-            return (Vec::new(), self.pipeline.clone());
-        };
+    /// The experiments' variants the user is in, the pipeline they get
+    /// (the default one when they are in none) and, in an interleaving
+    /// experiment, its two teams' names and pipelines.
+    fn route(&self, user_id: &str) -> Routed {
+        let default =
+            || Routed { variants: Vec::new(), pipeline: self.pipeline.clone(), interleaved: None };
+        let Some(experiments) = &self.experiments else { return default() };
         let route = experiments.route(user_id);
         let Some(recommend) = route.recommend else {
-            return (route.variants, self.pipeline.clone());
+            return Routed { variants: route.variants, ..default() };
         };
+        let interleaved = route.interleaved.map(|teams| {
+            let [(a, a_key), (b, b_key)] = teams.pipelines;
+            let pipelines = [self.variant_pipeline(&a, a_key), self.variant_pipeline(&b, b_key)];
+            (teams.teams, pipelines)
+        });
+        Routed {
+            variants: route.variants,
+            pipeline: self.variant_pipeline(&recommend, route.key),
+            interleaved,
+        }
+    }
+
+    /// The pipeline `recommend` declares, built on first use and kept by `key`.
+    fn variant_pipeline(&self, recommend: &RecommendConfig, key: String) -> Arc<Pipeline> {
         let mut built = self.variant_pipelines.lock();
-        let pipeline = built
-            .entry(route.key)
+        built
+            .entry(key)
             .or_insert_with(|| {
                 let max_id_bytes = self.pipeline.settings.max_id_bytes;
-                let settings = PipelineSettings::from_config(&recommend, max_id_bytes);
+                let settings = PipelineSettings::from_config(recommend, max_id_bytes);
                 // A variant that changes the exposure cap keeps its own memory.
                 let same_cap = (settings.exposure_cap, settings.exposure_window)
                     == (
@@ -272,14 +336,13 @@ impl Recommender {
                 };
                 Arc::new(build_pipeline(settings, &exposures, &self.custom_rerankers))
             })
-            .clone();
-        (route.variants, pipeline)
+            .clone()
     }
 
     /// The user's variants as one label: `experiment/variant` pairs joined
     /// by commas, or `default` for a user in no experiment.
     pub fn variant(&self, user_id: &str) -> String {
-        variant_label(&self.route(user_id).0)
+        variant_label(&self.route(user_id).variants)
     }
 
     /// The stream's trending items, read at most once per `trending_refresh`.
@@ -373,8 +436,19 @@ impl Recommender {
     /// Answers one request.
     pub fn recommend(&self, request: &RecommendRequest) -> Result<RecommendResponse, ServeError> {
         let started = Instant::now();
-        let (variants, pipeline) = self.route(&request.user_id);
-        let answer = self.answer(request, &pipeline, variants.clone());
+        let Routed { variants, pipeline, interleaved } = self.route(&request.user_id);
+        let answer = match interleaved {
+            None => self.answer(request, &pipeline, variants.clone(), true),
+            Some((teams, [a, b])) => {
+                let first = self.answer(request, &a, variants.clone(), false)?;
+                let second = self.answer(request, &b, variants.clone(), false)?;
+                let seed = u64::from(cascade_experiments::assignment::fnv1a32(&first.request_id));
+                let items =
+                    team_draft([&first.items, &second.items], &teams, request.count(), seed);
+                notify_served(&a, &request.user_id, &items);
+                Ok(RecommendResponse { items, ..first })
+            }
+        };
         for (experiment, variant) in &variants {
             self.metrics.variant_request(experiment, variant, answer.is_ok(), started.elapsed());
         }
@@ -382,11 +456,14 @@ impl Recommender {
     }
 
     /// Answers one request through `pipeline`.
+    /// `shown` says whether the list is the one served (an interleaved
+    /// list's two rankings are not: the drafted list is).
     fn answer(
         &self,
         request: &RecommendRequest,
         pipeline: &Pipeline,
         variants: Vec<(String, String)>,
+        shown: bool,
     ) -> Result<RecommendResponse, ServeError> {
         let settings = &pipeline.settings;
         request.validate(settings.max_id_bytes, settings.max_list_ids)?;
@@ -426,7 +503,7 @@ impl Recommender {
                 None => vec!["rule/pin".into()],
             }
         };
-        let items = list
+        let items: Vec<ScoredItem> = list
             .into_iter()
             .enumerate()
             .map(|(k, entry)| ScoredItem {
@@ -437,6 +514,9 @@ impl Recommender {
                 team: None,
             })
             .collect();
+        if shown {
+            notify_served(pipeline, &request.user_id, &items);
+        }
         Ok(RecommendResponse {
             request_id: format!(
                 "{}-{}",
@@ -583,14 +663,15 @@ impl Recommender {
             step.rerank(&mut slate, &context)?;
         }
         slate.items.truncate(n);
-        let catalog = &state.models.catalog;
-        let shown: Vec<Cow<'_, str>> =
-            slate.items.iter().map(|entry| catalog.item_id(entry.item)).collect();
-        let shown: Vec<&str> = shown.iter().map(|id| id.as_ref()).collect();
-        for step in state.pipeline.rerankers.iter().filter_map(|(_, step)| step.as_ref()) {
-            step.served(&state.request.user_id, &shown);
-        }
         Ok(slate.items)
+    }
+}
+
+/// Tells every step of `pipeline` the list the user was shown.
+fn notify_served(pipeline: &Pipeline, user_id: &str, items: &[ScoredItem]) {
+    let shown: Vec<&str> = items.iter().map(|item| item.item_id.as_str()).collect();
+    for step in pipeline.rerankers.iter().filter_map(|(_, step)| step.as_ref()) {
+        step.served(user_id, &shown);
     }
 }
 

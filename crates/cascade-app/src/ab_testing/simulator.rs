@@ -30,9 +30,10 @@ use serde_json::{Value, json};
 use cascade_core::ids::IdIndex;
 use cascade_eval::protocols::FullRanker;
 use cascade_experiments::calibration::SplitMix;
-use cascade_experiments::statistics::users_per_variant;
+use cascade_experiments::statistics::{normal_quantile, users_per_variant};
 use cascade_models::baselines::{Ease, EaseConfig};
 use cascade_models::interactions::Interactions;
+use cascade_serve::experiments::INTERLEAVED;
 
 use crate::evaluation::prepare;
 use crate::progress::Progress;
@@ -60,11 +61,12 @@ pub struct SimulationSettings {
     pub click_event: String,
     pub click_value: Option<f64>,
     /// Users in this variant (`experiment/variant`, as responses label it)
-    /// click `1 + planted_lift` times as often.
-    pub planted_variant: Option<String>,
+    /// click `1 + planted_lift` times as often; in an interleaving
+    /// experiment, items that variant's team placed do.
+    pub planted_variants: Vec<String>,
     pub planted_lift: f64,
-    /// The experiment whose server-side results are fetched at the end.
-    pub experiment: Option<String>,
+    /// The experiments whose server-side results are fetched at the end.
+    pub experiments: Vec<String>,
     pub seed: u64,
 }
 
@@ -190,6 +192,7 @@ fn power_analysis(results: &Value, lift: f64, alpha: f64) -> Option<Value> {
     let effect = lift * mean;
     let plain = users_per_variant(variance, effect, alpha, 0.8);
     Some(json!({
+        "users_for_80pct_power_both_variants": (2.0 * plain).ceil(),
         "metric": "clicks_per_user",
         "relative_lift": lift,
         "control_mean": mean,
@@ -197,6 +200,25 @@ fn power_analysis(results: &Value, lift: f64, alpha: f64) -> Option<Value> {
         "users_per_variant_for_80pct_power": plain.ceil(),
         "cuped_variance_reduction": reduction,
         "users_per_variant_for_80pct_power_with_cuped": (plain * (1.0 - reduction)).ceil(),
+    }))
+}
+
+/// Users for 80% power to detect a relative lift `lift` of one team's
+/// clicks in interleaved lists: the per-user preference's variance from the
+/// server, and the effect `lift` × the first team's credits per user.
+fn interleaving_power(summary: &Value, lift: f64, alpha: f64) -> Option<Value> {
+    let users = summary["users"].as_f64()?;
+    let first_per_user = summary["credits"][0].as_f64()? / users.max(1.0);
+    let standard_error = summary["preference"]["standard_error"].as_f64()?;
+    let variance = standard_error * standard_error * users;
+    let effect = lift * first_per_user;
+    let z = normal_quantile(1.0 - alpha / 2.0) + normal_quantile(0.8);
+    Some(json!({
+        "metric": "interleaving_preference",
+        "relative_lift": lift,
+        "first_team_credits_per_user": first_per_user,
+        "preference_variance": variance,
+        "users_for_80pct_power": (z * z * variance / (effect * effect)).ceil(),
     }))
 }
 
@@ -279,24 +301,30 @@ pub fn simulate(
         let path = format!("/v1/users/{user_id}/recommend?n={}", settings.list_length);
         let answer = call(&agent, settings, "GET", &path, None)?;
         let variant = answer["variant"].as_str().unwrap_or("default").to_owned();
-        let lift = match &settings.planted_variant {
-            Some(planted) if variant.split(',').any(|v| v == planted) => {
-                1.0 + settings.planted_lift
-            }
-            _ => 1.0,
+        let lift_of = |team: Option<&str>| {
+            let labelled = |label: String| variant.split(',').any(|v| v == label);
+            let planted = settings.planted_variants.iter().filter_map(|p| p.split_once('/'));
+            let hits = planted
+                .filter(|&(experiment, planted)| {
+                    labelled(format!("{experiment}/{planted}"))
+                        || (labelled(format!("{experiment}/{INTERLEAVED}"))
+                            && team == Some(planted))
+                })
+                .count();
+            (1.0 + settings.planted_lift).powi(hits as i32)
         };
         let chances = probabilities.entry(user).or_insert_with(|| truth.probabilities(user));
         let mut clicked = Vec::new();
         let traffic = by_variant.entry(variant.clone()).or_default();
         traffic.visits += 1;
-        if seen.entry(variant).or_default().insert(user) {
+        if seen.entry(variant.clone()).or_default().insert(user) {
             traffic.users += 1;
         }
         for (k, item) in answer["items"].as_array().into_iter().flatten().enumerate() {
             let Some(item_id) = item["item_id"].as_str() else { continue };
             let examined = 1.0 / ((k + 2) as f64).log2();
             let known = items.index(item_id).map_or(0.0, |i| chances[i as usize]);
-            let chance = known * lift;
+            let chance = known * lift_of(item["team"].as_str());
             traffic.impressions += 1;
             traffic.expected_clicks += examined * chance.min(1.0);
             if rng.unit() < examined && rng.unit() < chance {
@@ -318,17 +346,23 @@ pub fn simulate(
         traffic.ctr = traffic.clicks as f64 / traffic.impressions.max(1) as f64;
         traffic.expected_clicks_per_user = traffic.expected_clicks / traffic.users.max(1) as f64;
     }
-    let results = match &settings.experiment {
+    if !settings.experiments.is_empty() {
         // Impressions are made durable within a second; let them land.
-        Some(name) => {
-            std::thread::sleep(std::time::Duration::from_millis(1_500));
-            Some(call(&agent, settings, "GET", &format!("/v1/experiments/{name}/results"), None)?)
-        }
-        None => None,
-    };
+        std::thread::sleep(std::time::Duration::from_millis(1_500));
+    }
     let effect = if settings.planted_lift > 0.0 { settings.planted_lift } else { POWER_LIFT };
-    let power =
-        results.as_ref().and_then(|results| power_analysis(results, effect, settings.alpha()));
+    let mut results = serde_json::Map::new();
+    let mut power = serde_json::Map::new();
+    for name in &settings.experiments {
+        let path = format!("/v1/experiments/{name}/results");
+        let answer = call(&agent, settings, "GET", &path, None)?;
+        let analysis = match answer["interleaving"].is_object() {
+            true => interleaving_power(&answer["interleaving"], effect, settings.alpha()),
+            false => power_analysis(&answer, effect, settings.alpha()),
+        };
+        power.insert(name.clone(), analysis.unwrap_or(Value::Null));
+        results.insert(name.clone(), answer);
+    }
     Ok(json!({
         "settings": settings,
         "power": power,

@@ -47,6 +47,7 @@ pub fn experiments_bench(options: &ExperimentsBench) -> Result<Value> {
             allocation: 1.0,
             traffic_start: 0.0,
             variants: vec![variant("control"), variant("treatment")],
+            interleave: false,
         },
         status: ExperimentStatus::Running,
         started_ms: 0,

@@ -69,14 +69,17 @@ pub struct SimulateArgs {
     /// The click's value (a rating the config labels positive).
     #[arg(long, default_value_t = 5.0)]
     click_value: f64,
-    /// `experiment/variant` whose users click `1 + planted_lift` as often.
+    /// `experiment/variant` whose users click `1 + planted_lift` as often
+    /// (in an interleaving experiment: items that variant's team placed);
+    /// repeat for several.
     #[arg(long)]
-    planted_variant: Option<String>,
+    planted_variant: Vec<String>,
     #[arg(long, default_value_t = 0.0)]
     planted_lift: f64,
-    /// Fetch this experiment's results from the server at the end.
+    /// Fetch this experiment's results from the server at the end (repeat
+    /// for several).
     #[arg(long)]
-    experiment: Option<String>,
+    experiment: Vec<String>,
     #[arg(long, default_value_t = 2026)]
     seed: u64,
     /// Print only the JSON summary.
@@ -116,9 +119,9 @@ pub fn run_simulation(args: SimulateArgs) -> Result<()> {
         truth_lambda: args.truth_lambda,
         click_event: args.click_event,
         click_value: Some(args.click_value),
-        planted_variant: args.planted_variant,
+        planted_variants: args.planted_variant,
         planted_lift: args.planted_lift,
-        experiment: args.experiment,
+        experiments: args.experiment,
         seed: args.seed,
     };
     let progress = Progress { quiet: args.json };

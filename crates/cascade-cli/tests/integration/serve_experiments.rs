@@ -125,8 +125,10 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
         .map(|v| v["users"].as_u64().unwrap())
         .sum();
     assert_eq!(simulated, 40, "{stdout}");
-    assert!(summary["server_results"]["comparisons"].is_array(), "{stdout}");
-    assert!(summary["power"]["users_per_variant_for_80pct_power"].as_f64().unwrap() > 0.0);
+    let results = &summary["server_results"]["ranker-vs-popular"];
+    assert!(results["comparisons"].is_array(), "{stdout}");
+    let power = &summary["power"]["ranker-vs-popular"];
+    assert!(power["users_per_variant_for_80pct_power"].as_f64().unwrap() > 0.0, "{stdout}");
 
     // Bad experiments are refused, naming what is wrong.
     let variant = |name: &str, weight: f64, recommend: &str| {
@@ -177,6 +179,23 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
     let (_, body) = get(&base, "/v1/users/7/recommend");
     assert_eq!(json(&body)["experiments"].as_array().unwrap().len(), 2, "{body}");
 
+    // An interleaving experiment drafts one list from its two variants.
+    let interleaved = r#"{"name": "mmr-interleaved", "layer": "il", "interleave": true, "variants": [
+        {"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.5, "recommend": {"mmr_lambda": 0.3}}]}"#;
+    let (status, body) = post(&base, "/v1/experiments", interleaved);
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = get(&base, "/v1/users/9/recommend");
+    let answer = json(&body);
+    assert!(answer["variant"].as_str().unwrap().contains("mmr-interleaved/interleaved"), "{body}");
+    let teams: Vec<&str> =
+        answer["items"].as_array().unwrap().iter().map(|i| i["team"].as_str().unwrap()).collect();
+    assert!(teams.contains(&"a") && teams.contains(&"b"), "{body}");
+    let results = results_when(&base, "mmr-interleaved", |r| r["interleaving"]["users"] == 1);
+    assert_eq!(results["interleaving"]["teams"], serde_json::json!(["a", "b"]), "{results}");
+    let three = r#"{"name": "x", "layer": "il2", "interleave": true, "variants": [
+        {"name": "a", "weight": 0.4}, {"name": "b", "weight": 0.3}, {"name": "c", "weight": 0.3}]}"#;
+    refused(three.into(), "interleave");
+
     // A restart keeps both experiments and the counted results (user 7's
     // impressions are telemetry: give them their second to become durable).
     std::thread::sleep(Duration::from_millis(1_500));
@@ -191,7 +210,7 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
         .iter()
         .map(|e| e["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["diversity", "ranker-vs-popular"], "{body}");
+    assert_eq!(names, ["diversity", "mmr-interleaved", "ranker-vs-popular"], "{body}");
     let after = results_when(&base, "ranker-vs-popular", |r| users_in(r) >= USERS as u64);
     assert_eq!(after["variants"], before["variants"], "the same totals after a restart");
 

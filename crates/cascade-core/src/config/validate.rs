@@ -165,6 +165,9 @@ impl Config {
             experiment
                 .pipelines(&self.recommend)
                 .map_err(|(at, message)| (format!("{key}.{at}"), message))?;
+            if let Some(problem) = experiment.interleaving_problem() {
+                return Err((format!("{key}.interleave"), problem));
+            }
         }
         Ok(())
     }

@@ -80,6 +80,27 @@ pub fn welch(control: &Estimate, treatment: &Estimate, scale: Scale, alpha: f64)
     })
 }
 
+/// A paired comparison: is the mean of per-user differences (`estimate`,
+/// e.g. clicks credited to B minus to A in interleaved lists) zero? The
+/// one-sample t-test with n − 1 degrees of freedom.
+pub fn one_sample(estimate: &Estimate, alpha: f64) -> Option<Lift> {
+    if estimate.n < 2 || estimate.variance <= 0.0 {
+        return None;
+    }
+    let n = estimate.n as f64;
+    let standard_error = (estimate.variance / n).sqrt();
+    let dof = n - 1.0;
+    let half_width = student_t_quantile(1.0 - alpha / 2.0, dof) * standard_error;
+    let t = estimate.mean / standard_error;
+    Some(Lift {
+        estimate: estimate.mean,
+        lower: estimate.mean - half_width,
+        upper: estimate.mean + half_width,
+        p_value: (2.0 * student_t_survival(t.abs(), dof)).min(1.0),
+        standard_error,
+    })
+}
+
 /// The always-valid two-sided test: the normal-mixture confidence sequence
 /// of Waudby-Smith et al. (2023, eq. 9; the mixture SPRT Optimizely and
 /// Eppo use) and its e-value's p-value (eq. 155), as gbstats computes them.

@@ -19,7 +19,7 @@ mod srm;
 
 pub use distributions::{normal_quantile, student_t_quantile, student_t_survival};
 pub use estimate::{Estimate, cuped_theta, variance_reduction};
-pub use lift::{Lift, Scale, sequential, welch, welch_dof};
+pub use lift::{Lift, Scale, one_sample, sequential, welch, welch_dof};
 pub use moments::{Moments, PairedMoments};
 pub use multiple::holm;
 pub use power::users_per_variant;

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use cascade_core::config::LabelConfig;
 use cascade_experiments::results::{AnalysisSettings, ExperimentResults, analyse};
+use cascade_experiments::statistics::{Estimate, Lift, normal_quantile, one_sample};
 use cascade_store::{Collection, Store};
 
-use super::ledger::{ExperimentProgress, Ledger, UserTally};
+use super::ledger::{ExperimentProgress, Ledger, PREFERENCE, UserTally};
 use super::registry::{ExperimentRecord, Experiments};
 use crate::metrics::{Metrics, VariantGuardrail};
 use crate::request::ServeError;
@@ -44,6 +45,50 @@ pub struct ResultsResponse {
     pub results: ExperimentResults,
     /// Each variant's serving health on this server since it started.
     pub guardrails: std::collections::BTreeMap<String, VariantGuardrail>,
+    /// For an interleaving experiment, the paired per-user analysis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interleaving: Option<InterleavingSummary>,
+}
+
+/// Team-draft interleaving's verdict: per user, clicks credited to the
+/// second variant minus the first's; a one-sample t-test of its mean.
+#[derive(Debug, Clone, Serialize)]
+pub struct InterleavingSummary {
+    /// The two variants, as the items' teams name them.
+    pub teams: [String; 2],
+    /// Users who saw an interleaved list.
+    pub users: u64,
+    /// Clicks credited to each team.
+    pub credits: [f64; 2],
+    /// The mean per-user preference for the second team, its interval and
+    /// p-value; `None` without variance (no credited click yet).
+    pub preference: Option<Lift>,
+    /// Users needed for 80% power to detect the mean preference observed
+    /// (one-sample, normal approximation).
+    pub users_for_80pct_power: Option<f64>,
+}
+
+fn interleaving_summary(progress: &ExperimentProgress, alpha: f64) -> Option<InterleavingSummary> {
+    let teams = progress.teams.clone()?;
+    let variant = progress.variants.first()?;
+    let mean_of =
+        |metric: &str| variant.metrics.get(metric).map(|m| Estimate::mean_of(&m.totals.x));
+    let credits = [&teams[0], &teams[1]].map(|team| {
+        variant.metrics.get(&format!("credits:{team}")).map_or(0.0, |m| m.totals.x.sum)
+    });
+    let preference = mean_of(PREFERENCE);
+    let lift = preference.and_then(|p| one_sample(&p, alpha));
+    let users_for_80pct_power = preference.filter(|p| p.mean != 0.0).map(|p| {
+        let z = normal_quantile(1.0 - alpha / 2.0) + normal_quantile(0.8);
+        (z * z * p.variance / (p.mean * p.mean)).ceil()
+    });
+    Some(InterleavingSummary {
+        teams,
+        users: variant.users,
+        credits,
+        preference: lift,
+        users_for_80pct_power,
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -221,6 +266,7 @@ impl ExperimentAnalysis {
             through_seq: ledger.next_seq,
             results,
             guardrails: self.metrics.variant_guardrails(name),
+            interleaving: interleaving_summary(progress, settings.alpha),
         })
     }
 }

@@ -31,6 +31,9 @@ use super::registry::ExperimentRecord;
 pub const CLICKS_PER_USER: &str = "clicks_per_user";
 /// Clicks on shown items per impression.
 pub const CTR: &str = "ctr";
+/// Interleaving: clicks credited to the second variant minus the first's,
+/// per user.
+pub const PREFERENCE: &str = "interleaving_preference";
 /// Items one user's tally remembers as shown, awaiting a click.
 const SHOWN_PER_USER: usize = 200;
 
@@ -49,17 +52,30 @@ pub struct UserTally {
     pub impressions: f64,
     /// Counts of `event_metrics` types since the first exposure.
     pub events: BTreeMap<String, f64>,
-    /// Items shown and when (ms), oldest first.
-    pub shown: VecDeque<(String, i64)>,
+    /// Items shown, when (ms) and, in an interleaved list, by which team;
+    /// oldest first.
+    pub shown: VecDeque<(String, i64, Option<String>)>,
+    /// Interleaving: clicks credited to each team (variant).
+    pub credits: BTreeMap<String, f64>,
 }
 
 impl UserTally {
     /// The user's value of every metric: (name, kind, x, y).
-    fn values(&self, event_metrics: &[String]) -> Vec<(String, MetricKind, f64, f64)> {
+    fn values(
+        &self,
+        event_metrics: &[String],
+        teams: Option<&[String; 2]>,
+    ) -> Vec<(String, MetricKind, f64, f64)> {
         let mut values = vec![
             (CLICKS_PER_USER.to_owned(), MetricKind::Mean, self.clicks, self.covariate),
             (CTR.to_owned(), MetricKind::Ratio, self.ctr_clicks, self.impressions),
         ];
+        if let Some([a, b]) = teams {
+            let credit = |team: &String| self.credits.get(team).copied().unwrap_or(0.0);
+            values.push((format!("credits:{a}"), MetricKind::Mean, credit(a), 0.0));
+            values.push((format!("credits:{b}"), MetricKind::Mean, credit(b), 0.0));
+            values.push((PREFERENCE.to_owned(), MetricKind::Mean, credit(b) - credit(a), 0.0));
+        }
         for event_type in event_metrics {
             let count = self.events.get(event_type).copied().unwrap_or(0.0);
             values.push((
@@ -83,6 +99,10 @@ pub struct ExperimentProgress {
     pub variants: Vec<VariantTotals>,
     /// The always-valid SRM test's memory across looks.
     pub srm: SequentialSrm,
+    /// An interleaving experiment's two variants (its users are all in one
+    /// `interleaved` variant); `None` for an A/B test.
+    #[serde(default)]
+    pub teams: Option<[String; 2]>,
 }
 
 #[derive(Debug)]
@@ -127,24 +147,26 @@ impl Ledger {
     /// Starts counting experiments it does not know yet.
     pub fn sync(&mut self, records: &[ExperimentRecord]) {
         for record in records {
-            self.experiments.entry(record.config.name.clone()).or_insert_with(|| {
-                ExperimentLedger {
-                    progress: ExperimentProgress {
-                        variants: record
-                            .config
-                            .variants
-                            .iter()
-                            .map(|variant| VariantTotals {
-                                name: variant.name.clone(),
-                                weight: variant.weight,
-                                ..Default::default()
-                            })
-                            .collect(),
-                        srm: SequentialSrm::new(self.srm_concentration),
-                    },
-                    users: HashMap::new(),
-                    dirty: HashSet::new(),
+            let config = &record.config;
+            let totals = |name: &str, weight: f64| VariantTotals {
+                name: name.to_owned(),
+                weight,
+                ..Default::default()
+            };
+            let (variants, teams) = match config.interleave {
+                true => (
+                    vec![totals(super::INTERLEAVED, 1.0)],
+                    Some([config.variants[0].name.clone(), config.variants[1].name.clone()]),
+                ),
+                false => {
+                    (config.variants.iter().map(|v| totals(&v.name, v.weight)).collect(), None)
                 }
+            };
+            let srm = SequentialSrm::new(self.srm_concentration);
+            self.experiments.entry(config.name.clone()).or_insert_with(|| ExperimentLedger {
+                progress: ExperimentProgress { variants, srm, teams },
+                users: HashMap::new(),
+                dirty: HashSet::new(),
             });
         }
     }
@@ -186,7 +208,7 @@ impl Ledger {
                     if tally.shown.len() == SHOWN_PER_USER {
                         tally.shown.pop_front();
                     }
-                    tally.shown.push_back((event.item.clone(), event.ts_ms));
+                    tally.shown.push_back((event.item.clone(), event.ts_ms, served.team.clone()));
                 });
             }
             return;
@@ -204,15 +226,18 @@ impl Ledger {
             ledger.update(&event.user, &self.event_metrics, None, |tally| {
                 if positive {
                     tally.clicks += 1.0;
-                    let shown = tally.shown.iter().position(|(item, shown_ms)| {
+                    // The latest impression of the item is the one answered.
+                    let shown = tally.shown.iter().rposition(|(item, shown_ms, _)| {
                         *item == event.item
                             && event.ts_ms >= *shown_ms
                             && event.ts_ms - shown_ms <= window
                     });
-                    if let Some(at) = shown {
-                        // One click per impression: the item is answered.
-                        tally.shown.remove(at);
+                    // One click per impression: the item is answered.
+                    if let Some((_, _, team)) = shown.and_then(|at| tally.shown.remove(at)) {
                         tally.ctr_clicks += 1.0;
+                        if let Some(team) = team {
+                            *tally.credits.entry(team).or_default() += 1.0;
+                        }
                     }
                 }
                 if counted {
@@ -264,9 +289,10 @@ impl ExperimentLedger {
         exposure: Option<(usize, f64)>,
         change: impl FnOnce(&mut UserTally),
     ) {
+        let teams = self.progress.teams.clone();
         let (tally, before) = match (self.users.get_mut(user), exposure) {
             (Some(tally), _) => {
-                let before = tally.values(event_metrics);
+                let before = tally.values(event_metrics, teams.as_ref());
                 (tally, Some(before))
             }
             (None, Some((variant, covariate))) => {
@@ -276,7 +302,7 @@ impl ExperimentLedger {
             (None, None) => return,
         };
         change(tally);
-        let after = tally.values(event_metrics);
+        let after = tally.values(event_metrics, teams.as_ref());
         let totals = &mut self.progress.variants[tally.variant];
         if before.is_none() {
             totals.users += 1;

@@ -8,4 +8,6 @@ pub mod ledger;
 pub mod registry;
 
 pub use analysis::{ExperimentAnalysis, ResultsResponse};
-pub use registry::{ExperimentRecord, ExperimentStatus, Experiments, Route};
+pub use registry::{
+    ExperimentRecord, ExperimentStatus, Experiments, INTERLEAVED, Interleaved, Route,
+};

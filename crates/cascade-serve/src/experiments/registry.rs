@@ -52,7 +52,24 @@ pub struct Route {
     /// Identifies `recommend` while the experiments do not change (a
     /// cache key for the pipeline built from it).
     pub key: String,
+    /// Set when the user is in an interleaving experiment: the list is
+    /// drafted from these two pipelines.
+    pub interleaved: Option<Interleaved>,
 }
+
+/// The two rankings an interleaved list is drafted from.
+#[derive(Debug, Clone)]
+pub struct Interleaved {
+    /// The interleaving experiment's name.
+    pub experiment: String,
+    /// The two variants' names, which the items' teams carry.
+    pub teams: [String; 2],
+    /// Each team's pipeline section and its cache key.
+    pub pipelines: [(Arc<RecommendConfig>, String); 2],
+}
+
+/// The variant name an interleaving experiment's users are reported in.
+pub const INTERLEAVED: &str = "interleaved";
 
 /// (experiment, variant) indices a user is in.
 type Chosen = Vec<(usize, usize)>;
@@ -189,7 +206,12 @@ impl Experiments {
         let layout = self.layout.read().clone();
         let assignment = layout.assigner.assign(user_id);
         if assignment.variants.is_empty() {
-            return Route { variants: Vec::new(), recommend: None, key: String::new() };
+            return Route {
+                variants: Vec::new(),
+                recommend: None,
+                key: String::new(),
+                interleaved: None,
+            };
         }
         let chosen: Vec<(usize, usize)> = assignment
             .variants
@@ -200,16 +222,38 @@ impl Experiments {
             .iter()
             .map(|&(experiment, variant)| {
                 let config = &layout.records[experiment].config;
-                (config.name.clone(), config.variants[variant].name.clone())
+                let variant = match config.interleave {
+                    true => INTERLEAVED.to_owned(),
+                    false => config.variants[variant].name.clone(),
+                };
+                (config.name.clone(), variant)
             })
             .collect();
-        let key = format!("{}:{chosen:?}", layout.generation);
-        let mut merged = layout.merged.lock();
-        let recommend = merged
-            .entry(chosen)
-            .or_insert_with_key(|chosen| Arc::new(merge(&self.base, &layout.records, chosen)))
-            .clone();
-        Route { variants, recommend: Some(recommend), key }
+        let pipeline = |chosen: Chosen| {
+            let key = format!("{}:{chosen:?}", layout.generation);
+            let mut merged = layout.merged.lock();
+            let recommend = merged
+                .entry(chosen)
+                .or_insert_with_key(|chosen| Arc::new(merge(&self.base, &layout.records, chosen)))
+                .clone();
+            (recommend, key)
+        };
+        let interleaving = chosen.iter().position(|&(e, _)| layout.records[e].config.interleave);
+        let interleaved = interleaving.map(|at| {
+            let config = &layout.records[chosen[at].0].config;
+            let team = |variant: usize| {
+                let mut with = chosen.clone();
+                with[at].1 = variant;
+                pipeline(with)
+            };
+            Interleaved {
+                experiment: config.name.clone(),
+                teams: [config.variants[0].name.clone(), config.variants[1].name.clone()],
+                pipelines: [team(0), team(1)],
+            }
+        });
+        let (recommend, key) = pipeline(chosen);
+        Route { variants, recommend: Some(recommend), key, interleaved }
     }
 
     /// Every variant's pipeline section of every running experiment, for
@@ -274,6 +318,9 @@ fn build_layout(
         config
             .pipelines(base)
             .map_err(|(key, message)| format!("experiment {:?}: {key}: {message}", config.name))?;
+        if let Some(problem) = config.interleaving_problem() {
+            return Err(format!("experiment {:?}: interleave: {problem}", config.name));
+        }
         if record.status == ExperimentStatus::Running {
             running.push(index);
             layouts.push(ExperimentLayout {

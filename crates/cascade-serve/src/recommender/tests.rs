@@ -294,3 +294,48 @@ fn the_exposure_cap_rotates_items_out() {
     // Another user is unaffected.
     assert_eq!(ask(&r, "a", 5).len(), 5);
 }
+
+fn scored(ids: &[&str]) -> Vec<ScoredItem> {
+    ids.iter()
+        .enumerate()
+        .map(|(k, id)| ScoredItem {
+            item_id: (*id).to_owned(),
+            score: Some(1.0 / (k + 1) as f32),
+            rank: k + 1,
+            sources: vec!["recall/popular".into()],
+            team: None,
+        })
+        .collect()
+}
+
+/// Team-draft: each pick goes to the team with fewer picks (a fair coin on
+/// ties) and takes its best item not yet drafted; no item twice; ranks
+/// renumbered; over many lists each team leads half the time.
+#[test]
+fn team_draft_alternates_fairly_without_duplicates() {
+    let teams = ["a".to_owned(), "b".to_owned()];
+    let (a, b) = (scored(&["1", "2", "3", "4", "5"]), scored(&["2", "6", "1", "7", "8"]));
+    let mut first_to_a = 0;
+    for seed in 0..1_000 {
+        let drafted = team_draft([&a, &b], &teams, 6, seed);
+        let ids: Vec<&str> = drafted.iter().map(|i| i.item_id.as_str()).collect();
+        let unique: HashSet<&str> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
+        assert_eq!(drafted.iter().map(|i| i.rank).collect::<Vec<_>>(), (1..=6).collect::<Vec<_>>());
+        let of = |team: &str| drafted.iter().filter(|i| i.team.as_deref() == Some(team)).count();
+        assert_eq!((of("a"), of("b")), (3, 3), "{ids:?}");
+        // Each team's picks keep its own order.
+        let a_picks: Vec<&str> = drafted
+            .iter()
+            .filter(|i| i.team.as_deref() == Some("a"))
+            .map(|i| i.item_id.as_str())
+            .collect();
+        let positions: Vec<usize> =
+            a_picks.iter().map(|id| a.iter().position(|i| i.item_id == *id).unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{a_picks:?}");
+        first_to_a += usize::from(drafted[0].team.as_deref() == Some("a"));
+    }
+    assert!((450..=550).contains(&first_to_a), "a led {first_to_a} of 1,000 lists");
+    let short = team_draft([&a[..1], &b[..1]], &teams, 5, 1);
+    assert_eq!(short.len(), 2, "two lists of one distinct item each");
+}
