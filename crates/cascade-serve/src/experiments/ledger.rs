@@ -327,3 +327,160 @@ impl ExperimentLedger {
         self.dirty.insert(user.to_owned());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cascade_core::config::{ExperimentConfig, VariantConfig};
+    use cascade_core::event::{Event, Served};
+
+    use crate::experiments::ExperimentStatus;
+
+    fn record(interleave: bool) -> ExperimentRecord {
+        let variant = |name: &str| VariantConfig {
+            name: name.into(),
+            weight: 0.5,
+            recommend: Default::default(),
+        };
+        ExperimentRecord {
+            config: ExperimentConfig {
+                name: "e".into(),
+                layer: "default".into(),
+                salt: None,
+                allocation: 1.0,
+                traffic_start: 0.0,
+                variants: vec![variant("a"), variant("b")],
+                interleave,
+            },
+            status: ExperimentStatus::Running,
+            started_ms: 0,
+            stopped_ms: None,
+        }
+    }
+
+    fn event(
+        seq: u64,
+        user: &str,
+        item: &str,
+        kind: &str,
+        ts_ms: i64,
+        served: Option<(&str, u32, Option<&str>)>,
+    ) -> StoredEvent {
+        let served = served.map(|(variant, prior, team)| {
+            Box::new(Served {
+                request_id: format!("r{seq}"),
+                model_version: "v".into(),
+                variants: vec![("e".into(), variant.into())],
+                prior_consumption: prior,
+                team: team.map(str::to_owned),
+            })
+        });
+        StoredEvent {
+            seq,
+            event: Event {
+                user: user.into(),
+                item: item.into(),
+                event_type: kind.into(),
+                value: None,
+                ts_ms,
+                served,
+            },
+        }
+    }
+
+    fn ledger() -> Ledger {
+        let labels = LabelConfig { positive_event_types: vec!["click".into()], rating: None };
+        Ledger::new(labels, vec!["buy".into()], 1_000, 1_000.0)
+    }
+
+    /// The sums kept event by event equal the sums of the users' final
+    /// values: the incremental updates lose nothing.
+    #[test]
+    fn incremental_sums_equal_the_final_tallies() {
+        let mut ledger = ledger();
+        ledger.sync(&[record(false)]);
+        let mut rng = cascade_experiments::calibration::SplitMix::new(3);
+        let mut seq = 0;
+        for step in 0..3_000 {
+            let user = format!("u{}", rng.next_u64() % 40);
+            let item = format!("i{}", rng.next_u64() % 15);
+            let variant = if user.len() % 2 == 0 { "a" } else { "b" };
+            let kind = match rng.next_u64() % 4 {
+                0 | 1 => "impression",
+                2 => "click",
+                _ => "buy",
+            };
+            let served =
+                (kind == "impression").then_some((variant, (rng.next_u64() % 9) as u32, None));
+            ledger.observe(&event(seq, &user, &item, kind, step * 100, served));
+            seq += 1;
+        }
+        assert_eq!(ledger.next_seq, seq);
+        let experiment = &ledger.experiments["e"];
+        for (index, totals) in experiment.progress.variants.iter().enumerate() {
+            let users: Vec<&UserTally> =
+                experiment.users.values().filter(|t| t.variant == index).collect();
+            assert_eq!(totals.users, users.len() as u64);
+            for (name, metric) in &totals.metrics {
+                let pairs: Vec<(f64, f64)> = users
+                    .iter()
+                    .map(|t| {
+                        let values = t.values(&["buy".to_owned()], None);
+                        let (_, _, x, y) = values.into_iter().find(|(n, ..)| n == name).unwrap();
+                        (x, y)
+                    })
+                    .collect();
+                let (x, y): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
+                let direct = PairedMoments::of(&x, &y);
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+                let kept = &metric.totals;
+                assert_eq!(kept.n(), direct.n(), "{name}");
+                assert!(
+                    close(kept.x.sum, direct.x.sum)
+                        && close(kept.x.sum_squares, direct.x.sum_squares),
+                    "{name}"
+                );
+                assert!(
+                    close(kept.y.sum, direct.y.sum)
+                        && close(kept.y.sum_squares, direct.y.sum_squares),
+                    "{name}"
+                );
+                assert!(close(kept.sum_of_products, direct.sum_of_products), "{name}");
+            }
+        }
+        let clicked: f64 = experiment.users.values().map(|t| t.ctr_clicks).sum();
+        assert!(clicked > 0.0, "some clicks answered impressions within the window");
+    }
+
+    /// A click answers the latest impression of the item, within the join
+    /// window, once; in an interleaved list it credits that impression's team.
+    #[test]
+    fn clicks_credit_the_latest_impressions_team_once() {
+        let mut ledger = ledger();
+        ledger.sync(&[record(true)]);
+        let shown = |seq, item, ts, team| {
+            event(seq, "u", item, "impression", ts, Some((INTERLEAVED_NAME, 4, Some(team))))
+        };
+        ledger.observe(&shown(0, "x", 0, "a"));
+        ledger.observe(&shown(1, "x", 500, "b"));
+        ledger.observe(&event(2, "u", "x", "click", 600, None));
+        ledger.observe(&event(3, "u", "x", "click", 700, None));
+        ledger.observe(&shown(4, "y", 1_000, "a"));
+        ledger.observe(&event(5, "u", "y", "click", 2_500, None));
+        let tally = &ledger.experiments["e"].users["u"];
+        assert_eq!(tally.credits.get("b"), Some(&1.0), "the latest impression's team");
+        assert_eq!(
+            tally.credits.get("a"),
+            Some(&1.0),
+            "the older impression of x answers the second click"
+        );
+        assert_eq!(
+            (tally.clicks, tally.ctr_clicks, tally.impressions),
+            (3.0, 2.0, 3.0),
+            "y's click came after the window"
+        );
+        assert_eq!(tally.covariate, 4.0);
+    }
+
+    const INTERLEAVED_NAME: &str = super::super::INTERLEAVED;
+}
