@@ -6,7 +6,9 @@
 
 use serde::Serialize;
 
-use crate::statistics::{Estimate, PairedMoments, Scale, cuped_theta, sequential, welch};
+use crate::statistics::{
+    Estimate, PairedMoments, Scale, cuped_theta, group_sequential_boundaries, sequential, welch,
+};
 
 /// The simulation's knobs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -48,6 +50,9 @@ pub struct CalibrationReport {
     pub sequential_every_look: f64,
     /// The same on the CUPED-adjusted estimate.
     pub sequential_cuped_every_look: f64,
+    /// The group-sequential test (O'Brien–Fleming-type spending over the
+    /// planned users) read at every look: α, when the horizon is planned.
+    pub group_sequential_every_look: f64,
 }
 
 /// Runs the A/A simulation. Users' clicks are Poisson around a per-user
@@ -57,11 +62,16 @@ pub fn calibrate(settings: &CalibrationSettings) -> CalibrationReport {
     let mut rng = SplitMix::new(settings.seed);
     let (mut once, mut fixed_any, mut sequential_any, mut cuped_any) =
         (0usize, 0usize, 0usize, 0usize);
+    let mut planned_any = 0usize;
+    let fractions: Vec<f64> =
+        (1..=settings.looks).map(|k| k as f64 / settings.looks as f64).collect();
+    let boundaries = group_sequential_boundaries(&fractions, settings.alpha);
     for _ in 0..settings.experiments {
         let mut arms = [PairedMoments::default(); 2];
         let (mut fixed_seen, mut sequential_seen, mut cuped_seen) = (false, false, false);
+        let mut planned_seen = false;
         let mut last_fixed = false;
-        for _ in 0..settings.looks {
+        for boundary in &boundaries {
             for _ in 0..settings.users_per_look {
                 let rate = -2.0 * (1.0 - rng.unit()).ln();
                 let arm = usize::from(rng.unit() < 0.5);
@@ -72,7 +82,10 @@ pub fn calibrate(settings: &CalibrationSettings) -> CalibrationReport {
             let rejects = |lift: Option<crate::statistics::Lift>| {
                 lift.is_some_and(|lift| lift.p_value < settings.alpha)
             };
-            last_fixed = rejects(welch(&control, &treatment, Scale::Absolute, settings.alpha));
+            let fixed = welch(&control, &treatment, Scale::Absolute, settings.alpha);
+            let z = fixed.map_or(0.0, |lift| lift.estimate / lift.standard_error);
+            planned_seen |= z.abs() >= *boundary;
+            last_fixed = rejects(fixed);
             fixed_seen |= last_fixed;
             sequential_seen |= rejects(sequential(
                 &control,
@@ -94,6 +107,7 @@ pub fn calibrate(settings: &CalibrationSettings) -> CalibrationReport {
         fixed_any += usize::from(fixed_seen);
         sequential_any += usize::from(sequential_seen);
         cuped_any += usize::from(cuped_seen);
+        planned_any += usize::from(planned_seen);
     }
     let share = |count: usize| count as f64 / settings.experiments as f64;
     CalibrationReport {
@@ -102,6 +116,7 @@ pub fn calibrate(settings: &CalibrationSettings) -> CalibrationReport {
         fixed_every_look: share(fixed_any),
         sequential_every_look: share(sequential_any),
         sequential_cuped_every_look: share(cuped_any),
+        group_sequential_every_look: share(planned_any),
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod distributions;
 mod estimate;
+mod group_sequential;
 mod lift;
 mod moments;
 mod multiple;
@@ -19,6 +20,7 @@ mod srm;
 
 pub use distributions::{normal_quantile, student_t_quantile, student_t_survival};
 pub use estimate::{Estimate, cuped_theta, variance_reduction};
+pub use group_sequential::{group_sequential_boundaries, obrien_fleming_spent};
 pub use lift::{Lift, Scale, one_sample, sequential, welch, welch_dof};
 pub use moments::{Moments, PairedMoments};
 pub use multiple::holm;
