@@ -11,25 +11,18 @@ use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 
 use cascade_experiments::calibration::{CalibrationSettings, calibrate, srm_monitoring};
-use cascade_serve::experiments::{ExperimentAnalysis, ResultsResponse};
+use cascade_serve::experiments::ResultsResponse;
 use cascade_serve::metrics::Metrics;
 
-use crate::serving::server::open_experiments;
+use crate::serving::server::{open_experiment_analysis, open_experiments};
 use crate::workspace::Workspace;
 
 /// An experiment's results from the workspace's store, every logged event
 /// counted. The store is one process's at a time: while `cascade serve`
 /// runs, ask it (`GET /v1/experiments/{name}/results`).
 pub fn experiment_results(workspace: &Workspace, name: &str) -> Result<ResultsResponse> {
-    let config = &workspace.config;
-    let analysis = ExperimentAnalysis::open(
-        open_experiments(workspace)?,
-        workspace.store()?,
-        config.labels.clone(),
-        i64::try_from(config.stream.join_window_s.saturating_mul(1000)).unwrap_or(i64::MAX),
-        Arc::new(Metrics::default()),
-    )
-    .map_err(|e| anyhow!("experiment analysis: {e}"))?;
+    let metrics = Arc::new(Metrics::default());
+    let analysis = open_experiment_analysis(workspace, open_experiments(workspace)?, metrics)?;
     analysis.results(name).map_err(|e| anyhow!("{e}"))
 }
 

@@ -110,15 +110,7 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
     let events = Arc::new(event_log(workspace.store()?, config));
     let entities = Entities::new(workspace.store()?, config.users.clone(), config.items.clone())
         .with_max_id_bytes(config.ingest.max_id_bytes);
-    let analysis = ExperimentAnalysis::open(
-        experiments,
-        workspace.store()?,
-        config.labels.clone(),
-        i64::try_from(config.stream.join_window_s.saturating_mul(1000)).unwrap_or(i64::MAX),
-        metrics.clone(),
-    )
-    .map_err(|e| anyhow!("experiment analysis: {e}"))?;
-    let analysis = Arc::new(analysis);
+    let analysis = Arc::new(open_experiment_analysis(&workspace, experiments, metrics.clone())?);
     analysis.spawn();
     if let Some(dir) = &options.models_dir {
         let watched = [dir.join(ModelKind::BprMf.name()), dir.join(ranker.name())];
@@ -133,6 +125,27 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
         access: Arc::new(AccessKeys::from_config(&config.serve)),
         experiments: Some(analysis),
     }))
+}
+
+/// The experiments' analysis over the workspace's log: clicks are the
+/// config's positive labels, joined to impressions within `[stream]
+/// join_window_s`.
+pub fn open_experiment_analysis(
+    workspace: &Workspace,
+    experiments: Arc<Experiments>,
+    metrics: Arc<Metrics>,
+) -> Result<ExperimentAnalysis> {
+    let config = &workspace.config;
+    let join_window_ms =
+        i64::try_from(config.stream.join_window_s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    ExperimentAnalysis::open(
+        experiments,
+        workspace.store()?,
+        config.labels.clone(),
+        join_window_ms,
+        metrics,
+    )
+    .map_err(|e| anyhow!("experiment analysis: {e}"))
 }
 
 /// The experiments the store keeps and the config declares

@@ -175,6 +175,19 @@ impl ExperimentAnalysis {
     pub fn catch_up(&self) -> Result<usize, ServeError> {
         let mut ledger = self.ledger.lock();
         ledger.sync(&self.experiments.records());
+        if ledger.is_empty() {
+            // Nothing to count: skip the log rather than read it. An
+            // experiment created after the second look serves its first
+            // impression after the position taken here.
+            let end = self
+                .store
+                .event_count()
+                .map_err(|e| ServeError::Unavailable(format!("experiment ledger: {e}")))?;
+            if self.experiments.records().is_empty() {
+                ledger.next_seq = ledger.next_seq.max(end);
+                return Ok(0);
+            }
+        }
         let mut counted = 0;
         loop {
             let page = self
