@@ -22,20 +22,30 @@
 //! short Amazon-style sequences do not pay for 50 slots. Windows are
 //! grouped by length before batching for the same reason.
 //!
-//! The item matrix is dense, not a sparse table: the full softmax touches
-//! every row on every step, so there is nothing for row-wise updates to save.
+//! With the full softmax the item matrix is a dense parameter: every row
+//! is a class on every step. With the sampled softmax a step touches only
+//! its batch's items and its negatives, so training keeps the matrix as a
+//! sparse table (`cascade-nn`) whose touched rows are gathered per step and
+//! updated by lazy Adam, and copies it back into the matrix after each
+//! epoch for validation. Either way a batch's windows are split in two
+//! shares whose forward and backward passes run on the two cores.
 
+use candle_core::backprop::GradStore;
 use candle_core::{D, Device, Module, Tensor};
 use candle_nn::Linear;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use cascade_eval::protocols::{FullRanker, LooSplit, Query};
-use cascade_nn::{DenseParams, DenseSnapshot, Mlp, OptimizerConfig};
+use cascade_nn::{DenseParams, DenseSnapshot, EmbeddingTable, Mlp, OptimizerConfig, TableConfig};
 
 use crate::early_stopping::{EarlyStopping, Verdict};
+
+mod batches;
 use crate::random::SeededRng;
 use crate::retrieval::{EpochReport, EpochWork, close_epoch};
 use crate::training::TrainingSettings;
+use batches::{DistinctRows, Share, length_grouped_batches, sampled_softmax_gradients, sum_shares};
 
 /// SASRec hyperparameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,17 +224,31 @@ impl SasRec {
     fn encode(
         &self,
         sequences: &[&[u32]],
-        mut rng: Option<&mut SeededRng>,
+        rng: Option<&mut SeededRng>,
     ) -> candle_core::Result<(Tensor, usize)> {
-        let (b, l, d, h) =
-            (sequences.len(), self.width(sequences), self.config.dim, self.config.heads);
+        let l = self.width(sequences);
         let (rows, lengths) = SasRec::pad(sequences, l);
+        Ok((self.encode_rows(&self.items, rows, &lengths, l, rng)?, l))
+    }
+
+    /// Hidden states B × l × D of left-padded sequences given as rows of
+    /// `items` (the model's matrix, or one batch's rows gathered from the
+    /// training table) and their real lengths.
+    fn encode_rows(
+        &self,
+        items: &Tensor,
+        rows: Vec<u32>,
+        lengths: &[usize],
+        l: usize,
+        mut rng: Option<&mut SeededRng>,
+    ) -> candle_core::Result<Tensor> {
+        let (b, d, h) = (lengths.len(), self.config.dim, self.config.heads);
         let rows = Tensor::from_vec(rows, b * l, &Device::Cpu)?;
-        let embedded = self.items.index_select(&rows, 0)?.reshape((b, l, d))?;
+        let embedded = items.index_select(&rows, 0)?.reshape((b, l, d))?;
         let positions = self.positions.narrow(0, self.config.max_length - l, l)?;
         let mut x = (embedded * (d as f64).sqrt())?.broadcast_add(&positions)?;
         x = dropout(&x, self.config.dropout, rng.as_deref_mut())?;
-        let mask = SasRec::attention_mask(&lengths, l)?;
+        let mask = SasRec::attention_mask(lengths, l)?;
         let heads = |t: Tensor| -> candle_core::Result<Tensor> {
             t.reshape((b, l, h, d / h))?.transpose(1, 2)?.contiguous()
         };
@@ -243,7 +267,7 @@ impl SasRec {
             let ffn = block.ffn.forward(&layer_norm(&x, &block.norm_ffn)?)?;
             x = (&x + dropout(&ffn, self.config.dropout, rng.as_deref_mut())?)?;
         }
-        Ok((layer_norm(&x, &self.final_norm)?, l))
+        layer_norm(&x, &self.final_norm)
     }
 
     /// N × D item embeddings (no padding row).
@@ -251,58 +275,148 @@ impl SasRec {
         self.items.narrow(0, 1, self.n_items)
     }
 
-    fn step(&mut self, sequences: &[&[u32]], rng: &mut SeededRng) -> candle_core::Result<f64> {
-        // Inputs are each sequence but its last item; targets are shifted by one.
-        let inputs: Vec<&[u32]> = sequences.iter().map(|s| &s[..s.len() - 1]).collect();
-        let l = self.width(&inputs);
-        let mut picked = Vec::new();
-        let mut targets = Vec::new();
-        for (b, sequence) in sequences.iter().enumerate() {
-            let len = inputs[b].len().min(l);
-            for p in 0..len {
-                picked.push((b * l + (l - len + p)) as u32);
-                targets.push(sequence[sequence.len() - len + p]);
-            }
+    /// A full-softmax step: every item is a class, so the whole item
+    /// matrix is a dense parameter.
+    fn full_softmax_step(
+        &mut self,
+        sequences: &[&[u32]],
+        rng: &mut SeededRng,
+    ) -> candle_core::Result<f64> {
+        let shares = Share::split(sequences, self.config.max_length, rng);
+        let model = &*self;
+        let results: Vec<_> =
+            shares.par_iter().map(|share| model.full_softmax_share(share)).collect();
+        let (grads, loss) = sum_shares(results)?;
+        if let Some(grads) = grads {
+            self.params.step(&grads)?;
         }
-        let (hidden, _) = self.encode(&inputs, Some(rng))?;
-        let hidden = hidden.reshape((sequences.len() * l, self.config.dim))?;
-        let picked = Tensor::from_vec(picked, targets.len(), &Device::Cpu)?;
-        let states = hidden.index_select(&picked, 0)?;
-        let loss = if self.config.samples_softmax(self.n_items) {
-            self.sampled_softmax_loss(&states, &targets, rng)?
-        } else {
-            let logits = states.matmul(&self.item_matrix()?.t()?)?;
-            let targets = Tensor::from_vec(targets, logits.dim(0)?, &Device::Cpu)?;
-            candle_nn::loss::cross_entropy(&logits, &targets)?
-        };
-        self.params.step(&loss.backward()?)?;
-        loss.to_scalar::<f32>().map(f64::from)
+        Ok(loss)
     }
 
-    /// Cross-entropy of each target against `negatives` items drawn
-    /// uniformly for the batch: logits `[target, negatives...]`, class 0.
-    fn sampled_softmax_loss(
-        &self,
-        states: &Tensor,
-        targets: &[u32],
+    /// The hidden state of every real position of `share` (P × D), its
+    /// inputs read from `items`, with the share's own dropout draws.
+    fn share_states(&self, items: &Tensor, share: &Share) -> candle_core::Result<Tensor> {
+        let batch = &share.batch;
+        let mut rng = SeededRng::new(share.seed);
+        let hidden = self.encode_rows(
+            items,
+            share.inputs.clone(),
+            &batch.lengths,
+            batch.width,
+            Some(&mut rng),
+        )?;
+        batch.picked_states(&hidden, self.config.dim)
+    }
+
+    /// Forward and backward of one share of a full-softmax batch: its
+    /// gradients and its weighted loss.
+    fn full_softmax_share(&self, share: &Share) -> candle_core::Result<(GradStore, f64)> {
+        let states = self.share_states(&self.items, share)?;
+        let logits = states.matmul(&self.item_matrix()?.t()?)?;
+        let targets = Tensor::from_vec(share.targets.clone(), logits.dim(0)?, &Device::Cpu)?;
+        let loss = (candle_nn::loss::cross_entropy(&logits, &targets)? * share.weight)?;
+        let value = f64::from(loss.to_scalar::<f32>()?);
+        Ok((loss.backward()?, value))
+    }
+
+    /// A sampled-softmax step: only the batch's items and its negatives
+    /// have gradients, so their rows are gathered from `table` and updated
+    /// there (lazy Adam), and the rest of the catalogue costs nothing.
+    fn sampled_softmax_step(
+        &mut self,
+        sequences: &[&[u32]],
+        table: &mut EmbeddingTable,
         rng: &mut SeededRng,
-    ) -> candle_core::Result<Tensor> {
+    ) -> candle_core::Result<f64> {
         let negatives: Vec<u32> =
             (0..self.config.negatives).map(|_| rng.below(self.n_items) as u32).collect();
-        let items = self.item_matrix()?;
-        let target_rows = Tensor::from_vec(targets.to_vec(), targets.len(), &Device::Cpu)?;
-        let positive = (states * items.index_select(&target_rows, 0)?)?.sum_keepdim(1)?;
-        let negative_rows = Tensor::from_vec(negatives.clone(), negatives.len(), &Device::Cpu)?;
-        let negative = states.matmul(&items.index_select(&negative_rows, 0)?.t()?)?;
-        // A drawn negative that is the position's own target is no negative.
-        let hits: Vec<f32> = targets
-            .iter()
-            .flat_map(|&t| negatives.iter().map(move |&n| if n == t { -1e9 } else { 0.0 }))
+        let mut shares = Share::split(sequences, self.config.max_length, rng);
+        // The shares read the batch's distinct rows, gathered once; table
+        // rows are the matrix's: item i is row i + 1, 0 is padding.
+        let mut distinct = DistinctRows::new(self.n_items + 1);
+        for share in &mut shares {
+            share.inputs.iter_mut().for_each(|row| *row = distinct.local(*row));
+            share.targets.iter_mut().for_each(|item| *item = distinct.local(*item + 1));
+        }
+        let negative_rows: Vec<u32> = negatives.iter().map(|&n| distinct.local(n + 1)).collect();
+        let lookup = table.lookup(&distinct.ids)?;
+        let negative_rows = Tensor::from_vec(negative_rows, negatives.len(), &Device::Cpu)?;
+        let gathered = lookup.var.as_tensor();
+        let model = &*self;
+        let results: Vec<_> = shares
+            .par_iter()
+            .map(|share| model.sampled_share(gathered, share, &negatives, &negative_rows))
             .collect();
-        let hits = Tensor::from_vec(hits, negative.shape(), &Device::Cpu)?;
-        let logits = Tensor::cat(&[positive, (negative + hits)?], 1)?;
-        let zeros = Tensor::zeros(targets.len(), candle_core::DType::U32, &Device::Cpu)?;
-        candle_nn::loss::cross_entropy(&logits, &zeros)
+        let (grads, loss) = sum_shares(results)?;
+        if let Some(grads) = grads {
+            self.params.step(&grads)?;
+            table.apply_gradients(&lookup, &grads)?;
+        }
+        Ok(loss)
+    }
+
+    /// Forward and backward of one share of a sampled-softmax batch against
+    /// the gathered rows: its gradients and its weighted loss.
+    fn sampled_share(
+        &self,
+        gathered: &Tensor,
+        share: &Share,
+        negatives: &[u32],
+        negative_rows: &Tensor,
+    ) -> candle_core::Result<(GradStore, f64)> {
+        let batch = &share.batch;
+        let states = self.share_states(gathered, share)?;
+        let target_rows =
+            Tensor::from_vec(share.targets.clone(), share.targets.len(), &Device::Cpu)?;
+        let positive = (&states * gathered.index_select(&target_rows, 0)?)?.sum_keepdim(1)?;
+        let negative = states.matmul(&gathered.index_select(negative_rows, 0)?.t()?)?;
+        let (value, positive_grad, negative_grad) = sampled_softmax_gradients(
+            &positive.flatten_all()?.to_vec1()?,
+            &negative.flatten_all()?.to_vec1()?,
+            &batch.targets,
+            negatives,
+            share.weight,
+        );
+        // The loss's gradient with respect to the logits is known in closed
+        // form, so candle differentiates Σ logits · gradient instead of
+        // building the softmax and its backward pass from tensor ops.
+        let positions = batch.targets.len();
+        let positive_grad = Tensor::from_vec(positive_grad, (positions, 1), &Device::Cpu)?;
+        let negative_grad = Tensor::from_vec(negative_grad, negative.shape(), &Device::Cpu)?;
+        let surrogate =
+            ((positive * positive_grad)?.sum_all()? + (negative * negative_grad)?.sum_all()?)?;
+        Ok((surrogate.backward()?, value))
+    }
+
+    /// The item matrix as a sparse training table (one row per matrix row,
+    /// same values), for the sampled softmax.
+    fn item_table(&self) -> candle_core::Result<EmbeddingTable> {
+        let mut table = EmbeddingTable::new(TableConfig {
+            name: "items".to_owned(),
+            dim: self.config.dim,
+            optimizer: self.config.training.optimizer,
+            init_scale: 0.0,
+            seed: self.config.training.seed,
+        });
+        let values = self.params.values("items")?;
+        for (row, weights) in values.chunks(self.config.dim).enumerate() {
+            table.set_row(row as u64, weights);
+        }
+        Ok(table)
+    }
+
+    /// Copies the training table back into the item matrix, which
+    /// validation, snapshots and inference read.
+    fn sync_items(&mut self, table: &EmbeddingTable) -> candle_core::Result<()> {
+        let mut values = Vec::with_capacity((self.n_items + 1) * self.config.dim);
+        for row in 0..=self.n_items as u64 {
+            let weights = table
+                .row(row)
+                .ok_or_else(|| candle_core::Error::Msg(format!("the item table lost row {row}")))?;
+            values.extend_from_slice(weights);
+        }
+        let matrix = Tensor::from_vec(values, (self.n_items + 1, self.config.dim), &Device::Cpu)?;
+        self.params.set("items", &matrix)
     }
 
     /// Trains on each user's train sequence (next-item targets at every
@@ -313,6 +427,10 @@ impl SasRec {
         mut on_epoch: impl FnMut(&EpochReport),
     ) -> candle_core::Result<(SasRec, Vec<EpochReport>)> {
         let mut model = SasRec::new(split.n_items, config)?;
+        let mut table = match config.samples_softmax(split.n_items) {
+            true => Some(model.item_table()?),
+            false => None,
+        };
         // Each user's train sequence cut, from its end, into windows of L + 1
         // items: every item is a next-item target once per epoch, and attention
         // stays L × L however long the user's history is.
@@ -339,8 +457,14 @@ impl SasRec {
             let batches_of_windows = length_grouped_batches(&mut windows, batch_size, &mut rng);
             let (mut loss_sum, mut batches) = (0.0, 0usize);
             for sequences in &batches_of_windows {
-                loss_sum += model.step(sequences, &mut rng)?;
+                loss_sum += match table.as_mut() {
+                    Some(table) => model.sampled_softmax_step(sequences, table, &mut rng)?,
+                    None => model.full_softmax_step(sequences, &mut rng)?,
+                };
                 batches += 1;
+            }
+            if let Some(table) = &table {
+                model.sync_items(table)?;
             }
             let train_seconds = started.elapsed().as_secs_f64();
             let work = EpochWork { epoch, loss_sum, batches, samples: targets, train_seconds };
@@ -374,25 +498,6 @@ impl SasRec {
         let (hidden, l) = self.encode(sequences, None)?;
         hidden.narrow(1, l - 1, 1)?.squeeze(1)
     }
-}
-
-/// One epoch's batches: windows shuffled, then sorted by length within
-/// pools of 50 batches and cut into batches in a shuffled order, so a batch
-/// is padded to about its own windows' length while its make-up and the
-/// order of batches stay random.
-fn length_grouped_batches<'a>(
-    windows: &mut [&'a [u32]],
-    batch_size: usize,
-    rng: &mut SeededRng,
-) -> Vec<Vec<&'a [u32]>> {
-    rng.shuffle(windows);
-    let mut batches: Vec<Vec<&[u32]>> = Vec::new();
-    for pool in windows.chunks_mut(batch_size * 50) {
-        pool.sort_by_key(|w| w.len());
-        batches.extend(pool.chunks(batch_size).map(<[&[u32]]>::to_vec));
-    }
-    rng.shuffle(&mut batches);
-    batches
 }
 
 impl FullRanker for SasRec {
