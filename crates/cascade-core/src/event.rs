@@ -38,8 +38,9 @@ pub struct Served {
     /// for the holdout and users in none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub variants: Vec<(String, String)>,
-    /// How many items the user had consumed when the list was served: the
-    /// experiments' pre-exposure covariate (CUPED).
+    /// How many items the user had consumed when the list was served (kept
+    /// for analysis; the experiments' CUPED covariate is the user's
+    /// pre-period positives, which the ledger counts from the log).
     #[serde(default)]
     pub prior_consumption: u32,
     /// For an interleaved list, the variant whose ranking contributed this

@@ -124,6 +124,9 @@ pub struct ExperimentSettings {
     /// How often the experiments' totals are made durable (their state is
     /// rebuilt from the log after a crash either way).
     pub checkpoint_interval_ms: u64,
+    /// CUPED's covariate: a user's positive events in this many seconds
+    /// before their first exposure (the pre-period).
+    pub covariate_window_s: u64,
 }
 
 impl Default for ExperimentSettings {
@@ -137,6 +140,7 @@ impl Default for ExperimentSettings {
             srm_concentration: 1_000.0,
             event_metrics: Vec::new(),
             checkpoint_interval_ms: 1_000,
+            covariate_window_s: 14 * 24 * 3600,
         }
     }
 }

@@ -155,8 +155,8 @@ pub struct RecommendResponse {
     /// The same, one entry per experiment.
     #[serde(default)]
     pub experiments: Vec<ExperimentVariant>,
-    /// How many items the user had consumed before this list (the
-    /// experiments' CUPED covariate, logged with the impressions).
+    /// How many items the user had consumed before this list (logged with
+    /// the impressions).
     #[serde(default)]
     pub prior_consumption: usize,
     /// Which models answered.

@@ -13,6 +13,15 @@
 //! truth's probability, times `1 + planted_lift` for users the server put
 //! in the `planted_variant` (a known effect, for power analysis).
 //!
+//! Users differ in how often they come: with `activity = data`, a user's
+//! visits are proportional to their interactions in the data (MovieLens
+//! users rate from 20 to 700 films), `visits_per_user` on average; with
+//! `uniform`, every user visits `visits_per_user` times. A pre-period of
+//! `pre_visits_per_user` visits (same activity) can run first, with the
+//! experiments in `create_experiments` posted to the admin API only after
+//! it: their users' pre-period clicks are CUPED's covariate, as on a live
+//! system where an experiment starts on users with a past.
+//!
 //! Seeded and reproducible for a given server state: the visits are in a
 //! seeded order, every draw comes from one seeded generator, and nothing
 //! waits between visits (a week of traffic replays in minutes). The clicks
@@ -67,7 +76,24 @@ pub struct SimulationSettings {
     pub planted_lift: f64,
     /// The experiments whose server-side results are fetched at the end.
     pub experiments: Vec<String>,
+    /// How visits spread over users.
+    pub activity: Activity,
+    /// Mean visits per user before the experiments start (0: none).
+    pub pre_visits_per_user: usize,
+    /// Experiments (`POST /v1/experiments` bodies) created after the
+    /// pre-period, before the experiment's visits.
+    pub create_experiments: Vec<Value>,
     pub seed: u64,
+}
+
+/// How visits spread over the simulated users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    /// In proportion to each user's interactions in the data.
+    Data,
+    /// The same number for every user.
+    Uniform,
 }
 
 /// One variant's simulated traffic.
@@ -260,6 +286,133 @@ fn call(
     serde_json::from_str(&text).with_context(|| format!("{method} {url}: not JSON: {text}"))
 }
 
+/// Each simulated user's share of the visits, averaging 1.
+fn activity_weights(truth: &Truth, users: &[u32], activity: Activity) -> Vec<f64> {
+    match activity {
+        Activity::Uniform => vec![1.0; users.len()],
+        Activity::Data => {
+            let counts: Vec<f64> =
+                users.iter().map(|&u| truth.histories[u as usize].len() as f64).collect();
+            let mean = counts.iter().sum::<f64>() / counts.len().max(1) as f64;
+            counts.iter().map(|&c| c / mean.max(f64::MIN_POSITIVE)).collect()
+        }
+    }
+}
+
+/// The visits of one period in a seeded random order: user u comes
+/// `per_user × weight(u)` times, rounded up or down at random so that the
+/// expected count is exact.
+fn visit_order(users: &[u32], weights: &[f64], per_user: usize, rng: &mut SplitMix) -> Vec<u32> {
+    if per_user == 0 {
+        return Vec::new();
+    }
+    let mut visits: Vec<u32> = Vec::new();
+    for (&user, &weight) in users.iter().zip(weights) {
+        let expected = per_user as f64 * weight;
+        let mut count = expected.floor() as usize;
+        if expected.fract() > 0.0 && rng.unit() < expected.fract() {
+            count += 1;
+        }
+        visits.extend(std::iter::repeat_n(user, count));
+    }
+    for i in (1..visits.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        visits.swap(i, j);
+    }
+    visits
+}
+
+/// What every visit needs: the server, the truth, and the one generator.
+struct Session<'a> {
+    agent: ureq::Agent,
+    settings: &'a SimulationSettings,
+    truth: &'a Truth,
+    user_ids: &'a [String],
+    items: &'a IdIndex,
+    probabilities: BTreeMap<u32, Vec<f64>>,
+    rng: SplitMix,
+}
+
+impl Session<'_> {
+    /// Makes the visits in order: asks for a list, examines and clicks it,
+    /// posts the clicks; the traffic by the variant label that served it.
+    fn run(
+        &mut self,
+        visits: &[u32],
+        period: &str,
+        progress: Progress,
+    ) -> Result<BTreeMap<String, VariantTraffic>> {
+        let settings = self.settings;
+        let bar = match progress.quiet || visits.is_empty() {
+            true => ProgressBar::hidden(),
+            false => ProgressBar::new(visits.len() as u64),
+        };
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "simulating ({period}) {{bar:30}} {{pos}}/{{len}} visits {{per_sec}} eta {{eta}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let mut by_variant: BTreeMap<String, VariantTraffic> = BTreeMap::new();
+        let mut seen: BTreeMap<String, std::collections::HashSet<u32>> = BTreeMap::new();
+        for &user in visits {
+            let user_id = &self.user_ids[user as usize];
+            let path = format!("/v1/users/{user_id}/recommend?n={}", settings.list_length);
+            let answer = call(&self.agent, settings, "GET", &path, None)?;
+            let variant = answer["variant"].as_str().unwrap_or("default").to_owned();
+            let lift_of = |team: Option<&str>| {
+                let labelled = |label: String| variant.split(',').any(|v| v == label);
+                let planted = settings.planted_variants.iter().filter_map(|p| p.split_once('/'));
+                let hits = planted
+                    .filter(|&(experiment, planted)| {
+                        labelled(format!("{experiment}/{planted}"))
+                            || (labelled(format!("{experiment}/{INTERLEAVED}"))
+                                && team == Some(planted))
+                    })
+                    .count();
+                (1.0 + settings.planted_lift).powi(hits as i32)
+            };
+            let truth = self.truth;
+            let chances =
+                self.probabilities.entry(user).or_insert_with(|| truth.probabilities(user));
+            let mut clicked = Vec::new();
+            let traffic = by_variant.entry(variant.clone()).or_default();
+            traffic.visits += 1;
+            if seen.entry(variant.clone()).or_default().insert(user) {
+                traffic.users += 1;
+            }
+            for (k, item) in answer["items"].as_array().into_iter().flatten().enumerate() {
+                let Some(item_id) = item["item_id"].as_str() else { continue };
+                let examined = 1.0 / ((k + 2) as f64).log2();
+                let known = self.items.index(item_id).map_or(0.0, |i| chances[i as usize]);
+                let chance = known * lift_of(item["team"].as_str());
+                traffic.impressions += 1;
+                traffic.expected_clicks += examined * chance.min(1.0);
+                if self.rng.unit() < examined && self.rng.unit() < chance {
+                    clicked.push(item_id.to_owned());
+                }
+            }
+            traffic.clicks += clicked.len();
+            if !clicked.is_empty() {
+                let events: Vec<Value> = clicked
+                    .iter()
+                    .map(|item| json!({ "user_id": user_id, "item_id": item, "event_type": settings.click_event, "value": settings.click_value }))
+                    .collect();
+                call(
+                    &self.agent,
+                    settings,
+                    "POST",
+                    "/v1/events",
+                    Some(&json!({ "events": events })),
+                )?;
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(by_variant)
+    }
+}
+
 /// Runs the simulation against the server and returns its JSON summary.
 pub fn simulate(
     truth_dir: PathBuf,
@@ -277,71 +430,35 @@ pub fn simulate(
         users.swap(i, j);
     }
     users.truncate(settings.users.min(users.len()));
-    let mut visits: Vec<u32> =
-        users.iter().flat_map(|&u| std::iter::repeat_n(u, settings.visits_per_user)).collect();
-    for i in (1..visits.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        visits.swap(i, j);
-    }
-    let agent = agent();
-    let bar = match progress.quiet {
-        true => ProgressBar::hidden(),
-        false => ProgressBar::new(visits.len() as u64),
+    let activity = activity_weights(&truth, &users, settings.activity);
+    let pre_visits = visit_order(&users, &activity, settings.pre_visits_per_user, &mut rng);
+    let visits = visit_order(&users, &activity, settings.visits_per_user, &mut rng);
+    let mut session = Session {
+        agent: agent(),
+        settings,
+        truth: &truth,
+        user_ids: &user_ids,
+        items: &items,
+        probabilities: BTreeMap::new(),
+        rng,
     };
-    bar.set_style(
-        ProgressStyle::with_template("simulating {bar:30} {pos}/{len} visits {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
     let started = std::time::Instant::now();
-    let mut by_variant: BTreeMap<String, VariantTraffic> = BTreeMap::new();
-    let mut seen: BTreeMap<String, std::collections::HashSet<u32>> = BTreeMap::new();
-    let mut probabilities: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
-    for &user in &visits {
-        let user_id = &user_ids[user as usize];
-        let path = format!("/v1/users/{user_id}/recommend?n={}", settings.list_length);
-        let answer = call(&agent, settings, "GET", &path, None)?;
-        let variant = answer["variant"].as_str().unwrap_or("default").to_owned();
-        let lift_of = |team: Option<&str>| {
-            let labelled = |label: String| variant.split(',').any(|v| v == label);
-            let planted = settings.planted_variants.iter().filter_map(|p| p.split_once('/'));
-            let hits = planted
-                .filter(|&(experiment, planted)| {
-                    labelled(format!("{experiment}/{planted}"))
-                        || (labelled(format!("{experiment}/{INTERLEAVED}"))
-                            && team == Some(planted))
-                })
-                .count();
-            (1.0 + settings.planted_lift).powi(hits as i32)
-        };
-        let chances = probabilities.entry(user).or_insert_with(|| truth.probabilities(user));
-        let mut clicked = Vec::new();
-        let traffic = by_variant.entry(variant.clone()).or_default();
-        traffic.visits += 1;
-        if seen.entry(variant.clone()).or_default().insert(user) {
-            traffic.users += 1;
-        }
-        for (k, item) in answer["items"].as_array().into_iter().flatten().enumerate() {
-            let Some(item_id) = item["item_id"].as_str() else { continue };
-            let examined = 1.0 / ((k + 2) as f64).log2();
-            let known = items.index(item_id).map_or(0.0, |i| chances[i as usize]);
-            let chance = known * lift_of(item["team"].as_str());
-            traffic.impressions += 1;
-            traffic.expected_clicks += examined * chance.min(1.0);
-            if rng.unit() < examined && rng.unit() < chance {
-                clicked.push(item_id.to_owned());
-            }
-        }
-        traffic.clicks += clicked.len();
-        if !clicked.is_empty() {
-            let events: Vec<Value> = clicked
-                .iter()
-                .map(|item| json!({ "user_id": user_id, "item_id": item, "event_type": settings.click_event, "value": settings.click_value }))
-                .collect();
-            call(&agent, settings, "POST", "/v1/events", Some(&json!({ "events": events })))?;
-        }
-        bar.inc(1);
+    let pre_period = session.run(&pre_visits, "pre-period", progress)?;
+    if let Some(variant) = pre_period.keys().find(|variant| {
+        settings
+            .experiments
+            .iter()
+            .any(|name| variant.split(',').any(|v| v.starts_with(&format!("{name}/"))))
+    }) {
+        bail!(
+            "pre-period visits were served by experiment variant {variant:?}: an experiment with a pre-period must start after it (--create-experiment FILE), not in the server's config"
+        );
     }
-    bar.finish_and_clear();
+    for body in &settings.create_experiments {
+        call(&session.agent, settings, "POST", "/v1/experiments", Some(body))
+            .context("creating an experiment after the pre-period")?;
+    }
+    let mut by_variant = session.run(&visits, "experiment", progress)?;
     for traffic in by_variant.values_mut() {
         traffic.ctr = traffic.clicks as f64 / traffic.impressions.max(1) as f64;
         traffic.expected_clicks_per_user = traffic.expected_clicks / traffic.users.max(1) as f64;
@@ -355,7 +472,7 @@ pub fn simulate(
     let mut power = serde_json::Map::new();
     for name in &settings.experiments {
         let path = format!("/v1/experiments/{name}/results");
-        let answer = call(&agent, settings, "GET", &path, None)?;
+        let answer = call(&session.agent, settings, "GET", &path, None)?;
         let analysis = match answer["interleaving"].is_object() {
             true => interleaving_power(&answer["interleaving"], effect, settings.alpha()),
             false => power_analysis(&answer, effect, settings.alpha()),
@@ -369,6 +486,7 @@ pub fn simulate(
         "truth": { "model": "EASE on every interaction", "lambda": settings.truth_lambda, "offset": truth.offset },
         "wall_s": started.elapsed().as_secs_f64(),
         "variants": by_variant,
+        "pre_period": pre_period,
         "server_results": results,
     }))
 }

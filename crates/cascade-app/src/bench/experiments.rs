@@ -33,7 +33,8 @@ const EVENT_METRICS: usize = 8;
 pub fn experiments_bench(options: &ExperimentsBench) -> Result<Value> {
     let event_metrics: Vec<String> = (0..EVENT_METRICS).map(|k| format!("event_{k}")).collect();
     let labels = LabelConfig { positive_event_types: vec!["click".into()], rating: None };
-    let mut ledger = Ledger::new(labels, event_metrics.clone(), 30 * 60 * 1000, 1_000.0);
+    let mut ledger =
+        Ledger::new(labels, event_metrics.clone(), 30 * 60 * 1000, 1_000.0, 14 * 24 * 3600 * 1000);
     let variant = |name: &str| VariantConfig {
         name: name.into(),
         weight: 0.5,

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use cascade_app::Progress;
-use cascade_app::ab_testing::simulator::{SimulationSettings, simulate};
+use cascade_app::ab_testing::simulator::{Activity, SimulationSettings, simulate};
 use cascade_app::ab_testing::{calibration_report, describe_results, experiment_results};
 
 use crate::{Common, print_json};
@@ -80,6 +80,18 @@ pub struct SimulateArgs {
     /// for several).
     #[arg(long)]
     experiment: Vec<String>,
+    /// How visits spread over users: in proportion to each user's
+    /// interactions in the data, or the same for all.
+    #[arg(long, value_enum, default_value_t = Activity::Data)]
+    activity: Activity,
+    /// Mean visits per user before the experiments start (their users'
+    /// clicks then are CUPED's covariate); needs --create-experiment.
+    #[arg(long, default_value_t = 0)]
+    pre_visits_per_user: usize,
+    /// A JSON file holding a `POST /v1/experiments` body, created after the
+    /// pre-period (repeat for several).
+    #[arg(long)]
+    create_experiment: Vec<PathBuf>,
     #[arg(long, default_value_t = 2026)]
     seed: u64,
     /// Print only the JSON summary.
@@ -109,6 +121,14 @@ pub fn run_simulation(args: SimulateArgs) -> Result<()> {
     let workspace = args.common.open_workspace()?;
     let scratch = tempfile::tempdir()?;
     let truth_dir = args.truth_workspace.clone().unwrap_or_else(|| scratch.path().join("truth"));
+    let mut create_experiments = Vec::new();
+    for path in &args.create_experiment {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading experiment {}", path.display()))?;
+        let body: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("experiment {}: not JSON", path.display()))?;
+        create_experiments.push(body);
+    }
     let settings = SimulationSettings {
         server: args.server.trim_end_matches('/').to_owned(),
         token: args.token,
@@ -122,6 +142,9 @@ pub fn run_simulation(args: SimulateArgs) -> Result<()> {
         planted_variants: args.planted_variant,
         planted_lift: args.planted_lift,
         experiments: args.experiment,
+        activity: args.activity,
+        pre_visits_per_user: args.pre_visits_per_user,
+        create_experiments,
         seed: args.seed,
     };
     let progress = Progress { quiet: args.json };

@@ -44,6 +44,18 @@ fn results_when(base: &str, name: &str, done: impl Fn(&Value) -> bool) -> Value 
     }
 }
 
+/// A metric's sum of `x` (its value) or `y` (CUPED's covariate, or a
+/// ratio's denominator) over the variants of `results`.
+fn summed_over_variants(results: &Value, metric: &str, side: &str) -> f64 {
+    let variants = results["variants"].as_array().unwrap();
+    variants.iter().map(|v| v["metrics"][metric]["totals"][side]["sum"].as_f64().unwrap()).sum()
+}
+
+/// Clicks of a simulator summary's traffic, over its variants.
+fn clicks_in(traffic: &Value) -> f64 {
+    traffic.as_object().unwrap().values().map(|v| v["clicks"].as_f64().unwrap()).sum()
+}
+
 fn users_in(results: &Value) -> u64 {
     results["sample_ratio"]["users"].as_array().unwrap().iter().map(|u| u.as_u64().unwrap()).sum()
 }
@@ -93,12 +105,7 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
     assert_eq!(users_in(&results), USERS as u64, "{results}");
     assert!(!results["sample_ratio"]["mismatch"].as_bool().unwrap(), "{results}");
     assert!(results["decision_test"].as_str().unwrap().contains("always-valid"));
-    let impressions: f64 = results["variants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["metrics"]["ctr"]["totals"]["y"]["sum"].as_f64().unwrap())
-        .sum();
+    let impressions = summed_over_variants(&results, "ctr", "y");
     assert_eq!(impressions, (USERS * 10) as f64, "every shown item is an impression");
     let comparison = results["comparisons"].as_array().unwrap();
     assert!(comparison.iter().any(|c| c["metric"] == "clicks_per_user"), "{results}");
@@ -110,7 +117,7 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
     // variants, and the server's results come back in its summary.
     let output = crate::cascade()
         .args(["simulate", "--server", &base, "--users", "40", "--visits-per-user", "2"])
-        .args(["--experiment", "ranker-vs-popular", "--json", "--data"])
+        .args(["--activity", "uniform", "--experiment", "ranker-vs-popular", "--json", "--data"])
         .arg(&data)
         .args(["--planted-variant", "ranker-vs-popular/full", "--planted-lift", "0.03"])
         .output()
@@ -129,6 +136,40 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
     assert!(results["comparisons"].is_array(), "{stdout}");
     let power = &summary["power"]["ranker-vs-popular"];
     assert!(power["users_per_variant_for_80pct_power"].as_f64().unwrap() > 0.0, "{stdout}");
+
+    let earlier_clicks = f64::from(clicks) + clicks_in(&summary["variants"]);
+
+    // A pre-period, then an experiment created through the API: the
+    // clicks users made before their first exposure are their covariate.
+    // The covariate window (14 days) keeps MovieLens' 1998 ratings out.
+    let body = work.path().join("pre-cuped.json");
+    std::fs::write(
+        &body,
+        r#"{"name": "pre-cuped", "layer": "cuped", "variants": [
+            {"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.5}]}"#,
+    )
+    .unwrap();
+    let output = crate::cascade()
+        .args(["simulate", "--server", &base, "--users", "40", "--visits-per-user", "2"])
+        .args(["--pre-visits-per-user", "6", "--create-experiment"])
+        .arg(&body)
+        .args(["--activity", "uniform", "--experiment", "pre-cuped", "--seed", "7", "--json"])
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = crate::texts(&output);
+    assert!(output.status.success(), "{stderr}");
+    let summary = json(&stdout);
+    let pre_period_clicks = clicks_in(&summary["pre_period"]);
+    assert!(pre_period_clicks > 0.0, "{stdout}");
+    let results = results_when(&base, "pre-cuped", |r| users_in(r) == 40);
+    let covariates = summed_over_variants(&results, "clicks_per_user", "y");
+    assert!(
+        covariates >= pre_period_clicks && covariates <= pre_period_clicks + earlier_clicks,
+        "covariates {covariates}, pre-period clicks {pre_period_clicks}, earlier {earlier_clicks}: {results}"
+    );
+    assert_eq!(post(&base, "/v1/experiments/pre-cuped/stop", "").0, 200);
 
     // Bad experiments are refused, naming what is wrong.
     let variant = |name: &str, weight: f64, recommend: &str| {
@@ -210,7 +251,7 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
         .iter()
         .map(|e| e["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["diversity", "mmr-interleaved", "ranker-vs-popular"], "{body}");
+    assert_eq!(names, ["diversity", "mmr-interleaved", "pre-cuped", "ranker-vs-popular"], "{body}");
     let after = results_when(&base, "ranker-vs-popular", |r| users_in(r) >= USERS as u64);
     assert_eq!(after["variants"], before["variants"], "the same totals after a restart");
 

@@ -121,6 +121,7 @@ impl ExperimentAnalysis {
             settings.event_metrics.clone(),
             join_window_ms,
             settings.srm_concentration,
+            i64::try_from(settings.covariate_window_s.saturating_mul(1_000)).unwrap_or(i64::MAX),
         );
         let decode =
             |what: &str, bytes: &[u8]| format!("stored {what}: {}", String::from_utf8_lossy(bytes));
@@ -154,6 +155,13 @@ impl ExperimentAnalysis {
                 .collect::<Result<Vec<_>, _>>()?;
             ledger.restore(name, progress, users);
         }
+        if experiments.records().is_empty() {
+            // Nothing to count yet: start at the log's end rather than read
+            // it all. From here the ledger follows the log, so an experiment
+            // created later finds its users' pre-periods since this start.
+            let end = store.event_count().map_err(|e| e.to_string())?;
+            ledger.next_seq = ledger.next_seq.max(end);
+        }
         let analysis = ExperimentAnalysis {
             checkpoint_interval: Duration::from_millis(settings.checkpoint_interval_ms.max(1)),
             experiments,
@@ -175,19 +183,6 @@ impl ExperimentAnalysis {
     pub fn catch_up(&self) -> Result<usize, ServeError> {
         let mut ledger = self.ledger.lock();
         ledger.sync(&self.experiments.records());
-        if ledger.is_empty() {
-            // Nothing to count: skip the log rather than read it. An
-            // experiment created after the second look serves its first
-            // impression after the position taken here.
-            let end = self
-                .store
-                .event_count()
-                .map_err(|e| ServeError::Unavailable(format!("experiment ledger: {e}")))?;
-            if self.experiments.records().is_empty() {
-                ledger.next_seq = ledger.next_seq.max(end);
-                return Ok(0);
-            }
-        }
         let mut counted = 0;
         loop {
             let page = self

@@ -13,8 +13,16 @@
 //! - `events_per_user:<type>` for each `[experiment_settings]
 //!   event_metrics` type.
 //!
-//! The means' CUPED covariate is the number of items the user had consumed
-//! when first exposed, which the impression carries.
+//! The means' CUPED covariate is the user's pre-exposure value of the
+//! metric: their positive events in the `[experiment_settings]
+//! covariate_window_s` before their first exposure. The ledger follows the
+//! log whether or not an experiment runs, keeping each user's positive
+//! events of the last window, so an experiment created later finds its
+//! users' pre-periods. A server that starts with no experiment skips the
+//! log up to its end, so a pre-period reaches back to that start at most;
+//! so does one after a restart (the recent events are not checkpointed).
+//! A short covariate costs CUPED variance reduction, never bias: it is
+//! taken before exposure either way.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -42,7 +50,8 @@ const SHOWN_PER_USER: usize = 200;
 pub struct UserTally {
     /// Index of the user's variant.
     pub variant: usize,
-    /// Items consumed before the first exposure (CUPED's covariate).
+    /// Positive events in the covariate window before the first exposure
+    /// (CUPED's covariate).
     pub covariate: f64,
     /// Positive events since the first exposure.
     pub clicks: f64,
@@ -124,15 +133,56 @@ pub struct Ledger {
     event_metrics: Vec<String>,
     join_window_ms: i64,
     srm_concentration: f64,
+    pre_period: PrePeriods,
+}
+
+/// Every user's positive events of the last covariate window (their
+/// times, ms), for the covariate of users not exposed yet.
+#[derive(Debug)]
+struct PrePeriods {
+    window_ms: i64,
+    positives: HashMap<String, VecDeque<i64>>,
+    /// Positive events recorded since users whose window emptied were last
+    /// dropped.
+    since_sweep: usize,
+}
+
+/// Positive events recorded between sweeps of users with no recent one.
+const SWEEP_EVERY: usize = 100_000;
+
+impl PrePeriods {
+    fn record(&mut self, user: &str, ts_ms: i64) {
+        let times = self.positives.entry(user.to_owned()).or_default();
+        times.push_back(ts_ms);
+        while times.front().is_some_and(|&t| t < ts_ms - self.window_ms) {
+            times.pop_front();
+        }
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.since_sweep = 0;
+            let cutoff = ts_ms - self.window_ms;
+            self.positives.retain(|_, times| times.back().is_some_and(|&t| t >= cutoff));
+        }
+    }
+
+    /// The user's positive events in the window before `ts_ms`.
+    fn count_before(&self, user: &str, ts_ms: i64) -> f64 {
+        let Some(times) = self.positives.get(user) else { return 0.0 };
+        let from = ts_ms - self.window_ms;
+        times.iter().filter(|&&t| t >= from && t <= ts_ms).count() as f64
+    }
 }
 
 impl Ledger {
-    /// An empty ledger: `labels` decide what a click is.
+    /// An empty ledger: `labels` decide what a click is; a user's positive
+    /// events in the `covariate_window_ms` before their first exposure are
+    /// the covariate.
     pub fn new(
         labels: LabelConfig,
         event_metrics: Vec<String>,
         join_window_ms: i64,
         srm_concentration: f64,
+        covariate_window_ms: i64,
     ) -> Ledger {
         Ledger {
             experiments: HashMap::new(),
@@ -141,6 +191,11 @@ impl Ledger {
             event_metrics,
             join_window_ms,
             srm_concentration,
+            pre_period: PrePeriods {
+                window_ms: covariate_window_ms,
+                positives: HashMap::new(),
+                since_sweep: 0,
+            },
         }
     }
 
@@ -201,7 +256,7 @@ impl Ledger {
                 else {
                     continue;
                 };
-                let covariate = f64::from(served.prior_consumption);
+                let covariate = self.pre_period.count_before(&event.user, event.ts_ms);
                 let event_metrics = &self.event_metrics;
                 ledger.update(&event.user, event_metrics, Some((variant, covariate)), |tally| {
                     tally.impressions += 1.0;
@@ -217,6 +272,9 @@ impl Ledger {
         let counted = self.event_metrics.contains(&event.event_type);
         if !positive && !counted {
             return;
+        }
+        if positive {
+            self.pre_period.record(&event.user, event.ts_ms);
         }
         let window = self.join_window_ms;
         for ledger in self.experiments.values_mut() {
@@ -395,7 +453,7 @@ mod tests {
 
     fn ledger() -> Ledger {
         let labels = LabelConfig { positive_event_types: vec!["click".into()], rating: None };
-        Ledger::new(labels, vec!["buy".into()], 1_000, 1_000.0)
+        Ledger::new(labels, vec!["buy".into()], 1_000, 1_000.0, 10_000)
     }
 
     /// The sums kept event by event equal the sums of the users' final
@@ -484,7 +542,27 @@ mod tests {
             (3.0, 2.0, 3.0),
             "y's click came after the window"
         );
-        assert_eq!(tally.covariate, 4.0);
+        assert_eq!(tally.covariate, 0.0, "no positive event before the first exposure");
+    }
+
+    /// The covariate counts the user's positive events in the window before
+    /// the first exposure: not older ones, not later ones, not other users'.
+    #[test]
+    fn the_covariate_is_the_pre_period_count() {
+        let mut ledger = ledger();
+        ledger.sync(&[record(false)]);
+        let click = |seq, user, ts| event(seq, user, "x", "click", ts, None);
+        ledger.observe(&click(0, "u", 1_000)); // 11 s before exposure: outside the 10 s window
+        ledger.observe(&click(1, "u", 5_000));
+        ledger.observe(&event(2, "u", "x", "buy", 6_000, None)); // not a positive type
+        ledger.observe(&click(3, "u", 11_000));
+        ledger.observe(&click(4, "v", 11_500));
+        ledger.observe(&event(5, "u", "y", "impression", 12_000, Some(("a", 0, None))));
+        ledger.observe(&click(6, "u", 13_000));
+        ledger.observe(&event(7, "u", "z", "impression", 14_000, Some(("a", 0, None))));
+        let tally = &ledger.experiments["e"].users["u"];
+        assert_eq!(tally.covariate, 2.0, "the clicks at 5 s and 11 s");
+        assert_eq!(tally.clicks, 1.0, "the click after exposure is the metric");
     }
 
     const INTERLEAVED_NAME: &str = super::super::INTERLEAVED;
