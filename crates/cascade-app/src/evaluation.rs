@@ -374,7 +374,14 @@ pub fn fit_ranking(
     progress: Progress,
 ) -> Result<(String, CtrReport)> {
     let config = settings.ctr(arch);
-    let inputs = ranking::encode(workspace, prepared, split, config.history_length, context)?;
+    let inputs = ranking::encode(
+        workspace,
+        prepared,
+        split,
+        config.history_length,
+        context,
+        ranking::RankingLabels::Protocol,
+    )?;
     let (model, epochs) = ranking::train(&inputs, &config, progress)?;
     Ok((ranking::describe(&inputs, &config, &epochs), evaluate_ctr(&model, &inputs.test)))
 }

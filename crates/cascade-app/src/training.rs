@@ -155,6 +155,7 @@ pub fn train(
                 &ctr_split,
                 config.history_length,
                 ContextFeatures::Declared,
+                ranking::RankingLabels::Protocol,
             )?;
             let (model, epochs) = ranking::train(&inputs, &config, Progress { quiet: true })?;
             ctr = model;

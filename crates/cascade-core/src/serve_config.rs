@@ -21,6 +21,13 @@ pub struct ServeConfig {
     /// A consumption this much older than the newest one counts half in
     /// `recall/popular`, `recall/category_popular` and popularity dampening.
     pub popularity_half_life_days: f64,
+    /// The server's ranker learns what users consume: every interaction is
+    /// a positive and this many items the user never consumed, drawn
+    /// uniformly, are negatives beside it. 0 trains it on the data's own
+    /// labels instead (`[labels]`: on MovieLens, rating ≥ 4 among rated
+    /// items), which teaches it what users like among what they watched
+    /// and ranks rarely-watched films first.
+    pub ranker_negatives: usize,
     /// Tokens for admin routes (model reload, metrics); an admin token is
     /// also accepted on every other route. One, or a list so they can be rotated.
     #[serde(deserialize_with = "one_or_many")]
@@ -42,6 +49,7 @@ impl Default for ServeConfig {
             ann_ef_search: 500,
             events_per_commit: 10_000,
             popularity_half_life_days: 30.0,
+            ranker_negatives: 4,
             admin_token: Vec::new(),
             ingest_key: Vec::new(),
             catalog_key: Vec::new(),

@@ -87,7 +87,8 @@ pub struct SimulationSettings {
 }
 
 /// How visits spread over the simulated users.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Activity {
     /// In proportion to each user's interactions in the data.
@@ -409,6 +410,11 @@ impl Session<'_> {
             bar.inc(1);
         }
         bar.finish_and_clear();
+        for traffic in by_variant.values_mut() {
+            traffic.ctr = traffic.clicks as f64 / traffic.impressions.max(1) as f64;
+            traffic.expected_clicks_per_user =
+                traffic.expected_clicks / traffic.users.max(1) as f64;
+        }
         Ok(by_variant)
     }
 }
@@ -458,11 +464,7 @@ pub fn simulate(
         call(&session.agent, settings, "POST", "/v1/experiments", Some(body))
             .context("creating an experiment after the pre-period")?;
     }
-    let mut by_variant = session.run(&visits, "experiment", progress)?;
-    for traffic in by_variant.values_mut() {
-        traffic.ctr = traffic.clicks as f64 / traffic.impressions.max(1) as f64;
-        traffic.expected_clicks_per_user = traffic.expected_clicks / traffic.users.max(1) as f64;
-    }
+    let by_variant = session.run(&visits, "experiment", progress)?;
     if !settings.experiments.is_empty() {
         // Impressions are made durable within a second; let them land.
         std::thread::sleep(std::time::Duration::from_millis(1_500));

@@ -26,7 +26,7 @@ use cascade_store::EntityKind;
 use crate::evaluation::Prepared;
 use crate::evaluation::model_settings;
 use crate::progress::Progress;
-use crate::ranking::{self, ContextFeatures};
+use crate::ranking::{self, ContextFeatures, RankingLabels};
 use crate::registry::ModelKind;
 use crate::serving::server::ann_settings;
 use crate::serving::store_histories::StoreHistories;
@@ -195,12 +195,21 @@ pub fn build_models(
 
     let config = model_settings(workspace, ranker, Overrides::default())?.ctr(arch);
     let protocol = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
+    let labels = match workspace.config.serve.ranker_negatives {
+        0 => RankingLabels::Protocol,
+        negatives => RankingLabels::Consumption {
+            negatives,
+            n_items: prepared.items.len(),
+            seed: config.training.seed,
+        },
+    };
     let inputs = ranking::encode(
         workspace,
         prepared,
         &protocol,
         config.history_length,
         ContextFeatures::Declared,
+        labels,
     )?;
     let (mut model, trained) = ranking::train(&inputs, &config, progress)?;
     let name = ranker.name().to_owned();
@@ -211,7 +220,8 @@ pub fn build_models(
             progress.spinner(&format!("refitting {name} on every interaction ({epochs} epochs)"));
         let every = prepared.pipeline.ctr_split(&data.users, &prepared.items)?;
         let n_users = data.users.len();
-        let all = ranking::encode_with(encoder.clone(), n_users, &every, config.history_length);
+        let all =
+            ranking::encode_with(encoder.clone(), n_users, &every, config.history_length, labels);
         let rows: Vec<_> = all.train.into_iter().chain(all.valid).chain(all.test).collect();
         model = CtrModel::refit(&rows, &config, all.item_field, epochs)?;
         bar.finish_and_clear();
