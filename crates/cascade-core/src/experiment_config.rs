@@ -38,6 +38,17 @@ pub struct ExperimentConfig {
     /// the item; the weights are not used.
     #[serde(default)]
     pub interleave: bool,
+    /// A planned sample size, in exposed users: the verdict then rests on
+    /// a group-sequential test (O'Brien-Fleming-type spending) whose looks
+    /// the server takes itself, when each `1/planned_looks` of these users
+    /// has been exposed, however often the results are read. Without it
+    /// the verdict rests on the always-valid test.
+    #[serde(default)]
+    pub planned_users: Option<u64>,
+    /// Interim looks of the group-sequential test, the last at
+    /// `planned_users`.
+    #[serde(default = "default_planned_looks")]
+    pub planned_looks: usize,
 }
 
 /// One variant of an experiment.
@@ -63,6 +74,10 @@ fn full_allocation() -> f64 {
     1.0
 }
 
+fn default_planned_looks() -> usize {
+    20
+}
+
 impl ExperimentConfig {
     /// The salt that picks variants.
     pub fn variant_salt(&self) -> &str {
@@ -74,6 +89,23 @@ impl ExperimentConfig {
         (self.interleave && self.variants.len() != 2).then(|| {
             format!("interleaving drafts from exactly two variants, got {}", self.variants.len())
         })
+    }
+
+    /// Why the experiment's plan cannot be followed, if it has one: the
+    /// key and the reason.
+    pub fn plan_problem(&self) -> Option<(&'static str, String)> {
+        match self.planned_users {
+            Some(0) => Some(("planned_users", "a plan needs at least one user".into())),
+            Some(_) if self.planned_looks == 0 || self.planned_looks > 100 => Some((
+                "planned_looks",
+                format!("between 1 and 100 looks, got {}", self.planned_looks),
+            )),
+            Some(_) if self.interleave => Some((
+                "planned_users",
+                "an interleaving experiment's preference test is not group-sequential".into(),
+            )),
+            _ => None,
+        }
     }
 
     /// Each variant's pipeline section: `base` with the variant's keys

@@ -6,8 +6,10 @@
 
 use serde::Serialize;
 
+use crate::planned::{boundaries, decide_at, take_look};
+use crate::results::{AnalysisSettings, MetricKind, MetricTotals, VariantTotals, analyse};
 use crate::statistics::{
-    Estimate, PairedMoments, Scale, cuped_theta, group_sequential_boundaries, sequential, welch,
+    Estimate, PairedMoments, Scale, SequentialSrm, cuped_theta, sequential, welch,
 };
 
 /// The simulation's knobs.
@@ -51,7 +53,10 @@ pub struct CalibrationReport {
     /// The same on the CUPED-adjusted estimate.
     pub sequential_cuped_every_look: f64,
     /// The group-sequential test (O'Brien–Fleming-type spending over the
-    /// planned users) read at every look: α, when the horizon is planned.
+    /// planned users) at every look, on the CUPED-adjusted estimate: the
+    /// server's own path for an experiment with `planned_users`
+    /// (`planned::take_look` at each look, `planned::decide` at the end).
+    /// α, when the horizon is planned.
     pub group_sequential_every_look: f64,
 }
 
@@ -63,15 +68,20 @@ pub fn calibrate(settings: &CalibrationSettings) -> CalibrationReport {
     let (mut once, mut fixed_any, mut sequential_any, mut cuped_any) =
         (0usize, 0usize, 0usize, 0usize);
     let mut planned_any = 0usize;
-    let fractions: Vec<f64> =
-        (1..=settings.looks).map(|k| k as f64 / settings.looks as f64).collect();
-    let boundaries = group_sequential_boundaries(&fractions, settings.alpha);
+    let planned_users = (settings.looks * settings.users_per_look) as u64;
+    let analysis = AnalysisSettings {
+        alpha: settings.alpha,
+        sequential_tuning: settings.sequential_tuning,
+        ..AnalysisSettings::default()
+    };
+    let mut shared_boundaries: Option<Vec<f64>> = None;
     for _ in 0..settings.experiments {
         let mut arms = [PairedMoments::default(); 2];
         let (mut fixed_seen, mut sequential_seen, mut cuped_seen) = (false, false, false);
-        let mut planned_seen = false;
         let mut last_fixed = false;
-        for boundary in &boundaries {
+        let mut looks = Vec::new();
+        let mut results = None;
+        for _ in 0..settings.looks {
             for _ in 0..settings.users_per_look {
                 let rate = -2.0 * (1.0 - rng.unit()).ln();
                 let arm = usize::from(rng.unit() < 0.5);
@@ -83,8 +93,6 @@ pub fn calibrate(settings: &CalibrationSettings) -> CalibrationReport {
                 lift.is_some_and(|lift| lift.p_value < settings.alpha)
             };
             let fixed = welch(&control, &treatment, Scale::Absolute, settings.alpha);
-            let z = fixed.map_or(0.0, |lift| lift.estimate / lift.standard_error);
-            planned_seen |= z.abs() >= *boundary;
             last_fixed = rejects(fixed);
             fixed_seen |= last_fixed;
             sequential_seen |= rejects(sequential(
@@ -102,7 +110,25 @@ pub fn calibrate(settings: &CalibrationSettings) -> CalibrationReport {
                 settings.alpha,
                 settings.sequential_tuning,
             ));
+            let variants = arms.map(|totals| VariantTotals {
+                name: String::new(),
+                weight: 0.5,
+                users: totals.n(),
+                metrics: [("clicks".to_owned(), MetricTotals { kind: MetricKind::Mean, totals })]
+                    .into(),
+            });
+            let mut srm = SequentialSrm::new(analysis.srm_concentration);
+            let looked = analyse(&variants, &analysis, &mut srm);
+            let users = arms.iter().map(PairedMoments::n).sum();
+            take_look(&mut looks, &looked, users, planned_users, settings.looks);
+            results = Some(looked);
         }
+        let planned_seen = results.is_some_and(|mut results| {
+            // Every experiment looks at the same fractions: one set of boundaries.
+            let boundaries = shared_boundaries.get_or_insert_with(|| boundaries(&results, &looks));
+            decide_at(&mut results, &looks, settings.looks, boundaries);
+            results.comparisons.iter().any(|c| c.significant == Some(true))
+        });
         once += usize::from(last_fixed);
         fixed_any += usize::from(fixed_seen);
         sequential_any += usize::from(sequential_seen);

@@ -8,11 +8,15 @@
 //!   p-values, CUPED, an always-valid sequential test, sample-ratio-mismatch
 //!   checks and Holm's correction. Nothing here reads a log: results cost
 //!   O(variants × metrics).
+//! - [`results`]: an experiment's verdict from its variants' totals, and
+//!   [`planned`]: the group-sequential verdict of one with a planned
+//!   sample size, at looks the server takes as users arrive.
 //!
 //! The formulas follow GrowthBook's `gbstats` and are held to it, scipy and
 //! statsmodels by committed fixtures (`tests/fixtures/`).
 
 pub mod assignment;
 pub mod calibration;
+pub mod planned;
 pub mod results;
 pub mod statistics;

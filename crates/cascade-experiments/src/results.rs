@@ -112,8 +112,12 @@ pub struct Comparison {
     pub cuped: Option<CupedLift>,
     /// The decision's p-value (see [`DECISION_TEST`]) after Holm.
     pub decision_p_value: f64,
-    /// `decision_p_value < alpha`; `None` while the sample ratio is off.
+    /// `decision_p_value < alpha`, or with a planned sample size the
+    /// group-sequential verdict; `None` while the sample ratio is off.
     pub significant: Option<bool>,
+    /// The group-sequential test, for an experiment with a plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_sequential: Option<crate::planned::GroupSequentialVerdict>,
 }
 
 /// Everything `GET /v1/experiments/{id}/results` answers.
@@ -215,6 +219,7 @@ fn compare(
         cuped,
         decision_p_value,
         significant: None,
+        group_sequential: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! A/A experiments, looked at repeatedly: the fixed-horizon test is right
 //! read once and wrong read at every look; the always-valid test stays
-//! under α at every look. The setting: 1,000 experiments, 20 looks
+//! under α at every look, and the group-sequential test of an experiment
+//! with a plan is near α at every look. The setting: 1,000 experiments, 20 looks
 //! (`cascade experiment calibrate` prints the same report).
 
 use cascade_experiments::calibration::{CalibrationSettings, calibrate, srm_monitoring};
@@ -13,6 +14,9 @@ fn fixed_horizon_peeks_badly_and_sequential_does_not() {
     assert!(report.fixed_every_look > 0.15, "peeking inflates the fixed test: {report:?}");
     assert!(report.sequential_every_look <= 0.06, "{report:?}");
     assert!(report.sequential_cuped_every_look <= 0.06, "{report:?}");
+    // The server's verdict for an experiment with planned_users: looks
+    // taken by `planned::take_look`, decided by `planned::decide`.
+    assert!((0.03..=0.06).contains(&report.group_sequential_every_look), "{report:?}");
 }
 
 #[test]

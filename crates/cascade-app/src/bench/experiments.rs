@@ -33,8 +33,9 @@ const EVENT_METRICS: usize = 8;
 pub fn experiments_bench(options: &ExperimentsBench) -> Result<Value> {
     let event_metrics: Vec<String> = (0..EVENT_METRICS).map(|k| format!("event_{k}")).collect();
     let labels = LabelConfig { positive_event_types: vec!["click".into()], rating: None };
+    let analysis = AnalysisSettings::default();
     let mut ledger =
-        Ledger::new(labels, event_metrics.clone(), 30 * 60 * 1000, 1_000.0, 14 * 24 * 3600 * 1000);
+        Ledger::new(labels, event_metrics.clone(), 30 * 60 * 1000, analysis, 14 * 24 * 3600 * 1000);
     let variant = |name: &str| VariantConfig {
         name: name.into(),
         weight: 0.5,
@@ -49,6 +50,8 @@ pub fn experiments_bench(options: &ExperimentsBench) -> Result<Value> {
             traffic_start: 0.0,
             variants: vec![variant("control"), variant("treatment")],
             interleave: false,
+            planned_users: None,
+            planned_looks: 20,
         },
         status: ExperimentStatus::Running,
         started_ms: 0,

@@ -145,8 +145,8 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
     let body = work.path().join("pre-cuped.json");
     std::fs::write(
         &body,
-        r#"{"name": "pre-cuped", "layer": "cuped", "variants": [
-            {"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.5}]}"#,
+        r#"{"name": "pre-cuped", "layer": "cuped", "planned_users": 40, "planned_looks": 4,
+            "variants": [{"name": "a", "weight": 0.5}, {"name": "b", "weight": 0.5}]}"#,
     )
     .unwrap();
     let output = crate::cascade()
@@ -169,6 +169,16 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
         covariates >= pre_period_clicks && covariates <= pre_period_clicks + earlier_clicks,
         "covariates {covariates}, pre-period clicks {pre_period_clicks}, earlier {earlier_clicks}: {results}"
     );
+    // With a plan, the verdict is group-sequential, at looks the server
+    // took as the planned users arrived.
+    let results = results_when(&base, "pre-cuped", |r| {
+        r["comparisons"][0]["group_sequential"]["looks"].as_u64().is_some_and(|looks| looks >= 1)
+    });
+    assert!(results["decision_test"].as_str().unwrap().contains("group-sequential"), "{results}");
+    let verdict = &results["comparisons"][0]["group_sequential"];
+    assert_eq!(verdict["planned_looks"], 4, "{results}");
+    let boundaries = verdict["boundaries"].as_array().unwrap().len() as u64;
+    assert_eq!(Some(boundaries), verdict["looks"].as_u64(), "one boundary per look: {results}");
     assert_eq!(post(&base, "/v1/experiments/pre-cuped/stop", "").0, 200);
 
     // Bad experiments are refused, naming what is wrong.
@@ -198,6 +208,8 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
         "name",
     );
     refused(r#"{"name": "x"}"#.into(), "variants");
+    let planned = experiment("x", "other", &[control.clone(), variant("b", 0.5, "{}")]);
+    refused(planned.replacen('{', r#"{"planned_users": 0, "#, 1), "planned_users");
     refused(
         experiment(
             "x",

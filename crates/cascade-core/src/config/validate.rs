@@ -168,6 +168,9 @@ impl Config {
             if let Some(problem) = experiment.interleaving_problem() {
                 return Err((format!("{key}.interleave"), problem));
             }
+            if let Some((field, problem)) = experiment.plan_problem() {
+                return Err((format!("{key}.{field}"), problem));
+            }
         }
         Ok(())
     }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use cascade_core::config::LabelConfig;
+use cascade_core::config::{ExperimentSettings, LabelConfig};
+use cascade_experiments::planned;
 use cascade_experiments::results::{AnalysisSettings, ExperimentResults, analyse};
 use cascade_experiments::statistics::{Estimate, Lift, normal_quantile, one_sample};
 use cascade_store::{Collection, Store};
@@ -91,6 +92,16 @@ fn interleaving_summary(progress: &ExperimentProgress, alpha: f64) -> Option<Int
     })
 }
 
+/// The statistics' knobs from `[experiment_settings]`.
+fn analysis_settings(settings: &ExperimentSettings) -> AnalysisSettings {
+    AnalysisSettings {
+        alpha: settings.alpha,
+        sequential_tuning: settings.sequential_tuning,
+        srm_threshold: settings.srm_threshold,
+        srm_concentration: settings.srm_concentration,
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Position {
     next_seq: u64,
@@ -120,7 +131,7 @@ impl ExperimentAnalysis {
             labels,
             settings.event_metrics.clone(),
             join_window_ms,
-            settings.srm_concentration,
+            analysis_settings(&settings),
             i64::try_from(settings.covariate_window_s.saturating_mul(1_000)).unwrap_or(i64::MAX),
         );
         let decode =
@@ -203,7 +214,7 @@ impl ExperimentAnalysis {
     /// in one transaction; also one look of the sequential SRM test.
     pub fn checkpoint(&self) -> Result<(), ServeError> {
         let mut ledger = self.ledger.lock();
-        ledger.look_at_sample_ratios();
+        ledger.look();
         let fail = |e: serde_json::Error| ServeError::Unavailable(e.to_string());
         let mut writes = Vec::new();
         for (name, progress, users) in ledger.take_changes() {
@@ -257,18 +268,16 @@ impl ExperimentAnalysis {
         let experiment = self.experiments.record(name)?;
         self.catch_up()?;
         let settings = self.experiments.settings();
-        let analysis_settings = AnalysisSettings {
-            alpha: settings.alpha,
-            sequential_tuning: settings.sequential_tuning,
-            srm_threshold: settings.srm_threshold,
-            srm_concentration: settings.srm_concentration,
-        };
+        let analysis_settings = analysis_settings(settings);
         let ledger = self.ledger.lock();
         let progress = ledger.progress(name).ok_or_else(|| {
             ServeError::NotFound(format!("experiment {name:?} has no results yet"))
         })?;
         let mut monitor = progress.srm;
-        let results = analyse(&progress.variants, &analysis_settings, &mut monitor);
+        let mut results = analyse(&progress.variants, &analysis_settings, &mut monitor);
+        if experiment.config.planned_users.is_some() {
+            planned::decide(&mut results, &progress.looks, experiment.config.planned_looks);
+        }
         Ok(ResultsResponse {
             experiment,
             through_seq: ledger.next_seq,

@@ -30,7 +30,10 @@ use serde::{Deserialize, Serialize};
 
 use cascade_core::config::LabelConfig;
 use cascade_core::event::{IMPRESSION, StoredEvent};
-use cascade_experiments::results::{MetricKind, MetricTotals, VariantTotals};
+use cascade_experiments::planned::{Look, take_look};
+use cascade_experiments::results::{
+    AnalysisSettings, MetricKind, MetricTotals, VariantTotals, analyse,
+};
 use cascade_experiments::statistics::{PairedMoments, SequentialSrm};
 
 use super::registry::ExperimentRecord;
@@ -112,11 +115,16 @@ pub struct ExperimentProgress {
     /// `interleaved` variant); `None` for an A/B test.
     #[serde(default)]
     pub teams: Option<[String; 2]>,
+    /// The group-sequential test's looks, for an experiment with a plan.
+    #[serde(default)]
+    pub looks: Vec<Look>,
 }
 
 #[derive(Debug)]
 struct ExperimentLedger {
     progress: ExperimentProgress,
+    /// Planned users and looks, if the experiment has a plan.
+    plan: Option<(u64, usize)>,
     users: HashMap<String, UserTally>,
     /// Users changed since the last checkpoint.
     dirty: HashSet<String>,
@@ -132,7 +140,7 @@ pub struct Ledger {
     labels: LabelConfig,
     event_metrics: Vec<String>,
     join_window_ms: i64,
-    srm_concentration: f64,
+    analysis: AnalysisSettings,
     pre_period: PrePeriods,
 }
 
@@ -181,7 +189,7 @@ impl Ledger {
         labels: LabelConfig,
         event_metrics: Vec<String>,
         join_window_ms: i64,
-        srm_concentration: f64,
+        analysis: AnalysisSettings,
         covariate_window_ms: i64,
     ) -> Ledger {
         Ledger {
@@ -190,7 +198,7 @@ impl Ledger {
             labels,
             event_metrics,
             join_window_ms,
-            srm_concentration,
+            analysis,
             pre_period: PrePeriods {
                 window_ms: covariate_window_ms,
                 positives: HashMap::new(),
@@ -217,12 +225,17 @@ impl Ledger {
                     (config.variants.iter().map(|v| totals(&v.name, v.weight)).collect(), None)
                 }
             };
-            let srm = SequentialSrm::new(self.srm_concentration);
-            self.experiments.entry(config.name.clone()).or_insert_with(|| ExperimentLedger {
-                progress: ExperimentProgress { variants, srm, teams },
-                users: HashMap::new(),
-                dirty: HashSet::new(),
-            });
+            let srm = SequentialSrm::new(self.analysis.srm_concentration);
+            let plan = config.planned_users.map(|users| (users, config.planned_looks));
+            let ledger =
+                self.experiments.entry(config.name.clone()).or_insert_with(|| ExperimentLedger {
+                    progress: ExperimentProgress { variants, srm, teams, looks: Vec::new() },
+                    plan,
+                    users: HashMap::new(),
+                    dirty: HashSet::new(),
+                });
+            // A restored experiment learns its plan here.
+            ledger.plan = plan;
         }
     }
 
@@ -237,6 +250,7 @@ impl Ledger {
             name.to_owned(),
             ExperimentLedger {
                 progress,
+                plan: None,
                 users: users.into_iter().collect(),
                 dirty: HashSet::new(),
             },
@@ -316,12 +330,20 @@ impl Ledger {
     }
 
     /// Looks at every experiment's sample ratio (the always-valid SRM test
-    /// remembers each look).
-    pub fn look_at_sample_ratios(&mut self) {
+    /// remembers each look), and takes the group-sequential look of every
+    /// experiment with a plan whose exposed users reached its next planned
+    /// fraction.
+    pub fn look(&mut self) {
         for ledger in self.experiments.values_mut() {
-            let users: Vec<u64> = ledger.progress.variants.iter().map(|v| v.users).collect();
-            let weights: Vec<f64> = ledger.progress.variants.iter().map(|v| v.weight).collect();
-            ledger.progress.srm.observe(&users, &weights);
+            let progress = &mut ledger.progress;
+            let users: Vec<u64> = progress.variants.iter().map(|v| v.users).collect();
+            let weights: Vec<f64> = progress.variants.iter().map(|v| v.weight).collect();
+            progress.srm.observe(&users, &weights);
+            let Some((planned_users, planned_looks)) = ledger.plan else { continue };
+            let mut monitor = progress.srm;
+            let results = analyse(&progress.variants, &self.analysis, &mut monitor);
+            let exposed = users.iter().sum();
+            take_look(&mut progress.looks, &results, exposed, planned_users, planned_looks);
         }
     }
 
@@ -414,6 +436,8 @@ mod tests {
                 traffic_start: 0.0,
                 variants: vec![variant("a"), variant("b")],
                 interleave,
+                planned_users: None,
+                planned_looks: 20,
             },
             status: ExperimentStatus::Running,
             started_ms: 0,
@@ -453,7 +477,7 @@ mod tests {
 
     fn ledger() -> Ledger {
         let labels = LabelConfig { positive_event_types: vec!["click".into()], rating: None };
-        Ledger::new(labels, vec!["buy".into()], 1_000, 1_000.0, 10_000)
+        Ledger::new(labels, vec!["buy".into()], 1_000, AnalysisSettings::default(), 10_000)
     }
 
     /// The sums kept event by event equal the sums of the users' final

@@ -321,6 +321,9 @@ fn build_layout(
         if let Some(problem) = config.interleaving_problem() {
             return Err(format!("experiment {:?}: interleave: {problem}", config.name));
         }
+        if let Some((field, problem)) = config.plan_problem() {
+            return Err(format!("experiment {:?}: {field}: {problem}", config.name));
+        }
         if record.status == ExperimentStatus::Running {
             running.push(index);
             layouts.push(ExperimentLayout {
