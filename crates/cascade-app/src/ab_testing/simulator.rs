@@ -22,6 +22,10 @@
 //! it: their users' pre-period clicks are CUPED's covariate, as on a live
 //! system where an experiment starts on users with a past.
 //!
+//! Users also differ in how readily they click: `engagement_spread` σ gives
+//! each a lifelong factor on every click chance, log-normal with mean 1
+//! (σ = 0, the default, makes them alike).
+//!
 //! Seeded and reproducible for a given server state: the visits are in a
 //! seeded order, every draw comes from one seeded generator, and nothing
 //! waits between visits (a week of traffic replays in minutes). The clicks
@@ -78,6 +82,10 @@ pub struct SimulationSettings {
     pub experiments: Vec<String>,
     /// How visits spread over users.
     pub activity: Activity,
+    /// σ of each user's engagement: a lifelong click-propensity factor
+    /// `exp(σ·N(0, 1) − σ²/2)` (mean 1) on every click chance, for the
+    /// user-to-user differences a ratings log does not show (0: none).
+    pub engagement_spread: f64,
     /// Mean visits per user before the experiments start (0: none).
     pub pre_visits_per_user: usize,
     /// Experiments (`POST /v1/experiments` bodies) created after the
@@ -300,6 +308,23 @@ fn activity_weights(truth: &Truth, users: &[u32], activity: Activity) -> Vec<f64
     }
 }
 
+/// Each user's engagement factor, log-normal with mean 1 and log-σ
+/// `spread`; no draws when `spread` is 0, so such runs repeat as before.
+fn engagement_factors(users: &[u32], spread: f64, rng: &mut SplitMix) -> BTreeMap<u32, f64> {
+    if spread <= 0.0 {
+        return BTreeMap::new();
+    }
+    users
+        .iter()
+        .map(|&user| {
+            // Box-Muller: one standard normal from two uniforms.
+            let (u1, u2) = (1.0 - rng.unit(), rng.unit());
+            let normal = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            (user, (spread * normal - spread * spread / 2.0).exp())
+        })
+        .collect()
+}
+
 /// The visits of one period in a seeded random order: user u comes
 /// `per_user × weight(u)` times, rounded up or down at random so that the
 /// expected count is exact.
@@ -331,6 +356,8 @@ struct Session<'a> {
     user_ids: &'a [String],
     items: &'a IdIndex,
     probabilities: BTreeMap<u32, Vec<f64>>,
+    /// Each simulated user's engagement factor.
+    engagement: BTreeMap<u32, f64>,
     rng: SplitMix,
 }
 
@@ -386,7 +413,8 @@ impl Session<'_> {
                 let Some(item_id) = item["item_id"].as_str() else { continue };
                 let examined = 1.0 / ((k + 2) as f64).log2();
                 let known = self.items.index(item_id).map_or(0.0, |i| chances[i as usize]);
-                let chance = known * lift_of(item["team"].as_str());
+                let engagement = self.engagement.get(&user).copied().unwrap_or(1.0);
+                let chance = known * engagement * lift_of(item["team"].as_str());
                 traffic.impressions += 1;
                 traffic.expected_clicks += examined * chance.min(1.0);
                 if self.rng.unit() < examined && self.rng.unit() < chance {
@@ -437,6 +465,7 @@ pub fn simulate(
     }
     users.truncate(settings.users.min(users.len()));
     let activity = activity_weights(&truth, &users, settings.activity);
+    let engagement = engagement_factors(&users, settings.engagement_spread, &mut rng);
     let pre_visits = visit_order(&users, &activity, settings.pre_visits_per_user, &mut rng);
     let visits = visit_order(&users, &activity, settings.visits_per_user, &mut rng);
     let mut session = Session {
@@ -446,6 +475,7 @@ pub fn simulate(
         user_ids: &user_ids,
         items: &items,
         probabilities: BTreeMap::new(),
+        engagement,
         rng,
     };
     let started = std::time::Instant::now();

@@ -84,6 +84,10 @@ pub struct SimulateArgs {
     /// interactions in the data, or the same for all.
     #[arg(long, value_enum, default_value_t = Activity::Data)]
     activity: Activity,
+    /// σ of each user's lifelong engagement factor on click chances
+    /// (log-normal, mean 1; 0: every user alike).
+    #[arg(long, default_value_t = 0.0)]
+    engagement_spread: f64,
     /// Mean visits per user before the experiments start (their users'
     /// clicks then are CUPED's covariate); needs --create-experiment.
     #[arg(long, default_value_t = 0)]
@@ -143,6 +147,7 @@ pub fn run_simulation(args: SimulateArgs) -> Result<()> {
         planted_lift: args.planted_lift,
         experiments: args.experiment,
         activity: args.activity,
+        engagement_spread: args.engagement_spread,
         pre_visits_per_user: args.pre_visits_per_user,
         create_experiments,
         seed: args.seed,
