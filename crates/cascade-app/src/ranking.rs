@@ -3,14 +3,14 @@
 //! row's preceding items in protocol order) and
 //! training one architecture with progress and early stopping.
 
-use std::collections::HashSet;
-
 use anyhow::Result;
 
 use cascade_batch::pipeline::CtrSplit;
 use cascade_eval::protocols::CtrExample;
+use cascade_models::interactions::Interactions;
 use cascade_models::random::SeededRng;
 use cascade_models::ranking::{CtrArch, CtrEpoch, CtrFeatures, CtrModel, CtrModelConfig};
+use cascade_models::retrieval::{NegativeSampler, NegativeSampling};
 use cascade_serve::field_encoder::FieldEncoder;
 
 use crate::evaluation::Prepared;
@@ -77,13 +77,19 @@ pub fn encode_with(
     labels: RankingLabels,
 ) -> CtrInputs {
     let mut sequences: Vec<Vec<u64>> = vec![Vec::new(); n_users];
-    let mut consumed: Vec<HashSet<u32>> = vec![HashSet::new(); n_users];
-    for row in split.train.iter().chain(&split.valid).chain(&split.test) {
-        consumed[row.features.0 as usize].insert(row.features.1);
-    }
-    let mut rng = match labels {
-        RankingLabels::Consumption { seed, .. } => SeededRng::new(seed),
-        RankingLabels::Protocol => SeededRng::new(0),
+    // Consumption labels draw negatives among the items each user never
+    // consumed in any part of the split; the protocol's labels need neither.
+    let mut negatives = match labels {
+        RankingLabels::Consumption { negatives, n_items, seed } => {
+            let mut consumed: Vec<Vec<u32>> = vec![Vec::new(); n_users];
+            for row in split.train.iter().chain(&split.valid).chain(&split.test) {
+                consumed[row.features.0 as usize].push(row.features.1);
+            }
+            let consumed = Interactions::new(n_items, &consumed);
+            let sampler = NegativeSampler::new(&consumed, NegativeSampling::Uniform);
+            Some((negatives, n_items, consumed.by_user, sampler, SeededRng::new(seed)))
+        }
+        RankingLabels::Protocol => None,
     };
     let mut encode_part = |rows: &[CtrExample<(u32, u32)>], times: &[i64]| {
         let mut examples = Vec::with_capacity(rows.len());
@@ -101,23 +107,16 @@ pub fn encode_with(
                     history: history.clone(),
                 },
             };
-            match labels {
-                RankingLabels::Protocol => examples.push(example(item, row.label)),
-                RankingLabels::Consumption { negatives, n_items, .. } => {
-                    examples.push(example(item, true));
-                    let seen = &consumed[user as usize];
-                    if seen.len() >= n_items {
-                        continue;
-                    }
-                    for _ in 0..negatives {
-                        let negative = loop {
-                            let drawn = rng.below(n_items) as u32;
-                            if !seen.contains(&drawn) {
-                                break drawn;
-                            }
-                        };
-                        examples.push(example(negative, false));
-                    }
+            let Some((count, n_items, consumed, sampler, rng)) = negatives.as_mut() else {
+                examples.push(example(item, row.label));
+                continue;
+            };
+            examples.push(example(item, true));
+            let seen = &consumed[user as usize];
+            // A user who consumed every item has no negative to give.
+            if seen.len() < *n_items {
+                for _ in 0..*count {
+                    examples.push(example(sampler.sample(seen, rng), false));
                 }
             }
         }

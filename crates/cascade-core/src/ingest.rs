@@ -54,9 +54,7 @@ impl IngestConfig {
     /// The latest event time acceptable when the clock reads `now_ms`; no
     /// watermark may pass it.
     pub fn event_time_ceiling(&self, now_ms: i64) -> i64 {
-        let skew_ms =
-            i64::try_from(self.max_future_skew_s.saturating_mul(1000)).unwrap_or(i64::MAX);
-        now_ms.saturating_add(skew_ms)
+        now_ms.saturating_add(crate::timestamp::seconds_to_ms(self.max_future_skew_s))
     }
 
     /// Whether an event at `ts_ms` may be logged when the clock reads

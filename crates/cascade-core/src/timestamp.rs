@@ -2,6 +2,12 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 
+/// A config's whole seconds as milliseconds, saturating at `i64::MAX`
+/// (a window "forever" stays forever instead of wrapping).
+pub fn seconds_to_ms(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1_000)).unwrap_or(i64::MAX)
+}
+
 /// Milliseconds since the Unix epoch now, by the wall clock (0 if the clock
 /// is set before 1970).
 pub fn now_ms() -> i64 {

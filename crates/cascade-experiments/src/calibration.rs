@@ -92,8 +92,7 @@ pub fn calibrate(settings: &CalibrationSettings) -> CalibrationReport {
             let rejects = |lift: Option<crate::statistics::Lift>| {
                 lift.is_some_and(|lift| lift.p_value < settings.alpha)
             };
-            let fixed = welch(&control, &treatment, Scale::Absolute, settings.alpha);
-            last_fixed = rejects(fixed);
+            last_fixed = rejects(welch(&control, &treatment, Scale::Absolute, settings.alpha));
             fixed_seen |= last_fixed;
             sequential_seen |= rejects(sequential(
                 &control,

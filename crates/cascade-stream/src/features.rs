@@ -41,7 +41,7 @@ impl StreamSettings {
 
 impl From<&StreamConfig> for StreamSettings {
     fn from(config: &StreamConfig) -> Self {
-        let ms = |s: u64| i64::try_from(s.saturating_mul(1_000)).unwrap_or(i64::MAX);
+        let ms = cascade_core::timestamp::seconds_to_ms;
         StreamSettings {
             features: OnlineSettings {
                 history_length: config.history_length,

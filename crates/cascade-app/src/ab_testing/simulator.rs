@@ -341,11 +341,16 @@ fn visit_order(users: &[u32], weights: &[f64], per_user: usize, rng: &mut SplitM
         }
         visits.extend(std::iter::repeat_n(user, count));
     }
-    for i in (1..visits.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        visits.swap(i, j);
-    }
+    shuffle(&mut visits, rng);
     visits
+}
+
+/// Fisher-Yates with the simulation's generator.
+fn shuffle(values: &mut [u32], rng: &mut SplitMix) {
+    for i in (1..values.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        values.swap(i, j);
+    }
 }
 
 /// What every visit needs: the server, the truth, and the one generator.
@@ -459,10 +464,7 @@ pub fn simulate(
     let (truth, user_ids, items) = fit_truth(&truth_workspace, data, settings, progress)?;
     let mut rng = SplitMix::new(settings.seed);
     let mut users: Vec<u32> = (0..user_ids.len() as u32).collect();
-    for i in (1..users.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        users.swap(i, j);
-    }
+    shuffle(&mut users, &mut rng);
     users.truncate(settings.users.min(users.len()));
     let activity = activity_weights(&truth, &users, settings.activity);
     let engagement = engagement_factors(&users, settings.engagement_spread, &mut rng);

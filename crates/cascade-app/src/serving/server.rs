@@ -10,6 +10,7 @@ use anyhow::{Result, anyhow};
 
 use cascade_core::Config;
 use cascade_core::config::OnlineBackend;
+use cascade_core::timestamp::seconds_to_ms;
 use cascade_models::ranking::CtrModel;
 use cascade_models::registry::{Artifacts, RankerManifest};
 use cascade_serve::access::AccessKeys;
@@ -136,13 +137,11 @@ pub fn open_experiment_analysis(
     metrics: Arc<Metrics>,
 ) -> Result<ExperimentAnalysis> {
     let config = &workspace.config;
-    let join_window_ms =
-        i64::try_from(config.stream.join_window_s.saturating_mul(1000)).unwrap_or(i64::MAX);
     ExperimentAnalysis::open(
         experiments,
         workspace.store()?,
         config.labels.clone(),
-        join_window_ms,
+        seconds_to_ms(config.stream.join_window_s),
         metrics,
     )
     .map_err(|e| anyhow!("experiment analysis: {e}"))

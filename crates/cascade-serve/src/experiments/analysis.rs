@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use cascade_core::config::{ExperimentSettings, LabelConfig};
+use cascade_core::timestamp::seconds_to_ms;
 use cascade_experiments::planned;
 use cascade_experiments::results::{AnalysisSettings, ExperimentResults, analyse};
 use cascade_experiments::statistics::{Estimate, Lift, normal_quantile, one_sample};
@@ -132,7 +133,7 @@ impl ExperimentAnalysis {
             settings.event_metrics.clone(),
             join_window_ms,
             analysis_settings(&settings),
-            i64::try_from(settings.covariate_window_s.saturating_mul(1_000)).unwrap_or(i64::MAX),
+            seconds_to_ms(settings.covariate_window_s),
         );
         let decode =
             |what: &str, bytes: &[u8]| format!("stored {what}: {}", String::from_utf8_lossy(bytes));

@@ -319,11 +319,6 @@ impl Ledger {
         }
     }
 
-    /// Whether it counts no experiment at all.
-    pub fn is_empty(&self) -> bool {
-        self.experiments.is_empty()
-    }
-
     /// An experiment's progress now.
     pub fn progress(&self, name: &str) -> Option<&ExperimentProgress> {
         self.experiments.get(name).map(|ledger| &ledger.progress)

@@ -50,7 +50,9 @@ impl NextItemBatch {
 
 /// Shares a batch is split into, one per core of the machines Cascade
 /// targets (2): each share's forward and backward pass runs on its own
-/// core. More shares than cores only add overhead.
+/// core. Fixed rather than the machine's thread count because each share
+/// draws its own dropout masks: a seed must train the same model on any
+/// machine. More shares than cores only add overhead.
 const SHARES: usize = 2;
 
 /// One share of a batch: its windows, the rows its inputs read and its
