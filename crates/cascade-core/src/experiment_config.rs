@@ -64,6 +64,12 @@ pub struct VariantConfig {
     #[serde(default)]
     #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub recommend: toml::Table,
+    /// A directory of `cascade train` checkpoints this variant serves
+    /// instead of the server's models (the server's ranker kind and
+    /// BPR-MF), loaded when the experiment starts; absent, the variant
+    /// serves the server's models.
+    #[serde(default)]
+    pub models_dir: Option<String>,
 }
 
 fn default_layer() -> String {

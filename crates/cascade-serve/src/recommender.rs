@@ -76,8 +76,13 @@ type TrendingReading = (Instant, Arc<Vec<(String, u64)>>);
 struct Routed {
     variants: Vec<(String, String)>,
     pipeline: Arc<Pipeline>,
-    interleaved: Option<([String; 2], [Arc<Pipeline>; 2])>,
+    /// A variant's own models (its `models_dir`); `None` for the server's.
+    models: Option<Arc<Models>>,
+    interleaved: Option<Teams>,
 }
+
+/// An interleaving experiment's two teams: names, pipelines and models.
+type Teams = ([String; 2], [Arc<Pipeline>; 2], [Option<Arc<Models>>; 2]);
 
 /// Team-draft interleaving (Radlinski et al., 2008): the team with fewer
 /// picks so far (a seeded coin on ties) adds its best item not yet in the
@@ -248,6 +253,12 @@ impl Recommender {
             Ok(_) => {}
             Err(e) => eprintln!("adding item {item_id:?} to the serving models: {e}"),
         }
+        let variant_models = self.experiments.as_ref().and_then(|e| e.variant_models());
+        for models in variant_models.map(|loaded| loaded.all()).unwrap_or_default() {
+            if let Err(e) = models.add_item(item_id, record, &self.item_facts) {
+                eprintln!("adding item {item_id:?} to the models {}: {e}", models.version);
+            }
+        }
     }
 
     /// Reads users' latest consumption from `live` (the stream processor).
@@ -294,8 +305,12 @@ impl Recommender {
     /// (the default one when they are in none) and, in an interleaving
     /// experiment, its two teams' names and pipelines.
     fn route(&self, user_id: &str) -> Routed {
-        let default =
-            || Routed { variants: Vec::new(), pipeline: self.pipeline.clone(), interleaved: None };
+        let default = || Routed {
+            variants: Vec::new(),
+            pipeline: self.pipeline.clone(),
+            models: None,
+            interleaved: None,
+        };
         let Some(experiments) = &self.experiments else { return default() };
         let route = experiments.route(user_id);
         let Some(recommend) = route.recommend else {
@@ -304,11 +319,12 @@ impl Recommender {
         let interleaved = route.interleaved.map(|teams| {
             let [(a, a_key), (b, b_key)] = teams.pipelines;
             let pipelines = [self.variant_pipeline(&a, a_key), self.variant_pipeline(&b, b_key)];
-            (teams.teams, pipelines)
+            (teams.teams, pipelines, teams.models)
         });
         Routed {
             variants: route.variants,
             pipeline: self.variant_pipeline(&recommend, route.key),
+            models: route.models,
             interleaved,
         }
     }
@@ -436,12 +452,12 @@ impl Recommender {
     /// Answers one request.
     pub fn recommend(&self, request: &RecommendRequest) -> Result<RecommendResponse, ServeError> {
         let started = Instant::now();
-        let Routed { variants, pipeline, interleaved } = self.route(&request.user_id);
+        let Routed { variants, pipeline, models, interleaved } = self.route(&request.user_id);
         let answer = match interleaved {
-            None => self.answer(request, &pipeline, variants.clone(), true),
-            Some((teams, [a, b])) => {
-                let first = self.answer(request, &a, variants.clone(), false)?;
-                let second = self.answer(request, &b, variants.clone(), false)?;
+            None => self.answer(request, &pipeline, models, variants.clone(), true),
+            Some((teams, [a, b], [a_models, b_models])) => {
+                let first = self.answer(request, &a, a_models, variants.clone(), false)?;
+                let second = self.answer(request, &b, b_models, variants.clone(), false)?;
                 let seed = u64::from(cascade_experiments::assignment::fnv1a32(&first.request_id));
                 let items =
                     team_draft([&first.items, &second.items], &teams, request.count(), seed);
@@ -455,13 +471,15 @@ impl Recommender {
         answer
     }
 
-    /// Answers one request through `pipeline`.
+    /// Answers one request through `pipeline`, from `models` if the
+    /// variant has its own, else the server's.
     /// `shown` says whether the list is the one served (an interleaved
     /// list's two rankings are not: the drafted list is).
     fn answer(
         &self,
         request: &RecommendRequest,
         pipeline: &Pipeline,
+        models: Option<Arc<Models>>,
         variants: Vec<(String, String)>,
         shown: bool,
     ) -> Result<RecommendResponse, ServeError> {
@@ -472,7 +490,7 @@ impl Recommender {
                 "pin: this server's pipeline has no pins step ([recommend] rerankers)".into(),
             ));
         }
-        let models = self.models();
+        let models = models.unwrap_or_else(|| self.models());
         let moment = RequestMoment { context: &request.context, now_ms: now_ms() };
         if let Some(ranker) = models.ranker() {
             ranker.check_context(&moment).map_err(ServeError::Invalid)?;

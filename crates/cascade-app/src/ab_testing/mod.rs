@@ -22,7 +22,8 @@ use crate::workspace::Workspace;
 /// runs, ask it (`GET /v1/experiments/{name}/results`).
 pub fn experiment_results(workspace: &Workspace, name: &str) -> Result<ResultsResponse> {
     let metrics = Arc::new(Metrics::default());
-    let analysis = open_experiment_analysis(workspace, open_experiments(workspace)?, metrics)?;
+    let analysis =
+        open_experiment_analysis(workspace, open_experiments(workspace, None)?, metrics)?;
     analysis.results(name).map_err(|e| anyhow!("{e}"))
 }
 

@@ -40,6 +40,7 @@ pub fn experiments_bench(options: &ExperimentsBench) -> Result<Value> {
         name: name.into(),
         weight: 0.5,
         recommend: Default::default(),
+        models_dir: None,
     };
     let record = ExperimentRecord {
         config: ExperimentConfig {

@@ -3,7 +3,7 @@
 //! keys), wired once from the workspace and its config.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow};
@@ -16,7 +16,7 @@ use cascade_models::registry::{Artifacts, RankerManifest};
 use cascade_serve::access::AccessKeys;
 use cascade_serve::entities::{Entities, HiddenItems};
 use cascade_serve::events::EventLog;
-use cascade_serve::experiments::{ExperimentAnalysis, Experiments};
+use cascade_serve::experiments::{ExperimentAnalysis, Experiments, VariantModels};
 use cascade_serve::http::{AppState, ModelLoader};
 use cascade_serve::metrics::Metrics;
 use cascade_serve::online_learning::{CheckpointWriter, OnlineLearningSettings, OnlineTrainer};
@@ -58,7 +58,15 @@ pub fn build_server(workspace: Arc<Workspace>, options: &ServeOptions) -> Result
     pipeline_settings(&workspace.config)
         .check_stages(|_| false, |_| false)
         .map_err(|e| anyhow::anyhow!("the config's serving pipeline: {e}"))?;
-    let experiments = open_experiments(&workspace)?;
+    let variant_loader = workspace.clone();
+    // A variant's `models_dir` holds the same kinds of checkpoints `cascade
+    // serve --models` reads: BPR-MF and the server's ranker.
+    let variant_models = VariantModels::new(Box::new(move |dir: &Path| {
+        let quiet = Progress { quiet: true };
+        let models = load_models(&variant_loader, None, Some(dir), ranker, quiet);
+        models.map_err(|e| format!("{}: {e:#}", dir.display()))
+    }));
+    let experiments = open_experiments(&workspace, Some(variant_models))?;
     for (variant, recommend) in experiments.variant_pipelines() {
         PipelineSettings::from_config(&recommend, workspace.config.ingest.max_id_bytes)
             .check_stages(|_| false, |_| false)
@@ -148,16 +156,24 @@ pub fn open_experiment_analysis(
 }
 
 /// The experiments the store keeps and the config declares
-/// (`[[experiments]]`, `[experiment_settings]`).
-pub fn open_experiments(workspace: &Workspace) -> Result<Arc<Experiments>> {
+/// (`[[experiments]]`, `[experiment_settings]`), with `variant_models`
+/// loading their variants' `models_dir`s where they are served.
+pub fn open_experiments(
+    workspace: &Workspace,
+    variant_models: Option<VariantModels>,
+) -> Result<Arc<Experiments>> {
     let config = &workspace.config;
-    let experiments = Experiments::open(
+    let mut experiments = Experiments::open(
         config.recommend.clone(),
         config.experiment_settings.clone(),
         &config.experiments,
         Some(workspace.store()?),
     )
     .map_err(|e| anyhow!("experiments: {e}"))?;
+    if let Some(models) = variant_models {
+        experiments =
+            experiments.with_variant_models(models).map_err(|e| anyhow!("experiments: {e}"))?;
+    }
     Ok(Arc::new(experiments))
 }
 

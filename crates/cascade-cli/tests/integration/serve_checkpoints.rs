@@ -1,10 +1,13 @@
 //! `cascade serve --models DIR`: the server answers from checkpoints that
 //! `cascade train` wrote, swaps in new ones when a training job rewrites
 //! them (without running the batch pipeline), and keeps serving the old
-//! ones when a new one is broken.
+//! ones when a new one is broken. An experiment's variant serves its own
+//! checkpoints (`models_dir`) beside the server's.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use crate::serve::{post, response_version, start_with};
 use crate::{cascade, movielens_dir, texts};
@@ -34,6 +37,26 @@ fn wait_for_new_version(base: &str, old: &str, limit: Duration) -> Option<String
         std::thread::sleep(Duration::from_millis(250));
     }
     None
+}
+
+/// Copies a checkpoint directory, modification times kept.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        match entry.file_type().unwrap().is_dir() {
+            true => copy_dir(&entry.path(), &target),
+            false => {
+                std::fs::copy(entry.path(), &target).unwrap();
+                // A checkpoint's version is its manifest's modification
+                // time: the copy keeps it, so it names the same models.
+                let modified = entry.metadata().unwrap().modified().unwrap();
+                let file = std::fs::File::options().write(true).open(&target).unwrap();
+                file.set_modified(modified).unwrap();
+            }
+        }
+    }
 }
 
 #[test]
@@ -70,6 +93,9 @@ fn serve_answers_from_checkpoints_and_swaps_when_they_change() {
     let batch_outputs = [work.path().join("offline"), work.path().join("pipeline")];
     let untouched = || batch_outputs.iter().all(|dir| !dir.exists());
     assert!(untouched(), "the start ran the batch pipeline");
+    // The first models, kept aside for an experiment's variant below.
+    let kept = trainer.path().join("models-first");
+    copy_dir(&models, &kept);
 
     // A training job rewrites the ranker: the watcher swaps it in.
     train(&data, trainer.path(), "lr", "2");
@@ -77,6 +103,39 @@ fn serve_answers_from_checkpoints_and_swaps_when_they_change() {
         .expect("the new checkpoint was not served within 60 s");
     assert!(second.contains("+lr@"), "{second}");
     assert!(untouched(), "the reload ran the batch pipeline");
+
+    // A variant that serves the kept checkpoints: its users get the first
+    // models while everyone else gets the second.
+    let experiment = |name: &str, dir: &Path| {
+        serde_json::json!({
+            "name": name, "layer": name,
+            "variants": [
+                { "name": "current", "weight": 0.5 },
+                { "name": "kept", "weight": 0.5, "models_dir": dir },
+            ],
+        })
+        .to_string()
+    };
+    let missing = trainer.path().join("no-such-models");
+    let (status, body) = post(&base, "/v1/experiments", &experiment("broken", &missing));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("variants[1].models_dir"), "{body}");
+    let (status, body) = post(&base, "/v1/experiments", &experiment("retrained", &kept));
+    assert_eq!(status, 201, "{body}");
+    let mut served = std::collections::BTreeMap::new();
+    for user in 1..=40 {
+        let request = format!(r#"{{"user_id": "{user}", "n": 5}}"#);
+        let (status, body) = post(&base, "/v1/recommend", &request);
+        assert_eq!(status, 200, "{body}");
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        let variant = answer["experiments"][0]["variant"].as_str().unwrap().to_owned();
+        let version = answer["model_version"].as_str().unwrap().to_owned();
+        served.entry(variant).or_insert_with(std::collections::BTreeSet::new).insert(version);
+    }
+    assert_eq!(served["current"], [second.clone()].into(), "{served:?}");
+    assert_eq!(served["kept"], [first.clone()].into(), "{served:?}");
+    let (status, body) = post(&base, "/v1/experiments/retrained/stop", "");
+    assert_eq!(status, 200, "{body}");
 
     // A broken checkpoint: the old models keep answering.
     std::fs::write(models.join("lr/manifest.json"), "{ not json").unwrap();

@@ -142,8 +142,12 @@ pub fn top_k(scores: &[f32], masked: &[bool], k: usize) -> Vec<u32> {
         return Vec::new();
     }
     let mut heap: BinaryHeap<Kept> = BinaryHeap::with_capacity(k + 1);
+    // Once the heap is full, an item scoring below the worst kept cannot
+    // enter (a tie loses too: items come in index order), so most of a
+    // large catalogue is passed over by one float comparison.
+    let mut worst_kept = f32::NEG_INFINITY;
     for (index, (&score, &is_masked)) in scores.iter().zip(masked).enumerate() {
-        if is_masked {
+        if score < worst_kept || is_masked {
             continue;
         }
         let candidate = Kept {
@@ -156,6 +160,9 @@ pub fn top_k(scores: &[f32], masked: &[bool], k: usize) -> Vec<u32> {
             && candidate < *worst
         {
             *worst = candidate;
+        }
+        if heap.len() == k {
+            worst_kept = heap.peek().map_or(f32::NEG_INFINITY, |worst| worst.score);
         }
     }
     heap.into_sorted_vec().into_iter().map(|kept| kept.item).collect()

@@ -421,6 +421,7 @@ mod tests {
             name: name.into(),
             weight: 0.5,
             recommend: Default::default(),
+            models_dir: None,
         };
         ExperimentRecord {
             config: ExperimentConfig {

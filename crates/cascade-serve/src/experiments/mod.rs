@@ -6,8 +6,10 @@
 pub mod analysis;
 pub mod ledger;
 pub mod registry;
+pub mod variant_models;
 
 pub use analysis::{ExperimentAnalysis, ResultsResponse};
 pub use registry::{
     ExperimentRecord, ExperimentStatus, Experiments, INTERLEAVED, Interleaved, Route,
 };
+pub use variant_models::{VariantModelLoader, VariantModels};

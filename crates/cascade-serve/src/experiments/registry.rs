@@ -13,6 +13,8 @@ use cascade_core::timestamp::now_ms;
 use cascade_experiments::assignment::{Assigner, ExperimentLayout, Holdout};
 use cascade_store::{Collection, Store};
 
+use crate::experiments::variant_models::VariantModels;
+use crate::models::Models;
 use crate::request::ServeError;
 
 /// Whether an experiment still takes users.
@@ -52,6 +54,8 @@ pub struct Route {
     /// Identifies `recommend` while the experiments do not change (a
     /// cache key for the pipeline built from it).
     pub key: String,
+    /// The models a variant's `models_dir` serves; `None` for the server's.
+    pub models: Option<Arc<Models>>,
     /// Set when the user is in an interleaving experiment: the list is
     /// drafted from these two pipelines.
     pub interleaved: Option<Interleaved>,
@@ -66,6 +70,8 @@ pub struct Interleaved {
     pub teams: [String; 2],
     /// Each team's pipeline section and its cache key.
     pub pipelines: [(Arc<RecommendConfig>, String); 2],
+    /// Each team's models, when its variant names a `models_dir`.
+    pub models: [Option<Arc<Models>>; 2],
 }
 
 /// The variant name an interleaving experiment's users are reported in.
@@ -93,6 +99,9 @@ pub struct Experiments {
     settings: ExperimentSettings,
     store: Option<Store>,
     layout: RwLock<Arc<Layout>>,
+    /// Where variants' `models_dir`s are loaded; `None` where nothing is
+    /// served (the results command), so no models are read.
+    variant_models: Option<VariantModels>,
 }
 
 impl Experiments {
@@ -130,10 +139,35 @@ impl Experiments {
             }
         }
         let layout = build_layout(&base, &settings, records, 0)?;
-        let experiments =
-            Experiments { base, settings, store, layout: RwLock::new(Arc::new(layout)) };
+        let experiments = Experiments {
+            base,
+            settings,
+            store,
+            layout: RwLock::new(Arc::new(layout)),
+            variant_models: None,
+        };
         experiments.persist_all().map_err(|e| e.to_string())?;
         Ok(experiments)
+    }
+
+    /// Serves variants' `models_dir`s through `models`, loading the running
+    /// experiments' directories now; fails naming the experiment and the
+    /// variant whose directory does not load.
+    pub fn with_variant_models(mut self, models: VariantModels) -> Result<Experiments, String> {
+        let layout = self.layout.read().clone();
+        for &index in &layout.running {
+            let config = &layout.records[index].config;
+            load_variant_models(&models, config)
+                .map_err(|e| format!("experiment {:?}: {e}", config.name))?;
+        }
+        self.variant_models = Some(models);
+        Ok(self)
+    }
+
+    /// The variants' models: every loaded directory, for catalog writes
+    /// and reloads; empty where none are served.
+    pub fn variant_models(&self) -> Option<&VariantModels> {
+        self.variant_models.as_ref()
     }
 
     /// The holdout and analysis settings.
@@ -158,12 +192,23 @@ impl Experiments {
     /// taken, a variant's override is not a valid `[recommend]`, or its
     /// traffic overlaps a running experiment's on the same layer.
     pub fn create(&self, config: ExperimentConfig) -> Result<ExperimentRecord, ServeError> {
+        let name_taken =
+            || ServeError::Invalid(format!("name: an experiment named {:?} exists", config.name));
+        if self.layout.read().records.iter().any(|record| record.config.name == config.name) {
+            return Err(name_taken());
+        }
+        // Models load before the layout is locked: requests keep being
+        // routed meanwhile.
+        if config.variants.iter().any(|variant| variant.models_dir.is_some()) {
+            let Some(models) = &self.variant_models else {
+                let message = "models_dir: this server does not load variants' models";
+                return Err(ServeError::Invalid(message.into()));
+            };
+            load_variant_models(models, &config).map_err(ServeError::Invalid)?;
+        }
         let mut layout = self.layout.write();
         if layout.records.iter().any(|record| record.config.name == config.name) {
-            return Err(ServeError::Invalid(format!(
-                "name: an experiment named {:?} exists",
-                config.name
-            )));
+            return Err(name_taken());
         }
         let record = ExperimentRecord {
             config,
@@ -210,6 +255,7 @@ impl Experiments {
                 variants: Vec::new(),
                 recommend: None,
                 key: String::new(),
+                models: None,
                 interleaved: None,
             };
         }
@@ -246,14 +292,36 @@ impl Experiments {
                 with[at].1 = variant;
                 pipeline(with)
             };
+            let models = |variant: usize| {
+                let mut with = chosen.clone();
+                with[at].1 = variant;
+                self.models_of(&layout.records, &with)
+            };
             Interleaved {
                 experiment: config.name.clone(),
                 teams: [config.variants[0].name.clone(), config.variants[1].name.clone()],
                 pipelines: [team(0), team(1)],
+                models: [models(0), models(1)],
             }
         });
+        let models = self.models_of(&layout.records, &chosen);
         let (recommend, key) = pipeline(chosen);
-        Route { variants, recommend: Some(recommend), key, interleaved }
+        Route { variants, recommend: Some(recommend), key, models, interleaved }
+    }
+
+    /// The models the chosen variants serve: the last one's `models_dir`
+    /// that names one (as with `[recommend]` keys, the later experiment
+    /// wins), else the server's (`None`).
+    fn models_of(
+        &self,
+        records: &[ExperimentRecord],
+        chosen: &[(usize, usize)],
+    ) -> Option<Arc<Models>> {
+        let dir = chosen
+            .iter()
+            .rev()
+            .find_map(|&(e, v)| records[e].config.variants[v].models_dir.as_deref())?;
+        self.variant_models.as_ref()?.get(dir)
     }
 
     /// Every variant's pipeline section of every running experiment, for
@@ -289,6 +357,17 @@ impl Experiments {
         }
         Ok(())
     }
+}
+
+/// Loads every `models_dir` `config`'s variants name; the error names the
+/// variant's field.
+fn load_variant_models(models: &VariantModels, config: &ExperimentConfig) -> Result<(), String> {
+    for (index, variant) in config.variants.iter().enumerate() {
+        if let Some(dir) = &variant.models_dir {
+            models.ensure(dir).map_err(|e| format!("variants[{index}].models_dir: {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// `base` with each chosen variant's overrides applied in turn. Each
