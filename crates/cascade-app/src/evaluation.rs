@@ -116,6 +116,7 @@ impl ModelSettings {
         let mut config = BprMfConfig::default();
         self.apply(&mut config.training);
         config.dim = self.hyper.dim.unwrap_or(config.dim);
+        config.init_scale = self.hyper.init_scale.unwrap_or(config.init_scale);
         config
     }
 
@@ -242,7 +243,8 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
             let bar = epoch_bar(progress, &name, config.training.max_epochs);
             let (model, reports) = BprMf::train(split, &config, |epoch| show_epoch(&bar, epoch))?;
             bar.finish_and_clear();
-            trained(Box::new(model), &format!("dim={}", config.dim), &reports, &config.training)
+            let setting = format!("dim={} init ±{}", config.dim, config.init_scale);
+            trained(Box::new(model), &setting, &reports, &config.training)
         }
         ModelKind::Neumf => {
             let config = settings.neumf();

@@ -49,7 +49,12 @@ pub fn search_space(model: ModelKind) -> Vec<Hyperparameters> {
             let ks = axis(one, &[10, 20, 50, 100, 200, 400], |h, v| h.k = Some(v));
             axis(ks, &[0.0, 10.0, 50.0, 100.0], |h, v| h.shrink = Some(v))
         }
-        ModelKind::BprMf | ModelKind::TwoTower => {
+        ModelKind::BprMf => {
+            let dims = axis(one, &[32, 64, 128], |h, v| h.dim = Some(v));
+            let starts = axis(dims, &[0.001, 0.01, 0.1], |h, v| h.init_scale = Some(v));
+            axis(starts, &[0.0005, 0.001, 0.002, 0.005, 0.01], |h, v| h.learning_rate = Some(v))
+        }
+        ModelKind::TwoTower => {
             let dims = axis(one, &[32, 64, 128], |h, v| h.dim = Some(v));
             axis(dims, &[0.0005, 0.001, 0.002, 0.005, 0.01], |h, v| h.learning_rate = Some(v))
         }
@@ -243,6 +248,7 @@ fn merge(base: &Hyperparameters, over: &Hyperparameters) -> Hyperparameters {
         k: over.k.or(base.k),
         shrink: over.shrink.or(base.shrink),
         dim: over.dim.or(base.dim),
+        init_scale: over.init_scale.or(base.init_scale),
         dropout: over.dropout.or(base.dropout),
         dropout_grid: over.dropout_grid.clone().or_else(|| base.dropout_grid.clone()),
         max_length: over.max_length.or(base.max_length),

@@ -77,6 +77,7 @@ impl Workspace {
             k: config.k,
             shrink: config.shrink,
             dim: config.dim,
+            init_scale: config.init_scale,
             dropout: config.dropout,
             dropout_grid: config.dropout_grid,
             max_length: config.max_length,

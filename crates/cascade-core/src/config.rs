@@ -183,6 +183,8 @@ pub struct ModelTrainingConfig {
     pub shrink: Option<f64>,
     /// Embedding size (bpr-mf, neumf, two-tower, sasrec).
     pub dim: Option<usize>,
+    /// BPR-MF: embeddings start uniform in ±init_scale.
+    pub init_scale: Option<f32>,
     /// Dropout while training (sasrec).
     pub dropout: Option<f32>,
     /// SASRec: dropout rates searched on validation (one model trained per

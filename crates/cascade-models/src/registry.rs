@@ -198,7 +198,8 @@ impl ModelKind {
         match self {
             ModelKind::Ease => &["lambda", "lambda_grid"],
             ModelKind::Itemknn => &["k", "shrink"],
-            ModelKind::BprMf | ModelKind::TwoTower => &["dim", "learning_rate"],
+            ModelKind::BprMf => &["dim", "init_scale", "learning_rate"],
+            ModelKind::TwoTower => &["dim", "learning_rate"],
             ModelKind::Neumf => &["dim", "negatives", "learning_rate"],
             ModelKind::Sasrec => &[
                 "dim",

@@ -65,6 +65,9 @@ pub struct Hyperparameters {
     /// Embedding size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dim: Option<usize>,
+    /// Embeddings start uniform in ±init_scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_scale: Option<f32>,
     /// Dropout while training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout: Option<f32>,
@@ -94,6 +97,7 @@ impl Hyperparameters {
             ("k", self.k.is_some()),
             ("shrink", self.shrink.is_some()),
             ("dim", self.dim.is_some()),
+            ("init_scale", self.init_scale.is_some()),
             ("dropout", self.dropout.is_some()),
             ("dropout_grid", self.dropout_grid.is_some()),
             ("max_length", self.max_length.is_some()),

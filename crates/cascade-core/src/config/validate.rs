@@ -45,6 +45,7 @@ impl Config {
                 ("time_budget_s", settings.time_budget_s),
                 ("lambda", settings.lambda),
                 ("shrink", settings.shrink),
+                ("init_scale", settings.init_scale.map(f64::from)),
             ]
             .into_iter()
             .filter_map(|(key, value)| value.map(|v| (key, v)))

@@ -33,6 +33,11 @@ use crate::training::TrainingSettings;
 pub struct BprMfConfig {
     /// Embedding dimension D.
     pub dim: usize,
+    /// Embeddings start uniform in ±init_scale. Small matters on sparse
+    /// logs: a rare item's row is rarely drawn, so it stays near where it
+    /// started, and a large start ranks rare items at random.
+    #[serde(default = "default_init_scale")]
+    pub init_scale: f32,
     /// How the unseen item of each triple is drawn.
     pub negatives: NegativeSampling,
     /// Batching (triples per step), epochs, early stopping on validation
@@ -40,10 +45,15 @@ pub struct BprMfConfig {
     pub training: TrainingSettings,
 }
 
+fn default_init_scale() -> f32 {
+    0.01
+}
+
 impl Default for BprMfConfig {
     fn default() -> Self {
         BprMfConfig {
             dim: 64,
+            init_scale: default_init_scale(),
             negatives: NegativeSampling::Uniform,
             training: TrainingSettings {
                 batch_size: 2048,
@@ -96,7 +106,7 @@ impl BprMf {
                 name: name.into(),
                 dim: config.dim,
                 optimizer: config.training.optimizer,
-                init_scale: 0.1,
+                init_scale: config.init_scale,
                 seed,
             })
         };
