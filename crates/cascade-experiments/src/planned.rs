@@ -58,6 +58,20 @@ pub fn decision_z(comparison: &Comparison) -> f64 {
     lift.estimate / lift.standard_error
 }
 
+/// The planned fraction `users` exposed users reach (1..=planned looks),
+/// if it is beyond the last look's: a look is due. Cheap, so a caller can
+/// ask before computing the results a look reads.
+pub fn look_due(
+    looks: &[Look],
+    users: u64,
+    planned_users: u64,
+    planned_looks: usize,
+) -> Option<usize> {
+    let reached = (users.saturating_mul(planned_looks as u64) / planned_users.max(1))
+        .min(planned_looks as u64) as usize;
+    (reached > looks.last().map_or(0, |look| look.index)).then_some(reached)
+}
+
 /// Takes the next look if `users` exposed users reach a planned fraction
 /// beyond the last look's; several fractions passed at once make one look.
 /// Returns whether it took one.
@@ -68,11 +82,9 @@ pub fn take_look(
     planned_users: u64,
     planned_looks: usize,
 ) -> bool {
-    let reached = (users.saturating_mul(planned_looks as u64) / planned_users.max(1))
-        .min(planned_looks as u64) as usize;
-    if reached <= looks.last().map_or(0, |look| look.index) {
+    let Some(reached) = look_due(looks, users, planned_users, planned_looks) else {
         return false;
-    }
+    };
     let z = results
         .comparisons
         .iter()

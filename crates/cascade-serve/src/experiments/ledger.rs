@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use cascade_core::config::LabelConfig;
 use cascade_core::event::{IMPRESSION, StoredEvent};
-use cascade_experiments::planned::{Look, take_look};
+use cascade_experiments::planned::{Look, look_due, take_look};
 use cascade_experiments::results::{
     AnalysisSettings, MetricKind, MetricTotals, VariantTotals, analyse,
 };
@@ -335,9 +335,13 @@ impl Ledger {
             let weights: Vec<f64> = progress.variants.iter().map(|v| v.weight).collect();
             progress.srm.observe(&users, &weights);
             let Some((planned_users, planned_looks)) = ledger.plan else { continue };
+            let exposed = users.iter().sum();
+            // The analysis runs only when a look is due, not every checkpoint.
+            if look_due(&progress.looks, exposed, planned_users, planned_looks).is_none() {
+                continue;
+            }
             let mut monitor = progress.srm;
             let results = analyse(&progress.variants, &self.analysis, &mut monitor);
-            let exposed = users.iter().sum();
             take_look(&mut progress.looks, &results, exposed, planned_users, planned_looks);
         }
     }

@@ -287,21 +287,19 @@ impl Experiments {
         let interleaving = chosen.iter().position(|&(e, _)| layout.records[e].config.interleave);
         let interleaved = interleaving.map(|at| {
             let config = &layout.records[chosen[at].0].config;
+            // Each team is the user's route with the interleaving
+            // experiment's variant swapped for the team's.
             let team = |variant: usize| {
                 let mut with = chosen.clone();
                 with[at].1 = variant;
-                pipeline(with)
+                (self.models_of(&layout.records, &with), pipeline(with))
             };
-            let models = |variant: usize| {
-                let mut with = chosen.clone();
-                with[at].1 = variant;
-                self.models_of(&layout.records, &with)
-            };
+            let [(a_models, a), (b_models, b)] = [team(0), team(1)];
             Interleaved {
                 experiment: config.name.clone(),
                 teams: [config.variants[0].name.clone(), config.variants[1].name.clone()],
-                pipelines: [team(0), team(1)],
-                models: [models(0), models(1)],
+                pipelines: [a, b],
+                models: [a_models, b_models],
             }
         });
         let models = self.models_of(&layout.records, &chosen);
