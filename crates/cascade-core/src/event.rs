@@ -28,7 +28,7 @@ pub struct Event {
 /// What an impression was part of: the request, the models, and the
 /// experiments' variants that produced the list (the value of an
 /// impression is the item's 1-based position in it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Served {
     /// The response's request id.
     pub request_id: String,
@@ -47,6 +47,38 @@ pub struct Served {
     /// item (team-draft interleaving).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
+    /// The exploring policy that drew the list (its name and settings);
+    /// absent when the list was served without exploration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// How likely this item was here under `policy`; absent means certain
+    /// (1 everywhere: no exploration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propensity: Option<Propensities>,
+}
+
+impl Served {
+    /// The impression's propensities: exactly 1 when nothing explored.
+    pub fn propensities(&self) -> Propensities {
+        self.propensity.unwrap_or(Propensities::CERTAIN)
+    }
+}
+
+/// The probabilities a served slot had of being what it is, under the
+/// policy that drew the list (`cascade-policy` computes them).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Propensities {
+    /// The whole served list's probability (the same on every slot).
+    pub slate: f64,
+    /// The probability of this item at this position, over all lists.
+    pub item_position: f64,
+    /// The probability of the list's prefix up to and including this slot.
+    pub cascade: f64,
+}
+
+impl Propensities {
+    /// A slot served without exploration: it was certain.
+    pub const CERTAIN: Propensities = Propensities { slate: 1.0, item_position: 1.0, cascade: 1.0 };
 }
 
 /// An event that the log has made durable, with its position in the log.

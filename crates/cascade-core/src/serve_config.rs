@@ -80,8 +80,12 @@ pub struct RecommendConfig {
     /// and overridable like any other key of this section.
     pub channel_params: BTreeMap<String, toml::Table>,
     /// Re-ranking steps, in the order they run. Built in: freshness,
-    /// popularity, diversity (MMR), pins, exposure_cap.
+    /// popularity, diversity (MMR), pins, exposure_cap, and the exploring
+    /// steps epsilon_greedy and plackett_luce (at most one, listed last:
+    /// the propensities it logs are of the list as served).
     pub rerankers: Vec<String>,
+    /// The exploring steps' knobs.
+    pub exploration: ExplorationConfig,
     /// Whether the ranking model orders the candidates; off, they keep
     /// recall order (the channels' order, then each channel's own), which
     /// is how a popularity-only or recall-only variant is served.
@@ -136,6 +140,36 @@ impl Default for RecommendConfig {
             max_list_ids: 10_000,
             trending_refresh_ms: 1000,
             trending_pool: 200,
+            exploration: ExplorationConfig::default(),
+        }
+    }
+}
+
+/// `[recommend.exploration]`: how much the exploring re-rankers explore.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExplorationConfig {
+    /// `epsilon_greedy`: each slot's chance of showing a candidate from
+    /// outside the greedy list instead.
+    pub epsilon: f64,
+    /// `plackett_luce`: T of softmax(relevance / T), relevance in 0..1; the
+    /// lower, the closer to the greedy list.
+    pub temperature: f64,
+    /// `plackett_luce`: prefixes drawn to estimate an item-position
+    /// probability that is not summed exactly.
+    pub monte_carlo_samples: usize,
+    /// `plackett_luce`: item-position probabilities are summed exactly over
+    /// at most this many prefixes, else estimated.
+    pub exact_prefix_limit: usize,
+}
+
+impl Default for ExplorationConfig {
+    fn default() -> Self {
+        ExplorationConfig {
+            epsilon: 0.1,
+            temperature: 0.1,
+            monte_carlo_samples: 256,
+            exact_prefix_limit: 10_000,
         }
     }
 }
@@ -154,6 +188,9 @@ pub const BUILT_IN_CHANNELS: [(&str, usize); 6] = [
 /// The built-in re-ranking steps in their default order.
 pub const BUILT_IN_RERANKERS: [&str; 5] =
     ["freshness", "popularity", "diversity", "pins", "exposure_cap"];
+
+/// The built-in exploring steps: listed last, and at most one.
+pub const EXPLORING_RERANKERS: [&str; 2] = ["epsilon_greedy", "plackett_luce"];
 
 fn default_quotas() -> BTreeMap<String, usize> {
     BUILT_IN_CHANNELS.iter().map(|&(name, quota)| (name.to_owned(), quota)).collect()

@@ -167,6 +167,11 @@ impl SplitMix {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// Uniform in `0..n` (Lemire's multiply-shift; n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
     /// A Poisson draw (Knuth's product of uniforms; rates here are small).
     pub fn poisson(&mut self, rate: f64) -> f64 {
         let limit = (-rate).exp();

@@ -231,7 +231,8 @@ pub fn check_stream_lag(live: &LiveStream, log_end: u64, max_lag: u64) -> Result
 impl EventLog {
     /// Logs what a response showed, one `impression` event per item (value:
     /// its 1-based rank; `served`: the request, the models' version, the
-    /// experiments' variants and the user's prior consumption), for A/B
+    /// experiments' variants, the user's prior consumption, and under
+    /// exploration the policy and the item's propensities), for A/B
     /// analysis and online learning. The request
     /// does not wait for the commit: impressions are telemetry, and a crash
     /// may lose the last second of them (`TELEMETRY_SYNC_INTERVAL`), never an
@@ -248,6 +249,8 @@ impl EventLog {
             variants,
             prior_consumption: u32::try_from(response.prior_consumption).unwrap_or(u32::MAX),
             team: None,
+            policy: response.policy.clone(),
+            propensity: None,
         };
         let events = response
             .items
@@ -258,7 +261,11 @@ impl EventLog {
                 event_type: IMPRESSION.into(),
                 value: Some(item.rank as f64),
                 ts_ms: now_ms,
-                served: Some(Box::new(Served { team: item.team.clone(), ..served.clone() })),
+                served: Some(Box::new(Served {
+                    team: item.team.clone(),
+                    propensity: item.propensity,
+                    ..served.clone()
+                })),
             })
             .collect();
         self.committer.record_telemetry(events);
@@ -318,6 +325,53 @@ mod tests {
         assert_eq!(store.event_count().unwrap(), 2);
         let most = IngestConfig::default().max_events_per_request;
         assert!(log.append(&vec![json!({}); most + 1], 0).is_err());
+    }
+
+    /// An explored response's impressions reach the redb log with the
+    /// policy and each item's own propensities.
+    #[test]
+    fn impressions_log_the_policy_and_each_items_propensities() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let log = EventLog::new(GroupCommitter::start(store.clone(), 100), IngestConfig::default());
+        let propensity = |p: f64| cascade_core::event::Propensities {
+            slate: 0.02,
+            item_position: p,
+            cascade: p,
+        };
+        let item = |id: &str, p: f64| crate::request::ScoredItem {
+            item_id: id.into(),
+            score: Some(1.0),
+            rank: 1,
+            sources: vec!["recall/popular".into()],
+            team: None,
+            propensity: Some(propensity(p)),
+        };
+        let response = RecommendResponse {
+            request_id: "r-1".into(),
+            variant: "default".into(),
+            experiments: Vec::new(),
+            prior_consumption: 0,
+            policy: Some("plackett_luce(temperature=0.1)".into()),
+            model_version: "v".into(),
+            ranker: None,
+            items: vec![item("i1", 0.5), item("i2", 0.25)],
+        };
+        log.log_impressions(&response, "u1", 1_000);
+        let started = std::time::Instant::now();
+        let events = loop {
+            let events = store.events(0).unwrap();
+            if events.len() == 2 || started.elapsed().as_secs() > 10 {
+                break events;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert_eq!(events.len(), 2, "telemetry is durable within a second or so");
+        for (event, expected) in events.iter().zip([0.5, 0.25]) {
+            let served = event.event.served.as_ref().unwrap();
+            assert_eq!(served.policy.as_deref(), Some("plackett_luce(temperature=0.1)"));
+            assert_eq!(served.propensities(), propensity(expected), "{}", event.event.item);
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use cascade_core::serve_config::{BUILT_IN_CHANNELS, BUILT_IN_RERANKERS, RecommendConfig};
+use cascade_core::serve_config::{
+    BUILT_IN_CHANNELS, BUILT_IN_RERANKERS, EXPLORING_RERANKERS, ExplorationConfig, RecommendConfig,
+};
 
 use crate::rerank::Adjustments;
 
@@ -40,6 +42,8 @@ pub struct PipelineSettings {
     pub max_id_bytes: usize,
     /// The most ids one request list (`exclude`, `pin`, filters) may hold.
     pub max_list_ids: usize,
+    /// The exploring steps' knobs.
+    pub exploration: ExplorationConfig,
 }
 
 impl PipelineSettings {
@@ -63,6 +67,7 @@ impl PipelineSettings {
             exposure_window: Duration::from_secs(config.exposure_window_s),
             max_id_bytes,
             max_list_ids: config.max_list_ids,
+            exploration: config.exploration,
         }
     }
 
@@ -83,13 +88,43 @@ impl PipelineSettings {
                 ));
             }
         }
+        let last = self.rerankers.len().saturating_sub(1);
         for (k, name) in self.rerankers.iter().enumerate() {
-            if !BUILT_IN_RERANKERS.contains(&name.as_str()) && !registered_reranker(name) {
+            let exploring = EXPLORING_RERANKERS.contains(&name.as_str());
+            if !BUILT_IN_RERANKERS.contains(&name.as_str())
+                && !exploring
+                && !registered_reranker(name)
+            {
                 return Err(format!(
-                    "recommend.rerankers[{k}]: no re-ranker named {name:?} (built in: {})",
-                    BUILT_IN_RERANKERS.join(", ")
+                    "recommend.rerankers[{k}]: no re-ranker named {name:?} (built in: {}, {})",
+                    BUILT_IN_RERANKERS.join(", "),
+                    EXPLORING_RERANKERS.join(", ")
                 ));
             }
+            if exploring && k != last {
+                return Err(format!(
+                    "recommend.rerankers[{k}]: the exploring step {name:?} must be listed last \
+                     (the propensities it logs are of the list as served)"
+                ));
+            }
+        }
+        self.check_exploration()
+    }
+
+    /// The exploring knobs in range, named by their dotted keys.
+    fn check_exploration(&self) -> Result<(), String> {
+        let e = &self.exploration;
+        if !(0.0..=1.0).contains(&e.epsilon) {
+            return Err(format!("recommend.exploration.epsilon: {} is not in [0, 1]", e.epsilon));
+        }
+        if !(e.temperature > 0.0 && e.temperature.is_finite()) {
+            return Err(format!(
+                "recommend.exploration.temperature: {} is not a positive number",
+                e.temperature
+            ));
+        }
+        if e.monte_carlo_samples < 2 {
+            return Err("recommend.exploration.monte_carlo_samples: at least 2".to_owned());
         }
         Ok(())
     }

@@ -22,7 +22,7 @@ use crate::exposure::ExposureMemory;
 use crate::metrics::Metrics;
 use crate::rank::RequestMoment;
 use crate::recall::{Candidate, CandidateSource, RecallContext, TrendingRecall, merge};
-use crate::rerank::{RerankContext, Reranker, Slate, SlateItem};
+use crate::rerank::{RerankContext, Reranker, Slate};
 use cascade_core::config::RecommendConfig;
 
 pub use crate::models::Models;
@@ -444,6 +444,7 @@ impl Recommender {
                 rank: k + 1,
                 sources: vec!["recall/ann".into()],
                 team: None,
+                propensity: None,
             })
             .collect();
         Ok(items)
@@ -462,7 +463,11 @@ impl Recommender {
                 let items =
                     team_draft([&first.items, &second.items], &teams, request.count(), seed);
                 notify_served(&a, &request.user_id, &items);
-                Ok(RecommendResponse { items, ..first })
+                // The drafted list is not either ranking's explorer's draw,
+                // so neither's propensities describe it.
+                let items =
+                    items.into_iter().map(|item| ScoredItem { propensity: None, ..item }).collect();
+                Ok(RecommendResponse { items, policy: None, ..first })
             }
         };
         for (experiment, variant) in &variants {
@@ -511,8 +516,14 @@ impl Recommender {
         let (scored, ranker) = self.rank(&state, &candidates);
         self.metrics.stage("rank", started.elapsed());
 
+        let request_id = format!(
+            "{}-{}",
+            self.request_prefix,
+            self.next_request.fetch_add(1, Ordering::Relaxed)
+        );
         let started = Instant::now();
-        let list = self.rerank(&state, &scored)?;
+        let seed = u64::from(cascade_experiments::assignment::fnv1a32(&request_id));
+        let Slate { items: list, exploration } = self.rerank(&state, &scored, seed)?;
         self.metrics.stage("rerank", started.elapsed());
 
         let sources_of = |item: u32| -> Vec<String> {
@@ -520,6 +531,10 @@ impl Recommender {
                 Some(c) => c.sources.iter().map(|s| (*s).to_owned()).collect(),
                 None => vec!["rule/pin".into()],
             }
+        };
+        let (policy, propensities) = match exploration {
+            Some((policy, propensities)) => (Some(policy), propensities),
+            None => (None, Vec::new()),
         };
         let items: Vec<ScoredItem> = list
             .into_iter()
@@ -530,23 +545,21 @@ impl Recommender {
                 rank: k + 1,
                 sources: sources_of(entry.item),
                 team: None,
+                propensity: propensities.get(k).copied(),
             })
             .collect();
         if shown {
             notify_served(pipeline, &request.user_id, &items);
         }
         Ok(RecommendResponse {
-            request_id: format!(
-                "{}-{}",
-                self.request_prefix,
-                self.next_request.fetch_add(1, Ordering::Relaxed)
-            ),
+            request_id,
             variant: variant_label(&variants),
             experiments: variants
                 .into_iter()
                 .map(|(experiment, variant)| ExperimentVariant { experiment, variant })
                 .collect(),
             prior_consumption,
+            policy,
             model_version: models.version.clone(),
             ranker,
             items,
@@ -663,13 +676,15 @@ impl Recommender {
         &self,
         state: &RequestState<'_>,
         scored: &[(u32, f32)],
-    ) -> Result<Vec<SlateItem>, ServeError> {
+        seed: u64,
+    ) -> Result<Slate, ServeError> {
         let n = state.request.count();
         let context = RerankContext {
             request: state.request,
             models: state.models,
             hidden: &state.hidden,
             n,
+            seed,
         };
         let mut slate = Slate::from_ranked(scored);
         for (name, step) in &state.pipeline.rerankers {
@@ -681,7 +696,7 @@ impl Recommender {
             step.rerank(&mut slate, &context)?;
         }
         slate.items.truncate(n);
-        Ok(slate.items)
+        Ok(slate)
     }
 }
 

@@ -133,6 +133,10 @@ pub struct ScoredItem {
     /// In an interleaved list, the variant whose ranking placed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
+    /// How likely this item was here, when an exploring step drew the
+    /// list (`policy`); absent means certain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propensity: Option<cascade_core::event::Propensities>,
 }
 
 /// One experiment's variant a user is in.
@@ -159,6 +163,10 @@ pub struct RecommendResponse {
     /// the impressions).
     #[serde(default)]
     pub prior_consumption: usize,
+    /// The exploring policy that drew the list, with its setting; absent
+    /// when nothing explored (every propensity 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     /// Which models answered.
     pub model_version: String,
     /// The ranker's name, if one scored the candidates.

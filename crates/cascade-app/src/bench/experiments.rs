@@ -113,6 +113,8 @@ fn synthetic_log(options: &ExperimentsBench, event_metrics: &[String]) -> Vec<St
             variants: vec![("bench".into(), variant.into())],
             prior_consumption: (rng.next_u64() % 50) as u32,
             team: None,
+            policy: None,
+            propensity: None,
         };
         let event = |event_type: &str, item: &str, served: Option<Box<Served>>| Event {
             user: user.clone(),

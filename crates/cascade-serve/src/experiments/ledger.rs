@@ -460,6 +460,8 @@ mod tests {
                 variants: vec![("e".into(), variant.into())],
                 prior_consumption: prior,
                 team: team.map(str::to_owned),
+                policy: None,
+                propensity: None,
             })
         });
         StoredEvent {

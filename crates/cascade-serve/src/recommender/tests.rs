@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::exposure::EXPOSURE_SWEEP_EVERY;
 use crate::recall::AnnBackend;
+use crate::rerank::Propensities;
 use crate::test_fixture::small_recommender;
 
 fn recommender(settings: PipelineSettings) -> Recommender {
@@ -304,6 +305,7 @@ fn scored(ids: &[&str]) -> Vec<ScoredItem> {
             rank: k + 1,
             sources: vec!["recall/popular".into()],
             team: None,
+            propensity: None,
         })
         .collect()
 }
@@ -338,4 +340,87 @@ fn team_draft_alternates_fairly_without_duplicates() {
     assert!((450..=550).contains(&first_to_a), "a led {first_to_a} of 1,000 lists");
     let short = team_draft([&a[..1], &b[..1]], &teams, 5, 1);
     assert_eq!(short.len(), 2, "two lists of one distinct item each");
+}
+
+fn exploring(
+    step: &str,
+    exploration: cascade_core::serve_config::ExplorationConfig,
+) -> Recommender {
+    let mut rerankers = PipelineSettings::default().rerankers;
+    rerankers.retain(|name| name != "exposure_cap");
+    rerankers.push(step.into());
+    recommender(PipelineSettings {
+        rerankers,
+        exploration,
+        exposure_cap: None,
+        ..PipelineSettings::default()
+    })
+}
+
+/// Plackett-Luce lists, asked 2,000 times: how often each item opens the
+/// list matches the first slot's logged item-position propensity (a
+/// softmax, exact); every slot's prefix propensity multiplies up to the
+/// slate's; the policy is named.
+#[test]
+fn exploring_lists_follow_their_logged_propensities() {
+    let config =
+        cascade_core::serve_config::ExplorationConfig { temperature: 0.3, ..Default::default() };
+    let r = exploring("plackett_luce", config);
+    let draws = 2_000;
+    let mut first: HashMap<String, (usize, f64)> = HashMap::new();
+    let mut lists = HashSet::new();
+    for _ in 0..draws {
+        let response = r.recommend(&request("a", 4)).unwrap();
+        assert_eq!(response.policy.as_deref(), Some("plackett_luce(temperature=0.3)"));
+        let p: Vec<_> = response.items.iter().map(|i| i.propensity.unwrap()).collect();
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[3].cascade, p[0].slate, "the last prefix is the slate");
+        assert!(p.windows(2).all(|w| w[1].cascade <= w[0].cascade && w[0].slate == w[1].slate));
+        assert!(p.iter().all(|q| q.item_position > 0.0 && q.item_position <= 1.0));
+        let entry = first.entry(response.items[0].item_id.clone()).or_insert((0, 0.0));
+        entry.0 += 1;
+        entry.1 = p[0].item_position;
+        lists.insert(response.items.iter().map(|i| i.item_id.clone()).collect::<Vec<_>>());
+    }
+    assert!(lists.len() > 5, "the lists vary: {} distinct", lists.len());
+    for (item, (count, logged)) in &first {
+        let freq = *count as f64 / draws as f64;
+        let se = (logged * (1.0 - logged) / draws as f64).sqrt();
+        assert!(
+            (freq - logged).abs() < 5.0 * se + 1e-3,
+            "{item}: {freq} shown first, {logged} logged"
+        );
+    }
+}
+
+/// ε = 0 serves the greedy list, and every propensity is exactly 1.
+#[test]
+fn exploration_switched_off_serves_the_greedy_list_with_certainty() {
+    let config =
+        cascade_core::serve_config::ExplorationConfig { epsilon: 0.0, ..Default::default() };
+    let greedy = exploring("epsilon_greedy", config);
+    let mut plain = PipelineSettings { exposure_cap: None, ..PipelineSettings::default() };
+    plain.rerankers.retain(|name| name != "exposure_cap");
+    let plain = recommender(plain);
+    let response = greedy.recommend(&request("b", 5)).unwrap();
+    let ids: Vec<String> = response.items.iter().map(|i| i.item_id.clone()).collect();
+    assert_eq!(ids, ask(&plain, "b", 5));
+    assert!(response.items.iter().all(|i| i.propensity == Some(Propensities::CERTAIN)));
+    let unexplored = plain.recommend(&request("b", 5)).unwrap();
+    assert_eq!(unexplored.policy, None);
+    assert!(unexplored.items.iter().all(|i| i.propensity.is_none()), "absent means certain");
+}
+
+#[test]
+fn an_exploring_step_must_come_last() {
+    let mut settings = PipelineSettings::default();
+    settings.rerankers.insert(0, "plackett_luce".into());
+    let error = settings.check_stages(|_| false, |_| false).unwrap_err();
+    assert!(error.starts_with("recommend.rerankers[0]: the exploring step"), "{error}");
+    let mut settings = PipelineSettings::default();
+    settings.rerankers.push("epsilon_greedy".into());
+    assert_eq!(settings.check_stages(|_| false, |_| false), Ok(()));
+    settings.exploration.epsilon = 1.5;
+    let error = settings.check_stages(|_| false, |_| false).unwrap_err();
+    assert!(error.starts_with("recommend.exploration.epsilon"), "{error}");
 }

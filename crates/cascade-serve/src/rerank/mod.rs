@@ -5,6 +5,7 @@
 //! user registers more by name (`Recommender::with_reranker`).
 
 pub mod diversity;
+pub mod exploration;
 pub mod exposure_cap;
 pub mod pins;
 pub mod score_shaping;
@@ -17,7 +18,9 @@ use crate::models::Models;
 use crate::recommender::PipelineSettings;
 use crate::request::{RecommendRequest, ServeError};
 
+pub use cascade_core::event::Propensities;
 pub use diversity::{Diversity, mmr};
+pub use exploration::Explore;
 pub use exposure_cap::ExposureCap;
 pub use pins::{Pins, pin};
 pub use score_shaping::{Adjustments, Freshness, Popularity};
@@ -43,6 +46,9 @@ pub struct SlateItem {
 pub struct Slate {
     /// The items, in the order they would be served.
     pub items: Vec<SlateItem>,
+    /// Set by an exploring step (listed last): its policy label and each
+    /// served slot's propensities. `None`: the list was certain.
+    pub exploration: Option<(String, Vec<Propensities>)>,
 }
 
 impl Slate {
@@ -59,7 +65,7 @@ impl Slate {
                 SlateItem { item, score, order }
             })
             .collect();
-        Slate { items }
+        Slate { items, exploration: None }
     }
 
     /// Sorts by `order`, best first; ties go to the lower index, so a list
@@ -80,6 +86,9 @@ pub struct RerankContext<'a> {
     pub hidden: &'a HashSet<u32>,
     /// How many items the response holds.
     pub n: usize,
+    /// Seeds the request's random draws (exploration), from its request
+    /// id, so that a served list can be reproduced.
+    pub seed: u64,
 }
 
 /// One re-ranking step.
@@ -115,6 +124,8 @@ pub fn built_in(
         "diversity" => Box::new(Diversity { lambda: settings.mmr_lambda, pool: settings.mmr_pool }),
         "pins" => Box::new(Pins),
         "exposure_cap" => Box::new(ExposureCap::new(exposures.clone())),
+        "epsilon_greedy" => Box::new(Explore::epsilon_greedy(&settings.exploration)),
+        "plackett_luce" => Box::new(Explore::plackett_luce(&settings.exploration)),
         _ => return None,
     };
     Some(step)
@@ -141,9 +152,10 @@ mod tests {
     fn every_documented_step_is_built_in() {
         let settings = PipelineSettings::default();
         let exposures = Arc::new(ExposureMemory::new(None, std::time::Duration::ZERO));
-        for name in cascade_core::serve_config::BUILT_IN_RERANKERS {
+        let exploring = cascade_core::serve_config::EXPLORING_RERANKERS;
+        for name in cascade_core::serve_config::BUILT_IN_RERANKERS.iter().chain(&exploring) {
             let step = built_in(name, &settings, &exposures).expect(name);
-            assert_eq!(step.name(), name);
+            assert_eq!(step.name(), *name);
         }
         assert!(built_in("mine", &settings, &exposures).is_none());
     }

@@ -1,0 +1,84 @@
+//! The exploring steps: the served list drawn at random around the greedy
+//! one (`cascade-policy`'s explorers), each slot's propensities kept on the
+//! slate so that the impressions log them.
+
+use cascade_core::serve_config::ExplorationConfig;
+use cascade_experiments::calibration::SplitMix;
+use cascade_policy::exploration::{EpsilonGreedy, Explored, PlackettLuce};
+
+use super::{RerankContext, Reranker, Slate};
+use crate::request::ServeError;
+
+/// Which explorer draws the list.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Policy {
+    EpsilonGreedy(EpsilonGreedy),
+    PlackettLuce(PlackettLuce),
+}
+
+/// An exploring re-ranking step; listed last, it draws the served list.
+#[derive(Debug, Clone)]
+pub struct Explore {
+    name: &'static str,
+    policy: Policy,
+    /// The policy and its setting, logged with every impression.
+    label: String,
+}
+
+impl Explore {
+    /// `epsilon_greedy` at `[recommend.exploration] epsilon`.
+    pub fn epsilon_greedy(config: &ExplorationConfig) -> Explore {
+        Explore {
+            name: "epsilon_greedy",
+            policy: Policy::EpsilonGreedy(EpsilonGreedy { epsilon: config.epsilon }),
+            label: format!("epsilon_greedy(epsilon={})", config.epsilon),
+        }
+    }
+
+    /// `plackett_luce` at `[recommend.exploration] temperature`.
+    pub fn plackett_luce(config: &ExplorationConfig) -> Explore {
+        Explore {
+            name: "plackett_luce",
+            policy: Policy::PlackettLuce(PlackettLuce {
+                temperature: config.temperature,
+                monte_carlo_samples: config.monte_carlo_samples,
+                exact_prefix_limit: config.exact_prefix_limit,
+            }),
+            label: format!("plackett_luce(temperature={})", config.temperature),
+        }
+    }
+}
+
+/// The relevance each slot's item is drawn by: the slate's `order`, made
+/// non-increasing down the list, so that an earlier step that reordered
+/// without rescoring (MMR) keeps its order in the greedy list.
+fn relevance_by_position(slate: &Slate) -> Vec<f64> {
+    let mut ceiling = f64::INFINITY;
+    slate
+        .items
+        .iter()
+        .map(|entry| {
+            ceiling = ceiling.min(f64::from(entry.order));
+            ceiling
+        })
+        .collect()
+}
+
+impl Reranker for Explore {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), ServeError> {
+        let scores = relevance_by_position(slate);
+        let k = context.n.min(scores.len());
+        let mut rng = SplitMix::new(context.seed);
+        let Explored { order, propensities, .. } = match &self.policy {
+            Policy::EpsilonGreedy(policy) => policy.explore(&scores, k, &mut rng),
+            Policy::PlackettLuce(policy) => policy.explore(&scores, k, &mut rng),
+        };
+        slate.items = order.iter().map(|&index| slate.items[index]).collect();
+        slate.exploration = Some((self.label.clone(), propensities));
+        Ok(())
+    }
+}
