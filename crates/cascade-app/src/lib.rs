@@ -8,6 +8,7 @@ pub mod bench;
 pub mod evaluation;
 pub mod experiments;
 pub mod model_selection;
+pub mod policy_evaluation;
 pub mod progress;
 pub mod ranking;
 pub mod registry;

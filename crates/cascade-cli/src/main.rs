@@ -352,6 +352,11 @@ enum Command {
     /// asked for, examined with position bias, clicked by a ground truth
     /// fitted on all the data, clicks posted back; prints a JSON summary.
     Simulate(commands::experiment::SimulateArgs),
+    /// Off-policy evaluation: each target policy's click rate per
+    /// impression estimated from the explored lists in the store (DM, IPS,
+    /// SNIPS, DR, SNDR, Switch-DR, DR-OS; SIPS, IIPS, RIPS), with bootstrap
+    /// intervals; stop the server first.
+    Ope(commands::ope::OpeArgs),
     Tune {
         /// Model (loo-full).
         #[arg(long, value_parser = model_parser())]
@@ -739,6 +744,7 @@ fn main() -> ExitCode {
         Command::Bench { command } => commands::bench::run(command),
         Command::Experiment { command } => commands::experiment::run(command),
         Command::Simulate(args) => commands::experiment::run_simulation(args),
+        Command::Ope(args) => commands::ope::run(args),
         Command::Serve { addr, ranker, data, models, online_learning, common } => {
             let options = cascade_app::serving::server::ServeOptions {
                 ranker,

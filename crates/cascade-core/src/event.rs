@@ -55,6 +55,11 @@ pub struct Served {
     /// (1 everywhere: no exploration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propensity: Option<Propensities>,
+    /// On an explored list's first impression only: the candidates the
+    /// policy drew from, with the relevance it drew by, so that another
+    /// policy's propensities for the same list can be computed offline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<(String, f64)>,
 }
 
 impl Served {

@@ -161,6 +161,11 @@ pub struct ExplorationConfig {
     /// `plackett_luce`: item-position probabilities are summed exactly over
     /// at most this many prefixes, else estimated.
     pub exact_prefix_limit: usize,
+    /// Both: the explorer draws from this many of the most relevant
+    /// candidates, and logs them with their relevance on the list's first
+    /// impression, so that `cascade ope` can evaluate other policies on
+    /// the same candidates.
+    pub candidates: usize,
 }
 
 impl Default for ExplorationConfig {
@@ -170,6 +175,7 @@ impl Default for ExplorationConfig {
             temperature: 0.1,
             monte_carlo_samples: 256,
             exact_prefix_limit: 10_000,
+            candidates: 100,
         }
     }
 }

@@ -251,11 +251,13 @@ impl EventLog {
             team: None,
             policy: response.policy.clone(),
             propensity: None,
+            candidates: Vec::new(),
         };
         let events = response
             .items
             .iter()
-            .map(|item| Event {
+            .enumerate()
+            .map(|(k, item)| Event {
                 user: user_id.to_owned(),
                 item: item.item_id.clone(),
                 event_type: IMPRESSION.into(),
@@ -264,6 +266,10 @@ impl EventLog {
                 served: Some(Box::new(Served {
                     team: item.team.clone(),
                     propensity: item.propensity,
+                    candidates: match k {
+                        0 => response.explored_candidates.clone(),
+                        _ => Vec::new(),
+                    },
                     ..served.clone()
                 })),
             })
@@ -353,6 +359,7 @@ mod tests {
             experiments: Vec::new(),
             prior_consumption: 0,
             policy: Some("plackett_luce(temperature=0.1)".into()),
+            explored_candidates: vec![("i1".into(), 1.0), ("i2".into(), 0.5), ("i3".into(), 0.2)],
             model_version: "v".into(),
             ranker: None,
             items: vec![item("i1", 0.5), item("i2", 0.25)],
@@ -367,6 +374,9 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(50));
         };
         assert_eq!(events.len(), 2, "telemetry is durable within a second or so");
+        let first = events[0].event.served.as_ref().unwrap();
+        assert_eq!(first.candidates.len(), 3, "the first impression carries the candidates");
+        assert!(events[1].event.served.as_ref().unwrap().candidates.is_empty(), "only the first");
         for (event, expected) in events.iter().zip([0.5, 0.25]) {
             let served = event.event.served.as_ref().unwrap();
             assert_eq!(served.policy.as_deref(), Some("plackett_luce(temperature=0.1)"));

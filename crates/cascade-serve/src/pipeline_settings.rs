@@ -107,6 +107,12 @@ impl PipelineSettings {
                      (the propensities it logs are of the list as served)"
                 ));
             }
+            if exploring && self.rerankers.iter().any(|step| step == "pins") {
+                return Err(format!(
+                    "recommend.rerankers[{k}]: the exploring step {name:?} cannot share a \
+                     pipeline with pins (a pin would move what it drew, or cut its candidates)"
+                ));
+            }
         }
         self.check_exploration()
     }

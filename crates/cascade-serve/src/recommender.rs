@@ -467,7 +467,8 @@ impl Recommender {
                 // so neither's propensities describe it.
                 let items =
                     items.into_iter().map(|item| ScoredItem { propensity: None, ..item }).collect();
-                Ok(RecommendResponse { items, policy: None, ..first })
+                let explored_candidates = Vec::new();
+                Ok(RecommendResponse { items, policy: None, explored_candidates, ..first })
             }
         };
         for (experiment, variant) in &variants {
@@ -532,9 +533,13 @@ impl Recommender {
                 None => vec!["rule/pin".into()],
             }
         };
-        let (policy, propensities) = match exploration {
-            Some((policy, propensities)) => (Some(policy), propensities),
-            None => (None, Vec::new()),
+        let (policy, propensities, explored_candidates) = match exploration {
+            Some(e) => {
+                let candidates = e.candidates.iter();
+                let named = candidates.map(|&(i, r)| (catalog.item_id(i).into_owned(), r));
+                (Some(e.policy), e.propensities, named.collect())
+            }
+            None => (None, Vec::new(), Vec::new()),
         };
         let items: Vec<ScoredItem> = list
             .into_iter()
@@ -560,6 +565,7 @@ impl Recommender {
                 .collect(),
             prior_consumption,
             policy,
+            explored_candidates,
             model_version: models.version.clone(),
             ranker,
             items,

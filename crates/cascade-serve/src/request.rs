@@ -167,6 +167,10 @@ pub struct RecommendResponse {
     /// when nothing explored (every propensity 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
+    /// Under exploration, the candidates the policy drew from and their
+    /// relevance: logged with the impressions, not sent to the client.
+    #[serde(skip)]
+    pub explored_candidates: Vec<(String, f64)>,
     /// Which models answered.
     pub model_version: String,
     /// The ranker's name, if one scored the candidates.

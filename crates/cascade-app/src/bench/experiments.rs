@@ -115,6 +115,7 @@ fn synthetic_log(options: &ExperimentsBench, event_metrics: &[String]) -> Vec<St
             team: None,
             policy: None,
             propensity: None,
+            candidates: Vec::new(),
         };
         let event = |event_type: &str, item: &str, served: Option<Box<Served>>| Event {
             user: user.clone(),

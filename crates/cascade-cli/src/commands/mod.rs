@@ -7,6 +7,7 @@ pub mod eval;
 pub mod experiment;
 pub mod import;
 pub mod ipinyou;
+pub mod ope;
 pub mod pipeline;
 pub mod quickstart;
 pub mod replay;

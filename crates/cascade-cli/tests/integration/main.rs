@@ -7,6 +7,7 @@
 
 mod cli;
 mod durability;
+mod ope;
 mod serve;
 mod serve_checkpoints;
 mod serve_durability;

@@ -14,7 +14,43 @@
 
 use cascade_experiments::calibration::SplitMix;
 
-use super::{Explored, Propensities, greedy_order};
+use super::{Explored, Explorer, Propensities, greedy_order};
+
+/// How many of the slots so far explored, as a distribution: slot s
+/// explores with probability ε while the pool lasts.
+struct ExplorationCount {
+    /// `before[j]`: P(j earlier slots explored).
+    before: Vec<f64>,
+    epsilon: f64,
+    pool: usize,
+}
+
+impl ExplorationCount {
+    fn new(epsilon: f64, pool: usize) -> ExplorationCount {
+        let epsilon = if pool == 0 { 0.0 } else { epsilon };
+        ExplorationCount { before: vec![1.0], epsilon, pool }
+    }
+
+    /// ε while fewer than the pool's items were drawn, else 0.
+    fn chance(&self, explored: usize) -> f64 {
+        if explored < self.pool { self.epsilon } else { 0.0 }
+    }
+
+    /// P(the current slot explores).
+    fn explores_here(&self) -> f64 {
+        self.before.iter().enumerate().map(|(j, p)| p * self.chance(j)).sum()
+    }
+
+    /// On to the next slot.
+    fn advance(&mut self) {
+        let mut next = vec![0.0; self.before.len() + 1];
+        for (j, p) in self.before.iter().enumerate() {
+            next[j] += p * (1.0 - self.chance(j));
+            next[j + 1] += p * self.chance(j);
+        }
+        self.before = next;
+    }
+}
 
 /// ε-greedy slots over the top `k`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,23 +83,16 @@ impl EpsilonGreedy {
     pub fn propensities(&self, scores: &[f64], served: &[usize]) -> Vec<Propensities> {
         let greedy = greedy_order(scores, served.len());
         let pool = scores.len() - greedy.len();
-        let eps = if pool == 0 { 0.0 } else { self.epsilon };
         let in_greedy: std::collections::HashSet<usize> = greedy.iter().copied().collect();
-        // explored_before[j]: P(j of the earlier slots explored).
-        let mut explored_before = vec![1.0];
+        let mut count = ExplorationCount::new(self.epsilon, pool);
         let (mut prefix, mut explorations) = (1.0f64, 0usize);
         let mut slots = Vec::with_capacity(served.len());
         for (slot, &item) in served.iter().enumerate() {
-            let explores_here: f64 = explored_before
-                .iter()
-                .enumerate()
-                .map(|(j, p)| if j < pool { p * eps } else { 0.0 })
-                .sum();
+            let explores_here = count.explores_here();
             let (item_position, decision) = if greedy.get(slot) == Some(&item) {
-                let keeps = if explorations < pool { 1.0 - eps } else { 1.0 };
-                (1.0 - explores_here, keeps)
+                (1.0 - explores_here, 1.0 - count.chance(explorations))
             } else if !in_greedy.contains(&item) && explorations < pool {
-                let decision = eps / (pool - explorations) as f64;
+                let decision = count.chance(explorations) / (pool - explorations) as f64;
                 explorations += 1;
                 (explores_here / pool as f64, decision)
             } else {
@@ -71,18 +100,55 @@ impl EpsilonGreedy {
             };
             prefix *= decision;
             slots.push((item_position, prefix));
-            let mut next = vec![0.0; explored_before.len() + 1];
-            for (j, p) in explored_before.iter().enumerate() {
-                let e = if j < pool { eps } else { 0.0 };
-                next[j] += p * (1.0 - e);
-                next[j + 1] += p * e;
-            }
-            explored_before = next;
+            count.advance();
         }
         slots
             .into_iter()
             .map(|(item_position, cascade)| Propensities { slate: prefix, item_position, cascade })
             .collect()
+    }
+}
+
+impl Explorer for EpsilonGreedy {
+    fn label(&self) -> String {
+        match self.epsilon {
+            0.0 => "greedy".to_owned(),
+            e => format!("epsilon_greedy(epsilon={e})"),
+        }
+    }
+
+    fn explore(&self, scores: &[f64], k: usize, rng: &mut SplitMix) -> Explored {
+        EpsilonGreedy::explore(self, scores, k, rng)
+    }
+
+    fn propensities(
+        &self,
+        scores: &[f64],
+        served: &[usize],
+        _: &mut SplitMix,
+    ) -> Vec<Propensities> {
+        EpsilonGreedy::propensities(self, scores, served)
+    }
+
+    /// Slot s holds its greedy item unless it explores, and a pool item
+    /// with the slot's exploring chance over the pool's size.
+    fn slot_marginals(&self, scores: &[f64], k: usize, _: &mut SplitMix) -> Vec<Vec<f64>> {
+        let greedy = greedy_order(scores, k);
+        let pool_items: Vec<usize> = greedy_order(scores, scores.len()).split_off(greedy.len());
+        let pool = pool_items.len();
+        let mut count = ExplorationCount::new(self.epsilon, pool);
+        let mut marginals = Vec::with_capacity(greedy.len());
+        for &item in &greedy {
+            let explores_here = count.explores_here();
+            let mut row = vec![0.0; scores.len()];
+            row[item] = 1.0 - explores_here;
+            for &other in &pool_items {
+                row[other] = explores_here / pool as f64;
+            }
+            marginals.push(row);
+            count.advance();
+        }
+        marginals
     }
 }
 

@@ -11,6 +11,7 @@ pub mod epsilon_greedy;
 pub mod plackett_luce;
 
 pub use cascade_core::event::Propensities;
+use cascade_experiments::calibration::SplitMix;
 pub use epsilon_greedy::EpsilonGreedy;
 pub use plackett_luce::PlackettLuce;
 
@@ -24,6 +25,56 @@ pub struct Explored {
     /// Each slot's standard error of `item_position`: 0 where it is exact,
     /// the Monte-Carlo error where it was estimated.
     pub item_position_error: Vec<f64>,
+}
+
+/// A policy over one request's candidates: draws a list, says how likely
+/// a given list was, and how likely each candidate is at each slot.
+pub trait Explorer {
+    /// The policy and its setting, as logged.
+    fn label(&self) -> String;
+
+    /// Draws a list of `k` from `scores`.
+    fn explore(&self, scores: &[f64], k: usize, rng: &mut SplitMix) -> Explored;
+
+    /// Each slot's propensities of the list `served` (indices into
+    /// `scores`); `rng` serves estimates that are not exact.
+    fn propensities(
+        &self,
+        scores: &[f64],
+        served: &[usize],
+        rng: &mut SplitMix,
+    ) -> Vec<Propensities>;
+
+    /// P(candidate i at slot s) for every slot of a list of `k` and every
+    /// candidate: `[slot][candidate]`.
+    fn slot_marginals(&self, scores: &[f64], k: usize, rng: &mut SplitMix) -> Vec<Vec<f64>>;
+}
+
+/// A policy named the way `cascade ope --target` takes it:
+/// `greedy`, `epsilon_greedy:ε` or `plackett_luce:T`.
+pub fn parse_policy(text: &str, monte_carlo_samples: usize) -> Result<Box<dyn Explorer>, String> {
+    let (name, value) = text.split_once(':').unwrap_or((text, ""));
+    let number = || -> Result<f64, String> {
+        value.parse::<f64>().map_err(|_| format!("policy {text:?}: {value:?} is not a number"))
+    };
+    match name {
+        "greedy" if value.is_empty() => Ok(Box::new(EpsilonGreedy { epsilon: 0.0 })),
+        "epsilon_greedy" => match number()? {
+            e if (0.0..=1.0).contains(&e) => Ok(Box::new(EpsilonGreedy { epsilon: e })),
+            e => Err(format!("policy {text:?}: ε = {e} is not in [0, 1]")),
+        },
+        "plackett_luce" => match number()? {
+            t if t > 0.0 && t.is_finite() => Ok(Box::new(PlackettLuce {
+                temperature: t,
+                monte_carlo_samples,
+                exact_prefix_limit: 10_000,
+            })),
+            t => Err(format!("policy {text:?}: T = {t} is not a positive number")),
+        },
+        _ => Err(format!(
+            "policy {text:?}: expected greedy, epsilon_greedy:EPSILON or plackett_luce:TEMPERATURE"
+        )),
+    }
 }
 
 /// Indices of the `k` best scores, best first; ties go to the lower index.

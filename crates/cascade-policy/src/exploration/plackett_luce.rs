@@ -14,7 +14,7 @@
 
 use cascade_experiments::calibration::SplitMix;
 
-use super::{Explored, Propensities};
+use super::{Explored, Explorer, Propensities};
 
 /// Plackett-Luce sampling at temperature `temperature`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,6 +74,60 @@ impl PlackettLuce {
             .map(|(&c, &(m, _))| Propensities { slate: prefix, item_position: m, cascade: c })
             .collect();
         (propensities, marginals.iter().map(|&(_, e)| e).collect())
+    }
+}
+
+impl Explorer for PlackettLuce {
+    fn label(&self) -> String {
+        format!("plackett_luce(temperature={})", self.temperature)
+    }
+
+    fn explore(&self, scores: &[f64], k: usize, rng: &mut SplitMix) -> Explored {
+        PlackettLuce::explore(self, scores, k, rng)
+    }
+
+    fn propensities(
+        &self,
+        scores: &[f64],
+        served: &[usize],
+        rng: &mut SplitMix,
+    ) -> Vec<Propensities> {
+        self.propensities_with_error(scores, served, rng).0
+    }
+
+    /// The first slot is the softmax; later ones are averaged over
+    /// `monte_carlo_samples` drawn lists, each adding every candidate's
+    /// exact chance of coming next after the drawn prefix.
+    fn slot_marginals(&self, scores: &[f64], k: usize, rng: &mut SplitMix) -> Vec<Vec<f64>> {
+        let weights = self.weights(scores);
+        let total: f64 = weights.iter().sum();
+        let k = k.min(scores.len());
+        let mut marginals = vec![vec![0.0; scores.len()]; k];
+        if k == 0 {
+            return marginals;
+        }
+        for (item, w) in weights.iter().enumerate() {
+            marginals[0][item] = w / total;
+        }
+        let samples = self.monte_carlo_samples.max(1);
+        let mut taken = vec![false; scores.len()];
+        for _ in 0..samples {
+            let drawn = sample(&weights, k - 1, rng);
+            taken.iter_mut().for_each(|t| *t = false);
+            let mut removed = 0.0;
+            for (slot, &item) in drawn.iter().enumerate() {
+                taken[item] = true;
+                removed += weights[item];
+                let left = (total - removed).max(f64::MIN_POSITIVE);
+                let row = &mut marginals[slot + 1];
+                for (candidate, w) in weights.iter().enumerate() {
+                    if !taken[candidate] {
+                        row[candidate] += w / left / samples as f64;
+                    }
+                }
+            }
+        }
+        marginals
     }
 }
 

@@ -11,10 +11,12 @@
 //! say how likely it was to show what was shown.
 
 pub mod interval;
+pub mod logged;
 pub mod slate;
 pub mod standard;
 
 pub use interval::{Interval, bootstrap_interval, effective_sample_size};
+pub use logged::{LoggedSlate, PositionRewardModel, target_view};
 pub use slate::{SlateEstimator, SlateRow, estimate_slate};
 pub use standard::{Estimator, Round};
 

@@ -462,6 +462,7 @@ mod tests {
                 team: team.map(str::to_owned),
                 policy: None,
                 propensity: None,
+                candidates: Vec::new(),
             })
         });
         StoredEvent {

@@ -347,7 +347,7 @@ fn exploring(
     exploration: cascade_core::serve_config::ExplorationConfig,
 ) -> Recommender {
     let mut rerankers = PipelineSettings::default().rerankers;
-    rerankers.retain(|name| name != "exposure_cap");
+    rerankers.retain(|name| name != "exposure_cap" && name != "pins");
     rerankers.push(step.into());
     recommender(PipelineSettings {
         rerankers,
@@ -400,7 +400,7 @@ fn exploration_switched_off_serves_the_greedy_list_with_certainty() {
         cascade_core::serve_config::ExplorationConfig { epsilon: 0.0, ..Default::default() };
     let greedy = exploring("epsilon_greedy", config);
     let mut plain = PipelineSettings { exposure_cap: None, ..PipelineSettings::default() };
-    plain.rerankers.retain(|name| name != "exposure_cap");
+    plain.rerankers.retain(|name| name != "exposure_cap" && name != "pins");
     let plain = recommender(plain);
     let response = greedy.recommend(&request("b", 5)).unwrap();
     let ids: Vec<String> = response.items.iter().map(|i| i.item_id.clone()).collect();
@@ -419,6 +419,9 @@ fn an_exploring_step_must_come_last() {
     assert!(error.starts_with("recommend.rerankers[0]: the exploring step"), "{error}");
     let mut settings = PipelineSettings::default();
     settings.rerankers.push("epsilon_greedy".into());
+    let error = settings.check_stages(|_| false, |_| false).unwrap_err();
+    assert!(error.contains("cannot share a pipeline with pins"), "{error}");
+    settings.rerankers.retain(|step| step != "pins");
     assert_eq!(settings.check_stages(|_| false, |_| false), Ok(()));
     settings.exploration.epsilon = 1.5;
     let error = settings.check_stages(|_| false, |_| false).unwrap_err();

@@ -30,10 +30,14 @@ impl Reranker for Diversity {
         let ordered: Vec<(u32, f32)> = slate.items.iter().map(|e| (e.item, e.order)).collect();
         let scores: HashMap<u32, f32> = slate.items.iter().map(|e| (e.item, e.score)).collect();
         let picked = mmr(&ordered, |item| &vectors[&item], self.lambda, context.n);
-        slate.items = picked
-            .into_iter()
-            .map(|(item, order)| SlateItem { item, score: scores[&item], order })
-            .collect();
+        let chosen: std::collections::HashSet<u32> = picked.iter().map(|&(item, _)| item).collect();
+        // The rest of the pool stays behind the picks, in relevance order:
+        // the list is cut to n at the end anyway, and a later step that
+        // draws from more than n (exploration) still has candidates.
+        let rest = slate.items.iter().filter(|e| !chosen.contains(&e.item)).copied();
+        let picked =
+            picked.into_iter().map(|(item, order)| SlateItem { item, score: scores[&item], order });
+        slate.items = picked.chain(rest).collect::<Vec<_>>();
         Ok(())
     }
 }

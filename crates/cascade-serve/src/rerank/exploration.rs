@@ -6,7 +6,7 @@ use cascade_core::serve_config::ExplorationConfig;
 use cascade_experiments::calibration::SplitMix;
 use cascade_policy::exploration::{EpsilonGreedy, Explored, PlackettLuce};
 
-use super::{RerankContext, Reranker, Slate};
+use super::{Exploration, RerankContext, Reranker, Slate};
 use crate::request::ServeError;
 
 /// Which explorer draws the list.
@@ -23,6 +23,8 @@ pub struct Explore {
     policy: Policy,
     /// The policy and its setting, logged with every impression.
     label: String,
+    /// Candidates drawn from (the most relevant).
+    candidates: usize,
 }
 
 impl Explore {
@@ -32,6 +34,7 @@ impl Explore {
             name: "epsilon_greedy",
             policy: Policy::EpsilonGreedy(EpsilonGreedy { epsilon: config.epsilon }),
             label: format!("epsilon_greedy(epsilon={})", config.epsilon),
+            candidates: config.candidates,
         }
     }
 
@@ -45,6 +48,7 @@ impl Explore {
                 exact_prefix_limit: config.exact_prefix_limit,
             }),
             label: format!("plackett_luce(temperature={})", config.temperature),
+            candidates: config.candidates,
         }
     }
 }
@@ -70,6 +74,7 @@ impl Reranker for Explore {
     }
 
     fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), ServeError> {
+        slate.items.truncate(self.candidates.max(context.n));
         let scores = relevance_by_position(slate);
         let k = context.n.min(scores.len());
         let mut rng = SplitMix::new(context.seed);
@@ -77,8 +82,10 @@ impl Reranker for Explore {
             Policy::EpsilonGreedy(policy) => policy.explore(&scores, k, &mut rng),
             Policy::PlackettLuce(policy) => policy.explore(&scores, k, &mut rng),
         };
+        let candidates = slate.items.iter().zip(&scores).map(|(e, &s)| (e.item, s)).collect();
         slate.items = order.iter().map(|&index| slate.items[index]).collect();
-        slate.exploration = Some((self.label.clone(), propensities));
+        slate.exploration =
+            Some(Exploration { policy: self.label.clone(), propensities, candidates });
         Ok(())
     }
 }

@@ -46,9 +46,21 @@ pub struct SlateItem {
 pub struct Slate {
     /// The items, in the order they would be served.
     pub items: Vec<SlateItem>,
-    /// Set by an exploring step (listed last): its policy label and each
-    /// served slot's propensities. `None`: the list was certain.
-    pub exploration: Option<(String, Vec<Propensities>)>,
+    /// Set by an exploring step (listed last). `None`: the list was
+    /// certain.
+    pub exploration: Option<Exploration>,
+}
+
+/// What an exploring step drew.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exploration {
+    /// The policy and its setting.
+    pub policy: String,
+    /// Each served slot's propensities.
+    pub propensities: Vec<Propensities>,
+    /// The candidates it drew from, most relevant first, with the
+    /// relevance it drew by.
+    pub candidates: Vec<(u32, f64)>,
 }
 
 impl Slate {
