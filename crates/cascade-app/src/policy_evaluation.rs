@@ -2,12 +2,24 @@
 //!
 //! The impressions of explored lists carry the policy that drew them, each
 //! item's propensities, and (on the first impression) the candidates and
-//! relevance it drew from. Clicks are joined to impressions by the stream
-//! processor's own rule (`cascade_stream::join`: any interaction with the
-//! item within `[stream] join_window_s` after it). Each target policy is
+//! relevance it drew from. A click (any interaction) answers the user's
+//! most recent impression of the item, if it came within `[stream]
+//! join_window_s` of it: the list it was clicked in. (The stream's join
+//! for online learning credits the oldest open impression instead; a user
+//! shown one item in several lists in a short while, as the simulator's
+//! compressed visits are, would have every later click credited to the
+//! first list, which for off-policy evaluation moves clicks between
+//! lists that had different propensities.) Each target policy is
 //! then asked for its propensities of the very lists that were served, and
 //! every estimator of `cascade-policy` reports the target's click rate per
 //! impression with a bootstrap interval and the effective sample size.
+//!
+//! On a simulated log the simulator's ground truth can say what each
+//! target's click rate really is on the same requests (each candidate's
+//! chance of each slot under the target, times the simulated user's
+//! examination and click chances), and the log can be cut into consecutive
+//! parts, each estimated and checked on its own, for the estimators'
+//! errors and their intervals' coverage.
 
 use std::collections::HashMap;
 
@@ -22,8 +34,8 @@ use cascade_policy::ope::{
     effective_sample_size, estimate_slate, target_view,
 };
 use cascade_store::Store;
-use cascade_stream::ImpressionJoin;
 
+use crate::ab_testing::simulator::{GroundTruth, examination};
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 
@@ -41,7 +53,16 @@ pub struct OpeSettings {
     pub alpha: f64,
     /// Monte-Carlo draws for a Plackett-Luce target's slot probabilities.
     pub monte_carlo_samples: usize,
+    /// Consecutive parts of the log estimated separately (1: the whole).
+    pub parts: usize,
     pub seed: u64,
+}
+
+/// Who a logged list was for and what its candidates were.
+#[derive(Debug, Clone, PartialEq)]
+struct ListContext {
+    user: String,
+    candidates: Vec<String>,
 }
 
 /// What was read from the log.
@@ -57,10 +78,20 @@ struct LogTotals {
 /// An explored list while the log is read.
 #[derive(Debug, Default)]
 struct OpenList {
+    user: String,
     policy: String,
     candidates: Vec<(String, f64)>,
     /// (slot, item, propensities, impression seq)
     slots: Vec<(usize, String, Propensities, u64)>,
+}
+
+/// The explored lists of a log, in log order, side by side.
+struct ExploredLog {
+    slates: Vec<LoggedSlate>,
+    contexts: Vec<ListContext>,
+    /// The policy that drew each list.
+    policies: Vec<String>,
+    totals: LogTotals,
 }
 
 /// Every explored list in the store, with its slots' rewards.
@@ -68,8 +99,12 @@ fn logged_slates(
     store: &Store,
     join_window_ms: i64,
     behaviour: Option<&str>,
-) -> Result<(Vec<LoggedSlate>, Vec<String>, LogTotals)> {
-    let mut join = ImpressionJoin::new(join_window_ms);
+) -> Result<ExploredLog> {
+    // (user, item) → every impression's (shown at, seq), and every other
+    // event's (user, item, time): joined once the whole log is read, by
+    // time, because telemetry may be committed after a click it caused.
+    let mut shown: HashMap<(String, String), Vec<(i64, u64)>> = HashMap::new();
+    let mut interactions: Vec<(String, String, i64)> = Vec::new();
     let mut lists: HashMap<String, OpenList> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut clicked: std::collections::HashSet<u64> = std::collections::HashSet::new();
@@ -82,12 +117,11 @@ fn logged_slates(
         for stored in &page {
             let event = &stored.event;
             if event.event_type != IMPRESSION {
-                if let Some(sample) = join.interaction(&event.user, &event.item, event.ts_ms) {
-                    clicked.insert(sample.impression_seq);
-                }
+                interactions.push((event.user.clone(), event.item.clone(), event.ts_ms));
                 continue;
             }
-            join.impression(stored.seq, &event.user, &event.item, event.ts_ms);
+            let key = (event.user.clone(), event.item.clone());
+            shown.entry(key).or_default().push((event.ts_ms, stored.seq));
             let Some(served) = event.served.as_ref() else { continue };
             let Some(policy) = served.policy.as_ref() else {
                 totals.unexplored_impressions += 1;
@@ -98,7 +132,7 @@ fn logged_slates(
             }
             let list = lists.entry(served.request_id.clone()).or_insert_with(|| {
                 order.push(served.request_id.clone());
-                OpenList { policy: policy.clone(), ..OpenList::default() }
+                OpenList { user: event.user.clone(), policy: policy.clone(), ..OpenList::default() }
             });
             if !served.candidates.is_empty() {
                 list.candidates = served.candidates.clone();
@@ -107,7 +141,21 @@ fn logged_slates(
             list.slots.push((slot, event.item.clone(), served.propensities(), stored.seq));
         }
     }
+    for times in shown.values_mut() {
+        times.sort_unstable();
+    }
+    for (user, item, at) in interactions {
+        let Some(times) = shown.get(&(user, item)) else { continue };
+        // The latest impression at or before the interaction.
+        let before = times.partition_point(|&(t, _)| t <= at);
+        if let Some(&(t, seq)) = before.checked_sub(1).map(|i| &times[i])
+            && at - t <= join_window_ms
+        {
+            clicked.insert(seq);
+        }
+    }
     let mut slates = Vec::with_capacity(order.len());
+    let mut contexts = Vec::with_capacity(order.len());
     let mut policies = Vec::with_capacity(order.len());
     for id in order {
         let Some(mut list) = lists.remove(&id) else { continue };
@@ -133,15 +181,113 @@ fn logged_slates(
             rewards,
         });
         policies.push(list.policy);
+        let candidates = list.candidates.into_iter().map(|(item, _)| item).collect();
+        contexts.push(ListContext { user: list.user, candidates });
     }
-    Ok((slates, policies, totals))
+    Ok(ExploredLog { slates, contexts, policies, totals })
+}
+
+/// The simulated truth of `target`'s click rate per impression over
+/// `slates`: Σ over lists, slots and candidates of P(candidate at slot) ×
+/// examination(slot) × the user's click chance, over the impressions.
+fn true_click_rate(
+    target: &dyn Explorer,
+    slates: &[LoggedSlate],
+    contexts: &[ListContext],
+    truth: &GroundTruth,
+    seed: u64,
+) -> Result<f64> {
+    let mut rng = cascade_experiments::calibration::SplitMix::new(seed);
+    let (mut clicks, mut impressions) = (0.0, 0usize);
+    for (slate, context) in slates.iter().zip(contexts) {
+        let Some(chances) = truth.preferences(&context.user, &context.candidates) else {
+            bail!("the ground truth does not know user {:?}: was this log simulated?", context.user)
+        };
+        let k = slate.served.len();
+        let marginals = target.slot_marginals(&slate.relevance, k, &mut rng);
+        for (slot, row) in marginals.iter().enumerate() {
+            let expected: f64 = row.iter().zip(&chances).map(|(p, c)| p * c).sum();
+            clicks += examination(slot) * expected;
+        }
+        impressions += k;
+    }
+    Ok(clicks / impressions.max(1) as f64)
+}
+
+/// Every estimator on one part of the log: estimates and intervals, and
+/// against `truth` (if known) each one's relative error and coverage.
+fn estimate_part(
+    target: &dyn Explorer,
+    slates: &[LoggedSlate],
+    model: &PositionRewardModel,
+    settings: &OpeSettings,
+    truth: Option<f64>,
+    seed: u64,
+) -> Result<(f64, Vec<Value>)> {
+    let (rounds, rows) = target_view(target, slates, model, seed);
+    let impressions = rounds.len() as f64;
+    let judged = |value: f64, interval: Option<(f64, f64)>| -> Value {
+        let Some(truth) = truth else { return Value::Null };
+        json!({
+            "relative_error": (value - truth) / truth,
+            "covers": interval.map(|(l, u)| l <= truth && truth <= u),
+        })
+    };
+    let mut estimates = Vec::new();
+    for estimator in Estimator::defaults() {
+        let value = estimator.estimate(&rounds)?;
+        let interval =
+            bootstrap_interval(estimator, &rounds, settings.bootstrap, settings.alpha, seed)?;
+        estimates.push(json!({
+            "estimator": estimator.label(),
+            "ctr": value,
+            "lower": interval.lower,
+            "upper": interval.upper,
+            "against_truth": judged(value, Some((interval.lower, interval.upper))),
+        }));
+    }
+    for estimator in SlateEstimator::ALL {
+        let value = estimate_slate(estimator, &rows)? * slates.len() as f64 / impressions;
+        estimates.push(json!({
+            "estimator": estimator.label(),
+            "ctr": value,
+            "against_truth": judged(value, None),
+        }));
+    }
+    Ok((effective_sample_size(&rounds), estimates))
+}
+
+/// Each estimator's mean absolute relative error and interval coverage
+/// over the parts.
+fn summarise_parts(parts: &[Vec<Value>]) -> Value {
+    let Some(first) = parts.first() else { return Value::Null };
+    let summary: Vec<Value> = (0..first.len())
+        .map(|e| {
+            let judged: Vec<&Value> = parts.iter().map(|p| &p[e]["against_truth"]).collect();
+            let errors: Vec<f64> =
+                judged.iter().filter_map(|j| j["relative_error"].as_f64()).map(f64::abs).collect();
+            let covers: Vec<bool> = judged.iter().filter_map(|j| j["covers"].as_bool()).collect();
+            let values: Vec<&Value> = parts.iter().map(|p| &p[e]["ctr"]).collect();
+            json!({
+                "estimator": first[e]["estimator"],
+                "ctr_by_part": values,
+                "mean_abs_relative_error": errors.iter().sum::<f64>() / errors.len().max(1) as f64,
+                "coverage": (!covers.is_empty()).then(|| {
+                    covers.iter().filter(|&&c| c).count() as f64 / covers.len() as f64
+                }),
+            })
+        })
+        .collect();
+    Value::Array(summary)
 }
 
 /// Reads the workspace's log and estimates every target policy's click
-/// rate per impression; the JSON report.
+/// rate per impression; with `truth`, holds each estimate to it. The JSON
+/// report.
 pub fn evaluate(
     workspace: &Workspace,
     settings: &OpeSettings,
+    truth: Option<&GroundTruth>,
     progress: Progress,
 ) -> Result<Value> {
     let targets: Vec<Box<dyn Explorer>> = settings
@@ -155,7 +301,7 @@ pub fn evaluate(
     }
     let store = workspace.store()?;
     let join_window_ms = workspace.config.stream.join_window_s as i64 * 1000;
-    let (slates, policies, totals) =
+    let ExploredLog { slates, contexts, policies, totals } =
         logged_slates(&store, join_window_ms, settings.behaviour.as_deref())?;
     if slates.is_empty() {
         bail!(
@@ -168,47 +314,51 @@ pub fn evaluate(
     behaviours.sort();
     behaviours.dedup();
     let model = PositionRewardModel::fit(&slates);
+    let parts = settings.parts.clamp(1, slates.len());
     let bar = match progress.quiet {
         true => ProgressBar::hidden(),
-        false => ProgressBar::new(targets.len() as u64),
+        false => ProgressBar::new((targets.len() * (1 + parts)) as u64),
     };
     bar.set_style(
-        ProgressStyle::with_template("off-policy {bar:30} {pos}/{len} targets {msg}")
+        ProgressStyle::with_template("off-policy {bar:30} {pos}/{len} estimates {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mean_slots = totals.impressions as f64 / totals.lists as f64;
+    let chunk = slates.len().div_ceil(parts);
     let mut reports = Vec::new();
     for (k, target) in targets.iter().enumerate() {
         bar.set_message(target.label());
-        let (rounds, rows) =
-            target_view(target.as_ref(), &slates, &model, settings.seed + k as u64);
-        let mut estimates = Vec::new();
-        for estimator in Estimator::defaults() {
-            let value = estimator.estimate(&rounds)?;
-            let interval = bootstrap_interval(
-                estimator,
-                &rounds,
-                settings.bootstrap,
-                settings.alpha,
-                settings.seed,
-            )?;
-            estimates.push(json!({
-                "estimator": estimator.label(),
-                "ctr": value,
-                "lower": interval.lower,
-                "upper": interval.upper,
-            }));
-        }
-        for estimator in SlateEstimator::ALL {
-            let per_list = estimate_slate(estimator, &rows)?;
-            estimates.push(json!({ "estimator": estimator.label(), "ctr": per_list / mean_slots }));
+        let seed = settings.seed + k as u64;
+        let truth_of = |slates: &[LoggedSlate], contexts: &[ListContext]| -> Result<Option<f64>> {
+            truth.map(|t| true_click_rate(target.as_ref(), slates, contexts, t, seed)).transpose()
+        };
+        let whole_truth = truth_of(&slates, &contexts)?;
+        let (ess, estimates) =
+            estimate_part(target.as_ref(), &slates, &model, settings, whole_truth, seed)?;
+        bar.inc(1);
+        let mut part_estimates = Vec::new();
+        let mut part_truths = Vec::new();
+        if parts > 1 {
+            for (part, context) in slates.chunks(chunk).zip(contexts.chunks(chunk)) {
+                let part_truth = truth_of(part, context)?;
+                part_truths.push(part_truth);
+                let (_, estimates) =
+                    estimate_part(target.as_ref(), part, &model, settings, part_truth, seed)?;
+                part_estimates.push(estimates);
+                bar.inc(1);
+            }
         }
         reports.push(json!({
             "policy": target.label(),
-            "effective_sample_size": effective_sample_size(&rounds),
+            "truth": whole_truth,
+            "effective_sample_size": ess,
             "estimates": estimates,
+            "parts": (parts > 1).then(|| json!({
+                "count": part_estimates.len(),
+                "lists_each": chunk,
+                "truth_by_part": part_truths,
+                "by_estimator": summarise_parts(&part_estimates),
+            })),
         }));
-        bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(json!({
@@ -239,8 +389,12 @@ pub fn describe(report: &Value) -> String {
         logged["policies"],
     );
     for target in report["targets"].as_array().into_iter().flatten() {
+        let truth = match target["truth"].as_f64() {
+            Some(t) => format!(", simulated truth {t:.4}"),
+            None => String::new(),
+        };
         out.push_str(&format!(
-            "\n{} (effective sample size {:.0})\n",
+            "\n{} (effective sample size {:.0}{truth})\n",
             target["policy"].as_str().unwrap_or("?"),
             target["effective_sample_size"].as_f64().unwrap_or(0.0)
         ));
@@ -249,12 +403,88 @@ pub fn describe(report: &Value) -> String {
                 (Some(l), Some(u)) => format!("[{l:.4}, {u:.4}]"),
                 _ => String::new(),
             };
+            let error = match e["against_truth"]["relative_error"].as_f64() {
+                Some(r) => format!("  error {:+.1}%", 100.0 * r),
+                None => String::new(),
+            };
             out.push_str(&format!(
-                "  {:<22} {:.4} {interval}\n",
+                "  {:<22} {:.4} {interval}{error}\n",
                 e["estimator"].as_str().unwrap_or("?"),
                 e["ctr"].as_f64().unwrap_or(f64::NAN)
             ));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cascade_core::event::{Event, Served};
+    use cascade_store::{EventKey, KeyedEvent};
+
+    fn impression(request: &str, item: &str, rank: usize, ts_ms: i64) -> Event {
+        Event {
+            user: "u".into(),
+            item: item.into(),
+            event_type: IMPRESSION.into(),
+            value: Some(rank as f64),
+            ts_ms,
+            served: Some(Box::new(Served {
+                request_id: request.into(),
+                model_version: "v".into(),
+                variants: Vec::new(),
+                prior_consumption: 0,
+                team: None,
+                policy: Some("epsilon_greedy(epsilon=0.5)".into()),
+                propensity: Some(Propensities { slate: 0.25, item_position: 0.5, cascade: 0.5 }),
+                candidates: match rank {
+                    1 => vec![("a".into(), 1.0), ("b".into(), 0.5), ("c".into(), 0.0)],
+                    _ => Vec::new(),
+                },
+            })),
+        }
+    }
+
+    /// A click answers the user's latest impression of the item before it
+    /// in time, even when the log holds it first (telemetry is committed
+    /// after the client's events), and none once the window has passed.
+    #[test]
+    fn clicks_answer_the_latest_impression_before_them_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let click = |ts_ms| Event {
+            user: "u".into(),
+            item: "a".into(),
+            event_type: "click".into(),
+            value: None,
+            ts_ms,
+            served: None,
+        };
+        let events = [
+            impression("r1", "a", 1, 1_000),
+            impression("r1", "b", 2, 1_000),
+            click(2_500), // logged before the impression it answers
+            impression("r2", "a", 1, 2_000),
+            impression("r2", "c", 2, 2_000),
+            impression("r3", "a", 1, 10_000),
+            impression("r3", "b", 2, 10_000),
+            click(20_000), // 10 s after r3: past a 5 s window
+        ];
+        let keyed: Vec<KeyedEvent> = events
+            .iter()
+            .enumerate()
+            .map(|(k, event)| KeyedEvent {
+                key: EventKey::from_client_id(&k.to_string()),
+                event: event.clone(),
+            })
+            .collect();
+        store.append(&keyed).unwrap();
+        let log = logged_slates(&store, 5_000, None).unwrap();
+        let rewards: Vec<&Vec<f64>> = log.slates.iter().map(|s| &s.rewards).collect();
+        assert_eq!(rewards, [&vec![0.0, 0.0], &vec![1.0, 0.0], &vec![0.0, 0.0]]);
+        assert_eq!(log.slates[1].served, vec![0, 2], "candidates a, b, c; r2 served a then c");
+        assert_eq!(log.totals.clicks, 1);
+        assert_eq!(log.contexts[1].user, "u");
+    }
 }

@@ -145,12 +145,59 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// The chance a simulated user examines the item at 0-based slot `k`:
+/// 1 / log2(k + 2).
+pub fn examination(k: usize) -> f64 {
+    1.0 / ((k + 2) as f64).log2()
+}
+
+/// The simulator's ground truth on its own, for holding estimates made
+/// from a simulated log to what the simulated users would really do.
+pub struct GroundTruth {
+    truth: Truth,
+    users: std::collections::HashMap<String, u32>,
+    items: IdIndex,
+    preferences: parking_lot::Mutex<BTreeMap<u32, std::sync::Arc<Vec<f64>>>>,
+}
+
+impl GroundTruth {
+    /// The truth `cascade simulate` fits with the same λ and click rate
+    /// (imported into `truth_dir`, a workspace of its own).
+    pub fn fit(
+        truth_dir: PathBuf,
+        config: cascade_core::Config,
+        data: Option<&std::path::Path>,
+        (truth_lambda, target_ctr): (f64, f64),
+        progress: Progress,
+    ) -> Result<GroundTruth> {
+        let workspace = Workspace::at(truth_dir, config, false);
+        let (truth, user_ids, items) =
+            fit_truth(&workspace, data, (truth_lambda, target_ctr), progress)?;
+        let users = user_ids.into_iter().enumerate().map(|(u, id)| (id, u as u32)).collect();
+        let preferences = parking_lot::Mutex::new(BTreeMap::new());
+        Ok(GroundTruth { truth, users, items, preferences })
+    }
+
+    /// The chance `user` clicks each of `items` once examined (0 for an
+    /// item the truth does not know); `None` for a user it does not know.
+    pub fn preferences(&self, user: &str, items: &[String]) -> Option<Vec<f64>> {
+        let &u = self.users.get(user)?;
+        let all = self
+            .preferences
+            .lock()
+            .entry(u)
+            .or_insert_with(|| std::sync::Arc::new(self.truth.probabilities(u)))
+            .clone();
+        Some(items.iter().map(|id| self.items.index(id).map_or(0.0, |i| all[i as usize])).collect())
+    }
+}
+
 /// Fits the truth on `data` (imported into `truth_workspace`, a workspace
 /// of its own: the server holds its store) and calibrates it.
 fn fit_truth(
     truth_workspace: &Workspace,
     data: Option<&std::path::Path>,
-    settings: &SimulationSettings,
+    (truth_lambda, target_ctr): (f64, f64),
     progress: Progress,
 ) -> Result<(Truth, Vec<String>, IdIndex)> {
     let prepared = prepare(truth_workspace, data, progress)?;
@@ -165,7 +212,7 @@ fn fit_truth(
     let bar = progress.spinner("fitting the ground truth (EASE on every interaction)");
     let ease = Ease::fit(
         &Interactions::new(split.n_items, &histories),
-        EaseConfig { lambda: settings.truth_lambda },
+        EaseConfig { lambda: truth_lambda },
     )
     .context("fitting the ground truth")?;
     bar.finish_and_clear();
@@ -199,7 +246,7 @@ fn fit_truth(
     let (mut low, mut high) = (-30.0, 30.0);
     for _ in 0..100 {
         let mid = (low + high) / 2.0;
-        if top_ctr(mid) < settings.target_ctr { low = mid } else { high = mid }
+        if top_ctr(mid) < target_ctr { low = mid } else { high = mid }
     }
     truth.offset = (low + high) / 2.0;
     Ok((truth, prepared.users.ids().to_vec(), prepared.items))
@@ -416,7 +463,7 @@ impl Session<'_> {
             }
             for (k, item) in answer["items"].as_array().into_iter().flatten().enumerate() {
                 let Some(item_id) = item["item_id"].as_str() else { continue };
-                let examined = 1.0 / ((k + 2) as f64).log2();
+                let examined = examination(k);
                 let known = self.items.index(item_id).map_or(0.0, |i| chances[i as usize]);
                 let engagement = self.engagement.get(&user).copied().unwrap_or(1.0);
                 let chance = known * engagement * lift_of(item["team"].as_str());
@@ -461,7 +508,8 @@ pub fn simulate(
     progress: Progress,
 ) -> Result<Value> {
     let truth_workspace = Workspace::at(truth_dir, config, false);
-    let (truth, user_ids, items) = fit_truth(&truth_workspace, data, settings, progress)?;
+    let calibration = (settings.truth_lambda, settings.target_ctr);
+    let (truth, user_ids, items) = fit_truth(&truth_workspace, data, calibration, progress)?;
     let mut rng = SplitMix::new(settings.seed);
     let mut users: Vec<u32> = (0..user_ids.len() as u32).collect();
     shuffle(&mut users, &mut rng);

@@ -1,10 +1,13 @@
 //! `cascade ope`: off-policy evaluation of the exploring traffic in the
 //! workspace's store (`cascade_app::policy_evaluation`).
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 use clap::Args;
 
 use cascade_app::Progress;
+use cascade_app::ab_testing::simulator::GroundTruth;
 use cascade_app::policy_evaluation::{OpeSettings, describe, evaluate};
 
 use crate::{Common, print_json};
@@ -30,6 +33,21 @@ pub struct OpeArgs {
     /// probability of each candidate at each slot.
     #[arg(long, default_value_t = 200)]
     monte_carlo_samples: usize,
+    /// Also estimate on this many consecutive parts of the log, each held
+    /// to its own truth (with --simulated-truth): errors and coverage.
+    #[arg(long, default_value_t = 1)]
+    parts: usize,
+    /// For a log `cascade simulate` made: the data its ground truth was
+    /// fitted on; each target's true click rate on the logged requests is
+    /// then reported beside the estimates.
+    #[arg(long)]
+    simulated_truth: Option<PathBuf>,
+    /// The simulation's `--truth-lambda`.
+    #[arg(long, default_value_t = 250.0)]
+    truth_lambda: f64,
+    /// The simulation's `--target-ctr`.
+    #[arg(long, default_value_t = 0.1)]
+    target_ctr: f64,
     #[arg(long, default_value_t = 2026)]
     seed: u64,
     /// Print the report as JSON.
@@ -47,9 +65,22 @@ pub fn run(args: OpeArgs) -> Result<()> {
         bootstrap: args.bootstrap,
         alpha: args.alpha,
         monte_carlo_samples: args.monte_carlo_samples,
+        parts: args.parts,
         seed: args.seed,
     };
-    let report = evaluate(&workspace, &settings, Progress { quiet: args.json })?;
+    let progress = Progress { quiet: args.json };
+    let scratch = tempfile::tempdir()?;
+    let truth = match &args.simulated_truth {
+        Some(data) => Some(GroundTruth::fit(
+            scratch.path().join("truth"),
+            workspace.config.clone(),
+            Some(data),
+            (args.truth_lambda, args.target_ctr),
+            progress,
+        )?),
+        None => None,
+    };
+    let report = evaluate(&workspace, &settings, truth.as_ref(), progress)?;
     match args.json {
         true => print_json(&report),
         false => {
