@@ -84,3 +84,26 @@ pub fn greedy_order(scores: &[f64], k: usize) -> Vec<usize> {
     order.truncate(k);
     order
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_parse_by_name_and_bad_ones_say_what_is_wrong() {
+        assert_eq!(parse_policy("greedy", 10).unwrap().label(), "greedy");
+        assert_eq!(
+            parse_policy("epsilon_greedy:0.2", 10).unwrap().label(),
+            "epsilon_greedy(epsilon=0.2)"
+        );
+        assert_eq!(
+            parse_policy("plackett_luce:0.05", 10).unwrap().label(),
+            "plackett_luce(temperature=0.05)"
+        );
+        let error = |text: &str| parse_policy(text, 10).err().unwrap();
+        assert!(error("epsilon_greedy:1.5").contains("not in [0, 1]"));
+        assert!(error("plackett_luce:0").contains("not a positive number"));
+        assert!(error("plackett_luce:hot").contains("\"hot\" is not a number"));
+        assert!(error("softmax:1").starts_with("policy \"softmax:1\": expected greedy"));
+    }
+}
