@@ -81,8 +81,9 @@ pub struct RecommendConfig {
     pub channel_params: BTreeMap<String, toml::Table>,
     /// Re-ranking steps, in the order they run. Built in: freshness,
     /// popularity, diversity (MMR), pins, exposure_cap, and the exploring
-    /// steps epsilon_greedy and plackett_luce (at most one, listed last:
-    /// the propensities it logs are of the list as served).
+    /// steps epsilon_greedy, plackett_luce and thompson (at most one,
+    /// listed last, not with pins: the propensities it logs are of the
+    /// list as served).
     pub rerankers: Vec<String>,
     /// The exploring steps' knobs.
     pub exploration: ExplorationConfig,
@@ -156,12 +157,13 @@ pub struct ExplorationConfig {
     /// lower, the closer to the greedy list.
     pub temperature: f64,
     /// `plackett_luce`: prefixes drawn to estimate an item-position
-    /// probability that is not summed exactly.
+    /// probability that is not summed exactly; `thompson`: rankings drawn
+    /// to estimate every propensity.
     pub monte_carlo_samples: usize,
     /// `plackett_luce`: item-position probabilities are summed exactly over
     /// at most this many prefixes, else estimated.
     pub exact_prefix_limit: usize,
-    /// Both: the explorer draws from this many of the most relevant
+    /// All: the explorer draws from this many of the most relevant
     /// candidates, and logs them with their relevance on the list's first
     /// impression, so that `cascade ope` can evaluate other policies on
     /// the same candidates.
@@ -196,7 +198,7 @@ pub const BUILT_IN_RERANKERS: [&str; 5] =
     ["freshness", "popularity", "diversity", "pins", "exposure_cap"];
 
 /// The built-in exploring steps: listed last, and at most one.
-pub const EXPLORING_RERANKERS: [&str; 2] = ["epsilon_greedy", "plackett_luce"];
+pub const EXPLORING_RERANKERS: [&str; 3] = ["epsilon_greedy", "plackett_luce", "thompson"];
 
 fn default_quotas() -> BTreeMap<String, usize> {
     BUILT_IN_CHANNELS.iter().map(|&(name, quota)| (name.to_owned(), quota)).collect()

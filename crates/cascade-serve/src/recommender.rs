@@ -691,6 +691,7 @@ impl Recommender {
             hidden: &state.hidden,
             n,
             seed,
+            features: self.features.as_deref(),
         };
         let mut slate = Slate::from_ranked(scored);
         for (name, step) in &state.pipeline.rerankers {

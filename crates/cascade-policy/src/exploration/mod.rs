@@ -9,11 +9,13 @@
 
 pub mod epsilon_greedy;
 pub mod plackett_luce;
+pub mod thompson;
 
 pub use cascade_core::event::Propensities;
 use cascade_experiments::calibration::SplitMix;
 pub use epsilon_greedy::EpsilonGreedy;
 pub use plackett_luce::PlackettLuce;
+pub use thompson::ThompsonSampling;
 
 /// A list an explorer drew.
 #[derive(Debug, Clone, PartialEq)]

@@ -88,7 +88,7 @@ impl Slate {
 }
 
 /// What a step knows about the request it re-ranks for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct RerankContext<'a> {
     /// The request as the client sent it (pins, filters, context).
     pub request: &'a RecommendRequest,
@@ -101,6 +101,9 @@ pub struct RerankContext<'a> {
     /// Seeds the request's random draws (exploration), from its request
     /// id, so that a served list can be reproduced.
     pub seed: u64,
+    /// The stream's real-time features (items' windowed impressions and
+    /// interactions), when the server runs a stream processor.
+    pub features: Option<&'a dyn cascade_store::online::FeatureRead>,
 }
 
 /// One re-ranking step.
@@ -138,6 +141,7 @@ pub fn built_in(
         "exposure_cap" => Box::new(ExposureCap::new(exposures.clone())),
         "epsilon_greedy" => Box::new(Explore::epsilon_greedy(&settings.exploration)),
         "plackett_luce" => Box::new(Explore::plackett_luce(&settings.exploration)),
+        "thompson" => Box::new(Explore::thompson(&settings.exploration)),
         _ => return None,
     };
     Some(step)
