@@ -31,7 +31,7 @@ use cascade_core::event::{IMPRESSION, Propensities};
 use cascade_policy::exploration::{Explorer, parse_policy};
 use cascade_policy::ope::{
     Estimator, LoggedSlate, PositionRewardModel, SlateEstimator, bootstrap_interval,
-    effective_sample_size, estimate_slate, target_view,
+    effective_sample_size, estimate_slate, slot_marginals, target_view,
 };
 use cascade_store::Store;
 
@@ -191,25 +191,20 @@ fn logged_slates(
 /// `slates`: Σ over lists, slots and candidates of P(candidate at slot) ×
 /// examination(slot) × the user's click chance, over the impressions.
 fn true_click_rate(
-    target: &dyn Explorer,
-    slates: &[LoggedSlate],
+    marginals: &[Vec<Vec<f64>>],
     contexts: &[ListContext],
     truth: &GroundTruth,
-    seed: u64,
 ) -> Result<f64> {
-    let mut rng = cascade_experiments::calibration::SplitMix::new(seed);
     let (mut clicks, mut impressions) = (0.0, 0usize);
-    for (slate, context) in slates.iter().zip(contexts) {
+    for (slots, context) in marginals.iter().zip(contexts) {
         let Some(chances) = truth.preferences(&context.user, &context.candidates) else {
             bail!("the ground truth does not know user {:?}: was this log simulated?", context.user)
         };
-        let k = slate.served.len();
-        let marginals = target.slot_marginals(&slate.relevance, k, &mut rng);
-        for (slot, row) in marginals.iter().enumerate() {
+        for (slot, row) in slots.iter().enumerate() {
             let expected: f64 = row.iter().zip(&chances).map(|(p, c)| p * c).sum();
             clicks += examination(slot) * expected;
         }
-        impressions += k;
+        impressions += slots.len();
     }
     Ok(clicks / impressions.max(1) as f64)
 }
@@ -218,13 +213,13 @@ fn true_click_rate(
 /// against `truth` (if known) each one's relative error and coverage.
 fn estimate_part(
     target: &dyn Explorer,
-    slates: &[LoggedSlate],
+    (slates, marginals): (&[LoggedSlate], &[Vec<Vec<f64>>]),
     model: &PositionRewardModel,
     settings: &OpeSettings,
     truth: Option<f64>,
     seed: u64,
 ) -> Result<(f64, Vec<Value>)> {
-    let (rounds, rows) = target_view(target, slates, model, seed);
+    let (rounds, rows) = target_view(target, slates, marginals, model, seed);
     let impressions = rounds.len() as f64;
     let judged = |value: f64, interval: Option<(f64, f64)>| -> Value {
         let Some(truth) = truth else { return Value::Null };
@@ -328,21 +323,26 @@ pub fn evaluate(
     for (k, target) in targets.iter().enumerate() {
         bar.set_message(target.label());
         let seed = settings.seed + k as u64;
-        let truth_of = |slates: &[LoggedSlate], contexts: &[ListContext]| -> Result<Option<f64>> {
-            truth.map(|t| true_click_rate(target.as_ref(), slates, contexts, t, seed)).transpose()
+        let marginals = slot_marginals(target.as_ref(), &slates, seed);
+        let truth_of = |marginals: &[Vec<Vec<f64>>], contexts: &[ListContext]| {
+            truth.map(|t| true_click_rate(marginals, contexts, t)).transpose()
         };
-        let whole_truth = truth_of(&slates, &contexts)?;
+        let whole_truth = truth_of(&marginals, &contexts)?;
+        let whole = (slates.as_slice(), marginals.as_slice());
         let (ess, estimates) =
-            estimate_part(target.as_ref(), &slates, &model, settings, whole_truth, seed)?;
+            estimate_part(target.as_ref(), whole, &model, settings, whole_truth, seed)?;
         bar.inc(1);
         let mut part_estimates = Vec::new();
         let mut part_truths = Vec::new();
         if parts > 1 {
-            for (part, context) in slates.chunks(chunk).zip(contexts.chunks(chunk)) {
-                let part_truth = truth_of(part, context)?;
+            let chunks =
+                slates.chunks(chunk).zip(marginals.chunks(chunk)).zip(contexts.chunks(chunk));
+            for ((part, part_marginals), context) in chunks {
+                let part_truth = truth_of(part_marginals, context)?;
                 part_truths.push(part_truth);
+                let view = (part, part_marginals);
                 let (_, estimates) =
-                    estimate_part(target.as_ref(), part, &model, settings, part_truth, seed)?;
+                    estimate_part(target.as_ref(), view, &model, settings, part_truth, seed)?;
                 part_estimates.push(estimates);
                 bar.inc(1);
             }

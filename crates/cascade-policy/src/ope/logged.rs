@@ -132,23 +132,36 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
     x
 }
 
+/// `target`'s probability of each candidate at each slot, per logged list
+/// (`[list][slot][candidate]`): what the direct method and a simulated
+/// truth both read, computed once (Monte Carlo for Plackett-Luce, seeded).
+pub fn slot_marginals(
+    target: &dyn Explorer,
+    slates: &[LoggedSlate],
+    seed: u64,
+) -> Vec<Vec<Vec<f64>>> {
+    let mut rng = SplitMix::new(seed);
+    slates.iter().map(|s| target.slot_marginals(&s.relevance, s.served.len(), &mut rng)).collect()
+}
+
 /// The log seen from `target`: one [`Round`] per served slot for the
 /// standard estimators (item-at-slot propensities, so each slot is a
 /// bandit round) and one [`SlateRow`] per slot for the slate estimators.
-/// Seeded for the Monte-Carlo parts of the target's propensities.
+/// `marginals` are [`slot_marginals`] of the same lists; `seed` serves the
+/// Monte-Carlo parts of the target's propensities.
 pub fn target_view(
     target: &dyn Explorer,
     slates: &[LoggedSlate],
+    marginals: &[Vec<Vec<f64>>],
     model: &PositionRewardModel,
     seed: u64,
 ) -> (Vec<Round>, Vec<SlateRow>) {
     let mut rng = SplitMix::new(seed);
     let mut rounds = Vec::new();
     let mut rows = Vec::new();
-    for (id, slate) in slates.iter().enumerate() {
+    for (id, (slate, marginals)) in slates.iter().zip(marginals).enumerate() {
         let k = slate.served.len();
         let target_p = target.propensities(&slate.relevance, &slate.served, &mut rng);
-        let marginals = target.slot_marginals(&slate.relevance, k, &mut rng);
         for slot in 0..k {
             let item = slate.served[slot];
             let row = &marginals[slot];
@@ -233,7 +246,8 @@ mod tests {
                 })
                 .sum::<f64>()
                 / 3.0;
-            let (rounds, rows) = target_view(target.as_ref(), &slates, &model, 5);
+            let marginals = slot_marginals(target.as_ref(), &slates, 4);
+            let (rounds, rows) = target_view(target.as_ref(), &slates, &marginals, &model, 5);
             for estimator in
                 [Estimator::Ips { clip: None }, Estimator::Snips, Estimator::Dr { clip: None }]
             {
