@@ -81,9 +81,9 @@ pub struct RecommendConfig {
     pub channel_params: BTreeMap<String, toml::Table>,
     /// Re-ranking steps, in the order they run. Built in: freshness,
     /// popularity, diversity (MMR), pins, exposure_cap, and the exploring
-    /// steps epsilon_greedy, plackett_luce and thompson (at most one,
-    /// listed last, not with pins: the propensities it logs are of the
-    /// list as served).
+    /// steps epsilon_greedy, plackett_luce, thompson and linear_thompson
+    /// (at most one, listed last, not with pins: the propensities it logs
+    /// are of the list as served).
     pub rerankers: Vec<String>,
     /// The exploring steps' knobs.
     pub exploration: ExplorationConfig,
@@ -168,6 +168,16 @@ pub struct ExplorationConfig {
     /// impression, so that `cascade ope` can evaluate other policies on
     /// the same candidates.
     pub candidates: usize,
+    /// `linear_thompson`: slots at the end of the list it fills.
+    pub bandit_slots: usize,
+    /// `linear_thompson`: how wide θ̃ is drawn around the fit (1: the
+    /// posterior itself; larger explores more).
+    pub bandit_scale: f64,
+    /// `linear_thompson`: the ridge regression's prior precision.
+    pub bandit_ridge: f64,
+    /// `linear_thompson`: how often the fit over every item's window is
+    /// redone.
+    pub bandit_refresh_ms: u64,
 }
 
 impl Default for ExplorationConfig {
@@ -178,6 +188,10 @@ impl Default for ExplorationConfig {
             monte_carlo_samples: 256,
             exact_prefix_limit: 10_000,
             candidates: 100,
+            bandit_slots: 2,
+            bandit_scale: 1.0,
+            bandit_ridge: 1.0,
+            bandit_refresh_ms: 5_000,
         }
     }
 }
@@ -198,7 +212,8 @@ pub const BUILT_IN_RERANKERS: [&str; 5] =
     ["freshness", "popularity", "diversity", "pins", "exposure_cap"];
 
 /// The built-in exploring steps: listed last, and at most one.
-pub const EXPLORING_RERANKERS: [&str; 3] = ["epsilon_greedy", "plackett_luce", "thompson"];
+pub const EXPLORING_RERANKERS: [&str; 4] =
+    ["epsilon_greedy", "plackett_luce", "thompson", "linear_thompson"];
 
 fn default_quotas() -> BTreeMap<String, usize> {
     BUILT_IN_CHANNELS.iter().map(|&(name, quota)| (name.to_owned(), quota)).collect()

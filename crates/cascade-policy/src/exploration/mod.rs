@@ -8,12 +8,14 @@
 //! evaluation asks of a target policy.
 
 pub mod epsilon_greedy;
+pub mod linear;
 pub mod plackett_luce;
 pub mod thompson;
 
 pub use cascade_core::event::Propensities;
 use cascade_experiments::calibration::SplitMix;
 pub use epsilon_greedy::EpsilonGreedy;
+pub use linear::{LinearPosterior, LinearThompson};
 pub use plackett_luce::PlackettLuce;
 pub use thompson::ThompsonSampling;
 

@@ -93,7 +93,7 @@ fn gamma(shape: f64, rng: &mut SplitMix) -> f64 {
 }
 
 /// A standard normal draw (Box–Muller).
-fn normal(rng: &mut SplitMix) -> f64 {
+pub(super) fn normal(rng: &mut SplitMix) -> f64 {
     let u = rng.unit().max(f64::MIN_POSITIVE);
     let v = rng.unit();
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()

@@ -492,3 +492,40 @@ fn thompson_sampling_favours_items_the_stream_saw_clicked() {
     assert!(count(liked) > 100, "the clicked item leads most lists: {leads:?}");
     assert_eq!(count(ignored), 0, "{leads:?}");
 }
+
+/// The linear bandit keeps the ranker's order for all but its reserved
+/// slots (certain, propensity 1) and fills those from the other
+/// candidates with logged Monte-Carlo propensities; it needs the stream.
+#[test]
+fn the_linear_bandit_fills_its_reserved_slots_from_outside_the_rankers_list() {
+    let without = exploring("linear_thompson", Default::default());
+    let error = without.recommend(&request("a", 5)).unwrap_err().to_string();
+    assert!(error.contains("linear_thompson needs the stream processor"), "{error}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, live) = live_stream(dir.path());
+    let r = exploring("linear_thompson", Default::default()).with_live(live);
+    let greedy = exploring(
+        "epsilon_greedy",
+        cascade_core::serve_config::ExplorationConfig { epsilon: 0.0, ..Default::default() },
+    );
+    let ranked = ask(&greedy, "b", 8);
+    let mut reserved_items = HashSet::new();
+    for _ in 0..50 {
+        let response = r.recommend(&request("b", 8)).unwrap();
+        assert_eq!(response.policy.as_deref(), Some("linear_thompson(slots=2, scale=1)"));
+        let ids: Vec<String> = response.items.iter().map(|i| i.item_id.clone()).collect();
+        assert_eq!(ids[..6], ranked[..6], "the ranker's slots");
+        for (k, item) in response.items.iter().enumerate() {
+            let p = item.propensity.unwrap();
+            if k < 6 {
+                assert_eq!(p.item_position, 1.0);
+            } else {
+                assert!(p.item_position > 0.0 && p.item_position <= 1.0);
+                assert!(!ranked[..6].contains(&item.item_id));
+                reserved_items.insert(item.item_id.clone());
+            }
+        }
+    }
+    assert!(reserved_items.len() > 2, "the reserved slots vary: {reserved_items:?}");
+}

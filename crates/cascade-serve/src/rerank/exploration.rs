@@ -2,9 +2,16 @@
 //! one (`cascade-policy`'s explorers), each slot's propensities kept on the
 //! slate so that the impressions log them.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use cascade_core::serve_config::ExplorationConfig;
 use cascade_experiments::calibration::SplitMix;
-use cascade_policy::exploration::{EpsilonGreedy, Explored, PlackettLuce, ThompsonSampling};
+use cascade_policy::exploration::{
+    EpsilonGreedy, Explored, LinearPosterior, LinearThompson, PlackettLuce, ThompsonSampling,
+};
+use cascade_store::online::{FeatureRead, OnlineStoreError, WindowStats};
+use parking_lot::Mutex;
 
 use super::{Exploration, RerankContext, Reranker, Slate};
 use crate::request::ServeError;
@@ -15,6 +22,16 @@ enum Policy {
     EpsilonGreedy(EpsilonGreedy),
     PlackettLuce(PlackettLuce),
     Thompson(ThompsonSampling),
+    Linear(LinearThompson),
+}
+
+/// The linear bandit's posterior, refitted every `refresh` from every
+/// item's window, and whenever the models (hence the vectors) change.
+#[derive(Debug, Default)]
+struct CachedPosterior {
+    models_version: String,
+    fitted: Option<Instant>,
+    posterior: Option<Arc<LinearPosterior>>,
 }
 
 /// An exploring re-ranking step; listed last, it draws the served list.
@@ -26,6 +43,8 @@ pub struct Explore {
     label: String,
     /// Candidates drawn from (the most relevant).
     candidates: usize,
+    /// `linear_thompson`'s ridge and refresh interval, and its posterior.
+    bandit: (f64, Duration, Arc<Mutex<CachedPosterior>>),
 }
 
 impl Explore {
@@ -36,6 +55,7 @@ impl Explore {
             policy: Policy::EpsilonGreedy(EpsilonGreedy { epsilon: config.epsilon }),
             label: format!("epsilon_greedy(epsilon={})", config.epsilon),
             candidates: config.candidates,
+            bandit: bandit_settings(config),
         }
     }
 
@@ -50,6 +70,7 @@ impl Explore {
             }),
             label: format!("plackett_luce(temperature={})", config.temperature),
             candidates: config.candidates,
+            bandit: bandit_settings(config),
         }
     }
 }
@@ -66,34 +87,114 @@ impl Explore {
             }),
             label: "thompson".to_owned(),
             candidates: config.candidates,
+            bandit: bandit_settings(config),
         }
     }
+
+    /// `linear_thompson`: the last `bandit_slots` slots by linear Thompson
+    /// sampling over the item vectors (`cascade_policy`'s `LinearThompson`).
+    pub fn linear_thompson(config: &ExplorationConfig) -> Explore {
+        Explore {
+            name: "linear_thompson",
+            policy: Policy::Linear(LinearThompson {
+                slots: config.bandit_slots,
+                scale: config.bandit_scale,
+                monte_carlo_samples: config.monte_carlo_samples,
+            }),
+            label: format!(
+                "linear_thompson(slots={}, scale={})",
+                config.bandit_slots, config.bandit_scale
+            ),
+            candidates: config.candidates,
+            bandit: bandit_settings(config),
+        }
+    }
+
+    /// The linear bandit's posterior, refitted when stale.
+    fn posterior(&self, context: &RerankContext<'_>) -> Result<Arc<LinearPosterior>, ServeError> {
+        let (ridge, refresh, cache) = &self.bandit;
+        let models = context.models;
+        {
+            let cached = cache.lock();
+            let fresh = cached.fitted.is_some_and(|at| at.elapsed() < *refresh);
+            if let (true, true, Some(posterior)) =
+                (fresh, cached.models_version == models.version, &cached.posterior)
+            {
+                return Ok(posterior.clone());
+            }
+        }
+        let windows = ItemWindows::of(context, self.name)?;
+        let index = models.ann.index();
+        let catalog = &models.catalog;
+        let n_items = catalog.items.len() + catalog.added.len();
+        let mut rows = Vec::with_capacity(n_items);
+        for item in 0..n_items as u32 {
+            if let Some(w) = windows.longest(item)? {
+                let x: Vec<f32> = index.item(item).into_owned();
+                rows.push((x, w.tally.impressions as f64, w.tally.interactions as f64));
+            }
+        }
+        let items = rows.iter().map(|(x, n, c)| (x.as_slice(), *n, *c));
+        let posterior = Arc::new(LinearPosterior::fit(index.dim(), *ridge, items));
+        *cache.lock() = CachedPosterior {
+            models_version: models.version.clone(),
+            fitted: Some(Instant::now()),
+            posterior: Some(posterior.clone()),
+        };
+        Ok(posterior)
+    }
+}
+
+fn bandit_settings(config: &ExplorationConfig) -> (f64, Duration, Arc<Mutex<CachedPosterior>>) {
+    let refresh = Duration::from_millis(config.bandit_refresh_ms);
+    (config.bandit_ridge, refresh, Arc::default())
+}
+
+/// The stream's windows of one item, for the steps that read them.
+struct ItemWindows<'a> {
+    features: &'a dyn FeatureRead,
+    now: i64,
+    context: &'a RerankContext<'a>,
+    step: &'static str,
+}
+
+impl<'a> ItemWindows<'a> {
+    /// The windows as of now; an error naming `step` without a stream.
+    fn of(context: &'a RerankContext<'a>, step: &'static str) -> Result<Self, ServeError> {
+        let features = context.features.ok_or_else(|| {
+            ServeError::Unavailable(format!(
+                "recommend.rerankers: {step} needs the stream processor's item windows, and \
+                 this server runs none"
+            ))
+        })?;
+        let now = features.now_ms().map_err(|e| read_error(step, e))?;
+        Ok(ItemWindows { features, now, context, step })
+    }
+
+    /// The item's longest window, if the stream keeps any.
+    fn longest(&self, item: u32) -> Result<Option<WindowStats>, ServeError> {
+        let id = self.context.models.catalog.item_id(item);
+        let windows =
+            self.features.item_stats(&id, self.now).map_err(|e| read_error(self.step, e))?;
+        Ok(windows.into_iter().last())
+    }
+}
+
+fn read_error(step: &str, error: OnlineStoreError) -> ServeError {
+    ServeError::Unavailable(format!("{step}: reading item windows: {error}"))
 }
 
 /// Each slate item's Beta(α, β) posterior of CTR from the stream's
 /// longest window: the smoothed CTR as its mean, impressions plus the
 /// prior's strength as its weight.
 fn posteriors(slate: &Slate, context: &RerankContext<'_>) -> Result<Vec<(f64, f64)>, ServeError> {
-    let features = context.features.ok_or_else(|| {
-        ServeError::Unavailable(
-            "recommend.rerankers: thompson needs the stream processor's item windows, and this \
-             server runs none"
-                .into(),
-        )
-    })?;
-    let unavailable = |e: cascade_store::online::OnlineStoreError| {
-        ServeError::Unavailable(format!("thompson: reading item windows: {e}"))
-    };
-    let now = features.now_ms().map_err(unavailable)?;
-    let strength = features.settings().ctr_prior_impressions.max(1.0);
-    let catalog = &context.models.catalog;
+    let windows = ItemWindows::of(context, "thompson")?;
+    let strength = windows.features.settings().ctr_prior_impressions.max(1.0);
     slate
         .items
         .iter()
         .map(|entry| {
-            let windows =
-                features.item_stats(&catalog.item_id(entry.item), now).map_err(unavailable)?;
-            let Some(longest) = windows.last() else { return Ok((1.0, 1.0)) };
+            let Some(longest) = windows.longest(entry.item)? else { return Ok((1.0, 1.0)) };
             let weight = longest.tally.impressions as f64 + strength;
             let ctr = longest.smoothed_ctr.clamp(1e-6, 1.0 - 1e-6);
             Ok((ctr * weight, (1.0 - ctr) * weight))
@@ -130,6 +231,16 @@ impl Reranker for Explore {
             Policy::EpsilonGreedy(policy) => policy.explore(&scores, k, &mut rng),
             Policy::PlackettLuce(policy) => policy.explore(&scores, k, &mut rng),
             Policy::Thompson(policy) => policy.explore(&posteriors(slate, context)?, k, &mut rng),
+            Policy::Linear(policy) => {
+                let index = context.models.ann.index();
+                let vectors: Vec<Vec<f64>> = slate
+                    .items
+                    .iter()
+                    .map(|e| index.item(e.item).iter().map(|&x| f64::from(x)).collect())
+                    .collect();
+                let posterior = self.posterior(context)?;
+                policy.explore(&scores, &vectors, &posterior, k, &mut rng)
+            }
         };
         let candidates = slate.items.iter().zip(&scores).map(|(e, &s)| (e.item, s)).collect();
         slate.items = order.iter().map(|&index| slate.items[index]).collect();

@@ -142,6 +142,7 @@ pub fn built_in(
         "epsilon_greedy" => Box::new(Explore::epsilon_greedy(&settings.exploration)),
         "plackett_luce" => Box::new(Explore::plackett_luce(&settings.exploration)),
         "thompson" => Box::new(Explore::thompson(&settings.exploration)),
+        "linear_thompson" => Box::new(Explore::linear_thompson(&settings.exploration)),
         _ => return None,
     };
     Some(step)
