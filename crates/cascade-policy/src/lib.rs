@@ -20,6 +20,7 @@
 //! explorer for a list and logs its propensities, and `cascade ope` feeds a
 //! log's rounds to the estimators.
 
+mod cholesky;
 pub mod exploration;
 pub mod ope;
 

@@ -15,6 +15,7 @@
 use cascade_experiments::calibration::SplitMix;
 
 use super::{Explored, Propensities, greedy_order};
+use crate::cholesky::{backward, cholesky, forward};
 
 /// θ̂ and the Cholesky factor of A = ridge·I + Σ impressions · x xᵀ.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,43 +70,6 @@ impl LinearPosterior {
         let w = backward(&self.factor, self.dim, &z);
         self.mean.iter().zip(&w).map(|(m, w)| m + scale * w).collect()
     }
-}
-
-/// Cholesky factor of the symmetric positive-definite `a` (lower triangle
-/// read), row-major.
-fn cholesky(a: &[f64], n: usize) -> Vec<f64> {
-    let mut l = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let dot: f64 = (0..j).map(|k| l[i * n + k] * l[j * n + k]).sum();
-            if i == j {
-                l[i * n + i] = (a[i * n + i] - dot).max(1e-12).sqrt();
-            } else {
-                l[i * n + j] = (a[i * n + j] - dot) / l[j * n + j];
-            }
-        }
-    }
-    l
-}
-
-/// Solves L y = b.
-fn forward(l: &[f64], n: usize, b: &[f64]) -> Vec<f64> {
-    let mut y = vec![0.0; n];
-    for i in 0..n {
-        let dot: f64 = (0..i).map(|k| l[i * n + k] * y[k]).sum();
-        y[i] = (b[i] - dot) / l[i * n + i];
-    }
-    y
-}
-
-/// Solves Lᵀ x = y.
-fn backward(l: &[f64], n: usize, y: &[f64]) -> Vec<f64> {
-    let mut x = vec![0.0; n];
-    for i in (0..n).rev() {
-        let dot: f64 = (i + 1..n).map(|k| l[k * n + i] * x[k]).sum();
-        x[i] = (y[i] - dot) / l[i * n + i];
-    }
-    x
 }
 
 /// Linear Thompson sampling in the last `slots` slots of a list.

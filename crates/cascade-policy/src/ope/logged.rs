@@ -68,7 +68,7 @@ impl PositionRewardModel {
             .collect();
         let mut beta = vec![0.0; p];
         for _ in 0..50 {
-            let mut hessian = vec![vec![0.0; p]; p];
+            let mut hessian = vec![0.0; p * p];
             let mut gradient = vec![0.0; p];
             for (x, y) in &rows {
                 let eta: f64 = x.iter().map(|&(j, v)| beta[j] * v).sum();
@@ -77,15 +77,15 @@ impl PositionRewardModel {
                 for &(j, vj) in x {
                     gradient[j] += (y - mu) * vj;
                     for &(k, vk) in x {
-                        hessian[j][k] += w * vj * vk;
+                        hessian[j * p + k] += w * vj * vk;
                     }
                 }
             }
-            for (j, row) in hessian.iter_mut().enumerate() {
-                row[j] += 1e-6;
+            for j in 0..p {
+                hessian[j * p + j] += 1e-6;
                 gradient[j] -= 1e-6 * beta[j];
             }
-            let step = solve(hessian, gradient);
+            let step = crate::cholesky::solve(&hessian, p, &gradient);
             let size: f64 = step.iter().map(|s| s.abs()).fold(0.0, f64::max);
             beta.iter_mut().zip(&step).for_each(|(b, s)| *b += s);
             if size < 1e-10 {
@@ -100,36 +100,6 @@ impl PositionRewardModel {
 
 fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
-}
-
-/// Solves the small symmetric positive-definite system `a x = b` by
-/// Gaussian elimination with partial pivoting.
-fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
-    let n = b.len();
-    for col in 0..n {
-        let pivot =
-            (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs())).unwrap_or(col);
-        a.swap(col, pivot);
-        b.swap(col, pivot);
-        let diagonal = a[col][col];
-        if diagonal.abs() < 1e-300 {
-            continue;
-        }
-        let pivot_row = a[col].clone();
-        for row in col + 1..n {
-            let factor = a[row][col] / diagonal;
-            for (value, above) in a[row].iter_mut().zip(&pivot_row).skip(col) {
-                *value -= factor * above;
-            }
-            b[row] -= factor * b[col];
-        }
-    }
-    let mut x = vec![0.0; n];
-    for row in (0..n).rev() {
-        let tail: f64 = (row + 1..n).map(|k| a[row][k] * x[k]).sum();
-        x[row] = if a[row][row].abs() < 1e-300 { 0.0 } else { (b[row] - tail) / a[row][row] };
-    }
-    x
 }
 
 /// `target`'s probability of each candidate at each slot, per logged list
