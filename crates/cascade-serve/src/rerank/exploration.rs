@@ -17,21 +17,22 @@ use super::{Exploration, RerankContext, Reranker, Slate};
 use crate::request::ServeError;
 
 /// Which explorer draws the list.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 enum Policy {
     EpsilonGreedy(EpsilonGreedy),
     PlackettLuce(PlackettLuce),
     Thompson(ThompsonSampling),
-    Linear(LinearThompson),
+    Linear(LinearThompson, Arc<BanditFit>),
 }
 
-/// The linear bandit's posterior, refitted every `refresh` from every
-/// item's window, and whenever the models (hence the vectors) change.
-#[derive(Debug, Default)]
-struct CachedPosterior {
-    models_version: String,
-    fitted: Option<Instant>,
-    posterior: Option<Arc<LinearPosterior>>,
+/// The linear bandit's ridge fit over every item's window: refitted every
+/// `refresh`, and whenever the models (hence the vectors) change.
+#[derive(Debug)]
+struct BanditFit {
+    ridge: f64,
+    refresh: Duration,
+    /// The models' version it was fitted on, when, and the fit.
+    cached: Mutex<Option<(String, Instant, Arc<LinearPosterior>)>>,
 }
 
 /// An exploring re-ranking step; listed last, it draws the served list.
@@ -43,8 +44,6 @@ pub struct Explore {
     label: String,
     /// Candidates drawn from (the most relevant).
     candidates: usize,
-    /// `linear_thompson`'s ridge and refresh interval, and its posterior.
-    bandit: (f64, Duration, Arc<Mutex<CachedPosterior>>),
 }
 
 impl Explore {
@@ -55,7 +54,6 @@ impl Explore {
             policy: Policy::EpsilonGreedy(EpsilonGreedy { epsilon: config.epsilon }),
             label: format!("epsilon_greedy(epsilon={})", config.epsilon),
             candidates: config.candidates,
-            bandit: bandit_settings(config),
         }
     }
 
@@ -70,12 +68,9 @@ impl Explore {
             }),
             label: format!("plackett_luce(temperature={})", config.temperature),
             candidates: config.candidates,
-            bandit: bandit_settings(config),
         }
     }
-}
 
-impl Explore {
     /// `thompson`: each candidate's CTR drawn from a Beta posterior of its
     /// longest stream window (the stream's smoothed CTR and impressions
     /// plus `[stream] ctr_prior_impressions` as the Beta's strength).
@@ -87,7 +82,6 @@ impl Explore {
             }),
             label: "thompson".to_owned(),
             candidates: config.candidates,
-            bandit: bandit_settings(config),
         }
     }
 
@@ -96,58 +90,60 @@ impl Explore {
     pub fn linear_thompson(config: &ExplorationConfig) -> Explore {
         Explore {
             name: "linear_thompson",
-            policy: Policy::Linear(LinearThompson {
-                slots: config.bandit_slots,
-                scale: config.bandit_scale,
-                monte_carlo_samples: config.monte_carlo_samples,
-            }),
+            policy: Policy::Linear(
+                LinearThompson {
+                    slots: config.bandit_slots,
+                    scale: config.bandit_scale,
+                    monte_carlo_samples: config.monte_carlo_samples,
+                },
+                Arc::new(BanditFit {
+                    ridge: config.bandit_ridge,
+                    refresh: Duration::from_millis(config.bandit_refresh_ms),
+                    cached: Mutex::new(None),
+                }),
+            ),
             label: format!(
                 "linear_thompson(slots={}, scale={})",
                 config.bandit_slots, config.bandit_scale
             ),
             candidates: config.candidates,
-            bandit: bandit_settings(config),
         }
     }
+}
 
-    /// The linear bandit's posterior, refitted when stale.
-    fn posterior(&self, context: &RerankContext<'_>) -> Result<Arc<LinearPosterior>, ServeError> {
-        let (ridge, refresh, cache) = &self.bandit;
+impl BanditFit {
+    /// The posterior for `context`'s models, refitted when stale.
+    fn posterior(
+        &self,
+        context: &RerankContext<'_>,
+        step: &'static str,
+    ) -> Result<Arc<LinearPosterior>, ServeError> {
         let models = context.models;
+        if let Some((version, at, posterior)) = &*self.cached.lock()
+            && *version == models.version
+            && at.elapsed() < self.refresh
         {
-            let cached = cache.lock();
-            let fresh = cached.fitted.is_some_and(|at| at.elapsed() < *refresh);
-            if let (true, true, Some(posterior)) =
-                (fresh, cached.models_version == models.version, &cached.posterior)
-            {
-                return Ok(posterior.clone());
-            }
+            return Ok(posterior.clone());
         }
-        let windows = ItemWindows::of(context, self.name)?;
+        let windows = ItemWindows::of(context, step)?;
         let index = models.ann.index();
         let catalog = &models.catalog;
         let n_items = catalog.items.len() + catalog.added.len();
         let mut rows = Vec::with_capacity(n_items);
         for item in 0..n_items as u32 {
             if let Some(w) = windows.longest(item)? {
-                let x: Vec<f32> = index.item(item).into_owned();
-                rows.push((x, w.tally.impressions as f64, w.tally.interactions as f64));
+                rows.push((
+                    index.item(item),
+                    w.tally.impressions as f64,
+                    w.tally.interactions as f64,
+                ));
             }
         }
-        let items = rows.iter().map(|(x, n, c)| (x.as_slice(), *n, *c));
-        let posterior = Arc::new(LinearPosterior::fit(index.dim(), *ridge, items));
-        *cache.lock() = CachedPosterior {
-            models_version: models.version.clone(),
-            fitted: Some(Instant::now()),
-            posterior: Some(posterior.clone()),
-        };
+        let items = rows.iter().map(|(x, n, c)| (x.as_ref(), *n, *c));
+        let posterior = Arc::new(LinearPosterior::fit(index.dim(), self.ridge, items));
+        *self.cached.lock() = Some((models.version.clone(), Instant::now(), posterior.clone()));
         Ok(posterior)
     }
-}
-
-fn bandit_settings(config: &ExplorationConfig) -> (f64, Duration, Arc<Mutex<CachedPosterior>>) {
-    let refresh = Duration::from_millis(config.bandit_refresh_ms);
-    (config.bandit_ridge, refresh, Arc::default())
 }
 
 /// The stream's windows of one item, for the steps that read them.
@@ -231,14 +227,14 @@ impl Reranker for Explore {
             Policy::EpsilonGreedy(policy) => policy.explore(&scores, k, &mut rng),
             Policy::PlackettLuce(policy) => policy.explore(&scores, k, &mut rng),
             Policy::Thompson(policy) => policy.explore(&posteriors(slate, context)?, k, &mut rng),
-            Policy::Linear(policy) => {
+            Policy::Linear(policy, fit) => {
                 let index = context.models.ann.index();
                 let vectors: Vec<Vec<f64>> = slate
                     .items
                     .iter()
                     .map(|e| index.item(e.item).iter().map(|&x| f64::from(x)).collect())
                     .collect();
-                let posterior = self.posterior(context)?;
+                let posterior = fit.posterior(context, self.name)?;
                 policy.explore(&scores, &vectors, &posterior, k, &mut rng)
             }
         };
