@@ -8,6 +8,8 @@ use anyhow::{Context, Result, bail};
 
 use cascade_batch::pipeline::{CtrSplit, Pipeline};
 use cascade_core::IdIndex;
+use cascade_eval::metrics::Prediction;
+use cascade_eval::protocols::ctr::{predictions, report_of};
 use cascade_eval::protocols::{CtrReport, FullRanker, LooSplit, Stage, evaluate_ctr, evaluate_loo};
 use cascade_models::early_stopping::kept_epochs;
 use cascade_models::ranking::{CtrArch, CtrModelConfig};
@@ -57,6 +59,30 @@ pub struct FittedLoo {
     pub valid_ndcg10: f64,
     /// For trained models: epochs trained and the (1-based) epoch kept.
     pub epochs: Option<EpochSummary>,
+    /// For trained models: every epoch's loss, validation metric and
+    /// training seconds.
+    pub curve: Vec<EpochPoint>,
+}
+
+/// One epoch of a training curve.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct EpochPoint {
+    /// Mean training loss.
+    pub loss: f64,
+    /// The validation metric early stopping reads (NDCG@10, or AUC for
+    /// click models).
+    pub valid: f64,
+    /// Seconds spent training (not validating).
+    pub train_seconds: f64,
+}
+
+/// A click model fitted for ML100K-CTR: its test report and every test
+/// row's prediction.
+pub struct CtrFit {
+    pub setting: String,
+    pub report: CtrReport,
+    pub predictions: Vec<Prediction>,
+    pub curve: Vec<EpochPoint>,
 }
 
 /// How long a trained model trained and which epoch it kept.
@@ -167,7 +193,7 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
     let hyper = &settings.hyper;
     let fixed = |ranker: Box<dyn FullRanker + Send>, setting: String| {
         let valid_ndcg10 = evaluate_loo(ranker.as_ref(), split, Stage::Valid).metrics["ndcg@10"];
-        FittedLoo { setting, ranker, valid_ndcg10, epochs: None }
+        FittedLoo { setting, ranker, valid_ndcg10, epochs: None, curve: Vec::new() }
     };
     let trained = |ranker: Box<dyn FullRanker + Send>,
                    setting: &str,
@@ -180,6 +206,14 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
             ranker,
             valid_ndcg10: kept.checked_sub(1).map_or(0.0, |i| reports[i].valid_ndcg10),
             epochs: Some(EpochSummary { trained: reports.len(), best: kept }),
+            curve: reports
+                .iter()
+                .map(|r| EpochPoint {
+                    loss: r.loss,
+                    valid: r.valid_ndcg10,
+                    train_seconds: r.train_seconds,
+                })
+                .collect(),
         }
     };
     Ok(match model {
@@ -315,7 +349,8 @@ pub fn fit_on_validation(run: LooRun<'_>) -> Result<FittedLoo> {
 
 fn tuned_outcome<M: FullRanker + Send + 'static>(tuned: Tuned<M>) -> FittedLoo {
     let valid_ndcg10 = tuned.valid_ndcg10;
-    FittedLoo { setting: tuned.setting, ranker: Box::new(tuned.model), valid_ndcg10, epochs: None }
+    let ranker = Box::new(tuned.model);
+    FittedLoo { setting: tuned.setting, ranker, valid_ndcg10, epochs: None, curve: Vec::new() }
 }
 
 fn epoch_bar(progress: Progress, name: &str, max_epochs: usize) -> indicatif::ProgressBar {
@@ -346,7 +381,7 @@ fn describe_epochs(
 }
 
 /// Fits the smoothed-rate click model, choosing the prior strength on validation AUC.
-pub fn fit_ctr(split: &CtrSplit, n_users: usize, n_items: usize) -> (String, CtrReport) {
+pub fn fit_ctr(split: &CtrSplit, n_users: usize, n_items: usize) -> CtrFit {
     let (first, rest) = (1.0, [5.0, 20.0, 50.0, 200.0]);
     let valid_auc = |strength: f64| {
         evaluate_ctr(&BiasCtr::fit(&split.train, n_users, n_items, strength), &split.valid).auc
@@ -360,7 +395,13 @@ pub fn fit_ctr(split: &CtrSplit, n_users: usize, n_items: usize) -> (String, Ctr
     }
     let (strength, _) = best;
     let model = BiasCtr::fit(&split.train, n_users, n_items, strength);
-    (format!("prior_strength={strength} (chosen on validation)"), evaluate_ctr(&model, &split.test))
+    let predictions = predictions(&model, &split.test);
+    CtrFit {
+        setting: format!("prior_strength={strength} (chosen on validation)"),
+        report: report_of(&predictions),
+        predictions,
+        curve: Vec::new(),
+    }
 }
 
 /// Trains a ranking architecture on every declared user and item feature
@@ -374,7 +415,7 @@ pub fn fit_ranking(
     settings: &ModelSettings,
     context: ContextFeatures,
     progress: Progress,
-) -> Result<(String, CtrReport)> {
+) -> Result<CtrFit> {
     let config = settings.ctr(arch);
     let inputs = ranking::encode(
         workspace,
@@ -385,7 +426,20 @@ pub fn fit_ranking(
         ranking::RankingLabels::Protocol,
     )?;
     let (model, epochs) = ranking::train(&inputs, &config, progress)?;
-    Ok((ranking::describe(&inputs, &config, &epochs), evaluate_ctr(&model, &inputs.test)))
+    let predictions = predictions(&model, &inputs.test);
+    Ok(CtrFit {
+        setting: ranking::describe(&inputs, &config, &epochs),
+        report: report_of(&predictions),
+        predictions,
+        curve: epochs
+            .iter()
+            .map(|e| EpochPoint {
+                loss: e.train_loss,
+                valid: e.valid_auc,
+                train_seconds: e.train_seconds,
+            })
+            .collect(),
+    })
 }
 
 impl Prepared {

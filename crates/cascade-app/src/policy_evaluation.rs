@@ -60,14 +60,14 @@ pub struct OpeSettings {
 
 /// Who a logged list was for and what its candidates were.
 #[derive(Debug, Clone, PartialEq)]
-struct ListContext {
-    user: String,
-    candidates: Vec<String>,
+pub(crate) struct ListContext {
+    pub(crate) user: String,
+    pub(crate) candidates: Vec<String>,
 }
 
 /// What was read from the log.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct LogTotals {
+pub(crate) struct LogTotals {
     lists: usize,
     impressions: usize,
     clicks: usize,
@@ -86,16 +86,16 @@ struct OpenList {
 }
 
 /// The explored lists of a log, in log order, side by side.
-struct ExploredLog {
-    slates: Vec<LoggedSlate>,
-    contexts: Vec<ListContext>,
+pub(crate) struct ExploredLog {
+    pub(crate) slates: Vec<LoggedSlate>,
+    pub(crate) contexts: Vec<ListContext>,
     /// The policy that drew each list.
-    policies: Vec<String>,
-    totals: LogTotals,
+    pub(crate) policies: Vec<String>,
+    pub(crate) totals: LogTotals,
 }
 
 /// Every explored list in the store, with its slots' rewards.
-fn logged_slates(
+pub(crate) fn logged_slates(
     store: &Store,
     join_window_ms: i64,
     behaviour: Option<&str>,
@@ -187,6 +187,19 @@ fn logged_slates(
     Ok(ExploredLog { slates, contexts, policies, totals })
 }
 
+/// Whether the store holds any impression an exploring policy served.
+pub fn has_explored_lists(store: &Store) -> Result<bool> {
+    let mut from = 0;
+    loop {
+        let page = store.events_page(from, 10_000)?;
+        let Some(last) = page.last() else { return Ok(false) };
+        from = last.seq + 1;
+        if page.iter().any(|s| s.event.served.as_ref().is_some_and(|v| v.policy.is_some())) {
+            return Ok(true);
+        }
+    }
+}
+
 /// The simulated truth of `target`'s click rate per impression over
 /// `slates`: Σ over lists, slots and candidates of P(candidate at slot) ×
 /// examination(slot) × the user's click chance, over the impressions.
@@ -197,16 +210,29 @@ fn true_click_rate(
 ) -> Result<f64> {
     let (mut clicks, mut impressions) = (0.0, 0usize);
     for (slots, context) in marginals.iter().zip(contexts) {
-        let Some(chances) = truth.preferences(&context.user, &context.candidates) else {
-            bail!("the ground truth does not know user {:?}: was this log simulated?", context.user)
-        };
-        for (slot, row) in slots.iter().enumerate() {
-            let expected: f64 = row.iter().zip(&chances).map(|(p, c)| p * c).sum();
-            clicks += examination(slot) * expected;
-        }
+        clicks += expected_clicks(slots, context, truth)?;
         impressions += slots.len();
     }
     Ok(clicks / impressions.max(1) as f64)
+}
+
+/// The simulated users' expected clicks on one list, given the target's
+/// probability of each candidate at each slot (`[slot][candidate]`).
+pub(crate) fn expected_clicks(
+    slots: &[Vec<f64>],
+    context: &ListContext,
+    truth: &GroundTruth,
+) -> Result<f64> {
+    let Some(chances) = truth.preferences(&context.user, &context.candidates) else {
+        bail!("the ground truth does not know user {:?}: was this log simulated?", context.user)
+    };
+    Ok(slots
+        .iter()
+        .enumerate()
+        .map(|(slot, row)| {
+            examination(slot) * row.iter().zip(&chances).map(|(p, c)| p * c).sum::<f64>()
+        })
+        .sum())
 }
 
 /// Every estimator on one part of the log: estimates and intervals, and

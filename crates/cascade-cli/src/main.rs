@@ -354,6 +354,18 @@ enum Command {
     /// SNIPS, DR, SNDR, Switch-DR, DR-OS; SIPS, IIPS, RIPS), with bootstrap
     /// intervals; stop the server first.
     Ope(commands::ope::OpeArgs),
+    /// Policy learning: a softmax ranking policy learned from the older
+    /// explored lists by REINFORCE with capped importance weights and the
+    /// top-K correction (`[policy_learning]`), swept over K and the cap,
+    /// and judged on the newer lists off-policy (and, on a simulated log,
+    /// against the simulated users); stop the server first.
+    LearnPolicy(commands::learn_policy::LearnPolicyArgs),
+    /// The evaluation report: every model `[report]` names under its
+    /// protocol (mean ± sd over seeds), NDCG@K and Recall@K curves, list
+    /// coverage, diversity, novelty and popularity bias, calibration and
+    /// AUC by user activity, training curves and costs, off-policy
+    /// estimates; one self-contained HTML page plus JSON and Markdown.
+    Report(commands::report::ReportArgs),
     Tune {
         /// Model (loo-full).
         #[arg(long, value_parser = model_parser())]
@@ -546,6 +558,8 @@ fn main() -> ExitCode {
         Command::Experiment { command } => commands::experiment::run(command),
         Command::Simulate(args) => commands::experiment::run_simulation(args),
         Command::Ope(args) => commands::ope::run(args),
+        Command::LearnPolicy(args) => commands::learn_policy::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Serve { addr, ranker, data, models, online_learning, common } => {
             let options = cascade_app::serving::server::ServeOptions {
                 ranker,

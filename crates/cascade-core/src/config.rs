@@ -14,7 +14,9 @@ use serde::Deserialize;
 use crate::context::ContextFeatureSpec;
 pub use crate::experiment_config::{ExperimentConfig, ExperimentSettings, VariantConfig};
 pub use crate::ingest::IngestConfig;
+pub use crate::policy_config::PolicyLearningConfig;
 pub use crate::realtime_config::{OnlineLearningConfig, StreamConfig, WindowConfig};
+pub use crate::report_config::ReportConfig;
 pub use crate::serve_config::{RecommendConfig, ServeConfig};
 
 mod layers;
@@ -101,6 +103,12 @@ pub struct Config {
     /// The server's online learners.
     #[serde(default)]
     pub online_learning: OnlineLearningConfig,
+    /// `cascade learn-policy`: learning a ranking policy from the log.
+    #[serde(default)]
+    pub policy_learning: PolicyLearningConfig,
+    /// `cascade report`: the models, seeds and plots of the evaluation report.
+    #[serde(default)]
+    pub report: ReportConfig,
     /// A/B tests of the serving pipeline (`[[experiments]]`); more are
     /// added through the admin API and kept in the store.
     #[serde(default)]
@@ -584,6 +592,12 @@ mod tests {
             OnlineLearningConfig::default(),
             "[online_learning] in cascade.toml"
         );
+        assert_eq!(
+            config.policy_learning,
+            PolicyLearningConfig::default(),
+            "[policy_learning] in cascade.toml"
+        );
+        assert_eq!(config.report, ReportConfig::default(), "[report] in cascade.toml");
     }
 
     fn with(replace: &str, by: &str) -> Result<Config, ConfigError> {

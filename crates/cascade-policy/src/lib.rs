@@ -15,6 +15,9 @@
 //!   size, and bootstrap intervals. The formulas are Open Bandit
 //!   Pipeline's and are held to it by a committed fixture
 //!   (`tests/fixtures/`).
+//! - [`learning`]: a softmax ranking policy learned from the log by
+//!   REINFORCE with capped importance weights and the top-K correction,
+//!   starting from the supervised ranker.
 //!
 //! Nothing here knows about HTTP or the store: the serving crate asks an
 //! explorer for a list and logs its propensities, and `cascade ope` feeds a
@@ -22,6 +25,7 @@
 
 mod cholesky;
 pub mod exploration;
+pub mod learning;
 pub mod ope;
 
 pub use exploration::{Explored, Propensities};

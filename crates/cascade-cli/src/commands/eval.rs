@@ -84,12 +84,13 @@ pub fn run(
         Protocol::Ipinyou => bail!("IPINYOU-SAMPLE is evaluated before the MovieLens data is read"),
         Protocol::Ctr => {
             let split = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
-            let (setting, report) = match model.ctr_arch() {
+            let fit = match model.ctr_arch() {
                 Some(arch) => {
                     fit_ranking(&workspace, &prepared, &split, arch, &settings, context, progress)?
                 }
                 None => fit_ctr(&split, prepared.users.len(), prepared.items.len()),
             };
+            let (setting, report) = (fit.setting, fit.report);
             let metrics = [("auc", report.auc), ("logloss", report.logloss), ("gauc", report.gauc)]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))

@@ -7,10 +7,44 @@ use anyhow::Result;
 use clap::Args;
 
 use cascade_app::Progress;
+use cascade_app::Workspace;
 use cascade_app::ab_testing::simulator::GroundTruth;
 use cascade_app::policy_evaluation::{OpeSettings, describe, evaluate};
 
 use crate::{Common, print_json};
+
+/// For a log `cascade simulate` made: its ground truth, fitted again.
+#[derive(Debug, Args)]
+pub struct SimulatedTruthArgs {
+    /// For a log `cascade simulate` made: the data its ground truth was
+    /// fitted on; each policy's true click rate on the logged requests is
+    /// then reported beside the estimates.
+    #[arg(long)]
+    simulated_truth: Option<PathBuf>,
+    /// The simulation's `--truth-lambda`.
+    #[arg(long, default_value_t = 250.0)]
+    truth_lambda: f64,
+    /// The simulation's `--target-ctr`.
+    #[arg(long, default_value_t = 0.1)]
+    target_ctr: f64,
+}
+
+impl SimulatedTruthArgs {
+    /// The simulator's ground truth, if asked for (fitted in a scratch
+    /// workspace of its own).
+    pub fn fit(&self, workspace: &Workspace, progress: Progress) -> Result<Option<GroundTruth>> {
+        let Some(data) = &self.simulated_truth else { return Ok(None) };
+        let scratch = tempfile::tempdir()?;
+        let truth = GroundTruth::fit(
+            scratch.path().join("truth"),
+            workspace.config.clone(),
+            Some(data),
+            (self.truth_lambda, self.target_ctr),
+            progress,
+        )?;
+        Ok(Some(truth))
+    }
+}
 
 /// `cascade ope`'s options.
 #[derive(Debug, Args)]
@@ -37,17 +71,8 @@ pub struct OpeArgs {
     /// to its own truth (with --simulated-truth): errors and coverage.
     #[arg(long, default_value_t = 1)]
     parts: usize,
-    /// For a log `cascade simulate` made: the data its ground truth was
-    /// fitted on; each target's true click rate on the logged requests is
-    /// then reported beside the estimates.
-    #[arg(long)]
-    simulated_truth: Option<PathBuf>,
-    /// The simulation's `--truth-lambda`.
-    #[arg(long, default_value_t = 250.0)]
-    truth_lambda: f64,
-    /// The simulation's `--target-ctr`.
-    #[arg(long, default_value_t = 0.1)]
-    target_ctr: f64,
+    #[command(flatten)]
+    truth: SimulatedTruthArgs,
     #[arg(long, default_value_t = 2026)]
     seed: u64,
     /// Print the report as JSON.
@@ -69,17 +94,7 @@ pub fn run(args: OpeArgs) -> Result<()> {
         seed: args.seed,
     };
     let progress = Progress { quiet: args.json };
-    let scratch = tempfile::tempdir()?;
-    let truth = match &args.simulated_truth {
-        Some(data) => Some(GroundTruth::fit(
-            scratch.path().join("truth"),
-            workspace.config.clone(),
-            Some(data),
-            (args.truth_lambda, args.target_ctr),
-            progress,
-        )?),
-        None => None,
-    };
+    let truth = args.truth.fit(&workspace, progress)?;
     let report = evaluate(&workspace, &settings, truth.as_ref(), progress)?;
     match args.json {
         true => print_json(&report),

@@ -68,7 +68,8 @@ pub fn run(common: &Common, from: Option<&Path>) -> Result<()> {
     println!("plot: {}", plot.display());
 
     let ctr = prepared.pipeline.ctr_split(&prepared.users, &prepared.items)?;
-    let (setting, report) = fit_ctr(&ctr, prepared.users.len(), prepared.items.len());
+    let fit = fit_ctr(&ctr, prepared.users.len(), prepared.items.len());
+    let (setting, report) = (fit.setting, fit.report);
     println!(
         "\nML100K-CTR, test: bias-ctr ({setting}) AUC {:.4}  LogLoss {:.4}  GAUC {:.4} over {} users",
         report.auc, report.logloss, report.gauc, report.gauc_users

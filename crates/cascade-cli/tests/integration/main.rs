@@ -8,6 +8,7 @@
 mod cli;
 mod durability;
 mod ope;
+mod report;
 mod serve;
 mod serve_checkpoints;
 mod serve_durability;

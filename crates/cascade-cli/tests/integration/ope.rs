@@ -66,14 +66,27 @@ fn explored_lists_log_propensities_that_off_policy_evaluation_reads_back() {
     std::thread::sleep(std::time::Duration::from_millis(2_500));
     server.kill_hard();
 
-    let output = cascade()
-        .args(["ope", "--target", "epsilon_greedy:0.3", "--target", "greedy", "--bootstrap", "200"])
-        .args(["--json", "--config"])
-        .arg(&config)
-        .arg("--workspace")
-        .arg(&workspace)
-        .output()
-        .unwrap();
+    // A command on the stopped server's workspace, with its config.
+    let on_workspace = |args: &[&str]| {
+        cascade()
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .arg("--workspace")
+            .arg(&workspace)
+            .output()
+            .unwrap()
+    };
+    let output = on_workspace(&[
+        "ope",
+        "--target",
+        "epsilon_greedy:0.3",
+        "--target",
+        "greedy",
+        "--bootstrap",
+        "200",
+        "--json",
+    ]);
     assert!(output.status.success(), "{:?}", texts(&output));
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     let logged = &report["logged"];
@@ -99,4 +112,57 @@ fn explored_lists_log_propensities_that_off_policy_evaluation_reads_back() {
     let greedy_ess = report["targets"][1]["effective_sample_size"].as_f64().unwrap();
     assert!(greedy_ess < ess, "{report}");
     assert!(estimate(1, "DR").is_finite());
+
+    // Policy learning reads the same lists: the older half teaches, the
+    // newer half judges, and the supervised arm serves the ranker's lists.
+    let output = on_workspace(&[
+        "learn-policy",
+        "--json",
+        "--sweep-top-k",
+        "1",
+        "--sweep-cap",
+        "inf",
+        "--bootstrap",
+        "50",
+    ]);
+    assert!(output.status.success(), "{:?}", texts(&output));
+    let learned: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let split = &learned["logged"];
+    let lists =
+        split["learning_lists"].as_u64().unwrap() + split["judging_lists"].as_u64().unwrap();
+    assert_eq!(lists, explored, "{split}");
+    let arms = learned["arms"].as_array().unwrap();
+    let roles: Vec<&str> = arms.iter().map(|a| a["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["supervised", "configured", "uncorrected", "top_k_sweep", "cap_sweep"]);
+    assert_eq!(arms[0]["lists_reordered"], 0.0, "the supervised arm is the ranker");
+    assert_eq!(arms[1]["top_k"], 16, "[policy_learning] top_k");
+    assert_eq!(arms[3]["top_k"], 1);
+    assert_eq!(arms[4]["weight_cap"], "inf");
+    for arm in &arms[1..] {
+        let objective = arm["training"]["objective"].as_array().unwrap();
+        assert!(objective.len() > 1, "{arm}");
+    }
+    assert!(arms[0]["simulated_truth"].is_null(), "no --simulated-truth: no truth");
+
+    // The report estimates its configured policies on the same lists, as
+    // `cascade ope` does.
+    let out = workspace.join("report");
+    let output = cascade()
+        .args(["report", "--quiet", "--config"])
+        .arg(&config)
+        .arg("--workspace")
+        .arg(&workspace)
+        .env("CASCADE__REPORT__MODELS", "[\"pop\"]")
+        .env("CASCADE__REPORT__CTR_MODELS", "[]")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{:?}", texts(&output));
+    let page: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let targets = page["off_policy"]["targets"].as_array().unwrap();
+    let greedy = targets.iter().find(|t| t["policy"] == "greedy").unwrap();
+    let ips = greedy["estimates"].as_array().unwrap().iter().find(|e| e["estimator"] == "IPS");
+    assert_eq!(ips.unwrap()["ctr"].as_f64(), Some(estimate(1, "IPS")), "{page}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<figure id=\"off_policy\"><svg"), "the estimates are drawn");
 }

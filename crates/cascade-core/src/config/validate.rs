@@ -129,6 +129,8 @@ impl Config {
         }
         self.stream.check()?;
         self.online_learning.check()?;
+        self.policy_learning.check()?;
+        self.report.check()?;
         self.validate_serving()?;
         self.validate_experiments()
     }

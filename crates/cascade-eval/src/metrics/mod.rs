@@ -4,7 +4,7 @@
 //!   (HR, Recall, NDCG, MRR, Precision, MAP); callers average over users.
 //! - [`PredictionMetric`]: predicted probabilities against binary labels (AUC, GAUC, LogLoss).
 //! - [`ListMetric`]: beyond-accuracy properties of all served lists together
-//!   (item coverage, intra-list diversity, novelty).
+//!   (item coverage, intra-list diversity, novelty, popularity bias).
 
 mod auc;
 mod coverage;
@@ -16,6 +16,7 @@ mod map;
 mod mrr;
 mod ndcg;
 mod novelty;
+mod popularity_bias;
 mod precision;
 mod recall;
 
@@ -29,6 +30,7 @@ pub use map::MeanAveragePrecision;
 pub use mrr::Mrr;
 pub use ndcg::Ndcg;
 pub use novelty::Novelty;
+pub use popularity_bias::{AveragePopularity, ExposureGini, LongTailShare};
 pub use precision::Precision;
 pub use recall::Recall;
 

@@ -40,25 +40,35 @@ pub struct CtrReport {
 
 /// Scores `model` on `examples`.
 pub fn evaluate_ctr<F>(model: &dyn CtrScorer<F>, examples: &[CtrExample<F>]) -> CtrReport {
+    report_of(&predictions(model, examples))
+}
+
+/// `model`'s probability of each example, with its user and label: what
+/// calibration and per-group AUC read.
+pub fn predictions<F>(model: &dyn CtrScorer<F>, examples: &[CtrExample<F>]) -> Vec<Prediction> {
     let probabilities = model.predict(examples);
     assert_eq!(
         probabilities.len(),
         examples.len(),
         "a CtrScorer must return one probability per example"
     );
-    let predictions: Vec<Prediction> = examples
+    examples
         .iter()
         .zip(&probabilities)
         .map(|(e, &probability)| Prediction { group: e.user, probability, label: e.label })
-        .collect();
+        .collect()
+}
+
+/// AUC, LogLoss and GAUC of scored rows.
+pub fn report_of(predictions: &[Prediction]) -> CtrReport {
     CtrReport {
-        auc: Auc.score(&predictions).unwrap_or(f64::NAN),
-        logloss: LogLoss.score(&predictions).unwrap_or(f64::NAN),
-        gauc: Gauc.score(&predictions).unwrap_or(f64::NAN),
-        gauc_users: Gauc::groups_counted(&predictions),
-        rows: examples.len(),
-        label_rate: examples.iter().filter(|e| e.label).count() as f64
-            / examples.len().max(1) as f64,
+        auc: Auc.score(predictions).unwrap_or(f64::NAN),
+        logloss: LogLoss.score(predictions).unwrap_or(f64::NAN),
+        gauc: Gauc.score(predictions).unwrap_or(f64::NAN),
+        gauc_users: Gauc::groups_counted(predictions),
+        rows: predictions.len(),
+        label_rate: predictions.iter().filter(|p| p.label).count() as f64
+            / predictions.len().max(1) as f64,
     }
 }
 

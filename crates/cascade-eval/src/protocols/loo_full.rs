@@ -110,6 +110,10 @@ pub struct LooReport {
     pub metrics: BTreeMap<String, f64>,
     /// Each user's top-10 list, best first.
     pub top_lists: Vec<Vec<u32>>,
+    /// Each user's 0-based rank of the held-out item, if within the depth
+    /// ranked ([`evaluate_loo_to_depth`]; 20 otherwise): what NDCG@K and
+    /// Recall@K curves read.
+    pub target_ranks: Vec<Option<u32>>,
 }
 
 /// A kept candidate, ordered so that the heap's greatest is the worst kept:
@@ -182,8 +186,8 @@ fn ranking_metrics() -> Vec<Box<dyn RankingMetric>> {
     ]
 }
 
-/// One user's metric values and top-10 list.
-type UserResult = (Vec<f64>, Vec<u32>);
+/// One user's metric values, top-10 list and the target's rank.
+type UserResult = (Vec<f64>, Vec<u32>, Option<u32>);
 
 /// Scores `users` as one batch and ranks each against its target.
 fn evaluate_batch(
@@ -192,6 +196,7 @@ fn evaluate_batch(
     stage: Stage,
     users: &[usize],
     metrics: &[Box<dyn RankingMetric>],
+    depth: usize,
 ) -> Vec<UserResult> {
     let n_items = split.n_items;
     // At test a sequence model also reads the validation item; at
@@ -236,9 +241,11 @@ fn evaluate_batch(
             }
             // The target itself is never masked, even if the user saw it before.
             masked[target as usize] = false;
-            let ranked = top_k(row, &masked, 20);
-            let values = metrics.iter().map(|m| m.score(&ranked, &[target])).collect();
-            (values, ranked.into_iter().take(10).collect())
+            let ranked = top_k(row, &masked, depth.max(20));
+            let values =
+                metrics.iter().map(|m| m.score(&ranked[..ranked.len().min(20)], &[target]));
+            let rank = ranked.iter().position(|&item| item == target).map(|r| r as u32);
+            (values.collect(), ranked.into_iter().take(10).collect(), rank)
         })
         .collect()
 }
@@ -246,6 +253,17 @@ fn evaluate_batch(
 /// Runs the protocol for `model` on `split` at `stage`, in batches of
 /// [`EVAL_BATCH_USERS`] users over the rayon pool.
 pub fn evaluate_loo(model: &dyn FullRanker, split: &LooSplit, stage: Stage) -> LooReport {
+    evaluate_loo_to_depth(model, split, stage, 20)
+}
+
+/// [`evaluate_loo`], with each user's target ranked down to `depth` (at
+/// least 20) for [`LooReport::target_ranks`].
+pub fn evaluate_loo_to_depth(
+    model: &dyn FullRanker,
+    split: &LooSplit,
+    stage: Stage,
+    depth: usize,
+) -> LooReport {
     let ranking_metrics = ranking_metrics();
     // Batched by history length, so a sequence model's batch is padded to
     // about its own users' length; results go back in user order.
@@ -254,7 +272,7 @@ pub fn evaluate_loo(model: &dyn FullRanker, split: &LooSplit, stage: Stage) -> L
     let batched: Vec<(usize, UserResult)> = order
         .par_chunks(EVAL_BATCH_USERS)
         .flat_map_iter(|users| {
-            let results = evaluate_batch(model, split, stage, users, &ranking_metrics);
+            let results = evaluate_batch(model, split, stage, users, &ranking_metrics, depth);
             users.iter().copied().zip(results).collect::<Vec<_>>()
         })
         .collect();
@@ -266,9 +284,10 @@ pub fn evaluate_loo(model: &dyn FullRanker, split: &LooSplit, stage: Stage) -> L
     let n_users = per_user.len().max(1) as f64;
     let mut metrics = BTreeMap::new();
     for (i, metric) in ranking_metrics.iter().enumerate() {
-        metrics.insert(metric.name(), per_user.iter().map(|(v, _)| v[i]).sum::<f64>() / n_users);
+        metrics.insert(metric.name(), per_user.iter().map(|(v, ..)| v[i]).sum::<f64>() / n_users);
     }
-    let top_lists: Vec<Vec<u32>> = per_user.into_iter().map(|(_, list)| list).collect();
+    let target_ranks = per_user.iter().map(|(.., rank)| *rank).collect();
+    let top_lists: Vec<Vec<u32>> = per_user.into_iter().map(|(_, list, _)| list).collect();
     let popularity = split.train_popularity();
     let catalog = Catalog {
         n_items: split.n_items,
@@ -278,7 +297,7 @@ pub fn evaluate_loo(model: &dyn FullRanker, split: &LooSplit, stage: Stage) -> L
     };
     metrics.insert("coverage@10".into(), ItemCoverage.score(&top_lists, &catalog));
     metrics.insert("novelty@10".into(), Novelty.score(&top_lists, &catalog));
-    LooReport { metrics, top_lists }
+    LooReport { metrics, top_lists, target_ranks }
 }
 
 #[cfg(test)]

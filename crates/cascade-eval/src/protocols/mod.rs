@@ -7,5 +7,6 @@ pub mod loo_full;
 
 pub use ctr::{CtrExample, CtrReport, CtrScorer, auc_bootstrap_interval, evaluate_ctr};
 pub use loo_full::{
-    EVAL_BATCH_USERS, FullRanker, LooReport, LooSplit, Query, Stage, evaluate_loo, top_k,
+    EVAL_BATCH_USERS, FullRanker, LooReport, LooSplit, Query, Stage, evaluate_loo,
+    evaluate_loo_to_depth, top_k,
 };

@@ -126,12 +126,37 @@ pub fn target_view(
     model: &PositionRewardModel,
     seed: u64,
 ) -> (Vec<Round>, Vec<SlateRow>) {
+    view(target, slates, |i| &slates[i].relevance, marginals, model, seed)
+}
+
+/// [`target_view`] for a target that ranks by its own `scores` of each
+/// list's candidates (a learned policy's logits) where the reward model
+/// still reads the logged relevance.
+pub fn target_view_scored(
+    target: &dyn Explorer,
+    slates: &[LoggedSlate],
+    scores: &[Vec<f64>],
+    marginals: &[Vec<Vec<f64>>],
+    model: &PositionRewardModel,
+    seed: u64,
+) -> (Vec<Round>, Vec<SlateRow>) {
+    view(target, slates, |i| &scores[i], marginals, model, seed)
+}
+
+fn view<'a>(
+    target: &dyn Explorer,
+    slates: &[LoggedSlate],
+    scores: impl Fn(usize) -> &'a [f64],
+    marginals: &[Vec<Vec<f64>>],
+    model: &PositionRewardModel,
+    seed: u64,
+) -> (Vec<Round>, Vec<SlateRow>) {
     let mut rng = SplitMix::new(seed);
     let mut rounds = Vec::new();
     let mut rows = Vec::new();
     for (id, (slate, marginals)) in slates.iter().zip(marginals).enumerate() {
         let k = slate.served.len();
-        let target_p = target.propensities(&slate.relevance, &slate.served, &mut rng);
+        let target_p = target.propensities(scores(id), &slate.served, &mut rng);
         for slot in 0..k {
             let item = slate.served[slot];
             let row = &marginals[slot];
@@ -160,6 +185,37 @@ pub fn target_view(
     (rounds, rows)
 }
 
+/// `lists` lists of `k` that `behaviour` draws from fixed `relevance`,
+/// each slot clicked with chance `click(candidate, slot)`: a log whose
+/// truth is known, for tests.
+#[cfg(test)]
+pub(crate) fn simulated_log(
+    behaviour: &dyn Explorer,
+    relevance: &[f64],
+    (lists, k): (usize, usize),
+    seed: u64,
+    click: impl Fn(usize, usize) -> f64,
+) -> Vec<LoggedSlate> {
+    let mut rng = SplitMix::new(seed);
+    (0..lists)
+        .map(|_| {
+            let drawn = behaviour.explore(relevance, k, &mut rng);
+            let rewards = drawn
+                .order
+                .iter()
+                .enumerate()
+                .map(|(slot, &i)| if rng.unit() < click(i, slot) { 1.0 } else { 0.0 })
+                .collect();
+            LoggedSlate {
+                relevance: relevance.to_vec(),
+                served: drawn.order,
+                behavior: drawn.propensities,
+                rewards,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,26 +233,9 @@ mod tests {
         let click = |r: f64, slot: usize| sigmoid(-2.0 + 2.0 * r) / ((slot + 2) as f64).log2();
         let behaviour =
             PlackettLuce { temperature: 0.3, monte_carlo_samples: 200, exact_prefix_limit: 1000 };
-        let mut rng = SplitMix::new(11);
-        let slates: Vec<LoggedSlate> = (0..20_000)
-            .map(|_| {
-                let drawn = behaviour.explore(&relevance, 3, &mut rng);
-                let rewards = drawn
-                    .order
-                    .iter()
-                    .enumerate()
-                    .map(
-                        |(slot, &i)| if rng.unit() < click(relevance[i], slot) { 1.0 } else { 0.0 },
-                    )
-                    .collect();
-                LoggedSlate {
-                    relevance: relevance.clone(),
-                    served: drawn.order,
-                    behavior: drawn.propensities,
-                    rewards,
-                }
-            })
-            .collect();
+        let slates = simulated_log(&behaviour, &relevance, (20_000, 3), 11, |i, slot| {
+            click(relevance[i], slot)
+        });
         let model = PositionRewardModel::fit(&slates);
         assert!((model.relevance_weight - 2.0).abs() < 0.5, "{model:?}");
         let targets: [Box<dyn Explorer>; 2] = [

@@ -16,7 +16,9 @@ pub mod slate;
 pub mod standard;
 
 pub use interval::{Interval, bootstrap_interval, effective_sample_size};
-pub use logged::{LoggedSlate, PositionRewardModel, slot_marginals, target_view};
+pub use logged::{
+    LoggedSlate, PositionRewardModel, slot_marginals, target_view, target_view_scored,
+};
 pub use slate::{SlateEstimator, SlateRow, estimate_slate};
 pub use standard::{Estimator, Round};
 
