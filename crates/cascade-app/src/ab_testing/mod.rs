@@ -3,6 +3,7 @@
 //! calibration of the statistics (`cascade experiment calibrate`) and the
 //! user simulator that drives a running server (`cascade simulate`).
 
+pub mod new_items;
 pub mod simulator;
 
 use std::sync::Arc;

@@ -22,6 +22,11 @@
 //! it: their users' pre-period clicks are CUPED's covariate, as on a live
 //! system where an experiment starts on users with a past.
 //!
+//! With `new_items`, that many catalogue items are copied under new ids
+//! through the catalogue API before the experiment's visits, and each
+//! variant reports how soon it showed and got clicks on them
+//! (`new_items`).
+//!
 //! Users also differ in how readily they click: `engagement_spread` σ gives
 //! each a lifelong factor on every click chance, log-normal with mean 1
 //! (σ = 0, the default, makes them alike).
@@ -32,7 +37,7 @@
 //! are posted with the server's clock, after the impressions they answer,
 //! so the server's impression join sees them as the real ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -48,6 +53,7 @@ use cascade_models::baselines::{Ease, EaseConfig};
 use cascade_models::interactions::Interactions;
 use cascade_serve::experiments::INTERLEAVED;
 
+use super::new_items::{NewItemTracker, NewItemTraffic};
 use crate::evaluation::prepare;
 use crate::progress::Progress;
 use crate::workspace::Workspace;
@@ -91,6 +97,9 @@ pub struct SimulationSettings {
     /// Experiments (`POST /v1/experiments` bodies) created after the
     /// pre-period, before the experiment's visits.
     pub create_experiments: Vec<Value>,
+    /// Items added through the catalogue API as new before the
+    /// experiment's visits (`new_items`); 0: none.
+    pub new_items: usize,
     pub seed: u64,
 }
 
@@ -118,6 +127,9 @@ pub struct VariantTraffic {
     pub ctr: f64,
     /// `expected_clicks / users`: the truth's clicks per user.
     pub expected_clicks_per_user: f64,
+    /// What the variant did with the items added as new, if any were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_items: Option<NewItemTraffic>,
 }
 
 /// The ground truth: per user, a click probability for every item.
@@ -319,7 +331,11 @@ fn call(
     let authorization = settings.token.as_ref().map(|t| format!("Bearer {t}"));
     let mut response = match body {
         Some(body) => {
-            let mut request = agent.post(&url).header("content-type", "application/json");
+            let request = match method {
+                "PUT" => agent.put(&url),
+                _ => agent.post(&url),
+            };
+            let mut request = request.header("content-type", "application/json");
             if let Some(value) = &authorization {
                 request = request.header("authorization", value);
             }
@@ -338,6 +354,10 @@ fn call(
     let text = response.body_mut().read_to_string().with_context(|| format!("{method} {url}"))?;
     if status >= 300 {
         bail!("{method} {url}: {status} {text}");
+    }
+    if text.trim().is_empty() {
+        // 201 Created and 204 No Content answer with no body.
+        return Ok(Value::Null);
     }
     serde_json::from_str(&text).with_context(|| format!("{method} {url}: not JSON: {text}"))
 }
@@ -410,6 +430,9 @@ struct Session<'a> {
     probabilities: BTreeMap<u32, Vec<f64>>,
     /// Each simulated user's engagement factor.
     engagement: BTreeMap<u32, f64>,
+    /// Items added as new: each new id's original, whose click chances it
+    /// has.
+    new_items: HashMap<String, u32>,
     rng: SplitMix,
 }
 
@@ -435,6 +458,7 @@ impl Session<'_> {
         );
         let mut by_variant: BTreeMap<String, VariantTraffic> = BTreeMap::new();
         let mut seen: BTreeMap<String, std::collections::HashSet<u32>> = BTreeMap::new();
+        let mut new_item_trackers: BTreeMap<String, NewItemTracker> = BTreeMap::new();
         for &user in visits {
             let user_id = &self.user_ids[user as usize];
             let path = format!("/v1/users/{user_id}/recommend?n={}", settings.list_length);
@@ -464,12 +488,22 @@ impl Session<'_> {
             for (k, item) in answer["items"].as_array().into_iter().flatten().enumerate() {
                 let Some(item_id) = item["item_id"].as_str() else { continue };
                 let examined = examination(k);
-                let known = self.items.index(item_id).map_or(0.0, |i| chances[i as usize]);
+                let index =
+                    self.items.index(item_id).or_else(|| self.new_items.get(item_id).copied());
+                let known = index.map_or(0.0, |i| chances[i as usize]);
                 let engagement = self.engagement.get(&user).copied().unwrap_or(1.0);
                 let chance = known * engagement * lift_of(item["team"].as_str());
                 traffic.impressions += 1;
                 traffic.expected_clicks += examined * chance.min(1.0);
-                if self.rng.unit() < examined && self.rng.unit() < chance {
+                let click = self.rng.unit() < examined && self.rng.unit() < chance;
+                if self.new_items.contains_key(item_id) {
+                    let tracker = new_item_trackers.entry(variant.clone()).or_default();
+                    tracker.shown(item_id, traffic.visits);
+                    if click {
+                        tracker.clicked(item_id, traffic.visits);
+                    }
+                }
+                if click {
                     clicked.push(item_id.to_owned());
                 }
             }
@@ -490,13 +524,49 @@ impl Session<'_> {
             bar.inc(1);
         }
         bar.finish_and_clear();
-        for traffic in by_variant.values_mut() {
+        for (variant, traffic) in by_variant.iter_mut() {
+            if !self.new_items.is_empty() {
+                let tracker = new_item_trackers.remove(variant).unwrap_or_default();
+                traffic.new_items = Some(tracker.summary(self.new_items.len()));
+            }
             traffic.ctr = traffic.clicks as f64 / traffic.impressions.max(1) as f64;
             traffic.expected_clicks_per_user =
                 traffic.expected_clicks / traffic.users.max(1) as f64;
         }
         Ok(by_variant)
     }
+}
+
+/// Adds `settings.new_items` copies of catalogue items, drawn at random,
+/// through `PUT /v1/items/{id}` under new ids, published at the
+/// catalogue's clock (its newest publication); each new id → its
+/// original's index.
+fn add_new_items(session: &mut Session<'_>, workspace: &Workspace) -> Result<HashMap<String, u32>> {
+    let settings = session.settings;
+    let mut added = HashMap::new();
+    if settings.new_items == 0 {
+        return Ok(added);
+    }
+    let reader = workspace.item_facts_reader();
+    let records = workspace.store()?.records(cascade_store::EntityKind::Item)?;
+    let clock = records.iter().filter_map(|(_, r)| reader.published(r)).max();
+    let mut originals: Vec<u32> = (0..session.items.len() as u32).collect();
+    shuffle(&mut originals, &mut session.rng);
+    for &original in originals.iter().take(settings.new_items) {
+        let id = session.items.id(original);
+        let answer = call(&session.agent, settings, "GET", &format!("/v1/items/{id}"), None)?;
+        let mut record = answer["record"].clone();
+        if let (Some(feature), Some(clock), Some(fields)) =
+            (&reader.time_feature, clock, record.as_object_mut())
+        {
+            fields.insert(feature.clone(), json!(clock as f64 * 1000.0));
+        }
+        let new_id = format!("new-{}-{id}", settings.seed);
+        call(&session.agent, settings, "PUT", &format!("/v1/items/{new_id}"), Some(&record))
+            .with_context(|| format!("adding new item {new_id}"))?;
+        added.insert(new_id, original);
+    }
+    Ok(added)
 }
 
 /// Runs the simulation against the server and returns its JSON summary.
@@ -526,6 +596,7 @@ pub fn simulate(
         items: &items,
         probabilities: BTreeMap::new(),
         engagement,
+        new_items: HashMap::new(),
         rng,
     };
     let started = std::time::Instant::now();
@@ -544,6 +615,7 @@ pub fn simulate(
         call(&session.agent, settings, "POST", "/v1/experiments", Some(body))
             .context("creating an experiment after the pre-period")?;
     }
+    session.new_items = add_new_items(&mut session, &truth_workspace)?;
     let by_variant = session.run(&visits, "experiment", progress)?;
     if !settings.experiments.is_empty() {
         // Impressions are made durable within a second; let them land.

@@ -96,6 +96,12 @@ pub struct SimulateArgs {
     /// pre-period (repeat for several).
     #[arg(long)]
     create_experiment: Vec<PathBuf>,
+    /// Add this many new items (copies of random catalogue items under new
+    /// ids, published at the catalogue's clock) through `PUT
+    /// /v1/items/{id}` before the experiment's visits, and report per
+    /// variant how soon each was shown and first clicked.
+    #[arg(long, default_value_t = 0)]
+    new_items: usize,
     #[arg(long, default_value_t = 2026)]
     seed: u64,
     /// Print only the JSON summary.
@@ -150,6 +156,7 @@ pub fn run_simulation(args: SimulateArgs) -> Result<()> {
         engagement_spread: args.engagement_spread,
         pre_visits_per_user: args.pre_visits_per_user,
         create_experiments,
+        new_items: args.new_items,
         seed: args.seed,
     };
     let progress = Progress { quiet: args.json };

@@ -120,6 +120,7 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
         .args(["--activity", "uniform", "--experiment", "ranker-vs-popular", "--json", "--data"])
         .arg(&data)
         .args(["--planted-variant", "ranker-vs-popular/full", "--planted-lift", "0.03"])
+        .args(["--new-items", "3"])
         .output()
         .unwrap();
     let (stdout, stderr) = crate::texts(&output);
@@ -132,6 +133,14 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
         .map(|v| v["users"].as_u64().unwrap())
         .sum();
     assert_eq!(simulated, 40, "{stdout}");
+    // Three items were added through the API as new, and each variant
+    // says what it did with them.
+    for traffic in summary["variants"].as_object().unwrap().values() {
+        let new_items = &traffic["new_items"];
+        assert_eq!(new_items["added"], 3, "{stdout}");
+        let (shown, clicked) = (new_items["shown"].as_u64(), new_items["clicked"].as_u64());
+        assert!(shown.unwrap() <= 3 && clicked.unwrap() <= shown.unwrap(), "{stdout}");
+    }
     let results = &summary["server_results"]["ranker-vs-popular"];
     assert!(results["comparisons"].is_array(), "{stdout}");
     let power = &summary["power"]["ranker-vs-popular"];
