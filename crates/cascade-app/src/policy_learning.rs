@@ -15,10 +15,14 @@
 //!   holds estimates to), and the lift over the supervised ranker as a
 //!   paired test over users (per-user click differences, the experiments'
 //!   one-sample t interval), since both arms answer the same requests.
+//!
+//! The configured and the uncorrected arm are saved to
+//! `<workspace>/policies/` for the `learned_policy` serving step, so that
+//! they can be served to live (or simulated) users in an experiment.
 
 use std::collections::HashMap;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use cascade_core::policy_config::PolicyLearningConfig;
@@ -26,7 +30,7 @@ use cascade_experiments::calibration::SplitMix;
 use cascade_experiments::statistics::{Estimate, Moments, one_sample};
 use cascade_policy::exploration::{EpsilonGreedy, Explorer};
 use cascade_policy::learning::{
-    ReinforceSettings, SoftmaxPolicy, TrainingList, TrainingTrace, reinforce,
+    ReinforceSettings, SavedPolicy, SoftmaxPolicy, TrainingList, TrainingTrace, reinforce,
 };
 use cascade_policy::ope::{
     Estimator, LoggedSlate, PositionRewardModel, bootstrap_interval, effective_sample_size,
@@ -125,6 +129,30 @@ fn train_arms(
     }
     bar.finish_and_clear();
     arms
+}
+
+/// The configured and the uncorrected arm's policies as files the
+/// `learned_policy` serving step reads: `<workspace>/policies/<role>.json`.
+fn save_policies(
+    workspace: &Workspace,
+    arms: &[Arm],
+    catalogue: &HashMap<&str, u32>,
+) -> Result<serde_json::Map<String, Value>> {
+    let mut ids = vec![""; catalogue.len()];
+    for (&id, &index) in catalogue {
+        ids[index as usize] = id;
+    }
+    let dir = workspace.dir.join("policies");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut saved = serde_json::Map::new();
+    for arm in arms.iter().filter(|a| matches!(a.role, "configured" | "uncorrected")) {
+        let path = dir.join(format!("{}.json", arm.role));
+        let policy = SavedPolicy::of(arm.label.clone(), &arm.policy, &ids);
+        std::fs::write(&path, serde_json::to_string_pretty(&policy)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        saved.insert(arm.role.to_owned(), json!(path.display().to_string()));
+    }
+    Ok(saved)
 }
 
 /// Per user, the expected clicks of each judging list under `marginals`.
@@ -245,6 +273,7 @@ pub fn learn(
         .map(|(slate, items)| TrainingList { slate, items })
         .collect();
     let arms = train_arms(&lists, catalogue.len(), settings, progress);
+    let saved = save_policies(workspace, &arms, &catalogue)?;
 
     let (judging, judging_items) = (&log.slates[cut..], &items[cut..]);
     let contexts = &log.contexts[cut..];
@@ -351,6 +380,7 @@ pub fn learn(
         },
         "arms": reports,
         "corrected_over_uncorrected": correction,
+        "saved": saved,
     }))
 }
 

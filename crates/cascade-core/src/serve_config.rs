@@ -147,7 +147,7 @@ impl Default for RecommendConfig {
 }
 
 /// `[recommend.exploration]`: how much the exploring re-rankers explore.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExplorationConfig {
     /// `epsilon_greedy`: each slot's chance of showing a candidate from
@@ -178,6 +178,9 @@ pub struct ExplorationConfig {
     /// `linear_thompson`: how often the fit over every item's window is
     /// redone.
     pub bandit_refresh_ms: u64,
+    /// `learned_policy`: the JSON file `cascade learn-policy` wrote (its
+    /// `policies/` folder in the workspace), whose logits rank the list.
+    pub learned_policy: String,
 }
 
 impl Default for ExplorationConfig {
@@ -192,6 +195,7 @@ impl Default for ExplorationConfig {
             bandit_scale: 1.0,
             bandit_ridge: 1.0,
             bandit_refresh_ms: 5_000,
+            learned_policy: String::new(),
         }
     }
 }
@@ -211,9 +215,11 @@ pub const BUILT_IN_CHANNELS: [(&str, usize); 6] = [
 pub const BUILT_IN_RERANKERS: [&str; 5] =
     ["freshness", "popularity", "diversity", "pins", "exposure_cap"];
 
-/// The built-in exploring steps: listed last, and at most one.
-pub const EXPLORING_RERANKERS: [&str; 4] =
-    ["epsilon_greedy", "plackett_luce", "thompson", "linear_thompson"];
+/// The built-in exploring steps: listed last, and at most one
+/// (`learned_policy` explores nothing, but logs its candidates the same
+/// way, so that `cascade ope` reads its lists).
+pub const EXPLORING_RERANKERS: [&str; 5] =
+    ["epsilon_greedy", "plackett_luce", "thompson", "linear_thompson", "learned_policy"];
 
 fn default_quotas() -> BTreeMap<String, usize> {
     BUILT_IN_CHANNELS.iter().map(|&(name, quota)| (name.to_owned(), quota)).collect()

@@ -25,7 +25,9 @@
 //! the full log per step: a log of 100k slots holds ~1k clicks, so a
 //! step is cheap and the result does not depend on an order.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::ope::LoggedSlate;
 
@@ -90,6 +92,36 @@ impl SoftmaxPolicy {
         let exp: Vec<f64> = logits.iter().map(|z| (z - top).exp()).collect();
         let total: f64 = exp.iter().sum();
         exp.into_iter().map(|e| e / total).collect()
+    }
+}
+
+/// A learned policy as `cascade learn-policy` saves it and the
+/// `learned_policy` serving step reads it: the relevance weight and each
+/// item's bias by external id (items it never learned about have none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedPolicy {
+    /// How it was learned, logged with every list it serves.
+    pub label: String,
+    pub relevance_weight: f64,
+    pub item_bias: BTreeMap<String, f64>,
+}
+
+impl SavedPolicy {
+    /// `policy`'s parameters, its biases keyed by `ids` (catalogue index →
+    /// external id); zero biases are left out.
+    pub fn of(label: String, policy: &SoftmaxPolicy, ids: &[&str]) -> SavedPolicy {
+        let item_bias = ids
+            .iter()
+            .zip(&policy.item_bias)
+            .filter(|(_, b)| **b != 0.0)
+            .map(|(id, &b)| ((*id).to_owned(), b))
+            .collect();
+        SavedPolicy { label, relevance_weight: policy.relevance_weight, item_bias }
+    }
+
+    /// The logit of a candidate of `relevance` with external id `id`.
+    pub fn logit(&self, relevance: f64, id: &str) -> f64 {
+        self.relevance_weight * relevance + self.item_bias.get(id).copied().unwrap_or(0.0)
     }
 }
 

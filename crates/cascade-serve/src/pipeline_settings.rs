@@ -67,7 +67,7 @@ impl PipelineSettings {
             exposure_window: Duration::from_secs(config.exposure_window_s),
             max_id_bytes,
             max_list_ids: config.max_list_ids,
-            exploration: config.exploration,
+            exploration: config.exploration.clone(),
         }
     }
 
@@ -131,6 +131,9 @@ impl PipelineSettings {
         }
         if e.monte_carlo_samples < 2 {
             return Err("recommend.exploration.monte_carlo_samples: at least 2".to_owned());
+        }
+        if self.rerankers.iter().any(|step| step == "learned_policy") {
+            crate::rerank::exploration::load_learned_policy(&e.learned_policy)?;
         }
         Ok(())
     }

@@ -143,6 +143,13 @@ fn explored_lists_log_propensities_that_off_policy_evaluation_reads_back() {
         assert!(objective.len() > 1, "{arm}");
     }
     assert!(arms[0]["simulated_truth"].is_null(), "no --simulated-truth: no truth");
+    // The configured and the uncorrected policy are saved for serving.
+    for role in ["configured", "uncorrected"] {
+        let path = learned["saved"][role].as_str().unwrap();
+        let saved: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(saved["relevance_weight"].as_f64().unwrap() > 0.0, "{saved}");
+        assert!(saved["label"].as_str().unwrap().starts_with("reinforce(top_k=16"), "{saved}");
+    }
 
     // The report estimates its configured policies on the same lists, as
     // `cascade ope` does.

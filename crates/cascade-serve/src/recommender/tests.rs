@@ -399,6 +399,49 @@ fn exploring_lists_follow_their_logged_propensities() {
     }
 }
 
+/// A learned policy's biases move items up the list: with none it serves
+/// the greedy list; a large bias on the fifth item puts it first. Its
+/// lists are certain and labelled; a missing file is refused by key.
+#[test]
+fn a_learned_policy_ranks_by_its_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let save = |name: &str, biases: &[(&str, f64)]| {
+        let policy = cascade_policy::learning::SavedPolicy {
+            label: "test".into(),
+            relevance_weight: 10.0,
+            item_bias: biases.iter().map(|&(id, b)| (id.to_owned(), b)).collect(),
+        };
+        let path = dir.path().join(name);
+        std::fs::write(&path, serde_json::to_string(&policy).unwrap()).unwrap();
+        path.display().to_string()
+    };
+    let learned = |path: String| {
+        let config = cascade_core::serve_config::ExplorationConfig {
+            learned_policy: path,
+            ..Default::default()
+        };
+        exploring("learned_policy", config)
+    };
+    let greedy = ask(&learned(save("none.json", &[])), "b", 5);
+    let fifth = greedy[4].clone();
+    let promoted = learned(save("fifth.json", &[(&fifth, 100.0)]));
+    let response = promoted.recommend(&request("b", 5)).unwrap();
+    assert_eq!(response.items[0].item_id, fifth, "{greedy:?}");
+    assert_eq!(response.policy.as_deref(), Some("learned(test)"));
+    assert!(response.items.iter().all(|i| i.propensity == Some(Propensities::CERTAIN)));
+    let missing = dir.path().join("missing.json").display().to_string();
+    let settings = PipelineSettings {
+        rerankers: vec!["learned_policy".into()],
+        exploration: cascade_core::serve_config::ExplorationConfig {
+            learned_policy: missing,
+            ..Default::default()
+        },
+        ..PipelineSettings::default()
+    };
+    let error = settings.check_stages(|_| false, |_| false).unwrap_err();
+    assert!(error.starts_with("recommend.exploration.learned_policy: reading"), "{error}");
+}
+
 /// ε = 0 serves the greedy list, and every propensity is exactly 1.
 #[test]
 fn exploration_switched_off_serves_the_greedy_list_with_certainty() {

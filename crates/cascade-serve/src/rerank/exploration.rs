@@ -10,6 +10,7 @@ use cascade_experiments::calibration::SplitMix;
 use cascade_policy::exploration::{
     EpsilonGreedy, Explored, LinearPosterior, LinearThompson, PlackettLuce, ThompsonSampling,
 };
+use cascade_policy::learning::SavedPolicy;
 use cascade_store::online::{FeatureRead, OnlineStoreError, WindowStats};
 use parking_lot::Mutex;
 
@@ -23,6 +24,9 @@ enum Policy {
     PlackettLuce(PlackettLuce),
     Thompson(ThompsonSampling),
     Linear(LinearThompson, Arc<BanditFit>),
+    /// The greedy list of a learned policy's logits; the policy, or why
+    /// its file could not be read.
+    Learned(Result<Arc<SavedPolicy>, String>),
 }
 
 /// The linear bandit's ridge fit over every item's window: refitted every
@@ -106,6 +110,41 @@ impl Explore {
                 "linear_thompson(slots={}, scale={})",
                 config.bandit_slots, config.bandit_scale
             ),
+            candidates: config.candidates,
+        }
+    }
+}
+
+/// The policy file at `path`, or why it cannot be served, naming the key
+/// and the file.
+pub fn load_learned_policy(path: &str) -> Result<SavedPolicy, String> {
+    let key = "recommend.exploration.learned_policy";
+    if path.is_empty() {
+        return Err(format!(
+            "{key}: the learned_policy step needs a policy file (`cascade learn-policy` writes \
+             them to <workspace>/policies/)"
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{key}: reading {path}: {e}"))?;
+    serde_json::from_str(&text).map_err(|e| format!("{key}: {path} is not a saved policy: {e}"))
+}
+
+impl Explore {
+    /// `learned_policy`: the greedy list of the logits of the policy in
+    /// `[recommend.exploration] learned_policy`. It draws nothing at
+    /// random (every propensity 1) but logs its candidates like the
+    /// explorers, with its logits as their relevance, so that `cascade
+    /// ope` and `cascade learn-policy` can read its lists.
+    pub fn learned_policy(config: &ExplorationConfig) -> Explore {
+        let policy = load_learned_policy(&config.learned_policy).map(Arc::new);
+        let label = match &policy {
+            Ok(policy) => format!("learned({})", policy.label),
+            Err(_) => "learned(unreadable)".to_owned(),
+        };
+        Explore {
+            name: "learned_policy",
+            policy: Policy::Learned(policy),
+            label,
             candidates: config.candidates,
         }
     }
@@ -220,11 +259,19 @@ impl Reranker for Explore {
 
     fn rerank(&self, slate: &mut Slate, context: &RerankContext<'_>) -> Result<(), ServeError> {
         slate.items.truncate(self.candidates.max(context.n));
-        let scores = relevance_by_position(slate);
+        let mut scores = relevance_by_position(slate);
+        if let Policy::Learned(policy) = &self.policy {
+            let policy = policy.as_ref().map_err(|e| ServeError::Unavailable(e.clone()))?;
+            let catalog = &context.models.catalog;
+            for (score, entry) in scores.iter_mut().zip(&slate.items) {
+                *score = policy.logit(*score, &catalog.item_id(entry.item));
+            }
+        }
         let k = context.n.min(scores.len());
         let mut rng = SplitMix::new(context.seed);
         let Explored { order, propensities, .. } = match &self.policy {
             Policy::EpsilonGreedy(policy) => policy.explore(&scores, k, &mut rng),
+            Policy::Learned(_) => EpsilonGreedy { epsilon: 0.0 }.explore(&scores, k, &mut rng),
             Policy::PlackettLuce(policy) => policy.explore(&scores, k, &mut rng),
             Policy::Thompson(policy) => policy.explore(&posteriors(slate, context)?, k, &mut rng),
             Policy::Linear(policy, fit) => {

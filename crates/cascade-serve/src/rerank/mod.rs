@@ -143,6 +143,7 @@ pub fn built_in(
         "plackett_luce" => Box::new(Explore::plackett_luce(&settings.exploration)),
         "thompson" => Box::new(Explore::thompson(&settings.exploration)),
         "linear_thompson" => Box::new(Explore::linear_thompson(&settings.exploration)),
+        "learned_policy" => Box::new(Explore::learned_policy(&settings.exploration)),
         _ => return None,
     };
     Some(step)
