@@ -4,6 +4,7 @@
 //! user simulator that drives a running server (`cascade simulate`).
 
 pub mod new_items;
+pub mod paired;
 pub mod simulator;
 
 use std::sync::Arc;

@@ -100,6 +100,10 @@ pub struct SimulationSettings {
     /// Items added through the catalogue API as new before the
     /// experiment's visits (`new_items`); 0: none.
     pub new_items: usize,
+    /// Where to write each simulated user's experiment-period traffic, one
+    /// JSON line each ([`UserTraffic`]), for paired comparisons of runs
+    /// of the same users against different servers.
+    pub per_user_out: Option<PathBuf>,
     pub seed: u64,
 }
 
@@ -130,6 +134,19 @@ pub struct VariantTraffic {
     /// What the variant did with the items added as new, if any were.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub new_items: Option<NewItemTraffic>,
+}
+
+/// One simulated user's traffic in the experiment period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct UserTraffic {
+    pub user: String,
+    /// The variant label of the user's last list.
+    pub variant: String,
+    pub visits: usize,
+    pub impressions: usize,
+    pub clicks: usize,
+    /// Σ over the user's lists of the truth's expected clicks.
+    pub expected_clicks: f64,
 }
 
 /// The ground truth: per user, a click probability for every item.
@@ -433,6 +450,8 @@ struct Session<'a> {
     /// Items added as new: each new id's original, whose click chances it
     /// has.
     new_items: HashMap<String, u32>,
+    /// Each user's traffic in the latest period run.
+    per_user: BTreeMap<u32, UserTraffic>,
     rng: SplitMix,
 }
 
@@ -459,6 +478,7 @@ impl Session<'_> {
         let mut by_variant: BTreeMap<String, VariantTraffic> = BTreeMap::new();
         let mut seen: BTreeMap<String, std::collections::HashSet<u32>> = BTreeMap::new();
         let mut new_item_trackers: BTreeMap<String, NewItemTracker> = BTreeMap::new();
+        self.per_user.clear();
         for &user in visits {
             let user_id = &self.user_ids[user as usize];
             let path = format!("/v1/users/{user_id}/recommend?n={}", settings.list_length);
@@ -480,6 +500,12 @@ impl Session<'_> {
             let chances =
                 self.probabilities.entry(user).or_insert_with(|| truth.probabilities(user));
             let mut clicked = Vec::new();
+            let person = self
+                .per_user
+                .entry(user)
+                .or_insert_with(|| UserTraffic { user: user_id.clone(), ..UserTraffic::default() });
+            person.variant.clone_from(&variant);
+            person.visits += 1;
             let traffic = by_variant.entry(variant.clone()).or_default();
             traffic.visits += 1;
             if seen.entry(variant.clone()).or_default().insert(user) {
@@ -495,6 +521,8 @@ impl Session<'_> {
                 let chance = known * engagement * lift_of(item["team"].as_str());
                 traffic.impressions += 1;
                 traffic.expected_clicks += examined * chance.min(1.0);
+                person.impressions += 1;
+                person.expected_clicks += examined * chance.min(1.0);
                 let click = self.rng.unit() < examined && self.rng.unit() < chance;
                 if self.new_items.contains_key(item_id) {
                     let tracker = new_item_trackers.entry(variant.clone()).or_default();
@@ -508,6 +536,7 @@ impl Session<'_> {
                 }
             }
             traffic.clicks += clicked.len();
+            person.clicks += clicked.len();
             if !clicked.is_empty() {
                 let events: Vec<Value> = clicked
                     .iter()
@@ -597,6 +626,7 @@ pub fn simulate(
         probabilities: BTreeMap::new(),
         engagement,
         new_items: HashMap::new(),
+        per_user: BTreeMap::new(),
         rng,
     };
     let started = std::time::Instant::now();
@@ -617,6 +647,14 @@ pub fn simulate(
     }
     session.new_items = add_new_items(&mut session, &truth_workspace)?;
     let by_variant = session.run(&visits, "experiment", progress)?;
+    if let Some(path) = &settings.per_user_out {
+        let mut lines = String::new();
+        for traffic in session.per_user.values() {
+            lines.push_str(&serde_json::to_string(traffic)?);
+            lines.push('\n');
+        }
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
+    }
     if !settings.experiments.is_empty() {
         // Impressions are made durable within a second; let them land.
         std::thread::sleep(std::time::Duration::from_millis(1_500));

@@ -32,6 +32,21 @@ pub enum ExperimentCommand {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
+    /// Two simulations of the same users (`cascade simulate --per-user-out`
+    /// with the same --users and --seed) against servers serving A and B,
+    /// compared user by user: the paired lift of B over A in clicks and in
+    /// the truth's expected clicks per user, with t intervals (JSON).
+    Paired {
+        /// A's per-user file.
+        #[arg(long)]
+        control: PathBuf,
+        /// B's per-user file.
+        #[arg(long)]
+        treatment: PathBuf,
+        /// Two-sided level of the intervals.
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+    },
 }
 
 /// `cascade simulate`'s options.
@@ -102,6 +117,10 @@ pub struct SimulateArgs {
     /// variant how soon each was shown and first clicked.
     #[arg(long, default_value_t = 0)]
     new_items: usize,
+    /// Write each user's experiment-period clicks and expected clicks here,
+    /// one JSON line each, for `cascade experiment paired`.
+    #[arg(long)]
+    per_user_out: Option<PathBuf>,
     #[arg(long, default_value_t = 2026)]
     seed: u64,
     /// Print only the JSON summary.
@@ -124,6 +143,9 @@ pub fn run(command: ExperimentCommand) -> Result<()> {
             }
         }
         ExperimentCommand::Calibrate { seed } => print_json(&calibration_report(seed)),
+        ExperimentCommand::Paired { control, treatment, alpha } => print_json(
+            &cascade_app::ab_testing::paired::paired_comparison(&control, &treatment, alpha)?,
+        ),
     }
 }
 
@@ -157,6 +179,7 @@ pub fn run_simulation(args: SimulateArgs) -> Result<()> {
         pre_visits_per_user: args.pre_visits_per_user,
         create_experiments,
         new_items: args.new_items,
+        per_user_out: args.per_user_out,
         seed: args.seed,
     };
     let progress = Progress { quiet: args.json };

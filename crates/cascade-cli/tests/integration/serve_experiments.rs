@@ -120,7 +120,8 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
         .args(["--activity", "uniform", "--experiment", "ranker-vs-popular", "--json", "--data"])
         .arg(&data)
         .args(["--planted-variant", "ranker-vs-popular/full", "--planted-lift", "0.03"])
-        .args(["--new-items", "3"])
+        .args(["--new-items", "3", "--per-user-out"])
+        .arg(work.path().join("users.jsonl"))
         .output()
         .unwrap();
     let (stdout, stderr) = crate::texts(&output);
@@ -141,6 +142,31 @@ fn a_declared_experiment_routes_users_counts_clicks_and_survives_a_restart() {
         let (shown, clicked) = (new_items["shown"].as_u64(), new_items["clicked"].as_u64());
         assert!(shown.unwrap() <= 3 && clicked.unwrap() <= shown.unwrap(), "{stdout}");
     }
+    // Each user's traffic, for paired comparisons: it adds up to the
+    // variants', and a run compared with itself differs by nothing.
+    let users = work.path().join("users.jsonl");
+    let lines: Vec<Value> = std::fs::read_to_string(&users)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 40);
+    let per_user_clicks: f64 = lines.iter().map(|l| l["clicks"].as_f64().unwrap()).sum();
+    assert_eq!(per_user_clicks, clicks_in(&summary["variants"]), "{stdout}");
+    let paired = crate::cascade()
+        .args(["experiment", "paired", "--control"])
+        .arg(&users)
+        .arg("--treatment")
+        .arg(&users)
+        .output()
+        .unwrap();
+    let (paired_out, paired_err) = crate::texts(&paired);
+    assert!(paired.status.success(), "{paired_err}");
+    let paired = json(&paired_out);
+    assert_eq!(paired["users"], 40, "{paired}");
+    let expected = &paired["expected_clicks_per_user"];
+    assert_eq!(expected["control_mean"], expected["treatment_mean"], "{paired}");
+    assert!(expected["difference"].is_null(), "no variance, no test: {paired}");
     let results = &summary["server_results"]["ranker-vs-popular"];
     assert!(results["comparisons"].is_array(), "{stdout}");
     let power = &summary["power"]["ranker-vs-popular"];
