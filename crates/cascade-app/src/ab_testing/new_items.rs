@@ -30,6 +30,9 @@ pub struct NewItemTraffic {
     /// The share of new items clicked within the run: the median above
     /// leaves out the ones never clicked.
     pub share_clicked: f64,
+    /// Every clicked new item's first click, in the variant's visits,
+    /// earliest first.
+    pub first_click_visits: Vec<usize>,
 }
 
 /// One variant's first impressions and clicks of new items, by its own
@@ -63,6 +66,11 @@ impl NewItemTracker {
             median_visits_to_first_impression: median(self.first_shown.values()),
             median_visits_to_first_click: median(self.first_clicked.values()),
             share_clicked: self.first_clicked.len() as f64 / added.max(1) as f64,
+            first_click_visits: {
+                let mut visits: Vec<usize> = self.first_clicked.values().copied().collect();
+                visits.sort_unstable();
+                visits
+            },
         }
     }
 }
@@ -97,5 +105,6 @@ mod tests {
         assert_eq!(summary.median_visits_to_first_impression, Some(4.0));
         assert_eq!(summary.median_visits_to_first_click, Some(8.5));
         assert_eq!(summary.share_clicked, 0.5);
+        assert_eq!(summary.first_click_visits, [5, 12]);
     }
 }
