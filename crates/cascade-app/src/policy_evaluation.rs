@@ -30,8 +30,8 @@ use serde_json::{Value, json};
 use cascade_core::event::{IMPRESSION, Propensities};
 use cascade_policy::exploration::{Explorer, parse_policy};
 use cascade_policy::ope::{
-    Estimator, LoggedSlate, PositionRewardModel, SlateEstimator, bootstrap_interval,
-    effective_sample_size, estimate_slate, slot_marginals, target_view,
+    Estimator, LoggedSlate, PositionRewardModel, Round, SlateEstimator, bootstrap_interval,
+    bootstrap_lift_interval, effective_sample_size, estimate_slate, slot_marginals, target_view,
 };
 use cascade_store::Store;
 
@@ -44,9 +44,12 @@ use crate::workspace::Workspace;
 pub struct OpeSettings {
     /// Target policies: `greedy`, `epsilon_greedy:ε`, `plackett_luce:T`.
     pub targets: Vec<String>,
-    /// Only lists this policy drew (its logged label); all explored lists
-    /// if `None`.
-    pub behaviour: Option<String>,
+    /// Which explored lists to read.
+    pub lists: LogFilter,
+    /// A target (one of `targets`) every other target's lift is estimated
+    /// over, with a paired bootstrap interval: what an A/B test of the two
+    /// would find on these requests.
+    pub lift_over: Option<String>,
     /// Bootstrap resamples per interval.
     pub bootstrap: usize,
     /// Two-sided level of the intervals.
@@ -94,11 +97,42 @@ pub(crate) struct ExploredLog {
     pub(crate) totals: LogTotals,
 }
 
-/// Every explored list in the store, with its slots' rewards.
+/// Which of the store's explored lists an evaluation reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFilter {
+    /// Only lists this policy drew (its logged label).
+    pub behaviour: Option<String>,
+    /// Only lists served to this experiment's variant, `(experiment,
+    /// variant)`.
+    pub variant: Option<(String, String)>,
+}
+
+impl LogFilter {
+    /// `EXPERIMENT/VARIANT` as a variant filter; an error naming the text
+    /// otherwise.
+    pub fn parse_variant(text: &str) -> Result<(String, String)> {
+        match text.split_once('/') {
+            Some((experiment, variant)) if !experiment.is_empty() && !variant.is_empty() => {
+                Ok((experiment.to_owned(), variant.to_owned()))
+            }
+            _ => bail!("--variant {text:?}: expected EXPERIMENT/VARIANT, e.g. ope/logging"),
+        }
+    }
+
+    fn admits(&self, policy: &str, variants: &[(String, String)]) -> bool {
+        self.behaviour.as_deref().is_none_or(|b| b == policy)
+            && self.variant.as_ref().is_none_or(|(e, v)| {
+                variants.iter().any(|(experiment, variant)| experiment == e && variant == v)
+            })
+    }
+}
+
+/// Every explored list in the store that `filter` admits, with its slots'
+/// rewards.
 pub(crate) fn logged_slates(
     store: &Store,
     join_window_ms: i64,
-    behaviour: Option<&str>,
+    filter: &LogFilter,
 ) -> Result<ExploredLog> {
     // (user, item) → every impression's (shown at, seq), and every other
     // event's (user, item, time): joined once the whole log is read, by
@@ -127,7 +161,7 @@ pub(crate) fn logged_slates(
                 totals.unexplored_impressions += 1;
                 continue;
             };
-            if behaviour.is_some_and(|b| b != policy) {
+            if !filter.admits(policy, &served.variants) {
                 continue;
             }
             let list = lists.entry(served.request_id.clone()).or_insert_with(|| {
@@ -236,7 +270,8 @@ pub(crate) fn expected_clicks(
 }
 
 /// Every estimator on one part of the log: estimates and intervals, and
-/// against `truth` (if known) each one's relative error and coverage.
+/// against `truth` (if known) each one's relative error and coverage; the
+/// effective sample size, and the rounds the target saw (for lifts).
 fn estimate_part(
     target: &dyn Explorer,
     (slates, marginals): (&[LoggedSlate], &[Vec<Vec<f64>>]),
@@ -244,7 +279,7 @@ fn estimate_part(
     settings: &OpeSettings,
     truth: Option<f64>,
     seed: u64,
-) -> Result<(f64, Vec<Value>)> {
+) -> Result<(f64, Vec<Value>, Vec<Round>)> {
     let (rounds, rows) = target_view(target, slates, marginals, model, seed);
     let impressions = rounds.len() as f64;
     let judged = |value: f64, interval: Option<(f64, f64)>| -> Value {
@@ -275,7 +310,34 @@ fn estimate_part(
             "against_truth": judged(value, None),
         }));
     }
-    Ok((effective_sample_size(&rounds), estimates))
+    Ok((effective_sample_size(&rounds), estimates, rounds))
+}
+
+/// Each standard estimator's lift of `treatment` over `control` (the same
+/// logged rounds seen from each), with a paired bootstrap interval.
+fn lift_estimates(
+    (treatment, control): (&[Round], &[Round]),
+    settings: &OpeSettings,
+) -> Result<Vec<Value>> {
+    Estimator::defaults()
+        .into_iter()
+        .map(|estimator| {
+            let lift = estimator.estimate(treatment)? / estimator.estimate(control)? - 1.0;
+            let interval = bootstrap_lift_interval(
+                estimator,
+                (treatment, control),
+                settings.bootstrap,
+                settings.alpha,
+                settings.seed,
+            )?;
+            Ok(json!({
+                "estimator": estimator.label(),
+                "lift": lift,
+                "lower": interval.lower,
+                "upper": interval.upper,
+            }))
+        })
+        .collect()
 }
 
 /// Each estimator's mean absolute relative error and interval coverage
@@ -320,10 +382,20 @@ pub fn evaluate(
     if targets.is_empty() {
         bail!("no target policy: pass --target greedy, epsilon_greedy:EPSILON or plackett_luce:T");
     }
+    let control = match &settings.lift_over {
+        None => None,
+        Some(spec) => match settings.targets.iter().position(|t| t == spec) {
+            Some(index) => Some(index),
+            None => bail!(
+                "--lift-over {spec:?} is not one of the targets ({}): pass it as --target too",
+                settings.targets.join(", ")
+            ),
+        },
+    };
     let store = workspace.store()?;
     let join_window_ms = workspace.config.stream.join_window_s as i64 * 1000;
     let ExploredLog { slates, contexts, policies, totals } =
-        logged_slates(&store, join_window_ms, settings.behaviour.as_deref())?;
+        logged_slates(&store, join_window_ms, &settings.lists)?;
     if slates.is_empty() {
         bail!(
             "the store holds no explored lists ({} impressions served without exploration): list \
@@ -346,6 +418,7 @@ pub fn evaluate(
     );
     let chunk = slates.len().div_ceil(parts);
     let mut reports = Vec::new();
+    let mut rounds_by_target = Vec::new();
     for (k, target) in targets.iter().enumerate() {
         bar.set_message(target.label());
         let seed = settings.seed + k as u64;
@@ -355,8 +428,9 @@ pub fn evaluate(
         };
         let whole_truth = truth_of(&marginals, &contexts)?;
         let whole = (slates.as_slice(), marginals.as_slice());
-        let (ess, estimates) =
+        let (ess, estimates, rounds) =
             estimate_part(target.as_ref(), whole, &model, settings, whole_truth, seed)?;
+        rounds_by_target.push(rounds);
         bar.inc(1);
         let mut part_estimates = Vec::new();
         let mut part_truths = Vec::new();
@@ -367,7 +441,7 @@ pub fn evaluate(
                 let part_truth = truth_of(part_marginals, context)?;
                 part_truths.push(part_truth);
                 let view = (part, part_marginals);
-                let (_, estimates) =
+                let (_, estimates, _) =
                     estimate_part(target.as_ref(), view, &model, settings, part_truth, seed)?;
                 part_estimates.push(estimates);
                 bar.inc(1);
@@ -387,6 +461,15 @@ pub fn evaluate(
         }));
     }
     bar.finish_and_clear();
+    if let Some(c) = control {
+        for (k, report) in reports.iter_mut().enumerate().filter(|(k, _)| *k != c) {
+            let pair = (rounds_by_target[k].as_slice(), rounds_by_target[c].as_slice());
+            report["lift_over"] = json!({
+                "control": targets[c].label(),
+                "estimates": lift_estimates(pair, settings)?,
+            });
+        }
+    }
     Ok(json!({
         "logged": {
             "policies": behaviours,
@@ -438,6 +521,19 @@ pub fn describe(report: &Value) -> String {
                 e["estimator"].as_str().unwrap_or("?"),
                 e["ctr"].as_f64().unwrap_or(f64::NAN)
             ));
+        }
+        if let Some(control) = target["lift_over"]["control"].as_str() {
+            out.push_str(&format!("  lift over {control}:\n"));
+            for e in target["lift_over"]["estimates"].as_array().into_iter().flatten() {
+                let percent = |key: &str| 100.0 * e[key].as_f64().unwrap_or(f64::NAN);
+                out.push_str(&format!(
+                    "  {:<22} {:+.1}% [{:+.1}%, {:+.1}%]\n",
+                    e["estimator"].as_str().unwrap_or("?"),
+                    percent("lift"),
+                    percent("lower"),
+                    percent("upper")
+                ));
+            }
         }
     }
     out
@@ -506,7 +602,7 @@ mod tests {
             })
             .collect();
         store.append(&keyed).unwrap();
-        let log = logged_slates(&store, 5_000, None).unwrap();
+        let log = logged_slates(&store, 5_000, &LogFilter::default()).unwrap();
         let rewards: Vec<&Vec<f64>> = log.slates.iter().map(|s| &s.rewards).collect();
         assert_eq!(rewards, [&vec![0.0, 0.0], &vec![1.0, 0.0], &vec![0.0, 0.0]]);
         assert_eq!(log.slates[1].served, vec![0, 2], "candidates a, b, c; r2 served a then c");

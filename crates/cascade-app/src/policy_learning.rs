@@ -38,7 +38,7 @@ use cascade_policy::ope::{
 };
 
 use crate::ab_testing::simulator::GroundTruth;
-use crate::policy_evaluation::{ListContext, expected_clicks, logged_slates};
+use crate::policy_evaluation::{ListContext, LogFilter, expected_clicks, logged_slates};
 use crate::progress::Progress;
 use crate::workspace::Workspace;
 
@@ -242,7 +242,8 @@ pub fn learn(
 ) -> Result<Value> {
     let store = workspace.store()?;
     let join_window_ms = workspace.config.stream.join_window_s as i64 * 1000;
-    let log = logged_slates(&store, join_window_ms, settings.behaviour.as_deref())?;
+    let filter = LogFilter { behaviour: settings.behaviour.clone(), variant: None };
+    let log = logged_slates(&store, join_window_ms, &filter)?;
     if log.slates.len() < 2 {
         bail!(
             "the store holds {} explored lists: learning needs some to learn from and some to \

@@ -241,7 +241,8 @@ fn off_policy(run: &ReportRun<'_>) -> Result<Value> {
     drop(store);
     let settings = OpeSettings {
         targets: config.ope_targets.clone(),
-        behaviour: None,
+        lists: Default::default(),
+        lift_over: None,
         bootstrap: config.ope_bootstrap,
         alpha: 0.05,
         monte_carlo_samples: 200,

@@ -9,7 +9,7 @@ use clap::Args;
 use cascade_app::Progress;
 use cascade_app::Workspace;
 use cascade_app::ab_testing::simulator::GroundTruth;
-use cascade_app::policy_evaluation::{OpeSettings, describe, evaluate};
+use cascade_app::policy_evaluation::{LogFilter, OpeSettings, describe, evaluate};
 
 use crate::{Common, print_json};
 
@@ -57,6 +57,14 @@ pub struct OpeArgs {
     /// [default: every explored list].
     #[arg(long)]
     behaviour: Option<String>,
+    /// Only lists served to this experiment's variant, `EXPERIMENT/VARIANT`
+    /// (the arm that logged with exploration) [default: every variant].
+    #[arg(long)]
+    variant: Option<String>,
+    /// Also estimate every other target's lift over this one (pass it as a
+    /// --target too), with a paired bootstrap interval.
+    #[arg(long)]
+    lift_over: Option<String>,
     /// Bootstrap resamples per interval.
     #[arg(long, default_value_t = 1000)]
     bootstrap: usize,
@@ -86,7 +94,11 @@ pub fn run(args: OpeArgs) -> Result<()> {
     let workspace = args.common.open_workspace()?;
     let settings = OpeSettings {
         targets: args.targets,
-        behaviour: args.behaviour,
+        lists: LogFilter {
+            behaviour: args.behaviour,
+            variant: args.variant.as_deref().map(LogFilter::parse_variant).transpose()?,
+        },
+        lift_over: args.lift_over,
         bootstrap: args.bootstrap,
         alpha: args.alpha,
         monte_carlo_samples: args.monte_carlo_samples,

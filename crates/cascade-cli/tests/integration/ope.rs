@@ -77,18 +77,16 @@ fn explored_lists_log_propensities_that_off_policy_evaluation_reads_back() {
             .output()
             .unwrap()
     };
-    let output = on_workspace(&[
-        "ope",
-        "--target",
-        "epsilon_greedy:0.3",
-        "--target",
-        "greedy",
-        "--bootstrap",
-        "200",
-        "--json",
-    ]);
-    assert!(output.status.success(), "{:?}", texts(&output));
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // ε-greedy (the logging policy) and greedy on the explored lists.
+    let ope = |filters: &[&str]| -> Value {
+        let mut args = vec!["ope", "--target", "epsilon_greedy:0.3", "--target", "greedy"];
+        args.extend_from_slice(&["--bootstrap", "200", "--json"]);
+        args.extend_from_slice(filters);
+        let output = on_workspace(&args);
+        assert!(output.status.success(), "{:?}", texts(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let report = ope(&[]);
     let logged = &report["logged"];
     assert_eq!(logged["lists"].as_u64(), Some(explored), "{report}");
     assert_eq!(logged["impressions"].as_u64(), Some(explored * 10));
@@ -112,6 +110,29 @@ fn explored_lists_log_propensities_that_off_policy_evaluation_reads_back() {
     let greedy_ess = report["targets"][1]["effective_sample_size"].as_f64().unwrap();
     assert!(greedy_ess < ess, "{report}");
     assert!(estimate(1, "DR").is_finite());
+
+    // The exploring variant's lists alone (here: every explored list), and
+    // ε-greedy's lift over greedy on the same rounds.
+    let lifted = ope(&["--variant", "exploration/explore", "--lift-over", "greedy"]);
+    assert_eq!(lifted["logged"]["lists"].as_u64(), Some(explored), "{lifted}");
+    assert!(lifted["targets"][1]["lift_over"].is_null(), "no lift of the control over itself");
+    let lift = &lifted["targets"][0]["lift_over"];
+    assert_eq!(lift["control"], "greedy", "{lift}");
+    let ips = lift["estimates"].as_array().unwrap().iter().find(|e| e["estimator"] == "IPS");
+    let ips = ips.unwrap();
+    let expected = estimate(0, "IPS") / estimate(1, "IPS") - 1.0;
+    assert!((ips["lift"].as_f64().unwrap() - expected).abs() < 1e-12, "{ips}");
+    assert!(ips["lower"].as_f64().unwrap() < ips["upper"].as_f64().unwrap(), "{ips}");
+    // The greedy variant explored nothing; bad filters name themselves.
+    let refused = |args: &[&str], expected: &str| {
+        let output = on_workspace(args);
+        assert!(!output.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    };
+    refused(&["ope", "--target", "greedy", "--variant", "exploration/greedy"], "no explored lists");
+    refused(&["ope", "--target", "greedy", "--variant", "exploration"], "EXPERIMENT/VARIANT");
+    refused(&["ope", "--target", "greedy", "--lift-over", "epsilon_greedy:0.3"], "--lift-over");
 
     // Policy learning reads the same lists: the older half teaches, the
     // newer half judges, and the supervised arm serves the ranker's lists.

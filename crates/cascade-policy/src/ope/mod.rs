@@ -15,7 +15,7 @@ pub mod logged;
 pub mod slate;
 pub mod standard;
 
-pub use interval::{Interval, bootstrap_interval, effective_sample_size};
+pub use interval::{Interval, bootstrap_interval, bootstrap_lift_interval, effective_sample_size};
 pub use logged::{
     LoggedSlate, PositionRewardModel, slot_marginals, target_view, target_view_scored,
 };
@@ -35,6 +35,14 @@ pub enum OpeError {
         round: usize,
         /// The value found.
         value: f64,
+    },
+    /// Two targets' views of a log that are not of the same rounds.
+    #[error("a lift pairs the same rounds: the treatment has {treatment}, the control {control}")]
+    Unpaired {
+        /// Rounds of the treatment target.
+        treatment: usize,
+        /// Rounds of the control target.
+        control: usize,
     },
     /// A number that is not finite.
     #[error("round {round}: {field} is {value}, not a finite number")]
