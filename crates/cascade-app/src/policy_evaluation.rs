@@ -21,7 +21,7 @@
 //! parts, each estimated and checked on its own, for the estimators'
 //! errors and their intervals' coverage.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -92,8 +92,8 @@ struct OpenList {
 pub(crate) struct ExploredLog {
     pub(crate) slates: Vec<LoggedSlate>,
     pub(crate) contexts: Vec<ListContext>,
-    /// The policy that drew each list.
-    pub(crate) policies: Vec<String>,
+    /// The policies that drew them, each once, sorted.
+    pub(crate) behaviours: BTreeSet<String>,
     pub(crate) totals: LogTotals,
 }
 
@@ -190,7 +190,7 @@ pub(crate) fn logged_slates(
     }
     let mut slates = Vec::with_capacity(order.len());
     let mut contexts = Vec::with_capacity(order.len());
-    let mut policies = Vec::with_capacity(order.len());
+    let mut behaviours = BTreeSet::new();
     for id in order {
         let Some(mut list) = lists.remove(&id) else { continue };
         list.slots.sort_by_key(|s| s.0);
@@ -214,11 +214,11 @@ pub(crate) fn logged_slates(
             behavior: list.slots.iter().map(|s| s.2).collect(),
             rewards,
         });
-        policies.push(list.policy);
+        behaviours.insert(list.policy);
         let candidates = list.candidates.into_iter().map(|(item, _)| item).collect();
         contexts.push(ListContext { user: list.user, candidates });
     }
-    Ok(ExploredLog { slates, contexts, policies, totals })
+    Ok(ExploredLog { slates, contexts, behaviours, totals })
 }
 
 /// Whether the store holds any impression an exploring policy served.
@@ -394,7 +394,7 @@ pub fn evaluate(
     };
     let store = workspace.store()?;
     let join_window_ms = workspace.config.stream.join_window_s as i64 * 1000;
-    let ExploredLog { slates, contexts, policies, totals } =
+    let ExploredLog { slates, contexts, behaviours, totals } =
         logged_slates(&store, join_window_ms, &settings.lists)?;
     if slates.is_empty() {
         bail!(
@@ -403,9 +403,6 @@ pub fn evaluate(
             totals.unexplored_impressions
         );
     }
-    let mut behaviours: Vec<String> = policies.clone();
-    behaviours.sort();
-    behaviours.dedup();
     let model = PositionRewardModel::fit(&slates);
     let parts = settings.parts.clamp(1, slates.len());
     let bar = match progress.quiet {

@@ -27,8 +27,7 @@ use serde_json::{Value, json};
 
 use cascade_core::policy_config::PolicyLearningConfig;
 use cascade_experiments::calibration::SplitMix;
-use cascade_experiments::statistics::{Estimate, Moments, one_sample};
-use cascade_policy::exploration::{EpsilonGreedy, Explorer};
+use cascade_policy::exploration::{EpsilonGreedy, Explorer, greedy_order};
 use cascade_policy::learning::{
     ReinforceSettings, SavedPolicy, SoftmaxPolicy, TrainingList, TrainingTrace, reinforce,
 };
@@ -37,6 +36,7 @@ use cascade_policy::ope::{
     target_view_scored,
 };
 
+use crate::ab_testing::paired::paired_lift;
 use crate::ab_testing::simulator::GroundTruth;
 use crate::policy_evaluation::{ListContext, LogFilter, expected_clicks, logged_slates};
 use crate::progress::Progress;
@@ -184,17 +184,12 @@ fn judged_by_truth(
         .map(|(user, base)| arm.get(user).copied().unwrap_or(0.0) - base)
         .collect();
     let per_user = baseline / supervised.len().max(1) as f64;
-    let lift = one_sample(&Estimate::mean_of(&Moments::of(&differences)), alpha);
+    let (lift, relative) = paired_lift(&differences, per_user, alpha);
     json!({
         "ctr": total / impressions.max(1) as f64,
         "users": differences.len(),
         "clicks_per_user_lift": lift,
-        "relative_lift": lift.map(|l| json!({
-            "estimate": l.estimate / per_user,
-            "lower": l.lower / per_user,
-            "upper": l.upper / per_user,
-            "p_value": l.p_value,
-        })),
+        "relative_lift": relative,
     })
 }
 
@@ -281,6 +276,10 @@ pub fn learn(
     let impressions: usize = judging.iter().map(|s| s.served.len()).sum();
     let model = PositionRewardModel::fit(judging);
     let greedy = EpsilonGreedy { epsilon: 0.0 };
+    // What the supervised ranker serves: an arm reorders a list when its
+    // greedy list differs from this.
+    let ranker_lists: Vec<Vec<usize>> =
+        judging.iter().map(|s| greedy_order(&s.relevance, s.served.len())).collect();
     let bar = progress.bar(arms.len() as u64, "judging", "policies");
     let mut supervised_clicks: Option<HashMap<String, f64>> = None;
     // The configured arm's and the uncorrected arm's clicks per user.
@@ -313,14 +312,10 @@ pub fn learn(
         let true_ctr = online.as_ref().and_then(|o| o["ctr"].as_f64());
         let off_policy =
             judged_off_policy(judging, &scores, &marginals, &model, settings, true_ctr)?;
-        let changed = judging
+        let changed = ranker_lists
             .iter()
             .zip(&scores)
-            .filter(|(slate, scores)| {
-                let k = slate.served.len();
-                cascade_policy::exploration::greedy_order(scores, k)
-                    != cascade_policy::exploration::greedy_order(&slate.relevance, k)
-            })
+            .filter(|(ranked, scores)| greedy_order(scores, ranked.len()) != **ranked)
             .count();
         let trace = arm.trace.as_ref().map(|t| {
             let every = (t.objective.len() / 50).max(1);
@@ -357,12 +352,9 @@ pub fn learn(
         _ => Value::Null,
     };
     let clicks = |slates: &[LoggedSlate]| -> f64 { slates.iter().flat_map(|s| &s.rewards).sum() };
-    let mut behaviours = log.policies.clone();
-    behaviours.sort();
-    behaviours.dedup();
     Ok(json!({
         "logged": {
-            "policies": behaviours,
+            "policies": log.behaviours,
             "learning_lists": cut,
             "learning_clicks": clicks(&log.slates[..cut]),
             "judging_lists": judging.len(),

@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use cascade_experiments::statistics::{Estimate, Moments, one_sample};
+use cascade_experiments::statistics::{Estimate, Lift, Moments, one_sample};
 
 use super::simulator::UserTraffic;
 
@@ -32,6 +32,22 @@ fn read(path: &Path) -> Result<BTreeMap<String, UserTraffic>> {
         users.insert(traffic.user.clone(), traffic);
     }
     Ok(users)
+}
+
+/// The mean of per-user differences B − A with the one-sample t interval,
+/// and the same relative to A's mean per user, `base` (`null` when it is
+/// 0 or the differences have no spread).
+pub(crate) fn paired_lift(differences: &[f64], base: f64, alpha: f64) -> (Option<Lift>, Value) {
+    let lift = one_sample(&Estimate::mean_of(&Moments::of(differences)), alpha);
+    let relative = lift.filter(|_| base != 0.0).map(|l| {
+        json!({
+            "estimate": l.estimate / base,
+            "lower": l.lower / base,
+            "upper": l.upper / base,
+            "p_value": l.p_value,
+        })
+    });
+    (lift, json!(relative))
 }
 
 /// B against A over the users both files hold, for clicks and for the
@@ -52,17 +68,12 @@ pub fn paired_comparison(control: &Path, treatment: &Path, alpha: f64) -> Result
     let metric = |value: fn(&UserTraffic) -> f64| -> Value {
         let differences: Vec<f64> = a.iter().map(|(u, x)| value(&b[u]) - value(x)).collect();
         let base = a.values().map(value).sum::<f64>() / a.len().max(1) as f64;
-        let lift = one_sample(&Estimate::mean_of(&Moments::of(&differences)), alpha);
+        let (lift, relative) = paired_lift(&differences, base, alpha);
         json!({
             "control_mean": base,
             "treatment_mean": b.values().map(value).sum::<f64>() / b.len().max(1) as f64,
             "difference": lift,
-            "relative": lift.filter(|_| base != 0.0).map(|l| json!({
-                "estimate": l.estimate / base,
-                "lower": l.lower / base,
-                "upper": l.upper / base,
-                "p_value": l.p_value,
-            })),
+            "relative": relative,
         })
     };
     Ok(json!({
